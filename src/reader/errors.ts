@@ -1,0 +1,79 @@
+/**
+ * Every way an input can be unusable, as a stable code. The CLI maps these to exit code 2 and prints the
+ * message; tests assert on codes, never on prose.
+ */
+export type ReaderErrorCode =
+  | "file-not-found"
+  | "not-a-file"
+  | "io-error"
+  | "file-changed"
+  | "not-a-checkpoint"
+  | "empty-file"
+  | "zip-truncated"
+  | "zip-malformed"
+  | "zip-unsupported"
+  | "zip-crc-mismatch"
+  | "zip-entry-missing"
+  | "zip-limit"
+  | "pickle-truncated"
+  | "pickle-malformed"
+  | "pickle-unknown-opcode"
+  | "pickle-limit"
+  | "legacy-malformed"
+  | "legacy-truncated"
+  | "tar-unsupported"
+  | "safetensors-malformed"
+  | "safetensors-truncated"
+  | "storage-missing"
+  | "unsupported-format";
+
+/** What the user should do next, per code: kept here so every error carries a hint without repeating it. */
+const NEXT_STEP: Record<ReaderErrorCode, string> = {
+  "file-not-found": "check the path",
+  "not-a-file": "pass a checkpoint file or a run directory",
+  "io-error": "check the file's permissions and the disk",
+  "file-changed": "the file is still being written; wait for the writer to finish and retry",
+  "not-a-checkpoint": "pass a file written by torch.save, torch.jit.save or safetensors",
+  "empty-file": "the file is empty: the save was interrupted; use an earlier checkpoint",
+  "zip-truncated": "the file was cut short (interrupted save or full disk); use an earlier checkpoint",
+  "zip-malformed": "the archive is damaged; use an earlier checkpoint or re-download it",
+  "zip-unsupported": "the archive uses a zip feature torch never writes; re-save it with torch.save",
+  "zip-crc-mismatch": "a record's bytes were corrupted after writing; use an earlier checkpoint",
+  "zip-entry-missing": "the archive lacks a record torch needs; use an earlier checkpoint",
+  "zip-limit": "a record is larger than ckpt reads into memory at once; the file may be damaged or hostile",
+  "pickle-truncated": "the pickle was cut short; use an earlier checkpoint",
+  "pickle-malformed": "the pickle is damaged; use an earlier checkpoint",
+  "pickle-unknown-opcode": "the pickle uses an opcode no Python protocol defines; the file is damaged",
+  "pickle-limit": "the pickle exceeds a safety limit; it may be hostile, do not torch.load it",
+  "legacy-malformed": "the legacy-format file is damaged; use an earlier checkpoint",
+  "legacy-truncated": "the legacy-format file was cut short; use an earlier checkpoint",
+  "tar-unsupported":
+    "this is the tar format of torch <= 0.1.9; load it with an old torch and re-save it with torch.save",
+  "safetensors-malformed": "the safetensors header is invalid; re-export the file",
+  "safetensors-truncated": "the safetensors file was cut short; re-download or re-export it",
+  "storage-missing": "a tensor's storage record is absent; the file is incomplete",
+  "unsupported-format": "this format is recognised but not readable by ckpt yet",
+};
+
+/** An input problem with a stable code, the file it concerns, and a byte offset when one is known. */
+export class ReaderError extends Error {
+  readonly code: ReaderErrorCode;
+  readonly offset: number | undefined;
+  file: string | undefined;
+
+  constructor(code: ReaderErrorCode, message: string, options: { offset?: number; file?: string } = {}) {
+    super(message);
+    this.name = "ReaderError";
+    this.code = code;
+    this.offset = options.offset;
+    this.file = options.file;
+  }
+
+  get nextStep(): string {
+    return NEXT_STEP[this.code];
+  }
+}
+
+export function isReaderError(error: unknown): error is ReaderError {
+  return error instanceof ReaderError;
+}

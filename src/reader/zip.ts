@@ -1,0 +1,382 @@
+import { Buffer } from "node:buffer";
+import { pipeline, Readable } from "node:stream";
+import { createInflateRaw, inflateRawSync } from "node:zlib";
+import { isReaderError, type ReaderError } from "./errors.js";
+import type { ByteSource } from "./source.js";
+import { parseCentralDirectory, type ZipEntry } from "./zip/centralDirectory.js";
+import { crc32 } from "./zip/crc32.js";
+import { type ArchiveLayout, readArchiveLayout } from "./zip/endRecords.js";
+import {
+  hex,
+  LOCAL_FILE_HEADER_LENGTH,
+  METHOD_DEFLATE,
+  METHOD_STORED,
+  SIGNATURE,
+  viewOf,
+  zipError,
+} from "./zip/format.js";
+
+/**
+ * The zip container of `torch.save` / `torch.jit.save` files, read the way torch reads it: the central
+ * directory is the authority for names, sizes and CRCs; local headers are read only to find where a record's
+ * bytes start (torch pads them with an `FB` extra field that exists only there). Reads are few and bounded:
+ * opening costs one read of the file's tail and one of the central directory, whatever the entry count.
+ */
+
+export type { ZipEntry } from "./zip/centralDirectory.js";
+
+/** What a record's local file header says, for finding its data and for comparing it with the central one. */
+export interface LocalHeader {
+  /** File offset of the header. */
+  readonly offset: number;
+  readonly flags: number;
+  readonly method: number;
+  readonly nameRaw: Uint8Array;
+  /** Whether `nameRaw` equals the central directory's name bytes. */
+  readonly nameMatches: boolean;
+  /** Includes torch's `FB` alignment padding, which the central directory does not have. */
+  readonly extraLength: number;
+  /** File offset of the record's first data byte: 64-aligned in torch-written files. */
+  readonly dataOffset: number;
+}
+
+export interface CrcCheck {
+  /** True when the CRC matched or was not computed by the writer. */
+  readonly ok: boolean;
+  /** The central directory's CRC is 0 for a non-empty record: the writer did not compute it, nothing was read. */
+  readonly skipped: boolean;
+  readonly expected: number;
+  /** Undefined when skipped. */
+  readonly actual: number | undefined;
+}
+
+const MiB = 1024 * 1024;
+/** Largest record `readEntry` loads whole unless told otherwise. */
+export const DEFAULT_MAX_ENTRY_BYTES = 256 * MiB;
+export const DEFAULT_CHUNK_SIZE = 4 * MiB;
+
+/** `PK\x03\x04` at offset 0: how torch itself recognises a zip checkpoint. Never throws. */
+export function looksLikeZip(head: Uint8Array): boolean {
+  return head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
+}
+
+/**
+ * Reads the end records and the whole central directory: one read when the central directory lies in the
+ * file's last 64 KiB, else two (three only if a long archive comment hides the ZIP64 end record).
+ * @throws ReaderError `zip-truncated` (no end record in a file that starts like a zip, or structures past the
+ * end of the file), `zip-malformed` (bad signatures, inconsistent counts), `zip-unsupported` (multi-disk),
+ * `empty-file`, and `io-error`/`file-changed` from the source.
+ */
+export function openZip(source: ByteSource): ZipArchive {
+  const layout = readArchiveLayout(source);
+  const { tail, tailOffset, centralDirectoryOffset: offset, centralDirectorySize: size } = layout;
+  const cd =
+    offset >= tailOffset
+      ? tail.subarray(offset - tailOffset, offset - tailOffset + size)
+      : source.read(offset, size);
+  const entries = parseCentralDirectory(cd, {
+    file: source.name,
+    fileOffset: offset,
+    entryCount: layout.entryCount,
+    junkBefore: layout.junkBefore,
+  });
+  return new ZipArchive(source, entries, layout);
+}
+
+/** An opened archive: its entries as plain data, plus methods that read a record's bytes on demand. */
+export class ZipArchive {
+  readonly source: ByteSource;
+  /** In central-directory order. */
+  readonly entries: readonly ZipEntry[];
+  /**
+   * torch's archive folder: entry 0's name up to its first `/` (torch's own rule), "" when it has none.
+   * Record names (`data.pkl`, `data/0`) are relative to it.
+   */
+  readonly prefix: string;
+  /** Full names that occur more than once; `get` returns the first occurrence, as torch reads it. */
+  readonly duplicates: readonly string[];
+  /** Bytes before the archive that its offsets do not count (already added to every offset here). */
+  readonly junkBefore: number;
+  /** Bytes after the end of central directory record and its comment. */
+  readonly junkAfter: number;
+  /** ZIP64 end records are present (always, for torch-written files). */
+  readonly zip64: boolean;
+  /** File offset and size of the central directory. */
+  readonly centralDirectoryOffset: number;
+  readonly centralDirectorySize: number;
+
+  private readonly byName = new Map<string, ZipEntry>();
+  private readonly localHeaders = new Map<ZipEntry, LocalHeader>();
+
+  /** Use `openZip`. */
+  constructor(source: ByteSource, entries: readonly ZipEntry[], layout: ArchiveLayout) {
+    this.source = source;
+    this.entries = entries;
+    const first = entries[0]?.name ?? "";
+    const slash = first.indexOf("/");
+    this.prefix = slash < 0 ? "" : first.slice(0, slash);
+    const duplicates = new Set<string>();
+    for (const entry of entries) {
+      if (this.byName.has(entry.name)) duplicates.add(entry.name);
+      else this.byName.set(entry.name, entry);
+    }
+    this.duplicates = [...duplicates];
+    this.junkBefore = layout.junkBefore;
+    this.junkAfter = layout.junkAfter;
+    this.zip64 = layout.zip64 !== undefined;
+    this.centralDirectoryOffset = layout.centralDirectoryOffset;
+    this.centralDirectorySize = layout.centralDirectorySize;
+  }
+
+  /** The entry's name relative to `prefix`, or undefined when it lies outside the prefix folder. */
+  recordName(entry: ZipEntry): string | undefined {
+    if (this.prefix === "") return entry.name;
+    const folder = `${this.prefix}/`;
+    return entry.name.startsWith(folder) ? entry.name.slice(folder.length) : undefined;
+  }
+
+  /** The first entry named `prefix/record`, in O(1). */
+  get(record: string): ZipEntry | undefined {
+    return this.byName.get(this.prefix === "" ? record : `${this.prefix}/${record}`);
+  }
+
+  /**
+   * Reads (once; cached) the entry's local file header and checks that its data fits before the central
+   * directory. One read of 30 bytes plus the central name length.
+   * @throws ReaderError `zip-truncated` when the header or data run past the end of the file, `zip-malformed`
+   * when the signature is wrong or the data overlaps the central directory.
+   */
+  localHeader(entry: ZipEntry): LocalHeader {
+    const cached = this.localHeaders.get(entry);
+    if (cached !== undefined) return cached;
+    const { size, name: file } = this.source;
+    const offset = entry.localHeaderOffset;
+    const what = describe(entry);
+    if (offset + LOCAL_FILE_HEADER_LENGTH > this.centralDirectoryOffset) {
+      const pastEnd = offset + LOCAL_FILE_HEADER_LENGTH > size;
+      throw zipError(
+        pastEnd ? "zip-truncated" : "zip-malformed",
+        file,
+        offset,
+        `${what}: its local file header at offset ${offset} would end at offset ` +
+          `${offset + LOCAL_FILE_HEADER_LENGTH}, ` +
+          (pastEnd
+            ? `past the end of the ${size}-byte file`
+            : `inside the central directory, which starts at offset ${this.centralDirectoryOffset}`),
+      );
+    }
+    const head = this.source.read(
+      offset,
+      Math.min(LOCAL_FILE_HEADER_LENGTH + entry.nameRaw.length, size - offset),
+    );
+    const view = viewOf(head);
+    const signature = view.getUint32(0, true); // 0 - local file header signature
+    if (signature !== SIGNATURE.localFileHeader) {
+      throw zipError(
+        "zip-malformed",
+        file,
+        offset,
+        `${what}: expected a local file header (signature ${hex(SIGNATURE.localFileHeader)}, PK\\x03\\x04) ` +
+          `at offset ${offset}, found ${hex(signature)}`,
+      );
+    }
+    // 4 - version needed to extract; 10, 12 - time, date; 14, 18, 22 - CRC and sizes (0 in torch files: the
+    // real values follow the data in a data descriptor and are in the central directory)
+    const flags = view.getUint16(6, true); // 6 - general purpose bit flag
+    const method = view.getUint16(8, true); // 8 - compression method
+    const nameLength = view.getUint16(26, true); // 26 - file name length (n)
+    const extraLength = view.getUint16(28, true); // 28 - extra field length (m); 30 - name, then extra
+    const dataOffset = offset + LOCAL_FILE_HEADER_LENGTH + nameLength + extraLength;
+    const dataEnd = dataOffset + entry.compressedSize;
+    if (dataEnd > this.centralDirectoryOffset) {
+      const pastEnd = dataEnd > size;
+      throw zipError(
+        pastEnd ? "zip-truncated" : "zip-malformed",
+        file,
+        dataOffset,
+        `${what}: its ${entry.compressedSize} bytes of data start at offset ${dataOffset} (after a ` +
+          `${nameLength}-byte name and ${extraLength}-byte extra field in the local header at offset ${offset}) ` +
+          `and would end at offset ${dataEnd}, ` +
+          (pastEnd
+            ? `past the end of the ${size}-byte file`
+            : `inside the central directory, which starts at offset ${this.centralDirectoryOffset}`),
+      );
+    }
+    const nameRaw =
+      LOCAL_FILE_HEADER_LENGTH + nameLength <= head.length
+        ? head.subarray(LOCAL_FILE_HEADER_LENGTH, LOCAL_FILE_HEADER_LENGTH + nameLength)
+        : this.source.read(offset + LOCAL_FILE_HEADER_LENGTH, nameLength);
+    const header: LocalHeader = {
+      offset,
+      flags,
+      method,
+      nameRaw,
+      nameMatches: Buffer.compare(nameRaw, entry.nameRaw) === 0,
+      extraLength,
+      dataOffset,
+    };
+    this.localHeaders.set(entry, header);
+    return header;
+  }
+
+  /** File offset of the entry's first data byte (see `localHeader`). */
+  dataOffset(entry: ZipEntry): number {
+    return this.localHeader(entry).dataOffset;
+  }
+
+  /**
+   * The whole record, uncompressed: for small records (`data.pkl`, `version`, `byteorder`). Stored records are
+   * one read and may share memory with the source. The CRC is not checked (torch does not either; see
+   * `verifyCrc`).
+   * @throws ReaderError `zip-limit` when the record is larger than `maxBytes`, `zip-unsupported` for encrypted
+   * records and methods other than stored/deflate, `zip-malformed` for corrupt deflate data or sizes that
+   * disagree with the central directory, and what `localHeader` throws.
+   */
+  readEntry(entry: ZipEntry, maxBytes = DEFAULT_MAX_ENTRY_BYTES): Uint8Array {
+    this.checkReadable(entry);
+    const largest = Math.max(entry.compressedSize, entry.uncompressedSize);
+    if (largest > maxBytes) {
+      throw zipError(
+        "zip-limit",
+        this.source.name,
+        entry.localHeaderOffset,
+        `${describe(entry)} is ${largest} bytes, more than the ${maxBytes}-byte limit for reading a record ` +
+          "into memory",
+      );
+    }
+    const dataOffset = this.dataOffset(entry);
+    const data = this.source.read(dataOffset, entry.compressedSize);
+    if (entry.method === METHOD_STORED) return data;
+    let inflated: Buffer;
+    try {
+      // maxOutputLength must be >= 1; an empty record inflating to 1 byte is caught by the size check below.
+      inflated = inflateRawSync(data, { maxOutputLength: Math.max(1, entry.uncompressedSize) });
+    } catch (error) {
+      throw this.inflateError(entry, dataOffset, error);
+    }
+    if (inflated.length !== entry.uncompressedSize)
+      throw this.sizeMismatch(entry, dataOffset, inflated.length);
+    return inflated;
+  }
+
+  /**
+   * The record's uncompressed bytes in pieces of at most `chunkSize` bytes, with memory bounded by a few chunks
+   * whatever the record's size: for hashing and verifying multi-GB records. Errors (as for `readEntry`, minus
+   * the limit) surface from the iteration.
+   */
+  async *chunks(
+    entry: ZipEntry,
+    chunkSize = DEFAULT_CHUNK_SIZE,
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) {
+      throw new RangeError(`chunkSize must be a positive integer, got ${chunkSize}`);
+    }
+    this.checkReadable(entry);
+    const dataOffset = this.dataOffset(entry);
+    const raw = readRange(this.source, dataOffset, entry.compressedSize, chunkSize);
+    if (entry.method === METHOD_STORED) {
+      yield* raw;
+      return;
+    }
+    const inflate = createInflateRaw({ chunkSize: Math.max(64, Math.min(chunkSize, MiB)) });
+    // Errors of either stream destroy the other and surface from the iteration below.
+    pipeline(Readable.from(raw), inflate, () => undefined);
+    let produced = 0;
+    try {
+      for await (const piece of inflate as AsyncIterable<Buffer>) {
+        produced += piece.length;
+        if (produced > entry.uncompressedSize)
+          throw this.sizeMismatch(entry, dataOffset, produced, "at least ");
+        yield piece;
+      }
+    } catch (error) {
+      throw isReaderError(error) ? error : this.inflateError(entry, dataOffset, error);
+    } finally {
+      inflate.destroy();
+    }
+    if (produced !== entry.uncompressedSize) throw this.sizeMismatch(entry, dataOffset, produced);
+  }
+
+  /**
+   * Recomputes the record's CRC-32 over `chunks` and compares it with the central directory's. A CRC of 0 on a
+   * non-empty record means the writer skipped it (torch >= 2.6 option, `skip_data`): reported as skipped.
+   */
+  async verifyCrc(entry: ZipEntry): Promise<CrcCheck> {
+    const expected = entry.crc32;
+    if (expected === 0 && entry.uncompressedSize > 0) {
+      return { ok: true, skipped: true, expected, actual: undefined };
+    }
+    let actual = 0;
+    for await (const chunk of this.chunks(entry)) actual = crc32(chunk, actual);
+    return { ok: actual === expected, skipped: false, expected, actual };
+  }
+
+  private checkReadable(entry: ZipEntry): void {
+    const file = this.source.name;
+    if (entry.encrypted) {
+      throw zipError(
+        "zip-unsupported",
+        file,
+        entry.localHeaderOffset,
+        `${describe(entry)} is encrypted (flag bit 0 set in ${hex(entry.flags, 4)}); torch never encrypts records`,
+      );
+    }
+    if (entry.method !== METHOD_STORED && entry.method !== METHOD_DEFLATE) {
+      throw zipError(
+        "zip-unsupported",
+        file,
+        entry.localHeaderOffset,
+        `${describe(entry)} uses compression method ${entry.method}; expected 0 (stored) or 8 (deflate)`,
+      );
+    }
+    if (entry.method === METHOD_STORED && entry.compressedSize !== entry.uncompressedSize) {
+      throw zipError(
+        "zip-malformed",
+        file,
+        entry.localHeaderOffset,
+        `${describe(entry)} is stored (method 0), so its compressed and uncompressed sizes must be equal; found ` +
+          `${entry.compressedSize} and ${entry.uncompressedSize} in the central directory`,
+      );
+    }
+  }
+
+  private inflateError(entry: ZipEntry, dataOffset: number, error: unknown): ReaderError {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason =
+      code === "ERR_BUFFER_TOO_LARGE"
+        ? `it inflates to more than the ${entry.uncompressedSize} bytes the central directory declares`
+        : `zlib says: ${error instanceof Error ? error.message : String(error)}`;
+    return zipError(
+      "zip-malformed",
+      this.source.name,
+      dataOffset,
+      `${describe(entry)}: the deflate data at offset ${dataOffset} is corrupt; ${reason}`,
+    );
+  }
+
+  private sizeMismatch(entry: ZipEntry, dataOffset: number, actual: number, qualifier = ""): ReaderError {
+    return zipError(
+      "zip-malformed",
+      this.source.name,
+      dataOffset,
+      `${describe(entry)}: expected ${entry.uncompressedSize} bytes after inflating (the central directory's ` +
+        `uncompressed size), got ${qualifier}${actual}`,
+    );
+  }
+}
+
+function describe(entry: ZipEntry): string {
+  return `record "${entry.name}" (central directory entry ${entry.index})`;
+}
+
+/** Sequential reads of `[offset, offset + length)`, `chunkSize` bytes at a time. */
+function* readRange(
+  source: ByteSource,
+  offset: number,
+  length: number,
+  chunkSize: number,
+): Generator<Uint8Array> {
+  for (let done = 0; done < length; done += chunkSize) {
+    yield source.read(offset + done, Math.min(chunkSize, length - done));
+  }
+}
