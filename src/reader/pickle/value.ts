@@ -1,0 +1,269 @@
+/**
+ * The object graph a pickle describes, as inert data. Nothing here can run: a class or function named by a
+ * pickle is a `PyGlobal` (just its module and name), and calling it produces a `PyObject` that records the call.
+ *
+ * Python ints are JS numbers when they fit in a double exactly, `bigint` otherwise; Python floats are boxed
+ * (`PyFloat`) so `1` and `1.0` stay distinguishable. Shared references stay shared: the same JS object is
+ * reachable from every place the pickle's memo put it, which is how tied weights appear at two paths.
+ */
+export type PyValue = null | boolean | number | bigint | string | PyBoxed;
+
+export type PyBoxed =
+  | PyFloat
+  | PyBytes
+  | PyTuple
+  | PyList
+  | PyDict
+  | PySet
+  | PyGlobal
+  | PyObject
+  | PyPersistent
+  | TorchStorage
+  | TorchTensor;
+
+export interface PyFloat {
+  readonly kind: "float";
+  readonly value: number;
+}
+
+export interface PyBytes {
+  readonly kind: "bytes";
+  readonly value: Uint8Array;
+  /** `bytearray` rather than `bytes`. */
+  readonly mutable: boolean;
+}
+
+export interface PyTuple {
+  readonly kind: "tuple";
+  readonly items: PyValue[];
+}
+
+export interface PyList {
+  readonly kind: "list";
+  readonly items: PyValue[];
+}
+
+/** A dict or dict subclass. Insertion order is kept; `index` maps hashable keys to their position. */
+export interface PyDict {
+  readonly kind: "dict";
+  readonly keys: PyValue[];
+  readonly values: PyValue[];
+  readonly index: Map<string, number>;
+  /** `collections.OrderedDict`, `collections.Counter`, ... when built from such a class. */
+  className: string | undefined;
+  /** State applied by BUILD (a state_dict's `_metadata` lives here). */
+  attributes: PyValue | undefined;
+}
+
+export interface PySet {
+  readonly kind: "set";
+  readonly frozen: boolean;
+  readonly items: PyValue[];
+}
+
+/** A class or function named by GLOBAL / STACK_GLOBAL / INST / OBJ. Never imported. */
+export interface PyGlobal {
+  readonly kind: "global";
+  readonly module: string;
+  readonly name: string;
+}
+
+/** What calling or instantiating something would have produced, described instead of done. */
+export interface PyObject {
+  readonly kind: "object";
+  readonly callable: PyValue;
+  readonly via: "reduce" | "newobj" | "newobj_ex" | "inst" | "obj";
+  readonly args: PyValue[];
+  readonly kwargs: PyDict | undefined;
+  state: PyValue | undefined;
+  /** Items added by APPEND(S) / SETITEM(S) on an object that is not a plain list or dict. */
+  readonly listItems: PyValue[];
+  readonly dictItems: Array<[PyValue, PyValue]>;
+}
+
+/** A persistent id nobody resolved (a pickle read without a torch layout behind it). */
+export interface PyPersistent {
+  readonly kind: "persistent";
+  readonly id: PyValue;
+}
+
+/** One storage record as named by a persistent id. `numel` counts elements of `dtype`. */
+export interface TorchStorage {
+  readonly kind: "storage";
+  readonly key: string;
+  /** The storage class's element type; `uint8` for UntypedStorage (raw bytes). */
+  readonly dtype: string;
+  readonly device: string;
+  readonly numel: number;
+  readonly sizeBytes: number;
+}
+
+export type TensorLayout =
+  | "strided"
+  | "sparse_coo"
+  | "sparse_csr"
+  | "sparse_csc"
+  | "sparse_bsr"
+  | "sparse_bsc";
+
+export type Quantization =
+  | {
+      readonly scheme: "per_tensor_affine" | "per_tensor_symmetric";
+      readonly scale: number;
+      readonly zeroPoint: number;
+    }
+  | {
+      readonly scheme: "per_channel_affine" | "per_channel_symmetric" | "per_channel_affine_float_qparams";
+      readonly scales: TorchTensor;
+      readonly zeroPoints: TorchTensor;
+      readonly axis: number;
+    };
+
+export interface TorchTensor {
+  readonly kind: "tensor";
+  /** torch's dtype name without `torch.`. */
+  readonly dtype: string;
+  readonly shape: number[];
+  readonly stride: number[];
+  /** Storage offset in elements of `dtype`. */
+  readonly offset: number;
+  /** `null` for tensors saved without data (meta device, wrapper subclasses) and for sparse tensors. */
+  readonly storage: TorchStorage | null;
+  requiresGrad: boolean;
+  parameter: boolean;
+  readonly layout: TensorLayout;
+  readonly quantization: Quantization | undefined;
+  /** Sparse COO: the indices and values tensors. */
+  readonly sparse: { readonly indices: TorchTensor; readonly values: TorchTensor } | undefined;
+  /** The rebuild function torch would call, e.g. `torch._utils._rebuild_tensor_v2`. */
+  readonly rebuild: string;
+  /** Python-level state attached to the tensor (Parameter subclasses, tensor subclasses). */
+  pythonState: PyValue | undefined;
+  /** The Python class when the tensor is a subclass (`torch._tensor._rebuild_from_type_v2`). */
+  subclass: string | undefined;
+}
+
+export function pyFloat(value: number): PyFloat {
+  return { kind: "float", value };
+}
+
+export function pyTuple(items: PyValue[]): PyTuple {
+  return { kind: "tuple", items };
+}
+
+export function pyList(items: PyValue[]): PyList {
+  return { kind: "list", items };
+}
+
+export function pyDict(className?: string): PyDict {
+  return { kind: "dict", keys: [], values: [], index: new Map(), className, attributes: undefined };
+}
+
+export function isBoxed<K extends PyBoxed["kind"]>(
+  value: PyValue | undefined,
+  kind: K,
+): value is Extract<PyBoxed, { kind: K }> {
+  return typeof value === "object" && value !== null && value.kind === kind;
+}
+
+/**
+ * A string identity for hashable keys, equal exactly when Python's `==` would be (so `1`, `True` and `1.0`
+ * collide, as they do in a Python dict). `undefined` for values we do not hash (they never collide).
+ */
+export function hashKey(value: PyValue): string | undefined {
+  if (value === null) return "N";
+  switch (typeof value) {
+    case "string":
+      return `s${value}`;
+    case "boolean":
+      return value ? "n1" : "n0";
+    case "number":
+      return `n${value}`;
+    case "bigint":
+      return `n${value.toString()}`;
+    default:
+      break;
+  }
+  switch (value.kind) {
+    case "float":
+      return Number.isInteger(value.value) ? `n${BigInt(value.value).toString()}` : `f${value.value}`;
+    case "bytes":
+      return value.mutable ? undefined : `b${Buffer.from(value.value).toString("hex")}`;
+    case "tuple": {
+      const parts: string[] = [];
+      for (const item of value.items) {
+        const key = hashKey(item);
+        if (key === undefined) return undefined;
+        parts.push(key);
+      }
+      return `t(${parts.join(",")})`;
+    }
+    case "global":
+      return `g${value.module}.${value.name}`;
+    default:
+      return undefined;
+  }
+}
+
+/** Python `d[key] = value`: replaces the value of an equal key, else appends. */
+export function dictSet(dict: PyDict, key: PyValue, value: PyValue): void {
+  const hash = hashKey(key);
+  if (hash !== undefined) {
+    const at = dict.index.get(hash);
+    if (at !== undefined) {
+      dict.values[at] = value;
+      return;
+    }
+    dict.index.set(hash, dict.keys.length);
+  }
+  dict.keys.push(key);
+  dict.values.push(value);
+}
+
+/** The value at a string key, or `undefined`. */
+export function dictGet(dict: PyDict, key: string): PyValue | undefined {
+  const at = dict.index.get(`s${key}`);
+  return at === undefined ? undefined : dict.values[at];
+}
+
+/** `module.name` of a global, for lookups in tables of known callables. */
+export function qualifiedName(value: PyGlobal): string {
+  return `${value.module}.${value.name}`;
+}
+
+/** Values Python refuses as dict keys or set items. */
+export function isUnhashable(value: PyValue): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  switch (value.kind) {
+    case "list":
+    case "dict":
+      return true;
+    case "set":
+      return !value.frozen;
+    case "bytes":
+      return value.mutable;
+    case "tuple":
+      return value.items.some(isUnhashable);
+    default:
+      return false;
+  }
+}
+
+/** Set semantics: equal hashable items kept once (the first), in order. */
+export function uniqueItems(items: PyValue[], existing: PyValue[] = []): PyValue[] {
+  const seen = new Set<string>();
+  for (const item of existing) {
+    const key = hashKey(item);
+    if (key !== undefined) seen.add(key);
+  }
+  const out: PyValue[] = [];
+  for (const item of items) {
+    const key = hashKey(item);
+    if (key !== undefined) {
+      if (seen.has(key)) continue;
+      seen.add(key);
+    }
+    out.push(item);
+  }
+  return out;
+}
