@@ -1,0 +1,167 @@
+import { existsSync } from "node:fs";
+import type { Checkpoint, PlainPickle, SafetensorsCheckpoint } from "./checkpoint.js";
+import { ReaderError } from "./errors.js";
+import { parsePickle } from "./pickle/machine.js";
+import { dictSet, pyDict, type TorchStorage, type TorchTensor } from "./pickle/value.js";
+import { readPointer, resolvePointerTarget } from "./pointer.js";
+import { looksLikeSafetensors, readSafetensorsHeader } from "./safetensors.js";
+import { type ByteSource, FileSource } from "./source.js";
+import { loadLegacy, looksLikeLegacy } from "./torch/legacyLoader.js";
+import { loadTorchArchive } from "./torch/zipLoader.js";
+import { looksLikeZip, openZip, type ZipArchive } from "./zip.js";
+
+const HEAD_BYTES = 512;
+const MAX_PLAIN_PICKLE = 256 * 1024 * 1024;
+
+/**
+ * Opens a checkpoint file and reads its structure (never its tensor bytes). The caller owns the returned
+ * checkpoint's `source` and closes it when done.
+ */
+export function openCheckpoint(path: string): Checkpoint {
+  const source = FileSource.open(path);
+  try {
+    return readCheckpoint(source, path);
+  } catch (error) {
+    source.close();
+    if (error instanceof ReaderError) error.file ??= path;
+    throw error;
+  }
+}
+
+/** Format sniffing in a fixed order, cheapest and most specific first; then the matching reader. */
+export function readCheckpoint(source: ByteSource, path?: string): Checkpoint {
+  if (source.size === 0) throw new ReaderError("empty-file", `${source.name} is empty (0 bytes)`);
+  const head = source.read(0, Math.min(HEAD_BYTES, source.size));
+
+  if (looksLikeZip(head)) return readZipCheckpoint(source, openZip(source));
+  if (startsWith(head, "PYTORCH1")) {
+    throw new ReaderError(
+      "unsupported-format",
+      "a 2019 preview container (PYTORCH1), which no released torch reads",
+    );
+  }
+  if (looksLikeLegacy(head)) return loadLegacy(source);
+  if (looksLikeTar(head)) {
+    throw new ReaderError(
+      "tar-unsupported",
+      "a tar archive: the checkpoint format of torch 0.1.9 and earlier",
+    );
+  }
+  if (looksLikeSafetensors(head, source.size)) return readSafetensors(source);
+  const pointer = readPointer(source);
+  if (pointer) {
+    const target = path === undefined ? pointer.target : resolvePointerTarget(path, pointer);
+    return { format: "pointer", source, notes: [], pointer, target, targetExists: existsSync(target) };
+  }
+  if (head[0] === 0x80 && (head[1] as number) <= 5) return readPlainPickle(source);
+  throw new ReaderError(
+    "not-a-checkpoint",
+    `not a checkpoint: the first bytes (${Buffer.from(head.subarray(0, 8)).toString("hex")}) match no torch, TorchScript, safetensors or pointer format`,
+  );
+}
+
+function startsWith(head: Uint8Array, text: string): boolean {
+  return Buffer.from(head.subarray(0, text.length)).toString("latin1") === text;
+}
+
+function looksLikeTar(head: Uint8Array): boolean {
+  return head.length >= 262 && Buffer.from(head.subarray(257, 262)).toString("latin1") === "ustar";
+}
+
+function readZipCheckpoint(source: ByteSource, archive: ZipArchive): Checkpoint {
+  if (archive.get("data.pkl")) return loadTorchArchive(source, archive);
+  const names = new Set(archive.entries.map((e) => archive.recordName(e)));
+  const kind = names.has(".data/version")
+    ? "a torch.package archive"
+    : names.has("archive_format") || names.has("serialized_exported_program.json")
+      ? "a torch.export program"
+      : names.has("model.json")
+        ? "a TorchScript archive from torch <= 1.2"
+        : names.has("bytecode.pkl")
+          ? "a mobile (lite interpreter) archive"
+          : undefined;
+  if (kind) throw new ReaderError("unsupported-format", `${kind}, which ckpt does not read yet`);
+  throw new ReaderError(
+    "not-a-checkpoint",
+    `a zip archive without a data.pkl record (${archive.entries.length} entries, prefix "${archive.prefix}"): not written by torch.save`,
+  );
+}
+
+/** safetensors has no object graph; ckpt presents it as the dict `safetensors.torch.load_file` returns. */
+function readSafetensors(source: ByteSource): SafetensorsCheckpoint {
+  const header = readSafetensorsHeader(source);
+  const root = pyDict();
+  const ranges = new Map<TorchStorage, { offset: number; length: number }>();
+  for (const entry of header.tensors) {
+    const storage: TorchStorage = {
+      kind: "storage",
+      key: entry.name,
+      dtype: entry.dtype,
+      device: "cpu",
+      numel: entry.end - entry.begin,
+      sizeBytes: entry.end - entry.begin,
+    };
+    ranges.set(storage, { offset: entry.begin, length: entry.end - entry.begin });
+    const stride = contiguousStride(entry.shape);
+    const tensor: TorchTensor = {
+      kind: "tensor",
+      dtype: entry.dtype,
+      shape: entry.shape,
+      stride,
+      offset: 0,
+      storage,
+      requiresGrad: false,
+      parameter: false,
+      layout: "strided",
+      quantization: undefined,
+      sparse: undefined,
+      rebuild: "safetensors",
+      pythonState: undefined,
+      subclass: undefined,
+    };
+    dictSet(root, entry.name, tensor);
+  }
+  return {
+    format: "safetensors",
+    source,
+    notes: [],
+    header,
+    root,
+    byteOrder: "little",
+    locate: (storage) => {
+      const range = ranges.get(storage);
+      return range ? { kind: "range", ...range } : undefined;
+    },
+  };
+}
+
+export function contiguousStride(shape: number[]): number[] {
+  const stride = new Array<number>(shape.length);
+  let step = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    stride[i] = step;
+    step *= Math.max(shape[i] as number, 1);
+  }
+  return stride;
+}
+
+function readPlainPickle(source: ByteSource): PlainPickle {
+  if (source.size > MAX_PLAIN_PICKLE) {
+    throw new ReaderError(
+      "unsupported-format",
+      `a bare pickle of ${source.size} bytes, larger than ckpt reads whole`,
+    );
+  }
+  const bytes = source.read(0, source.size);
+  const result = parsePickle(bytes);
+  const notes: PlainPickle["notes"] = [];
+  if (result.end < bytes.length)
+    notes.push({ code: "pickle-trailing-bytes", record: "pickle", count: bytes.length - result.end });
+  return {
+    format: "pickle",
+    source,
+    notes,
+    root: result.value,
+    pickle: { record: "pickle", protocol: result.protocol, globals: result.globals, sizeBytes: bytes.length },
+  };
+}

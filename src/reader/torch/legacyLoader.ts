@@ -1,0 +1,135 @@
+import type { PickleInfo, ReaderNote, StorageBytes, TorchLegacyCheckpoint } from "../checkpoint.js";
+import { ReaderError } from "../errors.js";
+import { type PickleHooks, type PickleResult, parsePickle } from "../pickle/machine.js";
+import { dictGet, isBoxed, type TorchStorage } from "../pickle/value.js";
+import type { ByteSource } from "../source.js";
+import { elementSize } from "./dtypes.js";
+import { cachingStorageResolver, torchPickleHooks } from "./rebuild.js";
+
+/**
+ * The pre-1.6 "magic number" stream (`torch.save(..., _use_new_zipfile_serialization=False)`): five pickles
+ * back to back (magic, protocol version, sys_info, the object, the sorted storage keys), then every storage as
+ * an 8-byte little-endian element count and its raw bytes. Nothing is indexed, so the pickles are parsed in
+ * sequence; storage bytes are skipped by arithmetic, reading only each 8-byte count.
+ */
+
+export const LEGACY_MAGIC_NUMBER = 0x1950a86a20f9469cfc6cn;
+const LEGACY_PROTOCOL_VERSION = 1001;
+const FIRST_WINDOW = 64 * 1024;
+
+/** Parses the pickle that starts at `offset`, reading a window that grows until the pickle fits in it. */
+function parsePickleAt(source: ByteSource, offset: number, hooks?: PickleHooks): PickleResult {
+  let window = Math.min(FIRST_WINDOW, source.size - offset);
+  for (;;) {
+    const bytes = source.read(offset, window);
+    try {
+      const result = parsePickle(bytes, hooks ? { hooks } : {});
+      return { ...result, end: offset + result.end };
+    } catch (error) {
+      const more = offset + window < source.size;
+      if (error instanceof ReaderError && error.code === "pickle-truncated" && more) {
+        window = Math.min(window * 4, source.size - offset);
+        continue;
+      }
+      if (error instanceof ReaderError && error.offset !== undefined) {
+        throw new ReaderError(
+          error.code,
+          error.message.replace(/byte (\d+)/g, (_m, n) => `byte ${offset + Number(n)}`),
+          {
+            offset: offset + error.offset,
+          },
+        );
+      }
+      throw error;
+    }
+  }
+}
+
+export function looksLikeLegacy(head: Uint8Array): boolean {
+  // PROTO n, an optional FRAME (protocol 4+), then LONG1 of 10 bytes holding the magic number.
+  const magic = [0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+  if (head[0] !== 0x80) return false;
+  const start = head[2] === 0x95 ? 11 : 2;
+  return magic.every((b, i) => head[start + i] === b);
+}
+
+export function loadLegacy(source: ByteSource): TorchLegacyCheckpoint {
+  const notes: ReaderNote[] = [];
+  const magic = parsePickleAt(source, 0);
+  if (magic.value !== LEGACY_MAGIC_NUMBER) {
+    throw new ReaderError("legacy-malformed", "the file does not start with torch's legacy magic number", {
+      offset: 0,
+    });
+  }
+  const version = parsePickleAt(source, magic.end);
+  if (version.value !== LEGACY_PROTOCOL_VERSION) {
+    throw new ReaderError(
+      "legacy-malformed",
+      `legacy protocol version ${String(version.value)} (expected ${LEGACY_PROTOCOL_VERSION})`,
+      { offset: magic.end },
+    );
+  }
+  const sysInfo = parsePickleAt(source, version.end);
+  if (isBoxed(sysInfo.value, "dict") && dictGet(sysInfo.value, "little_endian") === false) {
+    notes.push({ code: "big-endian", detail: "sys_info says the writer was big-endian" });
+  }
+
+  const storages = new Map<string, TorchStorage>();
+  const main = parsePickleAt(source, sysInfo.end, torchPickleHooks(cachingStorageResolver(storages)));
+  const keyList = parsePickleAt(source, main.end);
+  if (!isBoxed(keyList.value, "list") || !keyList.value.items.every((k) => typeof k === "string")) {
+    throw new ReaderError("legacy-malformed", "the storage key list is not a list of strings", {
+      offset: main.end,
+    });
+  }
+  const storageKeys = keyList.value.items as string[];
+
+  // Walk the storage area: each storage is an 8-byte element count followed by its bytes.
+  const ranges = new Map<string, StorageBytes>();
+  let position = keyList.end;
+  for (const key of storageKeys) {
+    const storage = storages.get(key);
+    if (!storage) {
+      throw new ReaderError("legacy-malformed", `storage key ${key} is listed but no tensor uses it`, {
+        offset: position,
+      });
+    }
+    if (position + 8 > source.size) {
+      throw new ReaderError("legacy-truncated", `the file ends before storage ${key} (byte ${position})`, {
+        offset: position,
+      });
+    }
+    const count = Buffer.from(source.read(position, 8)).readBigInt64LE(0);
+    const length = Number(count) * elementSize(storage.dtype);
+    if (count < 0n || position + 8 + length > source.size) {
+      throw new ReaderError(
+        "legacy-truncated",
+        `storage ${key} needs ${length} bytes at byte ${position + 8} but the file has ${source.size} bytes`,
+        { offset: position },
+      );
+    }
+    if (Number(count) !== storage.numel) {
+      notes.push({ code: "storage-size-mismatch", key, expected: storage.sizeBytes, actual: length });
+    }
+    ranges.set(key, { kind: "range", offset: position + 8, length });
+    position += 8 + length;
+  }
+
+  const pickle: PickleInfo = {
+    record: "main pickle",
+    protocol: main.protocol,
+    globals: main.globals,
+    sizeBytes: main.end - sysInfo.end,
+  };
+  return {
+    format: "torch-legacy",
+    source,
+    notes,
+    root: main.value,
+    pickle,
+    sysInfo: sysInfo.value,
+    storageKeys,
+    byteOrder: "little",
+    locate: (storage) => ranges.get(storage.key),
+  };
+}
