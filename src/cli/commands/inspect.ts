@@ -1,0 +1,109 @@
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { globFilter, type InspectReport, inspectCheckpoint } from "../../inspect/report.js";
+import { ReaderError } from "../../reader/errors.js";
+import { openCheckpoint } from "../../reader/open.js";
+import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
+import { exitCodeFor, type FailOn } from "../exitCode.js";
+import { renderInspectText } from "../render/inspectText.js";
+import type { Style } from "../style.js";
+
+export interface InspectCommandOptions {
+  readonly json: boolean;
+  readonly all: boolean;
+  readonly filter: string | undefined;
+  readonly hash: boolean;
+  readonly stats: boolean;
+  readonly failOn: FailOn;
+}
+
+export interface Output {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  readonly style: Style;
+}
+
+type Outcome = { readonly report: InspectReport } | { readonly error: ErrorReport };
+
+function inspectFile(path: string, options: InspectCommandOptions): Outcome {
+  let checkpoint: ReturnType<typeof openCheckpoint> | undefined;
+  try {
+    checkpoint = openCheckpoint(path);
+    const report = inspectCheckpoint(checkpoint, path, {
+      hash: options.hash,
+      stats: options.stats,
+      ...(options.filter ? { filter: globFilter(options.filter) } : {}),
+    });
+    // A trainer may still be writing the file: an answer about bytes that changed underneath would be wrong.
+    checkpoint.source.assertUnchanged();
+    return { report };
+  } catch (error) {
+    if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
+    return { error: errorReport(path, error) };
+  } finally {
+    checkpoint?.source.close();
+  }
+}
+
+/** The files of a directory that ckpt can read, in name order; other files (logs, configs) are skipped. */
+function checkpointFilesIn(dir: string): string[] {
+  return readdirSync(dir)
+    .sort()
+    .map((name) => join(dir, name))
+    .filter((path) => {
+      try {
+        return statSync(path).isFile();
+      } catch {
+        return false;
+      }
+    });
+}
+
+function outcomesFor(target: string, options: InspectCommandOptions): Outcome[] {
+  let isDir = false;
+  try {
+    isDir = statSync(target).isDirectory();
+  } catch {
+    // Missing paths fall through to inspectFile, which reports them with their code.
+  }
+  if (!isDir) return [inspectFile(target, options)];
+  return checkpointFilesIn(target)
+    .map((path) => inspectFile(path, options))
+    .filter((o) => !("error" in o && o.error.code === "not-a-checkpoint"));
+}
+
+function exitCodeOf(outcome: Outcome, failOn: FailOn): number {
+  return "error" in outcome ? 2 : exitCodeFor(outcome.report.findings, failOn);
+}
+
+/** `ckpt inspect FILE|DIR`: returns the exit code; prints through `io`. */
+export function runInspect(target: string, options: InspectCommandOptions, io: Output): number {
+  const outcomes = outcomesFor(target, options);
+  if (outcomes.length === 0) {
+    const error: ErrorReport = {
+      schema: "ckpt.error/1",
+      file: target,
+      code: "not-a-checkpoint",
+      message: "the directory holds no checkpoint file",
+      next: "pass a checkpoint file, or a directory that holds some",
+    };
+    if (options.json) io.out(`${JSON.stringify(error, null, 2)}\n`);
+    else io.err(`${formatErrorLine(error)}\n`);
+    return 2;
+  }
+  if (options.json) {
+    const payload = outcomes.map((o) => ("error" in o ? o.error : o.report));
+    io.out(
+      `${JSON.stringify(payload.length === 1 && target === (payload[0] as { file: string }).file ? payload[0] : payload, null, 2)}\n`,
+    );
+  } else {
+    outcomes.forEach((o, i) => {
+      if ("error" in o) io.err(`${formatErrorLine(o.error)}\n`);
+      else
+        io.out(
+          `${i > 0 ? "\n" : ""}${renderInspectText(o.report, { style: io.style, all: options.all, filtered: options.filter !== undefined })}`,
+        );
+    });
+  }
+  return Math.max(...outcomes.map((o) => exitCodeOf(o, options.failOn)));
+}

@@ -1,0 +1,232 @@
+import Table from "cli-table3";
+import type { Severity } from "../../inspect/findings.js";
+import type { InspectReport, TensorReport } from "../../inspect/report.js";
+import type { TensorSummary, TreeNode } from "../../inspect/tree.js";
+import { formatBytes, formatCount, formatPath, formatShape } from "../format.js";
+import type { Style } from "../style.js";
+
+export interface InspectTextOptions {
+  readonly style: Style;
+  /** List every tensor instead of the first `DEFAULT_ROWS`. */
+  readonly all: boolean;
+  /** The user asked for `--filter`: say so when nothing matched. */
+  readonly filtered: boolean;
+}
+
+const DEFAULT_ROWS = 25;
+
+function severityLabel(severity: Severity, style: Style): string {
+  switch (severity) {
+    case "error":
+      return style.red("error  ");
+    case "warning":
+      return style.yellow("warning");
+    case "info":
+      return style.cyan("info   ");
+  }
+}
+
+function tensorSummaryText(summary: TensorSummary): string {
+  const tensors = `${summary.tensorCount} tensor${summary.tensorCount === 1 ? "" : "s"}`;
+  return `${tensors}, ${formatCount(summary.elementCount)} parameters, ${summary.dtypes.join("/")}`;
+}
+
+function scalarText(node: TreeNode, style: Style): string | undefined {
+  switch (node.type) {
+    case "none":
+      return style.dim("None");
+    case "bool":
+      return node.value ? "True" : "False";
+    case "int":
+      return `int ${node.value}`;
+    case "float":
+      return `float ${node.value}`;
+    case "str":
+      return `str ${JSON.stringify(node.value)}${node.length > node.value.length ? "..." : ""}`;
+    case "bytes":
+      return `${node.mutable ? "bytearray" : "bytes"} (${formatBytes(node.length)})`;
+    case "tensor":
+      return `${node.parameter ? "Parameter" : "tensor"} ${node.dtype} ${formatShape(node.shape)}`;
+    case "tensors": {
+      const kind = node.className === "collections.OrderedDict" ? "OrderedDict" : node.container;
+      return `${kind} of ${style.bold(tensorSummaryText(node))}`;
+    }
+    case "set":
+      return `${node.frozen ? "frozenset" : "set"} (${node.length})`;
+    case "global":
+      return `class/function ${node.name}`;
+    case "storage":
+      return `storage ${node.key} (${node.dtype})`;
+    case "persistent-id":
+      return "persistent id";
+    case "elided":
+      return style.dim(node.reason === "cycle" ? "(refers back to a parent)" : "...");
+    default:
+      return undefined;
+  }
+}
+
+function containerHeader(node: TreeNode): string {
+  const suffix = (t: TensorSummary | undefined) => (t ? ` - ${tensorSummaryText(t)}` : "");
+  switch (node.type) {
+    case "dict": {
+      const name = node.className ? node.className.replace(/^collections\./, "") : "dict";
+      return `${name} (${node.length} key${node.length === 1 ? "" : "s"})${suffix(node.tensors)}`;
+    }
+    case "list":
+    case "tuple":
+      return `${node.type} (${node.length})${suffix(node.tensors)}`;
+    case "object":
+      return `${node.className} object${suffix(node.tensors)}`;
+    default:
+      return "";
+  }
+}
+
+function children(node: TreeNode): Array<{ label: string; node: TreeNode }> {
+  switch (node.type) {
+    case "dict":
+      return node.entries.map((e) => ({ label: String(e.key), node: e.value }));
+    case "object":
+      return node.attributes.map((e) => ({ label: String(e.key), node: e.value }));
+    case "list":
+    case "tuple":
+      return node.items.map((item, i) => ({ label: `[${i}]`, node: item }));
+    default:
+      return [];
+  }
+}
+
+function hiddenCount(node: TreeNode): number {
+  switch (node.type) {
+    case "dict":
+      return node.length - node.entries.length;
+    case "list":
+    case "tuple":
+      return node.length - node.items.length;
+    default:
+      return 0;
+  }
+}
+
+export function renderTree(root: TreeNode, style: Style): string[] {
+  const lines: string[] = [];
+  const walk = (node: TreeNode, prefix: string) => {
+    const kids = children(node);
+    const hidden = hiddenCount(node);
+    kids.forEach((kid, i) => {
+      const last = i === kids.length - 1 && hidden === 0;
+      const branch = last ? "└─ " : "├─ ";
+      const scalar = scalarText(kid.node, style);
+      lines.push(`${prefix}${branch}${kid.label}: ${scalar ?? containerHeader(kid.node)}`);
+      if (scalar === undefined) walk(kid.node, prefix + (last ? "   " : "│  "));
+    });
+    if (hidden > 0) lines.push(`${prefix}└─ ${style.dim(`... ${hidden} more`)}`);
+  };
+  const top = scalarText(root, style);
+  lines.push(top ?? containerHeader(root));
+  if (top === undefined) walk(root, "");
+  return lines;
+}
+
+function tensorTable(tensors: readonly TensorReport[], hashes: boolean, stats: boolean): string {
+  const head = ["key path", "dtype", "shape", "stride", "offset", "storage", "bytes"];
+  if (hashes) head.push("sha256");
+  if (stats) head.push("min / max / mean", "nan/inf");
+  const table = new Table({ head, style: { head: [], border: [] } });
+  for (const t of tensors) {
+    const storage = t.storage
+      ? `${t.storage.key}${t.storage.device === "cpu" ? "" : ` @${t.storage.device}`}`
+      : "-";
+    const row = [
+      formatPath(t.path) + (t.parameter ? " (P)" : ""),
+      t.layout === "strided" ? t.dtype : `${t.dtype} ${t.layout}`,
+      formatShape(t.shape),
+      t.layout === "strided" ? formatShape(t.stride) : "-",
+      String(t.offset),
+      storage,
+      t.storage ? formatBytes(t.storage.sizeBytes) : "-",
+    ];
+    if (hashes) row.push(t.sha256 ? t.sha256.slice(0, 16) : "-");
+    if (stats) {
+      const s = t.stats;
+      row.push(
+        s
+          ? `${s.min?.toPrecision(4) ?? "-"} / ${s.max?.toPrecision(4) ?? "-"} / ${s.mean?.toPrecision(4) ?? "-"}`
+          : "-",
+        s ? `${s.nan}/${s.inf}` : "-",
+      );
+    }
+    table.push(row);
+  }
+  return table.toString();
+}
+
+function dtypeTable(report: InspectReport): string {
+  const table = new Table({
+    head: ["dtype", "tensors", "elements", "bytes"],
+    style: { head: [], border: [] },
+  });
+  for (const [dtype, entry] of Object.entries(report.summary.byDtype)) {
+    table.push([dtype, String(entry.tensors), formatCount(entry.elements), formatBytes(entry.bytes)]);
+  }
+  return table.toString();
+}
+
+export function renderInspectText(report: InspectReport, options: InspectTextOptions): string {
+  const { style } = options;
+  const lines: string[] = [];
+  const c = report.container;
+  lines.push(`${style.bold(report.file)}  ${style.dim(formatBytes(report.sizeBytes))}`);
+  const containerBits = [
+    c.producer,
+    c.pickleProtocol !== undefined ? `pickle protocol ${c.pickleProtocol}` : undefined,
+    c.records !== undefined
+      ? `${c.records} records in ${c.archivePrefix ? `${c.archivePrefix}/` : "the archive root"}`
+      : undefined,
+  ].filter((x) => x !== undefined);
+  lines.push(`Format     ${report.format}: ${containerBits.join(", ")}`);
+  if (c.metadata) lines.push(`Metadata   ${JSON.stringify(c.metadata)}`);
+
+  if (report.pointer) {
+    lines.push(
+      `Points to  ${report.pointer.target} ${report.pointer.targetExists ? style.green("(exists)") : style.red("(missing)")}`,
+    );
+  } else {
+    const s = report.summary;
+    lines.push(
+      `Tensors    ${s.tensorCount} tensors, ${formatCount(s.elementCount)} parameters, ${formatBytes(s.storageBytes)} of storage`,
+    );
+  }
+
+  if (report.tree) {
+    lines.push("", style.bold("Structure"));
+    for (const line of renderTree(report.tree, style)) lines.push(`  ${line}`);
+  }
+
+  if (Object.keys(report.summary.byDtype).length > 0) {
+    lines.push("", style.bold("By dtype"), dtypeTable(report));
+  }
+
+  if (report.tensors.length > 0) {
+    const shown = options.all ? report.tensors : report.tensors.slice(0, DEFAULT_ROWS);
+    const hashes = report.tensors.some((t) => t.sha256 !== undefined);
+    const stats = report.tensors.some((t) => t.stats !== undefined);
+    const title =
+      shown.length < report.tensors.length
+        ? `Tensors (first ${shown.length} of ${report.tensors.length}; --all lists every tensor, --filter GLOB selects)`
+        : `Tensors (${report.tensors.length})`;
+    lines.push("", style.bold(title), tensorTable(shown, hashes, stats));
+  } else if (options.filtered) {
+    lines.push("", style.dim("No tensor matches the filter."));
+  }
+
+  if (report.findings.length > 0) {
+    lines.push("", style.bold("Findings"));
+    for (const f of report.findings) {
+      const where = f.path ? ` at ${formatPath(f.path)}` : "";
+      lines.push(`  ${severityLabel(f.severity, style)} ${f.code}${where}: ${f.message}`);
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,39 @@
+/** Colour, injected into renderers so that they stay pure: on a TTY without NO_COLOR, plain text otherwise. */
+export interface Style {
+  readonly bold: (text: string) => string;
+  readonly dim: (text: string) => string;
+  readonly red: (text: string) => string;
+  readonly yellow: (text: string) => string;
+  readonly green: (text: string) => string;
+  readonly cyan: (text: string) => string;
+}
+
+const wrap =
+  (open: number, close: number) =>
+  (text: string): string =>
+    `\u001b[${open}m${text}\u001b[${close}m`;
+
+export const COLOR: Style = {
+  bold: wrap(1, 22),
+  dim: wrap(2, 22),
+  red: wrap(31, 39),
+  yellow: wrap(33, 39),
+  green: wrap(32, 39),
+  cyan: wrap(36, 39),
+};
+
+const identity = (text: string): string => text;
+export const PLAIN: Style = {
+  bold: identity,
+  dim: identity,
+  red: identity,
+  yellow: identity,
+  green: identity,
+  cyan: identity,
+};
+
+export function styleFor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): Style {
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== "") return PLAIN;
+  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== "0") return COLOR;
+  return stream.isTTY ? COLOR : PLAIN;
+}

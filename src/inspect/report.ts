@@ -1,0 +1,311 @@
+import { createHash } from "node:crypto";
+import { type Checkpoint, hasTensors, type TensorCheckpoint } from "../reader/checkpoint.js";
+import type { TorchTensor } from "../reader/pickle/value.js";
+import { elementCount, smallTensorValues, tensorBytes } from "../reader/tensorData.js";
+import { elementSize } from "../reader/torch/dtypes.js";
+import { type Finding, messageOf, type Severity, severityOf } from "./findings.js";
+import { StatsAccumulator, supportsStats, type TensorStats } from "./stats.js";
+import { buildTree, type TreeNode } from "./tree.js";
+import { findTensors, type KeyPath } from "./walk.js";
+
+/** The `ckpt.inspect/1` contract. Later versions add fields; these are never renamed. */
+export interface InspectReport {
+  readonly schema: "ckpt.inspect/1";
+  readonly file: string;
+  readonly sizeBytes: number;
+  readonly format: Checkpoint["format"];
+  readonly container: ContainerReport;
+  readonly tensors: TensorReport[];
+  readonly summary: SummaryReport;
+  readonly tree: TreeNode | null;
+  readonly findings: FindingReport[];
+  readonly pointer?: { readonly content: string; readonly target: string; readonly targetExists: boolean };
+}
+
+export interface ContainerReport {
+  /** Who wrote the file, as far as its records tell. */
+  readonly producer: string;
+  readonly pickleProtocol?: number;
+  readonly archivePrefix?: string;
+  readonly records?: number;
+  readonly textRecords?: Readonly<Record<string, string>>;
+  readonly metadata?: Readonly<Record<string, string>>;
+}
+
+export interface TensorDescription {
+  readonly dtype: string;
+  readonly shape: number[];
+  readonly stride: number[];
+  readonly offset: number;
+  readonly storage: { readonly key: string; readonly device: string; readonly sizeBytes: number } | null;
+  sha256?: string;
+}
+
+export interface TensorReport extends TensorDescription {
+  readonly path: KeyPath;
+  readonly requiresGrad: boolean;
+  readonly parameter: boolean;
+  readonly layout: TorchTensor["layout"];
+  readonly quantization?: QuantizationReport;
+  readonly sparse?: { readonly indices: TensorDescription; readonly values: TensorDescription };
+  readonly subclass?: string;
+  stats?: TensorStats;
+}
+
+export type QuantizationReport =
+  | { readonly scheme: string; readonly scale: number; readonly zeroPoint: number }
+  | {
+      readonly scheme: string;
+      readonly axis: number;
+      readonly scales: number[] | TensorDescription;
+      readonly zeroPoints: number[] | TensorDescription;
+    };
+
+export interface SummaryReport {
+  /** Entries in `tensors` before filtering: a tensor reachable at two paths counts twice. */
+  readonly tensorCount: number;
+  /** Elements of distinct tensors (tied weights count once), like `sum(p.numel() for p in model.parameters())`. */
+  readonly elementCount: number;
+  /** Bytes of distinct storages. */
+  readonly storageBytes: number;
+  readonly byDtype: Record<string, { tensors: number; elements: number; bytes: number }>;
+}
+
+export interface FindingReport {
+  readonly code: Finding["code"];
+  readonly severity: Severity;
+  readonly message: string;
+  readonly path?: KeyPath;
+}
+
+export interface InspectOptions {
+  /** Adds sha256 of each listed tensor's row-major bytes (streams tensor data). */
+  readonly hash?: boolean;
+  /** Adds min/max/mean/NaN/Inf per floating tensor (streams tensor data). */
+  readonly stats?: boolean;
+  /** Keeps only tensors whose dotted key path matches. */
+  readonly filter?: (path: KeyPath) => boolean;
+}
+
+function describeTensor(tensor: TorchTensor): TensorDescription {
+  return {
+    dtype: tensor.dtype,
+    shape: tensor.shape,
+    stride: tensor.stride,
+    offset: tensor.offset,
+    storage: tensor.storage
+      ? { key: tensor.storage.key, device: tensor.storage.device, sizeBytes: tensor.storage.sizeBytes }
+      : null,
+  };
+}
+
+function sha256Of(checkpoint: TensorCheckpoint, tensor: TorchTensor): string {
+  const hash = createHash("sha256");
+  for (const chunk of tensorBytes(checkpoint, tensor)) hash.update(chunk);
+  return hash.digest("hex");
+}
+
+function statsOf(checkpoint: TensorCheckpoint, tensor: TorchTensor): TensorStats {
+  const accumulator = new StatsAccumulator(tensor.dtype);
+  for (const chunk of tensorBytes(checkpoint, tensor)) accumulator.add(chunk);
+  return accumulator.result();
+}
+
+function quantizationReport(
+  checkpoint: TensorCheckpoint,
+  tensor: TorchTensor,
+): QuantizationReport | undefined {
+  const q = tensor.quantization;
+  if (!q) return undefined;
+  if ("scale" in q) return { scheme: q.scheme, scale: q.scale, zeroPoint: q.zeroPoint };
+  return {
+    scheme: q.scheme,
+    axis: q.axis,
+    scales: smallTensorValues(checkpoint, q.scales) ?? describeTensor(q.scales),
+    zeroPoints: smallTensorValues(checkpoint, q.zeroPoints) ?? describeTensor(q.zeroPoints),
+  };
+}
+
+function tensorReport(
+  checkpoint: TensorCheckpoint,
+  path: KeyPath,
+  tensor: TorchTensor,
+  options: InspectOptions,
+): TensorReport {
+  const quantization = quantizationReport(checkpoint, tensor);
+  const report: TensorReport = {
+    path,
+    ...describeTensor(tensor),
+    requiresGrad: tensor.requiresGrad,
+    parameter: tensor.parameter,
+    layout: tensor.layout,
+    ...(quantization ? { quantization } : {}),
+    ...(tensor.sparse
+      ? {
+          sparse: {
+            indices: describeTensor(tensor.sparse.indices),
+            values: describeTensor(tensor.sparse.values),
+          },
+        }
+      : {}),
+    ...(tensor.subclass ? { subclass: tensor.subclass } : {}),
+  };
+  if (options.hash) {
+    if (tensor.sparse && report.sparse) {
+      report.sparse.indices.sha256 = sha256Of(checkpoint, tensor.sparse.indices);
+      report.sparse.values.sha256 = sha256Of(checkpoint, tensor.sparse.values);
+    } else if (tensor.storage) {
+      report.sha256 = sha256Of(checkpoint, tensor);
+    }
+  }
+  if (options.stats && tensor.storage && supportsStats(tensor.dtype))
+    report.stats = statsOf(checkpoint, tensor);
+  return report;
+}
+
+function summarize(tensors: ReadonlyArray<{ tensor: TorchTensor }>): SummaryReport {
+  const seenTensors = new Set<TorchTensor>();
+  const seenStorages = new Set<object>();
+  let elements = 0;
+  let storageBytes = 0;
+  const byDtype: SummaryReport["byDtype"] = {};
+  for (const { tensor } of tensors) {
+    const entry = byDtype[tensor.dtype] ?? { tensors: 0, elements: 0, bytes: 0 };
+    byDtype[tensor.dtype] = entry;
+    entry.tensors++;
+    if (seenTensors.has(tensor)) continue;
+    seenTensors.add(tensor);
+    const n = elementCount(tensor.shape);
+    elements += n;
+    entry.elements += n;
+    entry.bytes += n * elementSize(tensor.dtype);
+    if (tensor.storage && !seenStorages.has(tensor.storage)) {
+      seenStorages.add(tensor.storage);
+      storageBytes += tensor.storage.sizeBytes;
+    }
+  }
+  return { tensorCount: tensors.length, elementCount: elements, storageBytes, byDtype };
+}
+
+function producerOf(checkpoint: Checkpoint): string {
+  switch (checkpoint.format) {
+    case "torch-zip": {
+      const r = checkpoint.records;
+      if (r[".format_version"] !== undefined) return "torch.save, torch >= 2.7";
+      if (r[".data/serialization_id"] !== undefined || r.byteorder !== undefined)
+        return "torch.save, torch 2.1 - 2.6";
+      return "torch.save, torch 1.6 - 2.0";
+    }
+    case "torchscript":
+      return `torch.jit.save (file format version ${checkpoint.records.version ?? checkpoint.records[".data/version"] ?? "?"})`;
+    case "torch-legacy":
+      return "torch.save legacy format (torch < 1.6, or _use_new_zipfile_serialization=False)";
+    case "safetensors":
+      return checkpoint.header.metadata?.get("format") === "pt"
+        ? "safetensors (from PyTorch)"
+        : "safetensors";
+    case "pointer":
+      return `pointer file (${checkpoint.pointer.style})`;
+    case "pickle":
+      return "a bare pickle";
+  }
+}
+
+function containerReport(checkpoint: Checkpoint): ContainerReport {
+  const producer = producerOf(checkpoint);
+  switch (checkpoint.format) {
+    case "torch-zip":
+    case "torchscript":
+      return {
+        producer,
+        pickleProtocol: checkpoint.pickle.protocol,
+        archivePrefix: checkpoint.archive.prefix,
+        records: checkpoint.archive.entries.length,
+        textRecords: checkpoint.records,
+      };
+    case "torch-legacy":
+    case "pickle":
+      return { producer, pickleProtocol: checkpoint.pickle.protocol };
+    case "safetensors":
+      return {
+        producer,
+        ...(checkpoint.header.metadata ? { metadata: Object.fromEntries(checkpoint.header.metadata) } : {}),
+      };
+    case "pointer":
+      return { producer };
+  }
+}
+
+/** Turns a read checkpoint into the report: plain data, no rendering. */
+export function inspectCheckpoint(
+  checkpoint: Checkpoint,
+  file: string,
+  options: InspectOptions = {},
+): InspectReport {
+  const findings: Finding[] = [...checkpoint.notes];
+  const base = {
+    schema: "ckpt.inspect/1" as const,
+    file,
+    sizeBytes: checkpoint.source.size,
+    format: checkpoint.format,
+    container: containerReport(checkpoint),
+  };
+  if (checkpoint.format === "pointer") {
+    findings.push({ code: "pointer-file", target: checkpoint.target, exists: checkpoint.targetExists });
+    return {
+      ...base,
+      tensors: [],
+      summary: summarize([]),
+      tree: null,
+      findings: findings.map(findingReport),
+      pointer: {
+        content: checkpoint.pointer.content,
+        target: checkpoint.target,
+        targetExists: checkpoint.targetExists,
+      },
+    };
+  }
+
+  const walk = findTensors(checkpoint.root);
+  if (walk.truncated) findings.push({ code: "walk-truncated", visits: walk.tensors.length });
+  const modelled = [...walk.classes].filter(
+    (name) => !name.startsWith("collections.") && !name.startsWith("builtins."),
+  );
+  if (modelled.length > 0) findings.push({ code: "classes-not-modelled", classes: modelled.sort() });
+  for (const { path, tensor } of walk.tensors) {
+    if (!tensor.storage && tensor.layout === "strided") {
+      findings.push({ code: "tensor-without-data", path, rebuild: tensor.rebuild });
+    }
+  }
+
+  const listed = options.filter ? walk.tensors.filter(({ path }) => options.filter?.(path)) : walk.tensors;
+  const tensors = hasTensors(checkpoint)
+    ? listed.map(({ path, tensor }) => tensorReport(checkpoint, path, tensor, options))
+    : [];
+  return {
+    ...base,
+    tensors,
+    summary: summarize(walk.tensors),
+    tree: buildTree(checkpoint.root),
+    findings: findings.map(findingReport),
+  };
+}
+
+function findingReport(finding: Finding): FindingReport {
+  return {
+    code: finding.code,
+    severity: severityOf(finding),
+    message: messageOf(finding),
+    ...("path" in finding ? { path: finding.path } : {}),
+  };
+}
+
+/** `model.*.weight`-style globs over dotted key paths: `*` matches anything, `?` one character. */
+export function globFilter(glob: string): (path: KeyPath) => boolean {
+  const pattern = glob
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
+  const regex = new RegExp(`^${pattern}$`);
+  return (path) => regex.test(path.join("."));
+}

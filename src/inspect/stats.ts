@@ -1,0 +1,84 @@
+/**
+ * Streaming statistics over a floating tensor's little-endian bytes: min, max, mean of the finite values, and
+ * counts of NaN and infinities. Constant memory whatever the tensor size.
+ */
+export interface TensorStats {
+  readonly min: number | null;
+  readonly max: number | null;
+  readonly mean: number | null;
+  readonly nan: number;
+  readonly inf: number;
+}
+
+type Decoder = (view: DataView, at: number) => number;
+
+function halfToFloat(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
+  if (exponent === 0x1f) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+}
+
+const scratch = new DataView(new ArrayBuffer(4));
+
+const DECODERS: Readonly<Record<string, [number, Decoder]>> = {
+  float64: [8, (v, at) => v.getFloat64(at, true)],
+  float32: [4, (v, at) => v.getFloat32(at, true)],
+  float16: [2, (v, at) => halfToFloat(v.getUint16(at, true))],
+  bfloat16: [
+    2,
+    (v, at) => {
+      scratch.setUint32(0, v.getUint16(at, true) << 16);
+      return scratch.getFloat32(0);
+    },
+  ],
+};
+
+export function supportsStats(dtype: string): boolean {
+  return dtype in DECODERS;
+}
+
+export class StatsAccumulator {
+  private min = Number.POSITIVE_INFINITY;
+  private max = Number.NEGATIVE_INFINITY;
+  private sum = 0;
+  private finite = 0;
+  private nan = 0;
+  private inf = 0;
+  private readonly width: number;
+  private readonly decode: Decoder;
+
+  constructor(dtype: string) {
+    const decoder = DECODERS[dtype];
+    if (!decoder) throw new Error(`no statistics for dtype ${dtype}`);
+    [this.width, this.decode] = decoder;
+  }
+
+  add(chunk: Uint8Array): void {
+    const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    for (let at = 0; at + this.width <= chunk.length; at += this.width) {
+      const x = this.decode(view, at);
+      if (Number.isNaN(x)) this.nan++;
+      else if (!Number.isFinite(x)) this.inf++;
+      else {
+        if (x < this.min) this.min = x;
+        if (x > this.max) this.max = x;
+        this.sum += x;
+        this.finite++;
+      }
+    }
+  }
+
+  result(): TensorStats {
+    const any = this.finite > 0;
+    return {
+      min: any ? this.min : null,
+      max: any ? this.max : null,
+      mean: any ? this.sum / this.finite : null,
+      nan: this.nan,
+      inf: this.inf,
+    };
+  }
+}

@@ -1,0 +1,222 @@
+import { type PyValue, qualifiedName, type TorchTensor } from "../reader/pickle/value.js";
+import { elementCount } from "../reader/tensorData.js";
+import { keySegment, objectAttributes } from "./walk.js";
+
+/**
+ * A bounded, JSON-ready outline of the loaded object. Containers full of tensors (state dicts, optimizer
+ * state) collapse into one summary line; everything else is shown to a fixed depth and width, so the tree of
+ * a 200,000-tensor checkpoint stays a screenful.
+ */
+export type TreeNode =
+  | { readonly type: "none" }
+  | { readonly type: "bool"; readonly value: boolean }
+  | { readonly type: "int"; readonly value: number | string }
+  | { readonly type: "float"; readonly value: number | string }
+  | { readonly type: "str"; readonly value: string; readonly length: number }
+  | { readonly type: "bytes"; readonly length: number; readonly mutable: boolean }
+  | { readonly type: "tensor"; readonly dtype: string; readonly shape: number[]; readonly parameter: boolean }
+  | ({
+      readonly type: "tensors";
+      readonly container: "dict" | "list" | "tuple";
+      readonly className?: string;
+    } & TensorSummary)
+  | {
+      readonly type: "dict";
+      readonly className?: string;
+      readonly length: number;
+      readonly entries: Array<{ readonly key: string | number; readonly value: TreeNode }>;
+      readonly tensors?: TensorSummary;
+    }
+  | {
+      readonly type: "list" | "tuple";
+      readonly length: number;
+      readonly items: TreeNode[];
+      readonly tensors?: TensorSummary;
+    }
+  | { readonly type: "set"; readonly length: number; readonly frozen: boolean }
+  | { readonly type: "global"; readonly name: string }
+  | {
+      readonly type: "object";
+      readonly className: string;
+      readonly attributes: Array<{ readonly key: string | number; readonly value: TreeNode }>;
+      readonly tensors?: TensorSummary;
+    }
+  | { readonly type: "storage"; readonly key: string; readonly dtype: string }
+  | { readonly type: "persistent-id" }
+  | { readonly type: "elided"; readonly reason: "depth" | "cycle" };
+
+export interface TensorSummary {
+  readonly tensorCount: number;
+  readonly elementCount: number;
+  readonly dtypes: string[];
+}
+
+const MAX_DEPTH = 6;
+const MAX_ENTRIES = 40;
+const MAX_STRING = 200;
+
+/** A dict or list whose values are all tensors: a state dict, a list of buffers. */
+function allTensors(values: readonly PyValue[]): values is TorchTensor[] {
+  return values.length > 0 && values.every((v) => typeof v === "object" && v !== null && v.kind === "tensor");
+}
+
+/** Tensor counts below a node, memoised per object so shared subtrees are summed once per path cheaply. */
+class SummaryCache {
+  private readonly cache = new Map<object, TensorSummary>();
+  private readonly active = new Set<object>();
+
+  of(value: PyValue): TensorSummary {
+    if (typeof value !== "object" || value === null) return EMPTY;
+    if (value.kind === "tensor") {
+      return { tensorCount: 1, elementCount: elementCount(value.shape), dtypes: [value.dtype] };
+    }
+    const cached = this.cache.get(value);
+    if (cached) return cached;
+    if (this.active.has(value)) return EMPTY;
+    this.active.add(value);
+    let summary = EMPTY;
+    for (const child of children(value)) summary = merge(summary, this.of(child));
+    this.active.delete(value);
+    this.cache.set(value, summary);
+    return summary;
+  }
+}
+
+const EMPTY: TensorSummary = { tensorCount: 0, elementCount: 0, dtypes: [] };
+
+function merge(a: TensorSummary, b: TensorSummary): TensorSummary {
+  if (b.tensorCount === 0) return a;
+  if (a.tensorCount === 0) return b;
+  const dtypes = a.dtypes.concat(b.dtypes.filter((d) => !a.dtypes.includes(d)));
+  return {
+    tensorCount: a.tensorCount + b.tensorCount,
+    elementCount: a.elementCount + b.elementCount,
+    dtypes,
+  };
+}
+
+function children(value: PyValue): PyValue[] {
+  if (typeof value !== "object" || value === null) return [];
+  switch (value.kind) {
+    case "dict":
+      return value.values;
+    case "list":
+    case "tuple":
+      return value.items;
+    case "object":
+      return [
+        ...objectAttributes(value.state).map(([, v]) => v),
+        ...value.listItems,
+        ...value.dictItems.map(([, v]) => v),
+      ];
+    default:
+      return [];
+  }
+}
+
+function className(callable: PyValue): string {
+  if (typeof callable === "object" && callable !== null && callable.kind === "global")
+    return qualifiedName(callable);
+  return "<dynamic class>";
+}
+
+export function buildTree(root: PyValue): TreeNode {
+  const summaries = new SummaryCache();
+  const ancestors = new Set<object>();
+
+  const withTensors = (value: PyValue): { tensors?: TensorSummary } => {
+    const summary = summaries.of(value);
+    return summary.tensorCount > 0 ? { tensors: summary } : {};
+  };
+
+  const node = (value: PyValue, depth: number): TreeNode => {
+    if (value === null) return { type: "none" };
+    switch (typeof value) {
+      case "boolean":
+        return { type: "bool", value };
+      case "number":
+        return { type: "int", value };
+      case "bigint":
+        return { type: "int", value: value.toString() };
+      case "string":
+        return { type: "str", value: value.slice(0, MAX_STRING), length: value.length };
+      default:
+        break;
+    }
+    switch (value.kind) {
+      case "float":
+        return { type: "float", value: Number.isFinite(value.value) ? value.value : String(value.value) };
+      case "bytes":
+        return { type: "bytes", length: value.value.length, mutable: value.mutable };
+      case "tensor":
+        return { type: "tensor", dtype: value.dtype, shape: value.shape, parameter: value.parameter };
+      case "set":
+        return { type: "set", length: value.items.length, frozen: value.frozen };
+      case "global":
+        return { type: "global", name: qualifiedName(value) };
+      case "storage":
+        return { type: "storage", key: value.key, dtype: value.dtype };
+      case "persistent":
+        return { type: "persistent-id" };
+      default:
+        break;
+    }
+    if (ancestors.has(value)) return { type: "elided", reason: "cycle" };
+    if (value.kind === "dict" && allTensors(value.values)) {
+      return {
+        type: "tensors",
+        container: "dict",
+        ...(value.className ? { className: value.className } : {}),
+        ...summaries.of(value),
+      };
+    }
+    if ((value.kind === "list" || value.kind === "tuple") && allTensors(value.items)) {
+      return { type: "tensors", container: value.kind, ...summaries.of(value) };
+    }
+    if (depth >= MAX_DEPTH) return { type: "elided", reason: "depth" };
+    ancestors.add(value);
+    let result: TreeNode;
+    switch (value.kind) {
+      case "dict":
+        result = {
+          type: "dict",
+          ...(value.className ? { className: value.className } : {}),
+          length: value.keys.length,
+          entries: value.keys.slice(0, MAX_ENTRIES).map((key, i) => ({
+            key: keySegment(key),
+            value: node(value.values[i] as PyValue, depth + 1),
+          })),
+          ...withTensors(value),
+        };
+        break;
+      case "list":
+      case "tuple":
+        result = {
+          type: value.kind,
+          length: value.items.length,
+          items: value.items.slice(0, MAX_ENTRIES).map((item) => node(item, depth + 1)),
+          ...withTensors(value),
+        };
+        break;
+      default: {
+        const attributes = objectAttributes(value.state).map(([key, v]) => ({
+          key,
+          value: node(v, depth + 1),
+        }));
+        value.dictItems.forEach(([key, v]) => {
+          attributes.push({ key: String(keySegment(key)), value: node(v, depth + 1) });
+        });
+        result = {
+          type: "object",
+          className: className(value.callable),
+          attributes: attributes.slice(0, MAX_ENTRIES),
+          ...withTensors(value),
+        };
+      }
+    }
+    ancestors.delete(value);
+    return result;
+  };
+
+  return node(root, 0);
+}

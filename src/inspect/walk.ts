@@ -1,0 +1,135 @@
+import { isBoxed, type PyValue, type TorchTensor } from "../reader/pickle/value.js";
+
+/** A key path into the loaded object: dict keys (strings, or numbers for int keys), indices, attribute names. */
+export type KeyPath = Array<string | number>;
+
+export interface TensorAt {
+  readonly path: KeyPath;
+  readonly tensor: TorchTensor;
+}
+
+/** How many nodes a walk may visit: a pickle's memo can make a tiny file describe an exponential tree. */
+export const MAX_WALK_VISITS = 5_000_000;
+
+export interface WalkResult {
+  readonly tensors: TensorAt[];
+  /** True when the walk stopped at `MAX_WALK_VISITS`. */
+  readonly truncated: boolean;
+  /** Classes of the described (never instantiated) objects met on the way, e.g. `__main__.Net`. */
+  readonly classes: Set<string>;
+}
+
+/**
+ * The path segment Python would use for a dict key: strings as is, ints as numbers, anything else by a
+ * Python-like repr (a tuple key `(1, 2)` becomes `"(1, 2)"`).
+ */
+export function keySegment(key: PyValue): string | number {
+  if (typeof key === "string") return key;
+  if (typeof key === "number") return key;
+  if (typeof key === "bigint") return key.toString();
+  if (typeof key === "boolean") return key ? "True" : "False";
+  return reprShort(key);
+}
+
+export function reprShort(value: PyValue): string {
+  if (value === null) return "None";
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "number":
+    case "bigint":
+      return value.toString();
+    case "boolean":
+      return value ? "True" : "False";
+    default:
+      break;
+  }
+  switch (value.kind) {
+    case "float":
+      return Number.isInteger(value.value) ? value.value.toFixed(1) : String(value.value);
+    case "tuple":
+      return `(${value.items.map(reprShort).join(", ")}${value.items.length === 1 ? "," : ""})`;
+    case "global":
+      return `${value.module}.${value.name}`;
+    default:
+      return `<${value.kind}>`;
+  }
+}
+
+/** The attributes of an object as `vars(obj)` would show them: its BUILD state dict (and slot state). */
+export function objectAttributes(state: PyValue | undefined): Array<[string, PyValue]> {
+  const out: Array<[string, PyValue]> = [];
+  const addDict = (dict: PyValue | undefined) => {
+    if (!isBoxed(dict, "dict")) return;
+    dict.keys.forEach((key, i) => {
+      if (typeof key === "string") out.push([key, dict.values[i] as PyValue]);
+    });
+  };
+  if (isBoxed(state, "tuple") && state.items.length === 2) {
+    addDict(state.items[0]);
+    addDict(state.items[1]);
+  } else {
+    addDict(state);
+  }
+  return out;
+}
+
+/**
+ * Every tensor reachable from `root`, depth first in insertion order, once per path: a tensor shared by two
+ * keys (tied weights, memo references) is listed at both. Sets are skipped (unordered, and torch never puts
+ * tensors there); a reference back to an ancestor (a cycle) is not followed.
+ */
+export function findTensors(root: PyValue): WalkResult {
+  const tensors: TensorAt[] = [];
+  const classes = new Set<string>();
+  const ancestors = new Set<object>();
+  const path: KeyPath = [];
+  let visits = 0;
+  let truncated = false;
+
+  const visit = (value: PyValue | undefined): void => {
+    if (truncated || typeof value !== "object" || value === null) return;
+    if (++visits > MAX_WALK_VISITS) {
+      truncated = true;
+      return;
+    }
+    if (value.kind === "tensor") {
+      tensors.push({ path: [...path], tensor: value });
+      return;
+    }
+    if (ancestors.has(value)) return;
+    ancestors.add(value);
+    const child = (segment: string | number, next: PyValue | undefined) => {
+      path.push(segment);
+      visit(next);
+      path.pop();
+    };
+    switch (value.kind) {
+      case "dict":
+        value.keys.forEach((key, i) => {
+          child(keySegment(key), value.values[i]);
+        });
+        break;
+      case "list":
+      case "tuple":
+        value.items.forEach((item, i) => {
+          child(i, item);
+        });
+        break;
+      case "object":
+        if (isBoxed(value.callable, "global")) classes.add(`${value.callable.module}.${value.callable.name}`);
+        for (const [name, attribute] of objectAttributes(value.state)) child(name, attribute);
+        value.listItems.forEach((item, i) => {
+          child(i, item);
+        });
+        for (const [key, item] of value.dictItems) child(keySegment(key), item);
+        break;
+      default:
+        break;
+    }
+    ancestors.delete(value);
+  };
+
+  visit(root);
+  return { tensors, truncated, classes };
+}
