@@ -1,19 +1,25 @@
 import { Command, CommanderError, Option } from "commander";
 import { runInspect } from "./commands/inspect.js";
 import type { FailOn } from "./exitCode.js";
+import type { Output } from "./output.js";
 import { styleFor } from "./style.js";
 import { VERSION } from "./version.js";
 
 const FAIL_ON_CHOICES: FailOn[] = ["error", "warning", "info", "none"];
 
+const processOutput: Output = {
+  out: (text: string) => {
+    process.stdout.write(text);
+  },
+  err: (text: string) => {
+    process.stderr.write(text);
+  },
+  style: styleFor(process.stdout),
+};
+
 /** Runs the CLI and resolves to its exit code; never throws and never calls process.exit. */
-export async function main(argv: readonly string[]): Promise<number> {
+export async function main(argv: readonly string[], io: Output = processOutput): Promise<number> {
   let exitCode = 0;
-  const io = {
-    out: (text: string) => process.stdout.write(text),
-    err: (text: string) => process.stderr.write(text),
-    style: styleFor(process.stdout),
-  };
   const program = new Command()
     .name("ckpt")
     .description(

@@ -30,7 +30,7 @@ export function openCheckpoint(path: string): Checkpoint {
 
 /** Format sniffing in a fixed order, cheapest and most specific first; then the matching reader. */
 export function readCheckpoint(source: ByteSource, path?: string): Checkpoint {
-  if (source.size === 0) throw new ReaderError("empty-file", `${source.name} is empty (0 bytes)`);
+  if (source.size === 0) throw new ReaderError("empty-file", "the file is empty (0 bytes)");
   const head = source.read(0, Math.min(HEAD_BYTES, source.size));
 
   if (looksLikeZip(head)) return readZipCheckpoint(source, openZip(source));

@@ -49,7 +49,7 @@ export class FileSource implements ByteSource {
       throw fileOpenError(path, error);
     }
     if (!stats.isFile()) {
-      throw new ReaderError("not-a-file", `${path} is not a regular file`, { file: path });
+      throw new ReaderError("not-a-file", "not a regular file", { file: path });
     }
     let fd: number;
     try {
@@ -98,9 +98,9 @@ export class FileSource implements ByteSource {
 
 function fileOpenError(path: string, error: unknown): ReaderError {
   const code = (error as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") return new ReaderError("file-not-found", `${path} does not exist`, { file: path });
-  if (code === "EISDIR") return new ReaderError("not-a-file", `${path} is a directory`, { file: path });
-  return new ReaderError("io-error", `${path} cannot be opened (${code ?? String(error)})`, { file: path });
+  if (code === "ENOENT") return new ReaderError("file-not-found", "no such file", { file: path });
+  if (code === "EISDIR") return new ReaderError("not-a-file", "a directory, not a file", { file: path });
+  return new ReaderError("io-error", `cannot be opened (${code ?? String(error)})`, { file: path });
 }
 
 /** In-memory bytes behind the same interface, for tests and for archives nested inside other files. */

@@ -5,8 +5,8 @@ import { ReaderError } from "../../reader/errors.js";
 import { openCheckpoint } from "../../reader/open.js";
 import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
 import { exitCodeFor, type FailOn } from "../exitCode.js";
+import type { Output } from "../output.js";
 import { renderInspectText } from "../render/inspectText.js";
-import type { Style } from "../style.js";
 
 export interface InspectCommandOptions {
   readonly json: boolean;
@@ -15,12 +15,6 @@ export interface InspectCommandOptions {
   readonly hash: boolean;
   readonly stats: boolean;
   readonly failOn: FailOn;
-}
-
-export interface Output {
-  readonly out: (text: string) => void;
-  readonly err: (text: string) => void;
-  readonly style: Style;
 }
 
 type Outcome = { readonly report: InspectReport } | { readonly error: ErrorReport };

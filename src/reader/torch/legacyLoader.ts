@@ -15,32 +15,43 @@ import { cachingStorageResolver, torchPickleHooks } from "./rebuild.js";
 
 export const LEGACY_MAGIC_NUMBER = 0x1950a86a20f9469cfc6cn;
 const LEGACY_PROTOCOL_VERSION = 1001;
-const FIRST_WINDOW = 64 * 1024;
+const FIRST_WINDOW = 16 * 1024;
 
-/** Parses the pickle that starts at `offset`, reading a window that grows until the pickle fits in it. */
-function parsePickleAt(source: ByteSource, offset: number, hooks?: PickleHooks): PickleResult {
-  let window = Math.min(FIRST_WINDOW, source.size - offset);
-  for (;;) {
-    const bytes = source.read(offset, window);
-    try {
-      const result = parsePickle(bytes, hooks ? { hooks } : {});
-      return { ...result, end: offset + result.end };
-    } catch (error) {
-      const more = offset + window < source.size;
-      if (error instanceof ReaderError && error.code === "pickle-truncated" && more) {
-        window = Math.min(window * 4, source.size - offset);
-        continue;
-      }
-      if (error instanceof ReaderError && error.offset !== undefined) {
+/**
+ * Parses the pickles of the stream in sequence from one window of the file, reading again only when a pickle
+ * runs past the window (the window then grows fourfold), so the small header pickles cost one read together.
+ */
+class PickleSequence {
+  private start = 0;
+  private bytes: Uint8Array = new Uint8Array(0);
+
+  constructor(private readonly source: ByteSource) {}
+
+  private load(offset: number, length: number): void {
+    this.start = offset;
+    this.bytes = this.source.read(offset, Math.min(length, this.source.size - offset));
+  }
+
+  parseAt(offset: number, hooks?: PickleHooks): PickleResult {
+    if (offset < this.start || offset >= this.start + this.bytes.length) this.load(offset, FIRST_WINDOW);
+    for (;;) {
+      const window = this.bytes.subarray(offset - this.start);
+      try {
+        const result = parsePickle(window, hooks ? { hooks } : {});
+        return { ...result, end: offset + result.end };
+      } catch (error) {
+        if (!(error instanceof ReaderError)) throw error;
+        if (error.code === "pickle-truncated" && offset + window.length < this.source.size) {
+          this.load(offset, Math.max(window.length * 4, FIRST_WINDOW));
+          continue;
+        }
+        // Offsets inside the window become offsets in the file.
         throw new ReaderError(
           error.code,
           error.message.replace(/byte (\d+)/g, (_m, n) => `byte ${offset + Number(n)}`),
-          {
-            offset: offset + error.offset,
-          },
+          error.offset === undefined ? {} : { offset: offset + error.offset },
         );
       }
-      throw error;
     }
   }
 }
@@ -55,13 +66,14 @@ export function looksLikeLegacy(head: Uint8Array): boolean {
 
 export function loadLegacy(source: ByteSource): TorchLegacyCheckpoint {
   const notes: ReaderNote[] = [];
-  const magic = parsePickleAt(source, 0);
+  const pickles = new PickleSequence(source);
+  const magic = pickles.parseAt(0);
   if (magic.value !== LEGACY_MAGIC_NUMBER) {
     throw new ReaderError("legacy-malformed", "the file does not start with torch's legacy magic number", {
       offset: 0,
     });
   }
-  const version = parsePickleAt(source, magic.end);
+  const version = pickles.parseAt(magic.end);
   if (version.value !== LEGACY_PROTOCOL_VERSION) {
     throw new ReaderError(
       "legacy-malformed",
@@ -69,14 +81,14 @@ export function loadLegacy(source: ByteSource): TorchLegacyCheckpoint {
       { offset: magic.end },
     );
   }
-  const sysInfo = parsePickleAt(source, version.end);
+  const sysInfo = pickles.parseAt(version.end);
   if (isBoxed(sysInfo.value, "dict") && dictGet(sysInfo.value, "little_endian") === false) {
     notes.push({ code: "big-endian", detail: "sys_info says the writer was big-endian" });
   }
 
   const storages = new Map<string, TorchStorage>();
-  const main = parsePickleAt(source, sysInfo.end, torchPickleHooks(cachingStorageResolver(storages)));
-  const keyList = parsePickleAt(source, main.end);
+  const main = pickles.parseAt(sysInfo.end, torchPickleHooks(cachingStorageResolver(storages)));
+  const keyList = pickles.parseAt(main.end);
   if (!isBoxed(keyList.value, "list") || !keyList.value.items.every((k) => typeof k === "string")) {
     throw new ReaderError("legacy-malformed", "the storage key list is not a list of strings", {
       offset: main.end,

@@ -15,6 +15,8 @@ import {
 
 /** The longest tail that can hold the EOCDR (22 bytes + a 65,535-byte comment) and the ZIP64 locator before it. */
 export const TAIL_LENGTH = EOCDR_LENGTH + 0xffff + ZIP64_LOCATOR_LENGTH;
+/** The first tail read: the end records of a comment-less archive and, for small archives, everything. */
+export const SHORT_TAIL_LENGTH = 8192;
 
 /** The classic end of central directory record, as written (ZIP64 sentinels not resolved). */
 export interface EndOfCentralDirectory {
@@ -145,17 +147,23 @@ export function parseZip64EndOfCentralDirectory(
 }
 
 /**
- * Reads the end records with one read of the file's tail (plus one more only when a ZIP64 EOCDR lies outside
- * it, which needs a long archive comment), reconciles classic and ZIP64 values, and works out where the
+ * Reads the end records with one short read of the file's tail (a longer one only when an archive comment
+ * hides them, and one more when a ZIP64 EOCDR lies outside the tail), reconciles classic and ZIP64 values, and works out where the
  * central directory is, allowing for bytes prepended to the archive the way Info-ZIP does.
  */
 export function readArchiveLayout(source: ByteSource): ArchiveLayout {
   const { size, name: file } = source;
   if (size === 0) throw new ReaderError("empty-file", `${file} is empty (0 bytes)`, { file, offset: 0 });
-  const tailOffset = Math.max(0, size - TAIL_LENGTH);
-  const tail = source.read(tailOffset, size - tailOffset);
-
-  const end = findEndOfCentralDirectory(tail, tailOffset);
+  // Torch never writes a comment, so its end records sit in the last 98 bytes: try a short tail first and read
+  // the longest possible one only when a comment hides the EOCDR. The scan finds the same record either way.
+  let tailOffset = Math.max(0, size - SHORT_TAIL_LENGTH);
+  let tail = source.read(tailOffset, size - tailOffset);
+  let end = findEndOfCentralDirectory(tail, tailOffset);
+  if (end === undefined && tailOffset > 0) {
+    tailOffset = Math.max(0, size - TAIL_LENGTH);
+    tail = source.read(tailOffset, size - tailOffset);
+    end = findEndOfCentralDirectory(tail, tailOffset);
+  }
   if (end === undefined) throw missingEndRecord(source, tail, tailOffset);
 
   const locator = findZip64Locator(tail, tailOffset, end.offset, file);
@@ -329,9 +337,8 @@ function missingEndRecord(source: ByteSource, tail: Uint8Array, tailOffset: numb
       "zip-truncated",
       file,
       size,
-      `no end of central directory record (signature PK\\x05\\x06) in ${searched}, although the file starts ` +
-        "with a zip local file header (PK\\x03\\x04): the central directory is missing, so the archive was " +
-        "cut short before it was finished (an interrupted save or a full disk)",
+      `the zip archive has no central directory (no end record PK\\x05\\x06 in ${searched}): ` +
+        "the save was cut short (interrupted, or the disk filled up)",
     );
   }
   const found = head.length === 4 ? hex(viewOf(head).getUint32(0, true)) : `only ${head.length} bytes`;
