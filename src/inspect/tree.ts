@@ -1,4 +1,10 @@
-import { type PyValue, qualifiedName, type TorchTensor } from "../reader/pickle/value.js";
+import {
+  isBoxed,
+  type PyObject,
+  type PyValue,
+  qualifiedName,
+  type TorchTensor,
+} from "../reader/pickle/value.js";
 import { elementCount } from "../reader/tensorData.js";
 import { keySegment, objectAttributes } from "./walk.js";
 
@@ -15,6 +21,8 @@ export type TreeNode =
   | { readonly type: "str"; readonly value: string; readonly length: number }
   | { readonly type: "bytes"; readonly length: number; readonly mutable: boolean }
   | { readonly type: "tensor"; readonly dtype: string; readonly shape: number[]; readonly parameter: boolean }
+  | { readonly type: "ndarray"; readonly dtype: string; readonly shape: number[] }
+  | { readonly type: "numpy-scalar"; readonly dtype: string; readonly value?: number | string }
   | ({
       readonly type: "tensors";
       readonly container: "dict" | "list" | "tuple";
@@ -145,7 +153,7 @@ export function buildTree(root: PyValue): TreeNode {
     }
     switch (value.kind) {
       case "float":
-        return { type: "float", value: Number.isFinite(value.value) ? value.value : String(value.value) };
+        return { type: "float", value: pythonFloat(value.value) };
       case "bytes":
         return { type: "bytes", length: value.value.length, mutable: value.mutable };
       case "tensor":
@@ -162,6 +170,8 @@ export function buildTree(root: PyValue): TreeNode {
         break;
     }
     if (ancestors.has(value)) return { type: "elided", reason: "cycle" };
+    const numpy = value.kind === "object" ? describeNumpy(value) : undefined;
+    if (numpy) return numpy;
     if (value.kind === "dict" && allTensors(value.values)) {
       return {
         type: "tensors",
@@ -219,4 +229,59 @@ export function buildTree(root: PyValue): TreeNode {
   };
 
   return node(root, 0);
+}
+
+/** Python's spelling of a float: `5.0`, `nan`, `-inf` (JSON has no NaN, so those become strings). */
+export function pythonFloat(value: number): number | string {
+  if (Number.isNaN(value)) return "nan";
+  if (!Number.isFinite(value)) return value > 0 ? "inf" : "-inf";
+  return value;
+}
+
+const NUMPY_MODULES = new Set(["numpy.core.multiarray", "numpy._core.multiarray"]);
+
+/** numpy's dtype strings as torch-style names: `f4` -> float32, `<i8` -> int64. */
+function numpyDtypeName(dtype: PyValue | undefined): string {
+  const code = isBoxed(dtype, "object") && typeof dtype.args[0] === "string" ? dtype.args[0] : "?";
+  const match = /^[<>=|]?([a-zA-Z])(\d*)$/.exec(code);
+  if (!match) return code;
+  const bits = Number(match[2] || "0") * 8;
+  const kind: Record<string, string> = { f: "float", i: "int", u: "uint", c: "complex", b: "bool" };
+  const base = kind[match[1] as string];
+  if (base === "bool") return "bool";
+  return base ? `${base}${bits}` : code;
+}
+
+/**
+ * numpy arrays and scalars as a person thinks of them. Arrays pickle as `_reconstruct(ndarray, (0,), b"b")`
+ * plus a BUILD state `(version, shape, dtype, is_fortran, data)`; scalars as `scalar(dtype, raw bytes)`.
+ */
+function describeNumpy(value: PyObject): TreeNode | undefined {
+  const callable = value.callable;
+  if (!isBoxed(callable, "global") || !NUMPY_MODULES.has(callable.module)) return undefined;
+  if (callable.name === "_reconstruct" && isBoxed(value.state, "tuple")) {
+    const [, shape, dtype] = value.state.items;
+    const dims = isBoxed(shape, "tuple") ? shape.items.filter((d): d is number => typeof d === "number") : [];
+    return { type: "ndarray", dtype: numpyDtypeName(dtype), shape: dims };
+  }
+  if (callable.name === "scalar") {
+    const dtype = numpyDtypeName(value.args[0]);
+    const raw = value.args[1];
+    if (!isBoxed(raw, "bytes")) return { type: "numpy-scalar", dtype };
+    const view = new DataView(raw.value.buffer, raw.value.byteOffset, raw.value.byteLength);
+    const decoded =
+      dtype === "float64" && raw.value.length === 8
+        ? pythonFloat(view.getFloat64(0, true))
+        : dtype === "float32" && raw.value.length === 4
+          ? pythonFloat(view.getFloat32(0, true))
+          : dtype === "int64" && raw.value.length === 8
+            ? view.getBigInt64(0, true).toString()
+            : dtype === "int32" && raw.value.length === 4
+              ? view.getInt32(0, true)
+              : undefined;
+    return decoded === undefined
+      ? { type: "numpy-scalar", dtype }
+      : { type: "numpy-scalar", dtype, value: decoded };
+  }
+  return undefined;
 }

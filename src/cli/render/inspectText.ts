@@ -14,6 +14,9 @@ export interface InspectTextOptions {
 }
 
 const DEFAULT_ROWS = 25;
+/** Box drawing without a rule between rows: a 25-row table stays 25 lines. */
+const COMPACT = { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" };
+const MAX_INLINE_ITEMS = 8;
 
 function severityLabel(severity: Severity, style: Style): string {
   switch (severity) {
@@ -31,7 +34,43 @@ function tensorSummaryText(summary: TensorSummary): string {
   return `${tensors}, ${formatCount(summary.elementCount)} parameters, ${summary.dtypes.join("/")}`;
 }
 
+/** Floats close to how Python prints them: `5.0`, `-0.0` (exponents keep JS's `1e-8` spelling). */
+function floatText(value: number | string): string {
+  if (typeof value !== "number") return value;
+  if (Object.is(value, -0)) return "-0.0";
+  return Number.isInteger(value) ? value.toFixed(1) : String(value);
+}
+
+/** The literal text of a bare scalar, for inline lists: `0.9`, `"adam"`, `None`. */
+function literal(node: TreeNode): string | undefined {
+  switch (node.type) {
+    case "none":
+      return "None";
+    case "bool":
+      return node.value ? "True" : "False";
+    case "int":
+      return String(node.value);
+    case "float":
+      return floatText(node.value);
+    case "str":
+      return node.length === node.value.length && node.length <= 40 ? JSON.stringify(node.value) : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** `(0.9, 0.999)` and `[0, 1, 2]` on one line when a short list holds only scalars. */
+function inlineList(node: TreeNode): string | undefined {
+  if ((node.type !== "list" && node.type !== "tuple") || node.length > MAX_INLINE_ITEMS) return undefined;
+  const items = node.items.map(literal);
+  if (items.some((item) => item === undefined)) return undefined;
+  const body = items.join(", ");
+  return node.type === "tuple" ? `(${body}${items.length === 1 ? "," : ""})` : `[${body}]`;
+}
+
 function scalarText(node: TreeNode, style: Style): string | undefined {
+  const inline = inlineList(node);
+  if (inline !== undefined) return inline;
   switch (node.type) {
     case "none":
       return style.dim("None");
@@ -40,7 +79,11 @@ function scalarText(node: TreeNode, style: Style): string | undefined {
     case "int":
       return `int ${node.value}`;
     case "float":
-      return `float ${node.value}`;
+      return `float ${floatText(node.value)}`;
+    case "ndarray":
+      return `ndarray ${node.dtype} ${formatShape(node.shape)}`;
+    case "numpy-scalar":
+      return `numpy ${node.dtype}${node.value === undefined ? "" : ` ${typeof node.value === "number" ? floatText(node.value) : node.value}`}`;
     case "str":
       return `str ${JSON.stringify(node.value)}${node.length > node.value.length ? "..." : ""}`;
     case "bytes":
@@ -133,7 +176,7 @@ function tensorTable(tensors: readonly TensorReport[], hashes: boolean, stats: b
   const head = ["key path", "dtype", "shape", "stride", "offset", "storage", "bytes"];
   if (hashes) head.push("sha256");
   if (stats) head.push("min / max / mean", "nan/inf");
-  const table = new Table({ head, style: { head: [], border: [] } });
+  const table = new Table({ head, chars: COMPACT, style: { head: [], border: [] } });
   for (const t of tensors) {
     const storage = t.storage
       ? `${t.storage.key}${t.storage.device === "cpu" ? "" : ` @${t.storage.device}`}`
@@ -195,7 +238,7 @@ export function renderInspectText(report: InspectReport, options: InspectTextOpt
   } else {
     const s = report.summary;
     lines.push(
-      `Tensors    ${s.tensorCount} tensors, ${formatCount(s.elementCount)} parameters, ${formatBytes(s.storageBytes)} of storage`,
+      `Tensors    ${s.tensorCount} tensor${s.tensorCount === 1 ? "" : "s"}, ${formatCount(s.elementCount)} parameters, ${formatBytes(s.storageBytes)} of storage`,
     );
   }
 
