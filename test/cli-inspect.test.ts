@@ -221,6 +221,31 @@ describe("options", () => {
     expect(tensor.stats).toEqual({ min: -3, max: 2, mean: 0.125, nan: 1, inf: 1 });
   });
 
+  it("reports the device a tensor was saved from, without needing that device", async () => {
+    const file = writeZip("gpu.pt", [
+      [
+        "data.pkl",
+        stateDictPickle([
+          {
+            name: "w",
+            storageClass: "HalfStorage",
+            key: "0",
+            numel: 2,
+            shape: [2],
+            stride: [1],
+            device: "cuda:0",
+          },
+        ]),
+      ],
+      ["data/0", Uint8Array.from([0x00, 0x3c, 0x00, 0xc0])], // float16 1.0, -2.0
+    ]);
+    const { code, out } = await ckpt("inspect", file, "--json", "--stats");
+    expect(code).toBe(0);
+    const [tensor] = JSON.parse(out).tensors;
+    expect(tensor.storage).toEqual({ key: "0", device: "cuda:0", sizeBytes: 4 });
+    expect(tensor.stats).toMatchObject({ min: -2, max: 1 });
+  });
+
   it("tables for people: a dtype summary, a tree with a state-dict line, 25 rows unless --all", async () => {
     const { code, out } = await ckpt("inspect", sample("torch2/training_checkpoint.pth"));
     expect(code).toBe(0);

@@ -113,6 +113,8 @@ export interface TensorSpec {
   readonly shape: number[];
   readonly stride: number[];
   readonly offset?: number;
+  /** The saved location, `cpu` by default (`cuda:0` for a GPU save). */
+  readonly device?: string;
 }
 
 /** `OrderedDict(name -> _rebuild_tensor_v2(...))`, as `torch.save(model.state_dict())` writes it. */
@@ -123,7 +125,7 @@ export function stateDictPickle(tensors: readonly TensorSpec[]): Uint8Array {
       s(t.name),
       g("torch._utils", "_rebuild_tensor_v2"),
       ...tuple([
-        ...tuple([s("storage"), g("torch", t.storageClass), s(t.key), s("cpu"), i(t.numel)]),
+        ...tuple([s("storage"), g("torch", t.storageClass), s(t.key), s(t.device ?? "cpu"), i(t.numel)]),
         { op: "binpersid" },
         i(t.offset ?? 0),
         ...tuple(t.shape.map(i)),
