@@ -1,4 +1,5 @@
 import type { ReaderNote } from "../reader/checkpoint.js";
+import type { Component, Verdict } from "./resume/verdict.js";
 import type { KeyPath } from "./walk.js";
 
 /**
@@ -12,7 +13,25 @@ export type Finding =
   | { readonly code: "pointer-file"; readonly target: string; readonly exists: boolean }
   | { readonly code: "walk-truncated"; readonly visits: number }
   | { readonly code: "classes-not-modelled"; readonly classes: string[] }
-  | { readonly code: "tensor-without-data"; readonly path: KeyPath; readonly rebuild: string };
+  | { readonly code: "tensor-without-data"; readonly path: KeyPath; readonly rebuild: string }
+  | {
+      readonly code: "resume-verdict";
+      readonly verdict: Exclude<Verdict, "resumable">;
+      readonly missing: Component[];
+      readonly label: string;
+    }
+  | {
+      readonly code: "state-dict-key-prefix";
+      readonly prefix: string;
+      readonly keys: number;
+      readonly path: KeyPath;
+    }
+  | {
+      readonly code: "optimizer-param-mismatch";
+      readonly optimizerParams: number;
+      readonly modelTensors: number;
+    }
+  | { readonly code: "final-checkpoint-has-state"; readonly counter: number };
 
 export type FindingCode = Finding["code"];
 
@@ -62,6 +81,28 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
     severity: "info",
     message: (f) =>
       `the pickle instantiates ${f.classes.length} class(es) ckpt describes without importing: ${f.classes.slice(0, 5).join(", ")}${f.classes.length > 5 ? ", ..." : ""}`,
+  },
+  "resume-verdict": {
+    severity: (f) => (f.verdict === "not-a-training-checkpoint" ? "info" : "warning"),
+    message: (f) =>
+      f.verdict === "not-a-training-checkpoint"
+        ? "this file holds weights, not a training state: it can initialise a model but not resume a run"
+        : `${f.label} checkpoint is ${f.verdict}: ${f.missing.join(", ")} ${f.missing.length === 1 ? "is" : "are"} missing, so resuming from it resets them`,
+  },
+  "state-dict-key-prefix": {
+    severity: "warning",
+    message: (f) =>
+      `all ${f.keys} keys start with "${f.prefix}" (${f.prefix === "module." ? "saved from a DDP/DataParallel wrapper" : "saved from a torch.compile'd model"}): loading into the bare model fails with unexpected keys unless the prefix is stripped`,
+  },
+  "optimizer-param-mismatch": {
+    severity: "error",
+    message: (f) =>
+      `the optimizer names ${f.optimizerParams} parameters but the model has ${f.modelTensors} trainable tensors: the optimizer state belongs to another model`,
+  },
+  "final-checkpoint-has-state": {
+    severity: "warning",
+    message: (f) =>
+      `model_final.pth still carries iteration ${f.counter} (and optimizer/scheduler): a new run loading it as weights may start at the end and train nothing; drop those keys to use it as weights`,
   },
   "tensor-without-data": {
     severity: "info",

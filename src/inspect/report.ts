@@ -4,6 +4,16 @@ import type { TorchTensor } from "../reader/pickle/value.js";
 import { elementCount, smallTensorValues, tensorBytes } from "../reader/tensorData.js";
 import { elementSize } from "../reader/torch/dtypes.js";
 import { type Finding, messageOf, type Severity, severityOf } from "./findings.js";
+import { CONVENTIONS, type ConventionId, detectFileConvention } from "./resume/conventions.js";
+import { sanityFindings } from "./resume/sanity.js";
+import {
+  type Component,
+  type ComponentState,
+  type CounterValue,
+  judgeResume,
+  type ResumeVerdict,
+  type Verdict,
+} from "./resume/verdict.js";
 import { StatsAccumulator, supportsStats, type TensorStats } from "./stats.js";
 import { buildTree, type TreeNode } from "./tree.js";
 import { findTensors, type KeyPath } from "./walk.js";
@@ -20,6 +30,18 @@ export interface InspectReport {
   readonly tree: TreeNode | null;
   readonly findings: FindingReport[];
   readonly pointer?: { readonly content: string; readonly target: string; readonly targetExists: boolean };
+  readonly convention?: { readonly id: ConventionId; readonly label: string; readonly evidence: string[] };
+  readonly resume?: ResumeReport;
+}
+
+/** The resume verdict of one file, as `ckpt.inspect/1` carries it. */
+export interface ResumeReport {
+  readonly verdict: Verdict;
+  readonly components: ComponentState[];
+  readonly counter: CounterValue | null;
+  readonly resumeAt: number | null;
+  readonly resets: Component[];
+  readonly missing: Component[];
 }
 
 export interface ContainerReport {
@@ -278,6 +300,20 @@ export function inspectCheckpoint(
     }
   }
 
+  const judged = judgeFile(checkpoint, file);
+  if (judged) {
+    const { verdict } = judged;
+    if (verdict.verdict !== "resumable") {
+      findings.push({
+        code: "resume-verdict",
+        verdict: verdict.verdict,
+        missing: verdict.missing,
+        label: verdict.conventionLabel,
+      });
+    }
+    findings.push(...sanityFindings(checkpoint.root, verdict, file));
+  }
+
   const listed = options.filter ? walk.tensors.filter(({ path }) => options.filter?.(path)) : walk.tensors;
   const tensors = hasTensors(checkpoint)
     ? listed.map(({ path, tensor }) => tensorReport(checkpoint, path, tensor, options))
@@ -288,6 +324,32 @@ export function inspectCheckpoint(
     summary: summarize(walk.tensors),
     tree: buildTree(checkpoint.root),
     findings: findings.map(findingReport),
+    ...(judged ? resumeFields(judged.verdict) : {}),
+  };
+}
+
+/** The convention and resume verdict of a file that holds an object graph (TorchScript modules are not judged). */
+export function judgeFile(checkpoint: Checkpoint, file: string): { verdict: ResumeVerdict } | undefined {
+  if (checkpoint.format === "pointer" || checkpoint.format === "torchscript") return undefined;
+  const guess = detectFileConvention(checkpoint.root, file);
+  return { verdict: judgeResume(checkpoint.root, guess, file) };
+}
+
+function resumeFields(verdict: ResumeVerdict): Pick<InspectReport, "convention" | "resume"> {
+  return {
+    convention: {
+      id: verdict.convention,
+      label: CONVENTIONS[verdict.convention].label,
+      evidence: verdict.evidence,
+    },
+    resume: {
+      verdict: verdict.verdict,
+      components: verdict.components,
+      counter: verdict.counter ?? null,
+      resumeAt: verdict.resumeAt ?? null,
+      resets: verdict.resets,
+      missing: verdict.missing,
+    },
   };
 }
 

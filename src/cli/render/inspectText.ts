@@ -242,6 +242,8 @@ export function renderInspectText(report: InspectReport, options: InspectTextOpt
     );
   }
 
+  if (report.resume && report.convention) lines.push(...resumeLines(report, style));
+
   if (report.tree) {
     lines.push("", style.bold("Structure"));
     for (const line of renderTree(report.tree, style)) lines.push(`  ${line}`);
@@ -272,4 +274,45 @@ export function renderInspectText(report: InspectReport, options: InspectTextOpt
     }
   }
   return `${lines.join("\n")}\n`;
+}
+
+const VERDICT_COLOR = {
+  resumable: "green",
+  "weights-only": "red",
+  incomplete: "yellow",
+  "not-a-training-checkpoint": "dim",
+} as const;
+
+/** `Resume     weights-only (Trackron): ...` and what each component holds. */
+export function resumeLines(report: InspectReport, style: Style): string[] {
+  const resume = report.resume;
+  const convention = report.convention;
+  if (!resume || !convention) return [];
+  const verdict = style[VERDICT_COLOR[resume.verdict]](resume.verdict);
+  const lines = [`Convention ${convention.label} (${convention.evidence.join("; ")})`];
+  if (resume.verdict === "not-a-training-checkpoint") {
+    lines.push(`Resume     ${verdict}: weights only, no training state`);
+    return lines;
+  }
+  const parts = resume.components.map((c) => {
+    switch (c.status) {
+      case "present":
+        return `${c.component} ${style.green("✓")}`;
+      case "missing":
+        return `${c.component} ${style.red("✗")}`;
+      case "not-needed":
+        return `${c.component} ${style.dim("(derived)")}`;
+      case "not-saved":
+        return undefined;
+    }
+  });
+  const counter = resume.counter
+    ? `${resume.counter.name} ${resume.counter.value}${resume.counter.source === "file-name" ? " (file name only)" : ""}`
+    : "no counter";
+  lines.push(`Resume     ${verdict}: ${parts.filter((p) => p !== undefined).join("  ")}`);
+  lines.push(
+    `           ${counter}; a resume starts at ${resume.counter?.name ?? "step"} ${resume.resumeAt ?? 0}`,
+  );
+  if (resume.resets.length > 0) lines.push(`           resets on resume: ${resume.resets.join(", ")}`);
+  return lines;
 }

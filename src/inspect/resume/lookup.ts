@@ -1,0 +1,39 @@
+import { dictGet, isBoxed, type PyValue } from "../../reader/pickle/value.js";
+import { objectAttributes } from "../walk.js";
+
+/** A path of string keys into dicts and object attributes, e.g. `["trainer", "_trainer", "optimizer"]`. */
+export type KeyPathSpec = readonly string[];
+
+/** The value at `path` below `root`, through dicts (string keys) and described objects' attributes. */
+export function lookup(root: PyValue | undefined, path: KeyPathSpec): PyValue | undefined {
+  let node = root;
+  for (const key of path) {
+    if (isBoxed(node, "dict")) node = dictGet(node, key);
+    else if (isBoxed(node, "object")) node = objectAttributes(node.state).find(([name]) => name === key)?.[1];
+    else return undefined;
+    if (node === undefined) return undefined;
+  }
+  return node;
+}
+
+/** Saved and meaningful: not absent, not None, not an empty dict or list (detectron2 saves `{}` for no scheduler). */
+export function isPresent(value: PyValue | undefined): boolean {
+  if (value === undefined || value === null) return false;
+  if (isBoxed(value, "dict")) return value.keys.length > 0;
+  if (isBoxed(value, "list") || isBoxed(value, "tuple")) return value.items.length > 0;
+  return true;
+}
+
+/** An int counter value (Python int, or a float holding one, or a 0-d tensor is not read here). */
+export function intValue(value: PyValue | undefined): number | undefined {
+  if (typeof value === "number" && Number.isInteger(value)) return value;
+  if (typeof value === "bigint") return Number(value);
+  if (isBoxed(value, "float") && Number.isInteger(value.value)) return value.value;
+  return undefined;
+}
+
+/** The string keys of a dict root, for convention fingerprints. */
+export function topLevelKeys(root: PyValue): Set<string> {
+  if (!isBoxed(root, "dict")) return new Set();
+  return new Set(root.keys.filter((k): k is string => typeof k === "string"));
+}
