@@ -1,5 +1,7 @@
 import { Command, CommanderError, Option } from "commander";
+import { writeResumeFiles } from "../repair/resumeWrite.js";
 import { runInspect } from "./commands/inspect.js";
+import { runResumePlan } from "./commands/resumePlan.js";
 import type { FailOn } from "./exitCode.js";
 import type { Output } from "./output.js";
 import { styleFor } from "./style.js";
@@ -68,6 +70,39 @@ export async function main(argv: readonly string[], io: Output = processOutput):
             failOn: options.failOn,
           },
           io,
+        );
+      },
+    );
+
+  program
+    .command("resume-plan")
+    .description(
+      "will this run really resume, and from where? follows the pointer, checks every checkpoint, plans",
+    )
+    .argument("<run-dir>", "the run's output directory (OUTPUT_DIR, work_dir, output_dir, default_root_dir)")
+    .option("--json", "print the ckpt.resume-plan/1 JSON object", false)
+    .option(
+      "--config <file>",
+      "the run's YAML config (detectron2/Trackron style); default: <run-dir>/config.yaml",
+    )
+    .option("--no-verify", "skip streaming the chosen checkpoint through its CRCs (structure checks only)")
+    .option("--verify-all", "stream every candidate through its CRCs", false)
+    .option("--write", "write resume-manifest.json and fix a missing, dangling or broken pointer", false)
+    .action(
+      async (
+        runDir: string,
+        options: { json: boolean; config?: string; verify: boolean; verifyAll: boolean; write: boolean },
+      ) => {
+        exitCode = await runResumePlan(
+          runDir,
+          {
+            json: options.json,
+            config: options.config,
+            verify: options.verifyAll ? "all" : options.verify ? "chosen" : "none",
+            write: options.write,
+          },
+          io,
+          writeResumeFiles,
         );
       },
     );

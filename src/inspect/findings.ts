@@ -1,5 +1,7 @@
 import type { ReaderNote } from "../reader/checkpoint.js";
 import type { Component, Verdict } from "./resume/verdict.js";
+import type { FrameworkOutcome } from "./runs/frameworkResume.js";
+import type { PointerStatus } from "./runs/plan.js";
 import type { KeyPath } from "./walk.js";
 
 /**
@@ -31,7 +33,33 @@ export type Finding =
       readonly optimizerParams: number;
       readonly modelTensors: number;
     }
-  | { readonly code: "final-checkpoint-has-state"; readonly counter: number };
+  | { readonly code: "final-checkpoint-has-state"; readonly counter: number }
+  | {
+      readonly code: "pointer-problem";
+      readonly file: string;
+      readonly status: Exclude<PointerStatus, "ok">;
+      readonly target: string | null;
+      readonly detail: string | null;
+    }
+  | {
+      readonly code: "candidate-broken";
+      readonly file: string;
+      readonly status: string;
+      readonly detail: string;
+    }
+  | { readonly code: "no-usable-checkpoint"; readonly candidates: number }
+  | { readonly code: "resume-loses-state"; readonly file: string; readonly resets: Component[] }
+  | {
+      readonly code: "framework-resume-differs";
+      readonly outcome: FrameworkOutcome;
+      readonly frameworkFile: string | null;
+      readonly frameworkStartsAt: number | null;
+      readonly choiceFile: string;
+      readonly choiceStartsAt: number | null;
+      readonly why: string;
+    }
+  | { readonly code: "counter-past-end"; readonly resumeAt: number; readonly maxIter: number }
+  | { readonly code: "weights-names-pointer"; readonly weights: string };
 
 export type FindingCode = Finding["code"];
 
@@ -103,6 +131,58 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
     severity: "warning",
     message: (f) =>
       `model_final.pth still carries iteration ${f.counter} (and optimizer/scheduler): a new run loading it as weights may start at the end and train nothing; drop those keys to use it as weights`,
+  },
+  "pointer-problem": {
+    severity: (f) => (f.status === "stale" || f.status === "missing" ? "warning" : "error"),
+    message: (f) => {
+      const named = f.target ? ` names ${f.target}` : "";
+      switch (f.status) {
+        case "missing":
+          return `there is no ${f.file}: the framework's auto-resume finds nothing and starts over`;
+        case "dangling":
+          return `${f.file}${named}, which does not exist: resume fails (FileNotFoundError)`;
+        case "truncated-target":
+          return `${f.file}${named}, which is cut short: resume fails${f.detail ? ` (${f.detail})` : ""}`;
+        case "corrupt-target":
+          return `${f.file}${named}, which is corrupt${f.detail ? ` (${f.detail})` : ""}`;
+        case "not-a-checkpoint":
+          return `${f.file}${named}, which is not a checkpoint: torch.load fails ("invalid load key")`;
+        case "stale":
+          return `${f.file}${named}, but a newer valid checkpoint exists`;
+        case "escapes-run-dir":
+          return `${f.file}${named}, outside the run directory (a moved work_dir?)`;
+      }
+    },
+  },
+  "candidate-broken": {
+    severity: "warning",
+    message: (f) => `${f.file} is ${f.status}: ${f.detail}`,
+  },
+  "no-usable-checkpoint": {
+    severity: "error",
+    message: (f) =>
+      `none of the ${f.candidates} checkpoints in this run can be loaded: training would start from scratch`,
+  },
+  "resume-loses-state": {
+    severity: "warning",
+    message: (f) =>
+      `the best checkpoint, ${f.file}, lacks ${f.resets.join(", ")}: resuming from it resets them`,
+  },
+  "framework-resume-differs": {
+    severity: (f) => (f.outcome === "resumes" ? "warning" : "error"),
+    message: (f) =>
+      `the framework's own auto-resume ${f.outcome === "resumes" ? `resumes from ${f.frameworkFile} at ${f.frameworkStartsAt}` : f.outcome.replace("-", " ")}` +
+      ` (${f.why}); the plan resumes from ${f.choiceFile}${f.choiceStartsAt === null ? "" : ` at ${f.choiceStartsAt}`}`,
+  },
+  "counter-past-end": {
+    severity: "warning",
+    message: (f) =>
+      `resuming starts at ${f.resumeAt}, at or past SOLVER.MAX_ITER ${f.maxIter}: the run is finished and a resume trains nothing`,
+  },
+  "weights-names-pointer": {
+    severity: "error",
+    message: (f) =>
+      `MODEL.WEIGHTS is ${f.weights}, a pointer file: torch.load fails with "invalid load key"; to resume pass --resume (the run dir's pointer is followed), or name the checkpoint file itself`,
   },
   "tensor-without-data": {
     severity: "info",

@@ -353,7 +353,7 @@ function resumeFields(verdict: ResumeVerdict): Pick<InspectReport, "convention" 
   };
 }
 
-function findingReport(finding: Finding): FindingReport {
+export function findingReport(finding: Finding): FindingReport {
   return {
     code: finding.code,
     severity: severityOf(finding),

@@ -294,22 +294,14 @@ export function resumeLines(report: InspectReport, style: Style): string[] {
     lines.push(`Resume     ${verdict}: weights only, no training state`);
     return lines;
   }
-  const parts = resume.components.map((c) => {
-    switch (c.status) {
-      case "present":
-        return `${c.component} ${style.green("✓")}`;
-      case "missing":
-        return `${c.component} ${style.red("✗")}`;
-      case "not-needed":
-        return `${c.component} ${style.dim("(derived)")}`;
-      case "not-saved":
-        return undefined;
-    }
-  });
+  const mark = { present: style.green("✓"), missing: style.red("✗"), "not-needed": style.dim("(derived)") };
+  const parts = resume.components.flatMap((c) =>
+    c.status === "not-saved" ? [] : [`${c.component} ${mark[c.status]}`],
+  );
   const counter = resume.counter
     ? `${resume.counter.name} ${resume.counter.value}${resume.counter.source === "file-name" ? " (file name only)" : ""}`
     : "no counter";
-  lines.push(`Resume     ${verdict}: ${parts.filter((p) => p !== undefined).join("  ")}`);
+  lines.push(`Resume     ${verdict}: ${parts.join("  ")}`);
   lines.push(
     `           ${counter}; a resume starts at ${resume.counter?.name ?? "step"} ${resume.resumeAt ?? 0}`,
   );

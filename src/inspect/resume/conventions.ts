@@ -182,9 +182,19 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     scaler: optional(["scaler"]),
     rng: keys(["random_states"]),
     ema: notSaved,
-    counter: { name: "step", paths: [] },
-    counterInName: /checkpoint_(\d+)$/,
-    resumeAt: (saveIndex) => saveIndex + 1,
+    // accelerate stores no epoch or global step: users register a counter object (custom_checkpoint_0.pkl),
+    // and the scheduler's last_epoch counts optimizer steps. checkpoint_N counts saves, not steps.
+    counter: {
+      name: "step",
+      paths: [
+        ["custom", "step"],
+        ["custom", "global_step"],
+        ["custom", "iteration"],
+        ["scheduler", "last_epoch"],
+      ],
+    },
+    counterInName: undefined,
+    resumeAt: (step) => step,
     resumeMeaning: "accelerate stores no epoch or step; checkpoint_N counts saves",
   },
   deepspeed: {

@@ -1,0 +1,96 @@
+import Table from "cli-table3";
+import type { Severity } from "../../inspect/findings.js";
+import type { ResumePlan } from "../../inspect/runs/plan.js";
+import type { Style } from "../style.js";
+
+const COMPACT = { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" };
+
+function severityLabel(severity: Severity, style: Style): string {
+  return severity === "error"
+    ? style.red("error  ")
+    : severity === "warning"
+      ? style.yellow("warning")
+      : style.cyan("info   ");
+}
+
+const OUTCOME_TEXT = {
+  resumes: "resumes",
+  "starts-over": "starts over",
+  crashes: "crashes",
+  "trains-nothing": "trains nothing",
+} as const;
+
+/** The plan for people: the decision first, then the evidence. */
+export function renderResumePlanText(plan: ResumePlan, written: readonly string[], style: Style): string {
+  const lines: string[] = [];
+  lines.push(`${style.bold(plan.runDir)}`);
+  lines.push(`Convention ${plan.conventionLabel} (${plan.evidence})`);
+  if (plan.pointer) {
+    const status = plan.pointer.status === "ok" ? style.green("ok") : style.red(plan.pointer.status);
+    lines.push(`Pointer    ${plan.pointer.file} -> ${plan.pointer.content?.trim() ?? "(absent)"}: ${status}`);
+  }
+  lines.push("");
+
+  const choice = plan.choice;
+  if (!choice) {
+    lines.push(
+      style.red("No checkpoint in this run can be resumed from: training would start from scratch."),
+    );
+  } else {
+    const headline = plan.resumable
+      ? style.green(`Resume from ${choice.file}`)
+      : style.yellow(`Best available: ${choice.file} (${choice.verdict})`);
+    lines.push(style.bold(headline));
+    if (choice.resumeAt !== null) {
+      const source =
+        choice.resumeAtSource === "file-name"
+          ? ` (from the file name: the file itself has no counter, so the framework would start at 0)`
+          : "";
+      lines.push(`  starts at  ${choice.counterName ?? "step"} ${choice.resumeAt}${source}`);
+    }
+    lines.push(`  restores   ${choice.restores.join(", ") || "nothing"}`);
+    lines.push(
+      `  resets     ${choice.resets.length > 0 ? style.yellow(choice.resets.join(", ")) : "nothing"}`,
+    );
+    if (plan.command) lines.push(`  run        ${plan.command}`);
+  }
+
+  const framework = plan.framework;
+  if (framework) {
+    const agrees =
+      choice !== null &&
+      framework.outcome === "resumes" &&
+      framework.file !== null &&
+      (framework.file === choice.file || framework.file.startsWith(`${choice.file}/`)) &&
+      framework.startsAt === choice.resumeAt;
+    const verdict = agrees ? style.green("same as the plan") : style.red(OUTCOME_TEXT[framework.outcome]);
+    lines.push("", `Framework's own auto-resume: ${verdict}`);
+    lines.push(`  ${framework.why}`);
+  }
+
+  if (plan.candidates.length > 0) {
+    const table = new Table({
+      head: ["checkpoint", "counter", "status", "verdict", "missing"],
+      chars: COMPACT,
+      style: { head: [], border: [] },
+    });
+    for (const c of plan.candidates) {
+      const counter =
+        c.counter === null ? "-" : `${c.counter}${c.counterSource === "file-name" ? " (name)" : ""}`;
+      const status = c.status === "ok" ? c.status : style.red(c.status);
+      table.push([c.file, counter, status, c.verdict ?? "-", c.missing.join(", ")]);
+    }
+    lines.push("", style.bold("Candidates (newest first)"), table.toString());
+  }
+
+  if (plan.findings.length > 0) {
+    lines.push("", style.bold("Findings"));
+    for (const f of plan.findings)
+      lines.push(`  ${severityLabel(f.severity, style)} ${f.code}: ${f.message}`);
+  }
+  if (written.length > 0) {
+    lines.push("", style.bold("Written"));
+    for (const w of written) lines.push(`  ${w}`);
+  }
+  return `${lines.join("\n")}\n`;
+}

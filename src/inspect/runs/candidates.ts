@@ -1,0 +1,275 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { dictSet, isBoxed, type PyDict, type PyValue, pyDict } from "../../reader/pickle/value.js";
+import { type ConventionId, detectFileConvention } from "../resume/conventions.js";
+import { lookup } from "../resume/lookup.js";
+import {
+  type Component,
+  type ComponentState,
+  type CounterSource,
+  judgeResume,
+  type ResumeVerdict,
+  type Verdict,
+} from "../resume/verdict.js";
+import { checkFile, type FileProblem, type FileStatus } from "./integrity.js";
+import type { CandidateRef } from "./layout.js";
+
+/** One checkpoint a resume could use, checked: whole and loadable, and what it would restore. */
+export type CandidateStatus = FileStatus | "incomplete-dir";
+
+export interface CandidateReport {
+  /** Relative to the run dir. */
+  readonly file: string;
+  readonly kind: "file" | "dir";
+  readonly counter: number | null;
+  readonly counterSource: CounterSource | null;
+  readonly status: CandidateStatus;
+  readonly verdict: Verdict | null;
+  readonly missing: Component[];
+  readonly problem: FileProblem | null;
+  readonly sizeBytes: number | null;
+  readonly convention: ConventionId | null;
+  readonly components: ComponentState[];
+  /** The counter the framework restarts at from this checkpoint (0 when the file has no counter). */
+  readonly resumeAt: number | null;
+  /** Lightning logger version, when the run has several. */
+  readonly group: string | null;
+  /** For file candidates that loaded: zip record CRCs for the manifest. */
+  readonly records: Array<{ name: string; crc32: number; size: number }> | null;
+}
+
+export interface ExamineOptions {
+  readonly verify: boolean;
+  readonly runConvention: ConventionId;
+}
+
+function report(
+  ref: CandidateRef,
+  fields: Partial<CandidateReport> & Pick<CandidateReport, "status">,
+): CandidateReport {
+  return {
+    file: ref.rel,
+    kind: ref.kind,
+    counter: ref.counterFromName ?? null,
+    counterSource: ref.counterFromName === undefined ? null : "file-name",
+    verdict: null,
+    missing: [],
+    problem: null,
+    sizeBytes: null,
+    convention: null,
+    components: [],
+    resumeAt: null,
+    group: ref.group ?? null,
+    records: null,
+    ...fields,
+  };
+}
+
+function fromVerdict(verdict: ResumeVerdict): Partial<CandidateReport> {
+  return {
+    verdict: verdict.verdict,
+    missing: verdict.missing,
+    convention: verdict.convention,
+    components: verdict.components,
+    resumeAt: verdict.resumeAt ?? null,
+    ...(verdict.counter && Number.isFinite(verdict.counter.value)
+      ? { counter: verdict.counter.value, counterSource: verdict.counter.source }
+      : {}),
+  };
+}
+
+async function examineFile(ref: CandidateRef, options: ExamineOptions): Promise<CandidateReport> {
+  const check = await checkFile(ref.path, options);
+  if (check.status !== "ok" && check.problem.torchLoads) {
+    // Only CRCs disagree: torch would load it anyway, so say what it holds as well as that it is corrupt.
+    const loaded = await examineFile(ref, { ...options, verify: false });
+    return { ...loaded, status: check.status, problem: check.problem };
+  }
+  if (check.status !== "ok") {
+    return report(ref, { status: check.status, problem: check.problem, sizeBytes: check.sizeBytes ?? null });
+  }
+  const { checkpoint } = check;
+  try {
+    if (checkpoint.format === "pointer") return report(ref, { status: "not-a-checkpoint" });
+    const guess = detectFileConvention(checkpoint.root, ref.path);
+    const verdict = judgeResume(checkpoint.root, guess, ref.path);
+    const records =
+      checkpoint.format === "torch-zip" || checkpoint.format === "torchscript"
+        ? checkpoint.archive.entries.map((e) => ({ name: e.name, crc32: e.crc32, size: e.uncompressedSize }))
+        : null;
+    return report(ref, { status: "ok", sizeBytes: check.sizeBytes, records, ...fromVerdict(verdict) });
+  } finally {
+    checkpoint.source.close();
+  }
+}
+
+/** The first of `names` that exists in `dir`. */
+function firstExisting(dir: string, names: readonly string[]): string | undefined {
+  return names.find((name) => existsSync(join(dir, name)));
+}
+
+interface DirFiles {
+  readonly model: readonly string[];
+  readonly parts: ReadonlyArray<readonly [key: string, names: readonly string[]]>;
+}
+
+/** What each directory convention keeps in one checkpoint directory (conventions.md sections 7, 8, 9). */
+const DIR_FILES: Partial<Record<ConventionId, DirFiles>> = {
+  "hf-trainer": {
+    model: [
+      "model.safetensors",
+      "pytorch_model.bin",
+      "model.safetensors.index.json",
+      "pytorch_model.bin.index.json",
+      "adapter_model.safetensors",
+      "adapter_model.bin",
+    ],
+    parts: [
+      ["optimizer", ["optimizer.pt", "optimizer.bin"]],
+      ["scheduler", ["scheduler.pt"]],
+      ["scaler", ["scaler.pt"]],
+      ["rng_state", ["rng_state.pth", "rng_state_0.pth"]],
+    ],
+  },
+  accelerate: {
+    model: ["model.safetensors", "pytorch_model.bin"],
+    parts: [
+      ["optimizer", ["optimizer.bin"]],
+      ["scheduler", ["scheduler.bin"]],
+      ["scaler", ["scaler.pt"]],
+      ["random_states", ["random_states_0.pkl"]],
+      // register_for_checkpointing objects: where users keep their step counter.
+      ["custom", ["custom_checkpoint_0.pkl"]],
+    ],
+  },
+};
+
+/**
+ * A checkpoint directory is judged like a file whose top-level keys are its files: each file present and
+ * whole counts as that component. Any file that is present but broken makes the directory unusable.
+ */
+async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<CandidateReport> {
+  const root = pyDict();
+  let total = 0;
+  const broken: FileProblem[] = [];
+  const checkInto = async (key: string, name: string | undefined): Promise<PyValue | undefined> => {
+    if (name === undefined) return undefined;
+    if (name.endsWith(".json") || name.startsWith("random_states")) {
+      // JSON indexes and accelerate's RNG pickle: present is enough (their content is not torch data).
+      dictSet(root, key, true);
+      return true;
+    }
+    const check = await checkFile(join(ref.path, name), options);
+    total += check.sizeBytes ?? 0;
+    if (check.status !== "ok") {
+      broken.push({ code: check.problem.code, message: `${name}: ${check.problem.message}` });
+      return undefined;
+    }
+    const value = "root" in check.checkpoint ? check.checkpoint.root : true;
+    check.checkpoint.source.close();
+    dictSet(root, key, value);
+    return value;
+  };
+
+  const convention = options.runConvention;
+  const files = DIR_FILES[convention];
+  if (files) {
+    const model = firstExisting(ref.path, files.model);
+    if (model === undefined) {
+      return report(ref, {
+        status: "incomplete-dir",
+        problem: {
+          code: "model-file-missing",
+          message: `no model weights (${files.model.slice(0, 2).join(" or ")})`,
+        },
+      });
+    }
+    await checkInto("model", model);
+    for (const [key, names] of files.parts) await checkInto(key, firstExisting(ref.path, names));
+    if (convention === "hf-trainer") addTrainerState(root, ref.path);
+  } else if (convention === "deepspeed") {
+    const modelStates = readdirSafe(ref.path).find((n) => /model_states\.pt$/.test(n));
+    if (modelStates === undefined) {
+      return report(ref, {
+        status: "incomplete-dir",
+        problem: { code: "model-file-missing", message: "no *_model_states.pt" },
+      });
+    }
+    const states = await checkInto("states", modelStates);
+    const shards = readdirSafe(ref.path).filter((n) => /optim_states\.pt$/.test(n));
+    for (const key of ["module", "lr_scheduler", "global_steps"]) {
+      const value = lookup(states, [key]);
+      if (value !== undefined) dictSet(root, key, value);
+    }
+    // Under ZeRO the optimizer lives in per-rank shards and the model-states file holds None.
+    const optimizer = lookup(states, ["optimizer"]);
+    if (optimizer !== undefined && optimizer !== null) dictSet(root, "optimizer", optimizer);
+    else if (shards.length > 0 && (await checkInto("optimizer", shards[0])) !== undefined)
+      dictSet(root, "optimizer", true);
+  } else if (convention === "dcp") {
+    if (!existsSync(join(ref.path, ".metadata"))) {
+      return report(ref, {
+        status: "incomplete-dir",
+        problem: { code: "metadata-missing", message: "no .metadata (the save did not finish)" },
+      });
+    }
+    const metadata = await checkInto("metadata", ".metadata");
+    addDcpGroups(root, metadata, ref.counterFromName);
+  }
+
+  if (broken.length > 0) {
+    const problem = broken[0] as FileProblem;
+    return report(ref, {
+      status: problem.code.endsWith("truncated") ? "truncated" : "corrupt",
+      problem,
+      sizeBytes: total,
+    });
+  }
+  const guess = { convention, evidence: [`directory ${ref.rel}`] };
+  return report(ref, { status: "ok", sizeBytes: total, ...fromVerdict(judgeResume(root, guess, ref.path)) });
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** `trainer_state.json` holds HF's counter; without it the Trainer restarts at step 0. */
+function addTrainerState(root: PyDict, dir: string): void {
+  try {
+    const state = JSON.parse(readFileSync(join(dir, "trainer_state.json"), "utf8")) as {
+      global_step?: unknown;
+    };
+    if (typeof state.global_step === "number") {
+      const trainerState = pyDict();
+      dictSet(trainerState, "global_step", state.global_step);
+      dictSet(root, "trainer_state", trainerState);
+    }
+  } catch {
+    // Absent or unreadable: the counter is missing, which the verdict reports.
+  }
+}
+
+/** DCP `.metadata` names every saved FQN; torchtitan groups them as model (flattened), optimizer, ... */
+function addDcpGroups(root: PyDict, metadata: PyValue | undefined, step: number | undefined): void {
+  const state = isBoxed(metadata, "object") ? metadata.state : undefined;
+  const index = lookup(state, ["state_dict_metadata"]) ?? (isBoxed(state, "dict") ? state : undefined);
+  const fqns = isBoxed(index, "dict") ? index.keys.filter((k): k is string => typeof k === "string") : [];
+  const groups = ["optimizer", "lr_scheduler", "train_state", "dataloader"];
+  if (fqns.some((f) => !groups.some((g) => f === g || f.startsWith(`${g}.`)))) dictSet(root, "model", true);
+  for (const group of groups) {
+    if (fqns.some((f) => f === group || f.startsWith(`${group}.`))) dictSet(root, group, true);
+  }
+  if (fqns.includes("train_state") && step !== undefined) {
+    const trainState = pyDict();
+    dictSet(trainState, "step", step);
+    dictSet(root, "train_state", trainState);
+  }
+}
+
+export async function examineCandidate(ref: CandidateRef, options: ExamineOptions): Promise<CandidateReport> {
+  return ref.kind === "dir" ? examineDir(ref, options) : examineFile(ref, options);
+}

@@ -1,0 +1,58 @@
+import { existsSync, readFileSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import { parse } from "yaml";
+import { ReaderError } from "../../reader/errors.js";
+
+/**
+ * The few keys of a detectron2/Trackron-style YAML config that decide a resume: where the run writes, which
+ * weights `MODEL.WEIGHTS` loads, and where training ends.
+ */
+export interface TrainingConfig {
+  readonly file: string;
+  readonly outputDir: string | undefined;
+  readonly modelWeights: string | undefined;
+  readonly maxIter: number | undefined;
+}
+
+function get(node: unknown, path: readonly string[]): unknown {
+  let current = node;
+  for (const key of path) {
+    if (current === null || typeof current !== "object" || !Object.hasOwn(current, key)) return undefined;
+    current = (current as Record<string, unknown>)[key];
+  }
+  return current;
+}
+
+export function readTrainingConfig(file: string): TrainingConfig {
+  let document: unknown;
+  try {
+    document = parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code === "ENOENT" ? "file-not-found" : "not-a-checkpoint";
+    throw new ReaderError(code, `cannot read the config: ${(error as Error).message.split("\n")[0]}`, {
+      file,
+    });
+  }
+  const text = (v: unknown) => (typeof v === "string" ? v : undefined);
+  const maxIter = get(document, ["SOLVER", "MAX_ITER"]);
+  return {
+    file,
+    outputDir: text(get(document, ["OUTPUT_DIR"])),
+    modelWeights: text(get(document, ["MODEL", "WEIGHTS"])),
+    maxIter: typeof maxIter === "number" && Number.isInteger(maxIter) ? maxIter : undefined,
+  };
+}
+
+/** The config the run was started with, when it sits in the run dir (detectron2 writes `config.yaml` there). */
+export function findRunConfig(runDir: string): string | undefined {
+  for (const name of ["config.yaml", "config.yml"]) {
+    const path = join(runDir, name);
+    if (existsSync(path)) return path;
+  }
+  return undefined;
+}
+
+/** Resolves a config path value the way the training script would: relative to the working directory. */
+export function resolveConfigPath(value: string, cwd: string): string {
+  return isAbsolute(value) ? value : join(cwd, value);
+}

@@ -1,0 +1,223 @@
+import type { ConventionId } from "../resume/conventions.js";
+import type { Component } from "../resume/verdict.js";
+import type { CandidateReport } from "./candidates.js";
+import type { RunLayout } from "./layout.js";
+
+/**
+ * What the framework's own automatic resume does with this run dir, since that is what users run. Each
+ * convention's rule is the logic `conventions.md` records from its source.
+ */
+export type FrameworkOutcome = "resumes" | "starts-over" | "crashes" | "trains-nothing";
+
+export interface FrameworkResume {
+  /** What the framework loads, relative to the run dir (null when it loads nothing). */
+  readonly file: string | null;
+  readonly outcome: FrameworkOutcome;
+  readonly startsAt: number | null;
+  readonly restores: Component[];
+  readonly resets: Component[];
+  /** Why, in the framework's terms. */
+  readonly why: string;
+}
+
+export interface FrameworkInputs {
+  readonly layout: RunLayout;
+  /** The candidate the run's pointer names (examined), when the convention has a pointer. */
+  readonly pointerTarget: CandidateReport | undefined;
+  readonly candidates: readonly CandidateReport[];
+  /** End of training (detectron2 `SOLVER.MAX_ITER`), when known. */
+  readonly maxIter: number | undefined;
+}
+
+const TRAINING_STATE: Component[] = ["model", "optimizer", "scheduler", "counter"];
+
+function restoresOf(c: CandidateReport): Component[] {
+  return c.components.filter((s) => s.status === "present").map((s) => s.component);
+}
+
+/** Loading `candidate` the way torch does: it fails on what torch fails on, and ignores CRCs as torch does. */
+function loadOutcome(candidate: CandidateReport, maxIter: number | undefined, how: string): FrameworkResume {
+  const file = candidate.file;
+  if (candidate.status !== "ok" && !candidate.problem?.torchLoads) {
+    return {
+      file,
+      outcome: "crashes",
+      startsAt: null,
+      restores: [],
+      resets: [],
+      why: `${how} ${file}, which is ${candidate.status}: ${candidate.problem?.message ?? "unreadable"}`,
+    };
+  }
+  const startsAt = candidate.resumeAt ?? 0;
+  const restores = restoresOf(candidate);
+  const resets = TRAINING_STATE.filter((c) => !restores.includes(c) && c !== "model").concat(
+    candidate.missing.filter((c) => !TRAINING_STATE.includes(c)),
+  );
+  const corrupted = candidate.problem?.torchLoads
+    ? " (torch does not check CRCs: the corrupted bytes load silently)"
+    : "";
+  if (maxIter !== undefined && startsAt >= maxIter) {
+    return {
+      file,
+      outcome: "trains-nothing",
+      startsAt,
+      restores,
+      resets,
+      why: `${how} ${file}: it starts at ${startsAt}, at or past the end (${maxIter})`,
+    };
+  }
+  const counterSaved = candidate.components.some((c) => c.component === "counter" && c.status === "present");
+  return {
+    file,
+    outcome: counterSaved ? "resumes" : "starts-over",
+    startsAt,
+    restores,
+    resets: [...new Set(resets)],
+    why: counterSaved
+      ? `${how} ${file} and continues at ${startsAt}${corrupted}`
+      : `${how} ${file}, which holds no counter: training restarts at 0 with the loaded weights${corrupted}`,
+  };
+}
+
+const startsOver = (why: string): FrameworkResume => ({
+  file: null,
+  outcome: "starts-over",
+  startsAt: 0,
+  restores: [],
+  resets: TRAINING_STATE,
+  why,
+});
+
+const crashes = (file: string | null, why: string): FrameworkResume => ({
+  file,
+  outcome: "crashes",
+  startsAt: null,
+  restores: [],
+  resets: [],
+  why,
+});
+
+function newest(
+  candidates: readonly CandidateReport[],
+  accept: (c: CandidateReport) => boolean = () => true,
+) {
+  return [...candidates].filter(accept).sort((a, b) => (b.counter ?? -1) - (a.counter ?? -1))[0];
+}
+
+function pointerDriven(inputs: FrameworkInputs, how: string, missingWhy: string): FrameworkResume {
+  const pointer = inputs.layout.pointer;
+  if (!pointer?.exists) return startsOver(missingWhy);
+  const target = inputs.pointerTarget;
+  if (!target || target.status === "missing") {
+    return crashes(
+      null,
+      `${pointer.file} names ${pointer.content?.trim()}, which does not exist: FileNotFoundError`,
+    );
+  }
+  return loadOutcome(target, inputs.maxIter, how);
+}
+
+const RULES: Partial<Record<ConventionId, (inputs: FrameworkInputs) => FrameworkResume>> = {
+  fvcore: (i) =>
+    pointerDriven(
+      i,
+      "resume_or_load reads last_checkpoint and loads",
+      "no last_checkpoint: resume_or_load loads MODEL.WEIGHTS and starts at 0",
+    ),
+  mmengine: (i) =>
+    pointerDriven(
+      i,
+      "Runner(resume=True) reads last_checkpoint and loads",
+      "no last_checkpoint: mmengine prints 'Did not find last_checkpoint' and starts at epoch 0",
+    ),
+  deepspeed: (i) =>
+    pointerDriven(
+      i,
+      "load_checkpoint reads latest and loads",
+      "no latest file: load_checkpoint warns and returns (None, None); training starts over",
+    ),
+  lightning: (i) => {
+    const pointer = i.layout.pointer;
+    if (!pointer?.exists) {
+      return startsOver(
+        `ckpt_path="last" finds no last.ckpt in the current logger version (${pointer?.file ?? "none"}): Lightning warns and trains from scratch`,
+      );
+    }
+    const target = i.candidates.find((c) => c.file === pointer.file);
+    return target
+      ? loadOutcome(target, i.maxIter, 'ckpt_path="last" loads')
+      : startsOver("no last checkpoint");
+  },
+  "hf-trainer": (i) => {
+    // get_last_checkpoint: the highest checkpoint-N by number, with no completeness check.
+    const last = newest(i.candidates);
+    if (!last)
+      return {
+        ...crashes(null, "no checkpoint-N directory: resume_from_checkpoint=True raises ValueError"),
+        startsAt: null,
+      };
+    if (last.status === "incomplete-dir")
+      return crashes(last.file, `${last.file} has no model weights: "Can't find a valid checkpoint"`);
+    if (last.status !== "ok") return loadOutcome(last, i.maxIter, "resume_from_checkpoint=True loads");
+    const has = (c: Component) => last.components.some((s) => s.component === c && s.status === "present");
+    if (!has("counter"))
+      return {
+        ...startsOver(`${last.file} has no trainer_state.json: the Trainer starts at step 0`),
+        file: last.file,
+      };
+    const outcome = loadOutcome(
+      last,
+      i.maxIter,
+      "resume_from_checkpoint=True picks the highest checkpoint-N,",
+    );
+    // Optimizer and scheduler are loaded only when both files exist; one missing silently resets both.
+    if (!has("optimizer") || !has("scheduler")) {
+      return {
+        ...outcome,
+        restores: outcome.restores.filter((c) => c !== "optimizer" && c !== "scheduler"),
+        resets: [...new Set([...outcome.resets, "optimizer", "scheduler"] as Component[])],
+        why: `${outcome.why}; optimizer.pt and scheduler.pt are loaded only together, so both restart`,
+      };
+    }
+    return outcome;
+  },
+  accelerate: (i) => {
+    const last = newest(i.candidates);
+    if (!last) return crashes(null, "no checkpoint_N directory");
+    if (last.status !== "ok")
+      return loadOutcome(last, i.maxIter, "load_state() loads the last checkpoint_N,");
+    if (last.missing.includes("optimizer") || last.missing.includes("scheduler")) {
+      return crashes(
+        last.file,
+        `${last.file} lacks an optimizer or scheduler file, which load_state loads unconditionally`,
+      );
+    }
+    return loadOutcome(last, i.maxIter, "load_state() loads");
+  },
+  timm: (i) => {
+    const last = i.candidates.find((c) => c.file.endsWith("last.pth.tar"));
+    return last
+      ? loadOutcome(last, i.maxIter, "train.py --resume loads")
+      : startsOver("no last.pth.tar to pass to --resume");
+  },
+  pytracking: (i) => {
+    // load_checkpoint(): sorted(glob(...*_ep*.pth.tar))[-1], by name, unchecked.
+    const last = [...i.candidates].sort((a, b) => a.file.localeCompare(b.file)).at(-1);
+    return last
+      ? loadOutcome(last, i.maxIter, "load_checkpoint() takes the last file by name,")
+      : startsOver("no *_ep*.pth.tar file");
+  },
+  dcp: (i) => {
+    // torchtitan: the max step-N whose .metadata exists.
+    const last = newest(i.candidates, (c) => c.status !== "incomplete-dir");
+    return last
+      ? loadOutcome(last, i.maxIter, "torchtitan loads the highest step-N with .metadata,")
+      : startsOver("no complete step-N directory");
+  },
+};
+
+export function predictFrameworkResume(inputs: FrameworkInputs): FrameworkResume | null {
+  const convention = inputs.layout.convention;
+  const rule = RULES[convention === "trackron" || convention === "detectron2" ? "fvcore" : convention];
+  return rule ? rule(inputs) : null;
+}

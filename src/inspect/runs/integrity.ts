@@ -1,0 +1,141 @@
+import type { Checkpoint } from "../../reader/checkpoint.js";
+import { ReaderError, type ReaderErrorCode } from "../../reader/errors.js";
+import { openCheckpoint } from "../../reader/open.js";
+import { crc32 } from "../../reader/zip/crc32.js";
+import type { ZipArchive } from "../../reader/zip.js";
+
+/**
+ * Is a checkpoint file whole and loadable? The checks torch itself would trip over, done before a resume
+ * trusts the file: zip end records present, every record inside the file, `data.pkl` intact (its CRC, read
+ * anyway), the pickle parses, storages present. `verify` also streams every record through its CRC.
+ */
+export type FileStatus = "ok" | "missing" | "truncated" | "corrupt" | "not-a-checkpoint" | "unreadable";
+
+export interface FileProblem {
+  readonly code: string;
+  readonly message: string;
+  /** torch never checks CRCs: a file whose only fault is a CRC mismatch still loads, with the corrupted bytes. */
+  readonly torchLoads?: boolean;
+}
+
+export type FileCheck =
+  | { readonly status: "ok"; readonly checkpoint: Checkpoint; readonly sizeBytes: number }
+  | {
+      readonly status: Exclude<FileStatus, "ok">;
+      readonly problem: FileProblem;
+      readonly sizeBytes: number | undefined;
+    };
+
+const STATUS_OF: Partial<Record<ReaderErrorCode, Exclude<FileStatus, "ok">>> = {
+  "file-not-found": "missing",
+  "empty-file": "truncated",
+  "zip-truncated": "truncated",
+  "legacy-truncated": "truncated",
+  "pickle-truncated": "truncated",
+  "safetensors-truncated": "truncated",
+  "not-a-checkpoint": "not-a-checkpoint",
+  "not-a-file": "not-a-checkpoint",
+  "io-error": "unreadable",
+  "file-changed": "unreadable",
+};
+
+function failed(error: unknown, sizeBytes: number | undefined): FileCheck {
+  if (error instanceof ReaderError) {
+    return {
+      status: STATUS_OF[error.code] ?? "corrupt",
+      problem: { code: error.code, message: error.message },
+      sizeBytes,
+    };
+  }
+  throw error;
+}
+
+/** Every record's header and data must end before the central directory starts. */
+function recordsInsideArchive(archive: ZipArchive): FileProblem | undefined {
+  for (const entry of archive.entries) {
+    const end = entry.localHeaderOffset + 30 + entry.nameRaw.length + entry.compressedSize;
+    if (end > archive.centralDirectoryOffset) {
+      return {
+        code: "zip-truncated",
+        message: `record ${entry.name} runs past the start of the central directory`,
+      };
+    }
+  }
+  return undefined;
+}
+
+/** data.pkl was read whole to parse it; checking its CRC costs one more small read and catches bit flips in it. */
+function pickleCrcProblem(archive: ZipArchive): FileProblem | undefined {
+  const entry = archive.get("data.pkl");
+  if (!entry || entry.crc32 === 0) return undefined;
+  const actual = crc32(archive.readEntry(entry));
+  return actual === entry.crc32
+    ? undefined
+    : {
+        code: "zip-crc-mismatch",
+        message: `data.pkl CRC is ${actual.toString(16)}, the archive says ${entry.crc32.toString(16)}`,
+        torchLoads: true,
+      };
+}
+
+async function allCrcProblem(archive: ZipArchive): Promise<FileProblem | undefined> {
+  for (const entry of archive.entries) {
+    const check = await archive.verifyCrc(entry);
+    if (!check.ok) {
+      return {
+        code: "zip-crc-mismatch",
+        message: `record ${entry.name}: CRC ${check.actual?.toString(16)} where the archive says ${check.expected.toString(16)} (corrupted bytes)`,
+        torchLoads: true,
+      };
+    }
+  }
+  return undefined;
+}
+
+function storageProblem(checkpoint: Checkpoint): FileProblem | undefined {
+  const missing = checkpoint.notes.find(
+    (n) => n.code === "storage-record-missing" || n.code === "storage-size-mismatch",
+  );
+  if (!missing) return undefined;
+  return {
+    code: missing.code,
+    message: `storage ${"key" in missing ? missing.key : "?"} is missing or the wrong size`,
+  };
+}
+
+/** Opens and checks one file. The caller closes `checkpoint.source` of an `ok` result. */
+export async function checkFile(path: string, options: { verify: boolean }): Promise<FileCheck> {
+  let checkpoint: Checkpoint;
+  try {
+    checkpoint = openCheckpoint(path);
+  } catch (error) {
+    return failed(error, undefined);
+  }
+  const sizeBytes = checkpoint.source.size;
+  try {
+    if (checkpoint.format === "pointer") {
+      checkpoint.source.close();
+      return {
+        status: "not-a-checkpoint",
+        problem: { code: "pointer-file", message: "a pointer file, not a checkpoint" },
+        sizeBytes,
+      };
+    }
+    const archive =
+      checkpoint.format === "torch-zip" || checkpoint.format === "torchscript"
+        ? checkpoint.archive
+        : undefined;
+    const problem =
+      (archive && (recordsInsideArchive(archive) ?? pickleCrcProblem(archive))) ??
+      storageProblem(checkpoint) ??
+      (archive && options.verify ? await allCrcProblem(archive) : undefined);
+    if (problem) {
+      checkpoint.source.close();
+      return { status: problem.code === "zip-truncated" ? "truncated" : "corrupt", problem, sizeBytes };
+    }
+    return { status: "ok", checkpoint, sizeBytes };
+  } catch (error) {
+    checkpoint.source.close();
+    return failed(error, sizeBytes);
+  }
+}

@@ -1,0 +1,255 @@
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { isAbsolute, join, relative, resolve } from "node:path";
+import { CONVENTIONS, type ConventionId } from "../resume/conventions.js";
+
+/**
+ * How a run directory is laid out: which convention wrote it, its pointer file, and every checkpoint in it
+ * that a resume could use. Names follow `conventions.md`; nothing here opens a checkpoint.
+ */
+export type PointerKind = "fvcore" | "mmengine" | "deepspeed" | "lightning-last";
+
+export interface PointerFileInfo {
+  readonly kind: PointerKind;
+  /** Path relative to the run dir. */
+  readonly file: string;
+  /** Raw text (for file pointers) or the symlink target (for `last.ckpt` links). */
+  readonly content: string | undefined;
+  /** Absolute path the framework would open, or undefined when the pointer itself is absent. */
+  readonly target: string | undefined;
+  readonly exists: boolean;
+}
+
+export interface CandidateRef {
+  /** Absolute path. */
+  readonly path: string;
+  /** Relative to the run dir. */
+  readonly rel: string;
+  readonly kind: "file" | "dir";
+  readonly counterFromName: number | undefined;
+  readonly mtimeMs: number;
+  /** Lightning: the logger version folder (`version_0`) the file belongs to. */
+  readonly group: string | undefined;
+}
+
+export interface RunLayout {
+  readonly runDir: string;
+  readonly convention: ConventionId;
+  /** Why this convention, for people. */
+  readonly evidence: string;
+  readonly pointer: PointerFileInfo | undefined;
+  readonly candidates: CandidateRef[];
+}
+
+const CHECKPOINT_FILE = /\.(pt|pth|ckpt|bin|safetensors|pth\.tar)$/;
+
+function safeStat(path: string) {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function list(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
+}
+
+function candidate(
+  runDir: string,
+  path: string,
+  kind: "file" | "dir",
+  pattern?: RegExp,
+  group?: string,
+): CandidateRef {
+  const match = pattern?.exec(path);
+  return {
+    path,
+    rel: relative(runDir, path),
+    kind,
+    counterFromName: match?.[1] !== undefined ? Number(match[1]) : undefined,
+    mtimeMs: safeStat(path)?.mtimeMs ?? 0,
+    group,
+  };
+}
+
+function readPointerText(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+/** A file pointer as its framework reads it: fvcore and DeepSpeed join with the run dir, mmengine does not. */
+function filePointer(runDir: string, file: string, kind: PointerKind): PointerFileInfo {
+  const path = join(runDir, file);
+  const content = readPointerText(path);
+  if (content === undefined) return { kind, file, content: undefined, target: undefined, exists: false };
+  const text = content.trim();
+  const target = kind === "mmengine" || isAbsolute(text) ? text : join(runDir, text);
+  return { kind, file, content, target, exists: true };
+}
+
+function filesMatching(runDir: string, dir: string, pattern: RegExp): CandidateRef[] {
+  return list(dir)
+    .map((name) => join(dir, name))
+    .filter((path) => pattern.test(path) && safeStat(path)?.isFile())
+    .map((path) => candidate(runDir, path, "file", pattern));
+}
+
+function dirsMatching(runDir: string, dir: string, pattern: RegExp): CandidateRef[] {
+  return list(dir)
+    .map((name) => join(dir, name))
+    .filter((path) => pattern.test(path) && safeStat(path)?.isDirectory())
+    .map((path) => candidate(runDir, path, "dir", pattern));
+}
+
+function lightningLayout(runDir: string): RunLayout | undefined {
+  const logs = join(runDir, "lightning_logs");
+  const versions = list(logs).filter((v) => /^version_\d+$/.test(v));
+  const candidates: CandidateRef[] = [];
+  for (const version of versions) {
+    const dir = join(logs, version, "checkpoints");
+    for (const name of list(dir).filter((n) => n.endsWith(".ckpt"))) {
+      candidates.push(candidate(runDir, join(dir, name), "file", /step=(\d+)/, version));
+    }
+  }
+  for (const name of list(join(runDir, "checkpoints")).filter((n) => n.endsWith(".ckpt"))) {
+    candidates.push(candidate(runDir, join(runDir, "checkpoints", name), "file", /step=(\d+)/));
+  }
+  if (versions.length === 0 && candidates.length === 0) return undefined;
+  // ckpt_path="last" looks in the current (newest) logger version only.
+  const current = versions.sort((a, b) => Number(a.slice(8)) - Number(b.slice(8))).at(-1);
+  const lastPath = current
+    ? join(logs, current, "checkpoints", "last.ckpt")
+    : join(runDir, "checkpoints", "last.ckpt");
+  const link =
+    existsSync(lastPath) && lstatSync(lastPath).isSymbolicLink() ? readlinkSync(lastPath) : undefined;
+  return {
+    runDir,
+    convention: "lightning",
+    evidence: `lightning_logs with ${versions.join(", ") || "no versions"}`,
+    pointer: {
+      kind: "lightning-last",
+      file: relative(runDir, lastPath),
+      content: link,
+      target: existsSync(lastPath) ? lastPath : undefined,
+      exists: existsSync(lastPath),
+    },
+    candidates,
+  };
+}
+
+/** Recognises the run's convention from what the directory holds, most specific layout first. */
+export function detectRunLayout(runDirInput: string): RunLayout {
+  const runDir = resolve(runDirInput);
+  const names = new Set(list(runDir));
+  const layout = (
+    convention: ConventionId,
+    evidence: string,
+    candidates: CandidateRef[],
+    pointer?: PointerFileInfo,
+  ): RunLayout => ({ runDir, convention, evidence, pointer, candidates });
+
+  const globalSteps = dirsMatching(runDir, runDir, /global_step(\d+)$/);
+  if (names.has("latest") || globalSteps.length > 0) {
+    return layout(
+      "deepspeed",
+      "latest / global_stepN directories",
+      globalSteps,
+      filePointer(runDir, "latest", "deepspeed"),
+    );
+  }
+
+  const fvcoreFiles = filesMatching(runDir, runDir, /(?:^|\/)model_(\d{7})\.pth$/).concat(
+    filesMatching(runDir, runDir, /(?:^|\/)model_final\.pth$/),
+  );
+  const mmFiles = filesMatching(runDir, runDir, /(?:^|\/)(?:epoch|iter)_(\d+)\.pth$/);
+  if (names.has("last_checkpoint")) {
+    const text = readPointerText(join(runDir, "last_checkpoint"))?.trim() ?? "";
+    const mm = isAbsolute(text) || /^[a-z][a-z0-9+.-]*:\/\//i.test(text) || mmFiles.length > 0;
+    if (mm) {
+      return layout(
+        "mmengine",
+        "last_checkpoint holds a path",
+        mmFiles,
+        filePointer(runDir, "last_checkpoint", "mmengine"),
+      );
+    }
+    return layout(
+      "fvcore",
+      "last_checkpoint holds a basename",
+      fvcoreFiles,
+      filePointer(runDir, "last_checkpoint", "fvcore"),
+    );
+  }
+
+  const lightning = lightningLayout(runDir);
+  if (lightning) return lightning;
+
+  const hf = dirsMatching(runDir, runDir, /checkpoint-(\d+)$/);
+  if (hf.length > 0) return layout("hf-trainer", "checkpoint-N directories", hf);
+
+  const accelerateRoot = names.has("checkpoints") ? join(runDir, "checkpoints") : runDir;
+  const accelerate = dirsMatching(runDir, accelerateRoot, /checkpoint_(\d+)$/);
+  if (accelerate.length > 0) return layout("accelerate", "checkpoint_N directories", accelerate);
+
+  const dcpRoot = names.has("checkpoint") ? join(runDir, "checkpoint") : runDir;
+  const dcp = dirsMatching(runDir, dcpRoot, /step-(\d+)$/);
+  if (dcp.length > 0) return layout("dcp", "step-N directories", dcp);
+
+  if (names.has("last.pth.tar") || [...names].some((n) => /^checkpoint-\d+\.pth\.tar$/.test(n))) {
+    const timm = filesMatching(runDir, runDir, /checkpoint-(\d+)\.pth\.tar$/).concat(
+      filesMatching(runDir, runDir, /(?:last|model_best)\.pth\.tar$/),
+    );
+    return layout("timm", "last.pth.tar / checkpoint-N.pth.tar", timm);
+  }
+
+  const pytracking = findPytracking(runDir);
+  if (pytracking.length > 0) return layout("pytracking", "*_epNNNN.pth.tar files", pytracking);
+
+  if (fvcoreFiles.length > 0) {
+    return layout(
+      "fvcore",
+      "model_NNNNNNN.pth files",
+      fvcoreFiles,
+      filePointer(runDir, "last_checkpoint", "fvcore"),
+    );
+  }
+  if (mmFiles.length > 0) {
+    return layout(
+      "mmengine",
+      "epoch_N.pth files",
+      mmFiles,
+      filePointer(runDir, "last_checkpoint", "mmengine"),
+    );
+  }
+  const loose = filesMatching(runDir, runDir, CHECKPOINT_FILE).map((c) => ({
+    ...c,
+    counterFromName: CONVENTIONS.unknown.counterInName?.exec(c.path)?.[1]
+      ? Number(CONVENTIONS.unknown.counterInName.exec(c.path)?.[1])
+      : undefined,
+  }));
+  return layout("unknown", "checkpoint files without a known layout", loose);
+}
+
+/** ltr keeps checkpoints under `checkpoints/<project path>/<NetType>_epNNNN.pth.tar`, a few levels down. */
+function findPytracking(runDir: string): CandidateRef[] {
+  const found: CandidateRef[] = [];
+  const walk = (dir: string, depth: number) => {
+    if (depth > 4) return;
+    for (const name of list(dir)) {
+      const path = join(dir, name);
+      const stats = safeStat(path);
+      if (stats?.isDirectory()) walk(path, depth + 1);
+      else if (/_ep(\d{4})\.pth\.tar$/.test(name))
+        found.push(candidate(runDir, path, "file", /_ep(\d{4})\.pth\.tar$/));
+    }
+  };
+  walk(runDir, 0);
+  return found;
+}

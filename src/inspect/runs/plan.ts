@@ -1,0 +1,381 @@
+import { existsSync } from "node:fs";
+import { basename, relative, resolve } from "node:path";
+import { ReaderError } from "../../reader/errors.js";
+import { readPointer } from "../../reader/pointer.js";
+import { FileSource } from "../../reader/source.js";
+import type { Finding } from "../findings.js";
+import type { FindingReport } from "../report.js";
+import { findingReport } from "../report.js";
+import { CONVENTIONS, type ConventionId } from "../resume/conventions.js";
+import type { Component } from "../resume/verdict.js";
+import { type CandidateReport, examineCandidate } from "./candidates.js";
+import { findRunConfig, readTrainingConfig, type TrainingConfig } from "./config.js";
+import { type FrameworkResume, predictFrameworkResume } from "./frameworkResume.js";
+import { checkFile } from "./integrity.js";
+import { type CandidateRef, detectRunLayout, type RunLayout } from "./layout.js";
+
+/** The `ckpt.resume-plan/1` contract. */
+export type PointerStatus =
+  | "ok"
+  | "missing"
+  | "dangling"
+  | "truncated-target"
+  | "corrupt-target"
+  | "not-a-checkpoint"
+  | "stale"
+  | "escapes-run-dir";
+
+export interface PointerReport {
+  readonly file: string;
+  readonly content: string | null;
+  readonly target: string | null;
+  readonly status: PointerStatus;
+}
+
+export interface Choice {
+  readonly file: string;
+  /** The counter training should restart at: from the checkpoint, or from its file name when only that has it. */
+  readonly resumeAt: number | null;
+  readonly counterName: string | null;
+  /** Where `resumeAt` comes from: the checkpoint (the framework will do this) or the file name (needs repair). */
+  readonly resumeAtSource: "checkpoint" | "file-name" | null;
+  readonly restores: Component[];
+  readonly resets: Component[];
+  readonly verdict: CandidateReport["verdict"];
+}
+
+export interface ResumePlan {
+  readonly schema: "ckpt.resume-plan/1";
+  readonly runDir: string;
+  readonly convention: ConventionId;
+  readonly conventionLabel: string;
+  readonly evidence: string;
+  readonly pointer: PointerReport | null;
+  readonly candidates: CandidateReport[];
+  readonly choice: Choice | null;
+  readonly resumable: boolean;
+  /** What the framework's own auto-resume does with this directory as it is. */
+  readonly framework: FrameworkResume | null;
+  /** What to run to resume correctly. */
+  readonly command: string | null;
+  readonly config: TrainingConfig | null;
+  readonly findings: FindingReport[];
+}
+
+/** How much tensor data to read: CRCs of nothing, of the checkpoint the plan trusts, or of every candidate. */
+export type VerifyMode = "none" | "chosen" | "all";
+
+export interface PlanOptions {
+  readonly verify: VerifyMode;
+  /** A YAML config (detectron2 style); by default the run dir's own `config.yaml`, if any. */
+  readonly configFile?: string | undefined;
+}
+
+/** Newest first: by counter, then by modification time. */
+function newestFirst(
+  candidates: readonly CandidateReport[],
+  refs: ReadonlyMap<string, CandidateRef>,
+): CandidateReport[] {
+  return [...candidates].sort(
+    (a, b) =>
+      (b.counter ?? -1) - (a.counter ?? -1) ||
+      (refs.get(b.file)?.mtimeMs ?? 0) - (refs.get(a.file)?.mtimeMs ?? 0),
+  );
+}
+
+/** Re-checks a candidate with every record's CRC (streams its bytes). */
+async function verified(
+  candidate: CandidateReport,
+  ref: CandidateRef,
+  layout: RunLayout,
+): Promise<CandidateReport> {
+  if (candidate.status !== "ok") return candidate;
+  return examineCandidate(ref, { verify: true, runConvention: layout.convention });
+}
+
+function pointerTargetRef(layout: RunLayout, refs: Map<string, CandidateRef>): CandidateRef | undefined {
+  const target = layout.pointer?.target;
+  if (!target) return undefined;
+  const rel = relative(layout.runDir, resolve(target));
+  const known = refs.get(rel);
+  if (known) return known;
+  // DeepSpeed's tag names a directory; a pointer may also name a file no pattern matched (a log file).
+  const ref: CandidateRef = {
+    path: resolve(target),
+    rel,
+    kind: layout.convention === "deepspeed" ? "dir" : "file",
+    counterFromName:
+      CONVENTIONS[layout.convention].counterInName?.exec(target)?.[1] !== undefined
+        ? Number(CONVENTIONS[layout.convention].counterInName?.exec(target)?.[1])
+        : undefined,
+    mtimeMs: 0,
+    group: undefined,
+  };
+  refs.set(rel, ref);
+  return ref;
+}
+
+function pointerStatus(
+  layout: RunLayout,
+  target: CandidateReport | undefined,
+  ordered: readonly CandidateReport[],
+): PointerStatus | undefined {
+  const pointer = layout.pointer;
+  if (!pointer) return undefined;
+  if (!pointer.exists) return "missing";
+  if (!target || !pointer.target || !existsSync(pointer.target)) return "dangling";
+  if (relative(layout.runDir, resolve(pointer.target)).startsWith("..")) return "escapes-run-dir";
+  switch (target.status) {
+    case "truncated":
+    case "incomplete-dir":
+      return "truncated-target";
+    case "corrupt":
+    case "unreadable":
+      return "corrupt-target";
+    case "not-a-checkpoint":
+      return "not-a-checkpoint";
+    case "missing":
+      return "dangling";
+    default:
+      break;
+  }
+  const newer = ordered.find(
+    (c) =>
+      c.status === "ok" &&
+      (c.counter ?? -1) > (target.counter ?? -1) &&
+      (c.verdict === target.verdict || c.verdict === "resumable"),
+  );
+  return newer ? "stale" : "ok";
+}
+
+function choose(ordered: readonly CandidateReport[]): CandidateReport | undefined {
+  const usable = ordered.filter(
+    (c) => c.status === "ok" && c.verdict !== null && c.verdict !== "not-a-training-checkpoint",
+  );
+  return usable.find((c) => c.verdict === "resumable") ?? usable[0];
+}
+
+function choiceOf(candidate: CandidateReport, convention: ConventionId): Choice {
+  const rule = CONVENTIONS[candidate.convention ?? convention];
+  const restores = candidate.components.filter((c) => c.status === "present").map((c) => c.component);
+  const fromCheckpoint = candidate.counterSource === "checkpoint";
+  const resumeAt =
+    candidate.counter === null
+      ? (candidate.resumeAt ?? null)
+      : fromCheckpoint
+        ? candidate.resumeAt
+        : rule.resumeAt(candidate.counter);
+  return {
+    file: candidate.file,
+    resumeAt,
+    counterName: rule.counter?.name ?? null,
+    resumeAtSource: candidate.counter === null ? null : fromCheckpoint ? "checkpoint" : "file-name",
+    restores,
+    resets: candidate.missing,
+    verdict: candidate.verdict,
+  };
+}
+
+const COMMANDS: Partial<Record<ConventionId, (file: string, dir: string) => string>> = {
+  fvcore: () =>
+    "train with --resume (last_checkpoint names the chosen file; `ckpt resume-plan --write` fixes it if not)",
+  mmengine: (file) => `--resume ${file} (Runner(resume=True, load_from="${file}"))`,
+  deepspeed: (file, dir) => `engine.load_checkpoint("${dir}", tag="${basename(file)}")`,
+  lightning: (file) => `trainer.fit(model, ckpt_path="${file}")`,
+  "hf-trainer": (file) => `trainer.train(resume_from_checkpoint="${file}")`,
+  accelerate: (file) => `accelerator.load_state("${file}")`,
+  timm: (file) => `train.py --resume ${file}`,
+  pytracking: (file) => `trainer.load_checkpoint("${file}")`,
+  dcp: (file) => `torchtitan --checkpoint.load_step ${/step-(\d+)/.exec(file)?.[1] ?? "N"}`,
+};
+
+/**
+ * fvcore's layout is shared by detectron2 and Trackron; their files tell them apart (Trackron's hold only the
+ * model). The run is named after what its checkpoints say when they agree.
+ */
+function refineConvention(
+  layoutConvention: ConventionId,
+  candidates: readonly CandidateReport[],
+): ConventionId {
+  if (layoutConvention !== "fvcore") return layoutConvention;
+  const seen = new Set(candidates.map((c) => c.convention).filter((c) => c !== null));
+  const [only] = seen;
+  return seen.size === 1 && (only === "trackron" || only === "detectron2") ? only : layoutConvention;
+}
+
+function commandFor(convention: ConventionId, choice: Choice, runDir: string): string | null {
+  const command = COMMANDS[convention]?.(choice.file, runDir) ?? null;
+  if (choice.resumeAtSource !== "file-name" || choice.resumeAt === null) return command;
+  const rule = CONVENTIONS[convention];
+  const saved = choice.resumeAt - (rule.resumeAt(0) - 0);
+  return `${choice.file} has no ${choice.counterName ?? "counter"}: add ${choice.counterName ?? "counter"}=${saved} to it first (the framework reads it from the file, not the name), then ${command ?? "resume"}`;
+}
+
+/** Builds the plan for one run directory. Throws `ReaderError` only when the directory itself is unusable. */
+export async function planResume(runDirInput: string, options: PlanOptions): Promise<ResumePlan> {
+  const runDir = resolve(runDirInput);
+  if (!existsSync(runDir))
+    throw new ReaderError("file-not-found", "no such directory", { file: runDirInput });
+  const layout = detectRunLayout(runDir);
+  const refs = new Map(layout.candidates.map((c) => [c.rel, c]));
+  const targetRef = pointerTargetRef(layout, refs);
+  const examine = (ref: CandidateRef) =>
+    examineCandidate(ref, { verify: options.verify === "all", runConvention: layout.convention });
+  const reports = new Map<string, CandidateReport>();
+  for (const ref of refs.values()) reports.set(ref.rel, await examine(ref));
+
+  // Before trusting a checkpoint with hours of GPU time, stream it through its CRCs: the pointer target, then
+  // the chosen one (and, if that one is corrupt, the next choice).
+  if (options.verify === "chosen" && targetRef) {
+    reports.set(
+      targetRef.rel,
+      await verified(reports.get(targetRef.rel) as CandidateReport, targetRef, layout),
+    );
+  }
+  let ordered = newestFirst([...reports.values()], refs);
+  let chosen = choose(ordered);
+  while (options.verify === "chosen" && chosen) {
+    const ref = refs.get(chosen.file) as CandidateRef;
+    const checked = await verified(chosen, ref, layout);
+    if (checked.status === "ok") break;
+    reports.set(chosen.file, checked);
+    ordered = newestFirst([...reports.values()], refs);
+    chosen = choose(ordered);
+  }
+
+  const configFile = options.configFile ?? findRunConfig(runDir);
+  const config = configFile ? readTrainingConfig(configFile) : null;
+  const target = targetRef ? reports.get(targetRef.rel) : undefined;
+  const status = pointerStatus(layout, target, ordered);
+  // The pointer target is reported among candidates only when it is one (a log file named by a pointer is not).
+  const candidates = ordered.filter((c) => c !== target || layout.candidates.some((r) => r.rel === c.file));
+  const choice = chosen ? choiceOf(chosen, layout.convention) : null;
+  const framework = predictFrameworkResume({
+    layout,
+    pointerTarget: target,
+    candidates: ordered,
+    maxIter: config?.maxIter,
+  });
+
+  const findings = planFindings({ layout, status, target, ordered, choice, framework, config, runDir });
+  const convention = refineConvention(layout.convention, ordered);
+  const rule = CONVENTIONS[convention];
+  return {
+    schema: "ckpt.resume-plan/1",
+    runDir,
+    convention,
+    conventionLabel: rule.label,
+    evidence: layout.evidence,
+    pointer:
+      layout.pointer && status
+        ? {
+            file: layout.pointer.file,
+            content: layout.pointer.content ?? null,
+            target: layout.pointer.target ? relative(runDir, resolve(layout.pointer.target)) : null,
+            status,
+          }
+        : null,
+    candidates,
+    choice,
+    resumable:
+      choice?.verdict === "resumable" &&
+      !(config?.maxIter !== undefined && (choice.resumeAt ?? 0) >= config.maxIter),
+    framework,
+    command: choice ? commandFor(layout.convention, choice, runDir) : null,
+    config,
+    findings: findings.map(findingReport),
+  };
+}
+
+interface FindingInputs {
+  readonly layout: RunLayout;
+  readonly status: PointerStatus | undefined;
+  readonly target: CandidateReport | undefined;
+  readonly ordered: readonly CandidateReport[];
+  readonly choice: Choice | null;
+  readonly framework: FrameworkResume | null;
+  readonly config: TrainingConfig | null;
+  readonly runDir: string;
+}
+
+function planFindings(i: FindingInputs): Finding[] {
+  const findings: Finding[] = [];
+  const pointerFile = i.layout.pointer?.file ?? "pointer";
+  if (i.status && i.status !== "ok") {
+    findings.push({
+      code: "pointer-problem",
+      file: pointerFile,
+      status: i.status,
+      target: i.layout.pointer?.content?.trim() ?? null,
+      detail: i.target?.problem?.message ?? null,
+    });
+  }
+  for (const c of i.ordered) {
+    if (c.status !== "ok" && c !== i.target) {
+      findings.push({
+        code: "candidate-broken",
+        file: c.file,
+        status: c.status,
+        detail: c.problem?.message ?? "",
+      });
+    }
+  }
+  if (!i.choice) findings.push({ code: "no-usable-checkpoint", candidates: i.ordered.length });
+  else if (i.choice.verdict !== "resumable") {
+    findings.push({ code: "resume-loses-state", file: i.choice.file, resets: i.choice.resets });
+  }
+  if (i.framework && i.choice) {
+    const sameFile =
+      i.framework.file !== null &&
+      (i.framework.file === i.choice.file || i.framework.file.startsWith(`${i.choice.file}/`));
+    const goesWrong =
+      i.framework.outcome !== "resumes" ||
+      !sameFile ||
+      (i.choice.resumeAt !== null && i.framework.startsAt !== i.choice.resumeAt);
+    if (goesWrong) {
+      findings.push({
+        code: "framework-resume-differs",
+        outcome: i.framework.outcome,
+        frameworkFile: i.framework.file,
+        frameworkStartsAt: i.framework.startsAt,
+        choiceFile: i.choice.file,
+        choiceStartsAt: i.choice.resumeAt,
+        why: i.framework.why,
+      });
+    }
+  }
+  const maxIter = i.config?.maxIter;
+  if (
+    maxIter !== undefined &&
+    i.choice?.resumeAt !== null &&
+    i.choice?.resumeAt !== undefined &&
+    i.choice.resumeAt >= maxIter
+  ) {
+    findings.push({ code: "counter-past-end", resumeAt: i.choice.resumeAt, maxIter });
+  }
+  const weights = i.config?.modelWeights;
+  if (weights && isPointerFile(weights, i.runDir)) findings.push({ code: "weights-names-pointer", weights });
+  return findings;
+}
+
+/** `MODEL.WEIGHTS: outputs/last_checkpoint`: the text file itself, which torch.load rejects ("invalid load key"). */
+function isPointerFile(weights: string, runDir: string): boolean {
+  const name = basename(weights);
+  if (name === "last_checkpoint" || name === "latest") return true;
+  for (const path of [weights, resolve(runDir, name)]) {
+    if (!existsSync(path)) continue;
+    try {
+      const source = FileSource.open(path);
+      try {
+        return readPointer(source) !== undefined;
+      } finally {
+        source.close();
+      }
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
+export { checkFile };

@@ -1,0 +1,118 @@
+import { existsSync, readFileSync } from "node:fs";
+import { basename, join, relative, resolve } from "node:path";
+import type { CandidateReport } from "../inspect/runs/candidates.js";
+import type { PointerStatus, ResumePlan } from "../inspect/runs/plan.js";
+import { writeFileAtomic } from "./atomicWrite.js";
+
+/**
+ * `ckpt resume-plan --write`: the resume manifest, and a corrected pointer when the run's pointer is missing,
+ * dangling or names a broken file. Pointers are written byte-compatible with the framework that reads them;
+ * the old pointer is kept as a backup; nothing outside the run directory is ever written.
+ */
+export const MANIFEST_NAME = "resume-manifest.json";
+
+const REWRITE: ReadonlySet<PointerStatus> = new Set([
+  "missing",
+  "dangling",
+  "truncated-target",
+  "corrupt-target",
+  "not-a-checkpoint",
+]);
+
+/** What the framework expects in its pointer file (conventions.md, "Pointer-file content formats"). */
+function pointerContent(plan: ResumePlan, chosen: string): string | undefined {
+  switch (plan.convention) {
+    case "fvcore":
+    case "detectron2":
+    case "trackron":
+      return basename(chosen); // fvcore joins the basename with save_dir; no newline
+    case "mmengine":
+      return resolve(plan.runDir, chosen); // mmengine reads the path unjoined: absolute, no newline
+    case "deepspeed":
+      return chosen.split("/")[0]; // the tag: the global_stepN directory name
+    default:
+      return undefined;
+  }
+}
+
+function insideRunDir(runDir: string, path: string): string {
+  const rel = relative(runDir, resolve(path));
+  if (rel.startsWith("..") || resolve(path) === resolve(runDir)) {
+    throw new Error(`refusing to write ${path}: outside the run directory ${runDir}`);
+  }
+  return resolve(path);
+}
+
+function skippedReason(c: CandidateReport): string {
+  if (c.status !== "ok") return `${c.status}${c.problem ? `: ${c.problem.message}` : ""}`;
+  return c.verdict === "resumable"
+    ? "older than the chosen checkpoint"
+    : `${c.verdict}: lacks ${c.missing.join(", ")}`;
+}
+
+export interface WriteResult {
+  readonly written: string[];
+}
+
+/** Writes the manifest (and the pointer when it needs fixing); returns the paths written, relative to the run. */
+export async function writeResumeFiles(plan: ResumePlan, now: Date = new Date()): Promise<string[]> {
+  const choice = plan.choice;
+  if (!choice) return [];
+  const runDir = plan.runDir;
+  const chosen = plan.candidates.find((c) => c.file === choice.file);
+  const written: string[] = [];
+
+  let pointerAfter: string | null = null;
+  let backup: string | null = null;
+  const content = pointerContent(plan, choice.file);
+  if (plan.pointer && REWRITE.has(plan.pointer.status) && content !== undefined) {
+    const pointerPath = insideRunDir(runDir, join(runDir, plan.pointer.file));
+    if (existsSync(pointerPath)) {
+      const stamp = now.toISOString().replace(/[:.]/g, "-");
+      backup = `${plan.pointer.file}.${stamp}.bak`;
+      writeFileAtomic(insideRunDir(runDir, join(runDir, backup)), readFileSync(pointerPath));
+      written.push(backup);
+    }
+    writeFileAtomic(pointerPath, content);
+    pointerAfter = content;
+    written.push(plan.pointer.file);
+  }
+
+  const manifest = {
+    schema: "ckpt.resume-manifest/1",
+    createdAt: now.toISOString(),
+    runDir,
+    convention: plan.convention,
+    checkpoint: {
+      file: choice.file,
+      sizeBytes: chosen?.sizeBytes ?? null,
+      records: chosen?.records ?? null,
+    },
+    counter:
+      chosen?.counter === null || chosen === undefined
+        ? null
+        : { name: choice.counterName, value: chosen.counter, source: chosen.counterSource },
+    resumeAt: choice.resumeAt,
+    resumeAtSource: choice.resumeAtSource,
+    restores: choice.restores,
+    resets: choice.resets,
+    pointer: plan.pointer
+      ? {
+          file: plan.pointer.file,
+          before: plan.pointer.content,
+          statusBefore: plan.pointer.status,
+          after: pointerAfter ?? plan.pointer.content,
+          backup,
+        }
+      : null,
+    skipped: plan.candidates
+      .filter((c) => c.file !== choice.file)
+      .map((c) => ({ file: c.file, status: c.status, verdict: c.verdict, why: skippedReason(c) })),
+  };
+  writeFileAtomic(
+    insideRunDir(runDir, join(runDir, MANIFEST_NAME)),
+    `${JSON.stringify(manifest, null, 2)}\n`,
+  );
+  written.push(MANIFEST_NAME);
+  return written;
+}
