@@ -114,8 +114,8 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     ema: notSaved,
     counter: { name: "epoch", paths: [["epoch"]] },
     counterInName: /_ep(\d{4})\.pth\.tar$/,
-    resumeAt: (epoch) => epoch + 1,
-    resumeMeaning: "training continues with epoch + 1",
+    resumeAt: (epoch) => epoch,
+    resumeMeaning: "epoch epochs are done (ltr counts from 1): the loop continues with epoch + 1",
   },
   mmengine: {
     id: "mmengine",

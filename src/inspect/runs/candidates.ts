@@ -263,7 +263,7 @@ function addDcpGroups(root: PyDict, metadata: PyValue | undefined, step: number 
   for (const group of groups) {
     if (fqns.some((f) => f === group || f.startsWith(`${group}.`))) dictSet(root, group, true);
   }
-  if (fqns.includes("train_state") && step !== undefined) {
+  if (fqns.some((f) => f === "train_state" || f.startsWith("train_state.")) && step !== undefined) {
     const trainState = pyDict();
     dictSet(trainState, "step", step);
     dictSet(root, "train_state", trainState);

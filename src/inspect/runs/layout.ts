@@ -122,13 +122,14 @@ function lightningLayout(runDir: string): RunLayout | undefined {
     candidates.push(candidate(runDir, join(runDir, "checkpoints", name), "file", /step=(\d+)/));
   }
   if (versions.length === 0 && candidates.length === 0) return undefined;
-  // ckpt_path="last" looks in the current (newest) logger version only.
-  const current = versions.sort((a, b) => Number(a.slice(8)) - Number(b.slice(8))).at(-1);
-  const lastPath = current
-    ? join(logs, current, "checkpoints", "last.ckpt")
-    : join(runDir, "checkpoints", "last.ckpt");
-  const link =
-    existsSync(lastPath) && lstatSync(lastPath).isSymbolicLink() ? readlinkSync(lastPath) : undefined;
+  // ckpt_path="last" looks in ModelCheckpoint's dirpath. An explicit dirpath (checkpoints/) is stable across
+  // reruns; the default one is the logger's version folder, and a rerun opens a new, empty version.
+  const explicit = join(runDir, "checkpoints", "last.ckpt");
+  const numbers = versions.map((v) => Number(v.slice("version_".length)));
+  const nextVersion = `version_${numbers.length > 0 ? Math.max(...numbers) + 1 : 0}`;
+  const lastPath = existsSync(explicit) ? explicit : join(logs, nextVersion, "checkpoints", "last.ckpt");
+  const exists = existsSync(lastPath);
+  const link = exists && lstatSync(lastPath).isSymbolicLink() ? readlinkSync(lastPath) : undefined;
   return {
     runDir,
     convention: "lightning",
@@ -137,8 +138,8 @@ function lightningLayout(runDir: string): RunLayout | undefined {
       kind: "lightning-last",
       file: relative(runDir, lastPath),
       content: link,
-      target: existsSync(lastPath) ? lastPath : undefined,
-      exists: existsSync(lastPath),
+      target: exists ? lastPath : undefined,
+      exists,
     },
     candidates,
   };

@@ -71,7 +71,10 @@ export interface PlanOptions {
   readonly configFile?: string | undefined;
 }
 
-/** Newest first: by counter, then by modification time. */
+/** `last.pth.tar`, `last.ckpt`: the name a framework resumes from when several files hold the same state. */
+const isLastName = (file: string) => /(?:^|\/)last[^/]*$/.test(file);
+
+/** Newest first: by counter, then the framework's "last" file, then modification time. */
 function newestFirst(
   candidates: readonly CandidateReport[],
   refs: ReadonlyMap<string, CandidateRef>,
@@ -79,6 +82,7 @@ function newestFirst(
   return [...candidates].sort(
     (a, b) =>
       (b.counter ?? -1) - (a.counter ?? -1) ||
+      Number(isLastName(b.file)) - Number(isLastName(a.file)) ||
       (refs.get(b.file)?.mtimeMs ?? 0) - (refs.get(a.file)?.mtimeMs ?? 0),
   );
 }

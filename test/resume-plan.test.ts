@@ -1,0 +1,87 @@
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { planResume, type ResumePlan } from "../src/inspect/runs/plan.js";
+import { SAMPLES_DIR } from "./helpers/samples.js";
+
+/**
+ * Each sample run directory against what its framework does, established when the sample was generated
+ * (`samples/make_runs.py`: by resuming for one step where the framework is installed, from the reference notes
+ * otherwise). ckpt must predict the framework's own auto-resume and choose the correct resume point.
+ */
+interface RunTruth {
+  run: string;
+  convention: string;
+  established: "resumed" | "reference";
+  generatedAt: string;
+  pointer: { file: string; content: string; status: string } | null;
+  frameworkResume: { file: string | null; outcome: string; startsAt: number | null };
+  correctResume: { file: string | null; startsAt: number | null };
+}
+
+const truthDir = join(SAMPLES_DIR, "runs-truth");
+const truths: RunTruth[] = existsSync(truthDir)
+  ? readdirSync(truthDir)
+      .filter((n) => n.endsWith(".json"))
+      .sort()
+      .map((n) => JSON.parse(readFileSync(join(truthDir, n), "utf8")) as RunTruth)
+  : [];
+
+const scratch = mkdtempSync(join(tmpdir(), "ckpt-runs-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/**
+ * The run dir to plan. mmengine writes an absolute path into its pointer, so a run that moved (as samples do
+ * between machines) is relocated to a scratch dir with its pointer written as mmengine would write it there.
+ */
+function runDirFor(truth: RunTruth): string {
+  const dir = join(SAMPLES_DIR, "outputs", truth.run);
+  if (truth.convention !== "mmengine" || !truth.pointer) return dir;
+  const moved = join(scratch, truth.run);
+  cpSync(dir, moved, { recursive: true });
+  const pointer = join(moved, truth.pointer.file);
+  const old = readFileSync(pointer, "utf8");
+  writeFileSync(pointer, old.replace(truth.generatedAt, moved));
+  return moved;
+}
+
+/** DeepSpeed truths name the model-states file inside the tag directory; ckpt names the directory. */
+function sameCheckpoint(ours: string | null | undefined, theirs: string | null): boolean {
+  if (ours === null || ours === undefined || theirs === null)
+    return ours === theirs || (ours ?? null) === theirs;
+  return ours === theirs || theirs.startsWith(`${ours}/`);
+}
+
+describe("resume-plan agrees with each framework's own resume", () => {
+  it("has sample runs made by real framework code and from the reference notes", () => {
+    expect(truths.length).toBeGreaterThan(10);
+    expect(truths.some((t) => t.established === "resumed")).toBe(true);
+  });
+
+  for (const truth of truths) {
+    it(`${truth.run} (${truth.convention}, ${truth.established})`, async () => {
+      const plan: ResumePlan = await planResume(runDirFor(truth), { verify: "chosen" });
+
+      if (truth.pointer) expect(plan.pointer?.status, "pointer status").toBe(truth.pointer.status);
+
+      const framework = plan.framework;
+      expect(framework?.outcome, `framework outcome: ${framework?.why}`).toBe(truth.frameworkResume.outcome);
+      if (truth.frameworkResume.outcome !== "crashes") {
+        expect(
+          sameCheckpoint(framework?.file, truth.frameworkResume.file),
+          `framework loads ${framework?.file}`,
+        ).toBe(true);
+        expect(framework?.startsAt, "framework starts at").toBe(truth.frameworkResume.startsAt);
+      }
+
+      expect(
+        sameCheckpoint(plan.choice?.file, truth.correctResume.file),
+        `plan chooses ${plan.choice?.file}`,
+      ).toBe(true);
+      expect(plan.choice?.resumeAt ?? null, "plan resumes at").toBe(truth.correctResume.startsAt);
+      for (const c of plan.candidates)
+        expect(relative(plan.runDir, join(plan.runDir, c.file)).startsWith("..")).toBe(false);
+    });
+  }
+});
