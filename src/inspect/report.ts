@@ -1,10 +1,13 @@
 import { createHash } from "node:crypto";
+import { readdirSync } from "node:fs";
+import { dirname } from "node:path";
 import { type Checkpoint, hasTensors, type TensorCheckpoint } from "../reader/checkpoint.js";
-import type { TorchTensor } from "../reader/pickle/value.js";
+import { dictGet, dictSet, isBoxed, type PyValue, pyDict, type TorchTensor } from "../reader/pickle/value.js";
 import { elementCount, smallTensorValues, tensorBytes } from "../reader/tensorData.js";
 import { elementSize } from "../reader/torch/dtypes.js";
 import { type Finding, messageOf, type Severity, severityOf } from "./findings.js";
 import { CONVENTIONS, type ConventionId, detectFileConvention } from "./resume/conventions.js";
+import { isPresent } from "./resume/lookup.js";
 import { sanityFindings } from "./resume/sanity.js";
 import {
   type Component,
@@ -332,7 +335,29 @@ export function inspectCheckpoint(
 export function judgeFile(checkpoint: Checkpoint, file: string): { verdict: ResumeVerdict } | undefined {
   if (checkpoint.format === "pointer" || checkpoint.format === "torchscript") return undefined;
   const guess = detectFileConvention(checkpoint.root, file);
-  return { verdict: judgeResume(checkpoint.root, guess, file) };
+  const root = guess.convention === "deepspeed" ? withZeroShards(checkpoint.root, file) : checkpoint.root;
+  return { verdict: judgeResume(root, guess, file) };
+}
+
+/**
+ * Under ZeRO, DeepSpeed's model-states file holds `optimizer: None` and the optimizer lives in
+ * `*_optim_states.pt` shards beside it; DeepSpeed loads them together, so ckpt judges them together.
+ */
+function withZeroShards(root: PyValue, file: string): PyValue {
+  if (!isBoxed(root, "dict") || isPresent(dictGet(root, "optimizer"))) return root;
+  let shards: string[] = [];
+  try {
+    shards = readdirSync(dirname(file)).filter((n) => /optim_states\.pt$/.test(n));
+  } catch {
+    return root;
+  }
+  if (shards.length === 0) return root;
+  const copy = pyDict(root.className);
+  root.keys.forEach((key, i) => {
+    dictSet(copy, key, root.values[i] as PyValue);
+  });
+  dictSet(copy, "optimizer", `ZeRO shards: ${shards.join(", ")}`);
+  return copy;
 }
 
 function resumeFields(verdict: ResumeVerdict): Pick<InspectReport, "convention" | "resume"> {

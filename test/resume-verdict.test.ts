@@ -1,0 +1,149 @@
+import { closeSync, mkdtempSync, openSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { type InspectReport, inspectCheckpoint } from "../src/inspect/report.js";
+import { openCheckpoint } from "../src/reader/open.js";
+import { TorchZipWriter } from "../src/repair/zipWriter.js";
+import { assemble, type Op, stateDictPickle } from "./helpers/pickleWriter.js";
+import { SAMPLES_DIR } from "./helpers/samples.js";
+
+/** Per-file conventions and resume verdicts, on files written by the frameworks (or their logic). */
+
+function inspectFile(file: string): InspectReport {
+  const checkpoint = openCheckpoint(file);
+  try {
+    return inspectCheckpoint(checkpoint, file);
+  } finally {
+    checkpoint.source.close();
+  }
+}
+
+const run = (...parts: string[]) => join(SAMPLES_DIR, "outputs", ...parts);
+
+describe("convention and verdict of each framework's files", () => {
+  const cases: Array<[string, string, string, number | null]> = [
+    [run("fvcore_healthy", "model_0000019.pth"), "fvcore", "resumable", 20],
+    [run("trackron_model_only", "model_0000019.pth"), "trackron", "weights-only", 0],
+    [run("mmengine_run", "epoch_2.pth"), "mmengine", "resumable", 2],
+    [
+      run("lightning_run", "lightning_logs", "version_0", "checkpoints", "last.ckpt"),
+      "lightning",
+      "resumable",
+      8,
+    ],
+    [run("timm_run", "last.pth.tar"), "timm", "resumable", 3],
+    [
+      run("pytracking_run", "checkpoints", "ltr", "dimp", "dimp18", "DiMPnet_ep0003.pth.tar"),
+      "pytracking",
+      "resumable",
+      3,
+    ],
+    [run("deepspeed_run", "global_step20", "mp_rank_00_model_states.pt"), "deepspeed", "resumable", 20],
+    [join(SAMPLES_DIR, "torch2", "state_dict.pt"), "state-dict", "not-a-training-checkpoint", null],
+    [join(SAMPLES_DIR, "torch1", "training_checkpoint.pth"), "fvcore", "resumable", 60],
+  ];
+  for (const [file, convention, verdict, resumeAt] of cases) {
+    it(`${file.slice(SAMPLES_DIR.length + 1)}: ${convention}, ${verdict}`, () => {
+      const report = inspectFile(file);
+      expect(report.convention?.id).toBe(convention);
+      expect(report.convention?.evidence.length).toBeGreaterThan(0);
+      expect(report.resume?.verdict).toBe(verdict);
+      expect(report.resume?.resumeAt).toBe(resumeAt);
+    });
+  }
+
+  it("Trackron: the counter comes from the file name only, and resuming resets optimizer and counter", () => {
+    const report = inspectFile(run("trackron_model_only", "model_0000019.pth"));
+    expect(report.resume?.counter).toMatchObject({ name: "iteration", value: 19, source: "file-name" });
+    expect(report.resume?.resets).toEqual(["optimizer", "counter"]);
+    // Trackron's timm scheduler is a pure function of the iteration: not a loss.
+    expect(report.resume?.components).toContainEqual(
+      expect.objectContaining({ component: "scheduler", status: "not-needed" }),
+    );
+    expect(report.findings.map((f) => f.code)).toContain("resume-verdict");
+  });
+
+  it("model_final.pth still carrying its counter is flagged", () => {
+    const report = inspectFile(run("fvcore_finished", "model_final.pth"));
+    expect(report.findings.map((f) => f.code)).toContain("final-checkpoint-has-state");
+  });
+});
+
+describe("sanity checks on synthetic checkpoints", () => {
+  const dir = mkdtempSync(join(tmpdir(), "ckpt-sanity-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  function write(name: string, pickle: Uint8Array, storages: number): string {
+    const path = join(dir, name);
+    const fd = openSync(path, "w");
+    const writer = new TorchZipWriter(fd, name.replace(/\..*$/, ""));
+    writer.addRecord("data.pkl", pickle);
+    for (let i = 0; i < storages; i++) writer.addRecord(`data/${i}`, new Uint8Array(16));
+    writer.finish();
+    closeSync(fd);
+    return path;
+  }
+
+  const tensor = (name: string, key: string) => ({
+    name,
+    storageClass: "FloatStorage",
+    key,
+    numel: 4,
+    shape: [4],
+    stride: [1],
+  });
+
+  it("every key prefixed with module. (saved from DDP) is a warning naming the prefix", () => {
+    const file = write(
+      "ddp.pt",
+      stateDictPickle([tensor("module.fc.weight", "0"), tensor("module.fc.bias", "1")]),
+      2,
+    );
+    const report = inspectFile(file);
+    expect(report.findings).toContainEqual(
+      expect.objectContaining({ code: "state-dict-key-prefix", severity: "warning" }),
+    );
+    expect(report.findings.find((f) => f.code === "state-dict-key-prefix")?.message).toContain('"module."');
+  });
+
+  it("an optimizer naming more parameters than the model has is an error", () => {
+    // {"model": OrderedDict(fc.weight, fc.bias), "optimizer": {"state": {}, "param_groups": [{"params": [0..4]}]}, "iteration": 5}
+    const model = stateDictPickle([tensor("fc.weight", "0"), tensor("fc.bias", "1")]);
+    const modelOps = model.subarray(2, model.length - 1); // the state dict's opcodes without PROTO and STOP
+    const pickle = Uint8Array.from([
+      0x80,
+      0x02,
+      ...assemble([{ op: "emptyDict" }, { op: "mark" }, { op: "str", value: "model" }]).subarray(2, -1),
+      ...modelOps,
+      ...assemble([
+        { op: "str", value: "optimizer" },
+        { op: "emptyDict" },
+        { op: "mark" },
+        { op: "str", value: "state" },
+        { op: "emptyDict" },
+        { op: "str", value: "param_groups" },
+        { op: "emptyList" },
+        { op: "mark" },
+        { op: "emptyDict" },
+        { op: "mark" },
+        { op: "str", value: "params" },
+        { op: "emptyList" },
+        { op: "mark" },
+        ...[0, 1, 2, 3, 4].map((value): Op => ({ op: "int", value })),
+        { op: "appends" },
+        { op: "setitems" },
+        { op: "appends" },
+        { op: "setitems" },
+        { op: "str", value: "iteration" },
+        { op: "int", value: 5 },
+        { op: "setitems" },
+      ]).subarray(2),
+    ]);
+    const report = inspectFile(write("foreign-optimizer.pth", pickle, 2));
+    expect(report.resume?.verdict).toBe("incomplete"); // no scheduler saved
+    expect(report.findings).toContainEqual(
+      expect.objectContaining({ code: "optimizer-param-mismatch", severity: "error" }),
+    );
+  });
+});
