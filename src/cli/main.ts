@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { writeResumeFiles } from "../repair/resumeWrite.js";
 import { runInspect } from "./commands/inspect.js";
+import { runRepair } from "./commands/repair.js";
 import { runResumePlan } from "./commands/resumePlan.js";
 import type { FailOn } from "./exitCode.js";
 import type { Output } from "./output.js";
@@ -103,6 +104,61 @@ export async function main(argv: readonly string[], io: Output = processOutput):
           },
           io,
           writeResumeFiles,
+        );
+      },
+    );
+
+  const collect = (value: string, previous: string[]) => [...previous, value];
+  program
+    .command("repair")
+    .description(
+      "write a corrected checkpoint (or fix a run: counter, pointer, manifest); inputs are never modified",
+    )
+    .argument("<path>", "a checkpoint file (with -o and edits) or a run directory")
+    .option("-o, --output <file>", "where to write the repaired checkpoint (never the input)")
+    .option("--set-counter <name=value>", "add the counter, e.g. iteration=59999 (or epoch=, global_step=)")
+    .option(
+      "--counter-from-filename",
+      "take the counter from the file name (fvcore model_0059999.pth: 59999)",
+      false,
+    )
+    .option(
+      "--strip-prefix <prefix>",
+      "remove a prefix from the state dict keys (module., _orig_mod.)",
+      collect,
+      [],
+    )
+    .option("--add-prefix <prefix>", "add a prefix to the state dict keys", collect, [])
+    .option("--drop <key>", "remove a top-level entry (e.g. optimizer, scheduler, iteration)", collect, [])
+    .option("--dry-run", "say what would be written, write nothing", false)
+    .option("--json", "print the result as JSON", false)
+    .action(
+      async (
+        path: string,
+        options: {
+          output?: string;
+          setCounter?: string;
+          counterFromFilename: boolean;
+          stripPrefix: string[];
+          addPrefix: string[];
+          drop: string[];
+          dryRun: boolean;
+          json: boolean;
+        },
+      ) => {
+        exitCode = await runRepair(
+          path,
+          {
+            output: options.output,
+            setCounter: options.setCounter,
+            counterFromFilename: options.counterFromFilename,
+            stripPrefix: options.stripPrefix,
+            addPrefix: options.addPrefix,
+            drop: options.drop,
+            dryRun: options.dryRun,
+            json: options.json,
+          },
+          io,
         );
       },
     );

@@ -77,6 +77,8 @@ export interface TorchLegacyCheckpoint extends TensorContainer {
   readonly sysInfo: PyValue;
   /** Storage keys in file order, as the key-list pickle gives them. */
   readonly storageKeys: string[];
+  /** Byte range of the main pickle (the object), for tools that rewrite it. */
+  readonly pickleRange: { readonly start: number; readonly end: number };
 }
 
 export interface SafetensorsCheckpoint extends TensorContainer {

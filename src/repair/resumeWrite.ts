@@ -35,6 +35,12 @@ function pointerContent(plan: ResumePlan, chosen: string): string | undefined {
   }
 }
 
+/** Whether `--write` / `repair` rewrite the run's pointer: it is broken, or it must name a repaired copy. */
+export function willRewritePointer(plan: ResumePlan, replacing: boolean): boolean {
+  if (!plan.pointer || !plan.choice || pointerContent(plan, plan.choice.file) === undefined) return false;
+  return replacing || REWRITE.has(plan.pointer.status);
+}
+
 function insideRunDir(runDir: string, path: string): string {
   const rel = relative(runDir, resolve(path));
   if (rel.startsWith("..") || resolve(path) === resolve(runDir)) {
@@ -54,18 +60,35 @@ export interface WriteResult {
   readonly written: string[];
 }
 
+export interface WriteOptions {
+  readonly now?: Date;
+  /** A checkpoint written by `ckpt repair` to resume from instead of the plan's choice (already examined). */
+  readonly replacement?: CandidateReport;
+}
+
 /** Writes the manifest (and the pointer when it needs fixing); returns the paths written, relative to the run. */
-export async function writeResumeFiles(plan: ResumePlan, now: Date = new Date()): Promise<string[]> {
-  const choice = plan.choice;
-  if (!choice) return [];
+export async function writeResumeFiles(plan: ResumePlan, options: WriteOptions = {}): Promise<string[]> {
+  const now = options.now ?? new Date();
+  const planned = plan.choice;
+  if (!planned) return [];
+  const replacement = options.replacement;
+  const choice = replacement
+    ? {
+        ...planned,
+        file: replacement.file,
+        resumeAtSource: "checkpoint" as const,
+        restores: planned.restores.concat(["counter"]),
+        resets: planned.resets.filter((c) => c !== "counter"),
+      }
+    : planned;
   const runDir = plan.runDir;
-  const chosen = plan.candidates.find((c) => c.file === choice.file);
+  const chosen = replacement ?? plan.candidates.find((c) => c.file === choice.file);
   const written: string[] = [];
 
   let pointerAfter: string | null = null;
   let backup: string | null = null;
   const content = pointerContent(plan, choice.file);
-  if (plan.pointer && REWRITE.has(plan.pointer.status) && content !== undefined) {
+  if (plan.pointer && willRewritePointer(plan, replacement !== undefined) && content !== undefined) {
     const pointerPath = insideRunDir(runDir, join(runDir, plan.pointer.file));
     if (existsSync(pointerPath)) {
       const stamp = now.toISOString().replace(/[:.]/g, "-");
@@ -107,7 +130,15 @@ export async function writeResumeFiles(plan: ResumePlan, now: Date = new Date())
       : null,
     skipped: plan.candidates
       .filter((c) => c.file !== choice.file)
-      .map((c) => ({ file: c.file, status: c.status, verdict: c.verdict, why: skippedReason(c) })),
+      .map((c) => ({
+        file: c.file,
+        status: c.status,
+        verdict: c.verdict,
+        why:
+          c.file === planned.file && replacement
+            ? `repaired: resume from ${replacement.file} instead`
+            : skippedReason(c),
+      })),
   };
   writeFileAtomic(
     insideRunDir(runDir, join(runDir, MANIFEST_NAME)),

@@ -58,7 +58,8 @@ const optional = (...paths: KeyPathSpec[]): ComponentRule => ({ kind: "optional-
 const derived = (why: string): ComponentRule => ({ kind: "derived", why });
 const notSaved: ComponentRule = { kind: "not-saved" };
 
-const FVCORE_NAME = /(?:^|\/)model_(\d{7})\.pth$/;
+/** fvcore's periodic files, and the copies `ckpt repair` writes beside them. */
+const FVCORE_NAME = /(?:^|\/)model_(\d{7})(?:\.resumable)?\.pth$/;
 
 export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
   detectron2: {

@@ -91,7 +91,13 @@ async function examineFile(ref: CandidateRef, options: ExamineOptions): Promise<
   const { checkpoint } = check;
   try {
     if (checkpoint.format === "pointer") return report(ref, { status: "not-a-checkpoint" });
-    const guess = detectFileConvention(checkpoint.root, ref.path);
+    const detected = detectFileConvention(checkpoint.root, ref.path);
+    // In a Trackron run every file follows Trackron's rules (its schedule is derived from the iteration),
+    // including a copy repaired to carry the iteration, which on its own looks like plain fvcore.
+    const guess =
+      options.runConvention === "trackron" && detected.convention === "fvcore"
+        ? { convention: "trackron" as const, evidence: [...detected.evidence, "in a Trackron run"] }
+        : detected;
     const verdict = judgeResume(checkpoint.root, guess, ref.path);
     const records =
       checkpoint.format === "torch-zip" || checkpoint.format === "torchscript"

@@ -166,7 +166,7 @@ export function detectRunLayout(runDirInput: string): RunLayout {
     );
   }
 
-  const fvcoreFiles = filesMatching(runDir, runDir, /(?:^|\/)model_(\d{7})\.pth$/).concat(
+  const fvcoreFiles = filesMatching(runDir, runDir, /(?:^|\/)model_(\d{7})(?:\.resumable)?\.pth$/).concat(
     filesMatching(runDir, runDir, /(?:^|\/)model_final\.pth$/),
   );
   const mmFiles = filesMatching(runDir, runDir, /(?:^|\/)(?:epoch|iter)_(\d+)\.pth$/);

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { basename, relative, resolve } from "node:path";
 import { ReaderError } from "../../reader/errors.js";
 import { readPointer } from "../../reader/pointer.js";
@@ -71,6 +71,14 @@ export interface PlanOptions {
   readonly configFile?: string | undefined;
 }
 
+/** At equal counters, the checkpoint that restores more comes first (a repaired copy before its original). */
+function verdictRank(c: CandidateReport): number {
+  if (c.status !== "ok") return 4;
+  return { resumable: 0, incomplete: 1, "weights-only": 2, "not-a-training-checkpoint": 3 }[
+    c.verdict ?? "not-a-training-checkpoint"
+  ];
+}
+
 /** `last.pth.tar`, `last.ckpt`: the name a framework resumes from when several files hold the same state. */
 const isLastName = (file: string) => /(?:^|\/)last[^/]*$/.test(file);
 
@@ -82,6 +90,7 @@ function newestFirst(
   return [...candidates].sort(
     (a, b) =>
       (b.counter ?? -1) - (a.counter ?? -1) ||
+      verdictRank(a) - verdictRank(b) ||
       Number(isLastName(b.file)) - Number(isLastName(a.file)) ||
       (refs.get(b.file)?.mtimeMs ?? 0) - (refs.get(a.file)?.mtimeMs ?? 0),
   );
@@ -91,10 +100,10 @@ function newestFirst(
 async function verified(
   candidate: CandidateReport,
   ref: CandidateRef,
-  layout: RunLayout,
+  runConvention: ConventionId,
 ): Promise<CandidateReport> {
   if (candidate.status !== "ok") return candidate;
-  return examineCandidate(ref, { verify: true, runConvention: layout.convention });
+  return examineCandidate(ref, { verify: true, runConvention });
 }
 
 function pointerTargetRef(layout: RunLayout, refs: Map<string, CandidateRef>): CandidateRef | undefined {
@@ -112,7 +121,7 @@ function pointerTargetRef(layout: RunLayout, refs: Map<string, CandidateRef>): C
       CONVENTIONS[layout.convention].counterInName?.exec(target)?.[1] !== undefined
         ? Number(CONVENTIONS[layout.convention].counterInName?.exec(target)?.[1])
         : undefined,
-    mtimeMs: 0,
+    mtimeMs: existsSync(target) ? statSync(target).mtimeMs : 0,
     group: undefined,
   };
   refs.set(rel, ref);
@@ -203,8 +212,9 @@ function refineConvention(
 ): ConventionId {
   if (layoutConvention !== "fvcore") return layoutConvention;
   const seen = new Set(candidates.map((c) => c.convention).filter((c) => c !== null));
+  if (seen.has("trackron")) return "trackron";
   const [only] = seen;
-  return seen.size === 1 && (only === "trackron" || only === "detectron2") ? only : layoutConvention;
+  return seen.size === 1 && only === "detectron2" ? only : layoutConvention;
 }
 
 function commandFor(convention: ConventionId, choice: Choice, runDir: string): string | null {
@@ -223,24 +233,34 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
   const layout = detectRunLayout(runDir);
   const refs = new Map(layout.candidates.map((c) => [c.rel, c]));
   const targetRef = pointerTargetRef(layout, refs);
-  const examine = (ref: CandidateRef) =>
-    examineCandidate(ref, { verify: options.verify === "all", runConvention: layout.convention });
-  const reports = new Map<string, CandidateReport>();
-  for (const ref of refs.values()) reports.set(ref.rel, await examine(ref));
+  const examineAll = async (runConvention: ConventionId) => {
+    const reports = new Map<string, CandidateReport>();
+    for (const ref of refs.values()) {
+      reports.set(ref.rel, await examineCandidate(ref, { verify: options.verify === "all", runConvention }));
+    }
+    return reports;
+  };
+  let runConvention: ConventionId = layout.convention;
+  let reports = await examineAll(runConvention);
+  if (runConvention === "fvcore" && refineConvention("fvcore", [...reports.values()]) === "trackron") {
+    // A Trackron run: judge every file by Trackron's rules (see examineFile).
+    runConvention = "trackron";
+    reports = await examineAll(runConvention);
+  }
 
   // Before trusting a checkpoint with hours of GPU time, stream it through its CRCs: the pointer target, then
   // the chosen one (and, if that one is corrupt, the next choice).
   if (options.verify === "chosen" && targetRef) {
     reports.set(
       targetRef.rel,
-      await verified(reports.get(targetRef.rel) as CandidateReport, targetRef, layout),
+      await verified(reports.get(targetRef.rel) as CandidateReport, targetRef, runConvention),
     );
   }
   let ordered = newestFirst([...reports.values()], refs);
   let chosen = choose(ordered);
   while (options.verify === "chosen" && chosen) {
     const ref = refs.get(chosen.file) as CandidateRef;
-    const checked = await verified(chosen, ref, layout);
+    const checked = await verified(chosen, ref, runConvention);
     if (checked.status === "ok") break;
     reports.set(chosen.file, checked);
     ordered = newestFirst([...reports.values()], refs);

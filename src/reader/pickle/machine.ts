@@ -61,10 +61,24 @@ export interface PickleResult {
   readonly globals: GlobalReference[];
 }
 
+/** Where in the byte stream things came from: what `src/repair` needs to splice a pickle minimally. */
+export interface PickleTrace {
+  /** Items added to a dict by SETITEM(S) or DICT: byte spans of each key and value (value ends at `end`). */
+  onDictItems?(
+    dict: PyDict,
+    items: ReadonlyArray<{ keyStart: number; valueStart: number; end: number }>,
+  ): void;
+  /** A persistent id: the span of the expression that built it (BINPERSID itself is at `end`). */
+  onPersistentId?(pid: PyValue, start: number, end: number): void;
+  onFrame?(offset: number): void;
+  onMemo?(kind: "put" | "get", index: number, offset: number): void;
+}
+
 export interface PickleOptions {
   start?: number;
   hooks?: PickleHooks;
   limits?: Partial<PickleLimits>;
+  trace?: PickleTrace;
 }
 
 /** Python 2 module and class names that protocol 0-2 pickles may use (CPython's `_compat_pickle`, the part that matters here). */
@@ -145,6 +159,12 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
   const hooks = options.hooks ?? {};
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const globals: GlobalReference[] = [];
+  const trace = options.trace;
+  // With a trace: the start offset of each item of the current MARK frame (kept in step after each opcode).
+  let frameStarts: number[] = [];
+  const metaStarts: Array<{ starts: number[]; mark: number }> = [];
+  let poppedStarts: number[] = [];
+  let markStart: number | undefined;
   const memo = new Map<number, PyValue>();
   let stack: PyValue[] = [];
   const metastack: PyValue[][] = [];
@@ -212,10 +232,29 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
     const previous = metastack.pop();
     if (previous === undefined) throw malformed("could not find MARK");
     stack = previous;
+    if (trace) {
+      const outer = metaStarts.pop();
+      poppedStarts = frameStarts;
+      frameStarts = outer?.starts ?? [];
+      markStart = outer?.mark;
+    }
     return items;
+  };
+  /** Key/value spans of `items` (alternating) whose starts are `starts`, the last value ending at `end`. */
+  const pairSpans = (starts: readonly number[], count: number, end: number) => {
+    const pairs: Array<{ keyStart: number; valueStart: number; end: number }> = [];
+    for (let i = 0; i + 1 < count; i += 2) {
+      pairs.push({
+        keyStart: starts[i] as number,
+        valueStart: starts[i + 1] as number,
+        end: starts[i + 2] ?? end,
+      });
+    }
+    return pairs;
   };
   const memoPut = (index: number, value: PyValue): void => {
     if (index < 0) throw malformed("negative PUT argument");
+    trace?.onMemo?.("put", index, opStart);
     if (!memo.has(index) && memo.size >= limits.maxMemo) {
       throw new ReaderError(
         "pickle-limit",
@@ -228,6 +267,7 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
     memo.set(index, value);
   };
   const memoGet = (index: number): PyValue => {
+    trace?.onMemo?.("get", index, opStart);
     const value = memo.get(index);
     if (value === undefined && !memo.has(index)) throw malformed(`memo key ${index} was never stored`);
     return value as PyValue;
@@ -312,6 +352,7 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
         // FRAME (4): framing only groups opcodes, but a frame longer than the data means truncation
         const frameLength = u64("FRAME");
         need(frameLength, "a FRAME");
+        trace?.onFrame?.(opStart);
         break;
       }
       case 0x2e: {
@@ -327,6 +368,10 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
         }
         metastack.push(stack);
         stack = [];
+        if (trace) {
+          metaStarts.push({ starts: frameStarts, mark: opStart });
+          frameStarts = [];
+        }
         break;
       case 0x30: // POP
         if (stack.length > 0) stack.pop();
@@ -519,6 +564,7 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
         const dict = pyDict();
         setItems(dict, items);
         stack.push(dict);
+        if (trace) trace.onDictItems?.(dict, pairSpans(poppedStarts, items.length, opStart));
         break;
       }
       case 0x8f: // EMPTY_SET (4)
@@ -544,15 +590,23 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
       }
       case 0x73: {
         // SETITEM (0)
+        const keyStart = frameStarts[stack.length - 2] ?? opStart;
+        const valueStart = frameStarts[stack.length - 1] ?? opStart;
         const value = pop();
         const key = pop();
-        setItems(top(), [key, value]);
+        const target = top();
+        setItems(target, [key, value]);
+        if (trace && isBoxed(target, "dict"))
+          trace.onDictItems?.(target, [{ keyStart, valueStart, end: opStart }]);
         break;
       }
       case 0x75: {
         // SETITEMS (1)
         const items = popMark();
-        setItems(top(), items);
+        const target = top();
+        setItems(target, items);
+        if (trace && isBoxed(target, "dict"))
+          trace.onDictItems?.(target, pairSpans(poppedStarts, items.length, opStart));
         break;
       }
       case 0x90: {
@@ -677,7 +731,9 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
       }
       case 0x51: {
         // BINPERSID (1)
+        const pidStart = frameStarts[stack.length - 1] ?? opStart;
         const pid = pop();
+        trace?.onPersistentId?.(pid, pidStart, opStart);
         stack.push(
           hooks.persistentLoad ? hooks.persistentLoad(pid, opStart) : { kind: "persistent", id: pid },
         );
@@ -689,6 +745,14 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
           `unknown pickle opcode 0x${op.toString(16).padStart(2, "0")} at byte ${opStart}`,
           { offset: opStart },
         );
+    }
+    if (trace) {
+      // Keep frameStarts in step with the stack: an item made from consumed items keeps the first one's
+      // start, a new item starts at this opcode, and an item built from a MARK frame starts at the MARK.
+      const length = stack.length;
+      if (frameStarts.length > length) frameStarts.length = length;
+      while (frameStarts.length < length) frameStarts.push(markStart ?? opStart);
+      markStart = undefined;
     }
   }
 }

@@ -141,6 +141,7 @@ export function loadLegacy(source: ByteSource): TorchLegacyCheckpoint {
     pickle,
     sysInfo: sysInfo.value,
     storageKeys,
+    pickleRange: { start: sysInfo.end, end: main.end },
     byteOrder: "little",
     locate: (storage) => ranges.get(storage.key),
   };

@@ -1,0 +1,126 @@
+import { statSync } from "node:fs";
+import { CONVENTIONS, detectFileConvention } from "../../inspect/resume/conventions.js";
+import { ReaderError } from "../../reader/errors.js";
+import { openCheckpoint } from "../../reader/open.js";
+import type { PickleEdit } from "../../repair/pickleEdit.js";
+import { type RepairFileResult, repairCheckpointFile } from "../../repair/repairFile.js";
+import { type RunRepairResult, repairRun } from "../../repair/runRepair.js";
+import { errorReport, formatErrorLine } from "../errors.js";
+import type { Output } from "../output.js";
+
+export interface RepairCommandOptions {
+  readonly output: string | undefined;
+  readonly setCounter: string | undefined;
+  readonly counterFromFilename: boolean;
+  readonly stripPrefix: string[];
+  readonly addPrefix: string[];
+  readonly drop: string[];
+  readonly dryRun: boolean;
+  readonly json: boolean;
+}
+
+function usage(message: string): ReaderError {
+  return new ReaderError("not-a-file", message);
+}
+
+/** `--counter-from-filename`: the convention's counter, read from the name as the framework wrote it. */
+function counterFromFileName(path: string): PickleEdit {
+  const checkpoint = openCheckpoint(path);
+  try {
+    const root = "root" in checkpoint ? checkpoint.root : null;
+    const convention = detectFileConvention(root, path).convention;
+    const rule = CONVENTIONS[convention === "unknown" ? "fvcore" : convention];
+    const match = rule.counterInName?.exec(path);
+    if (!rule.counter || match?.[1] === undefined) {
+      throw usage(`the file name ${path} carries no ${rule.label} counter; use --set-counter NAME=VALUE`);
+    }
+    return { kind: "set-counter", name: rule.counter.name, value: Number(match[1]) };
+  } finally {
+    checkpoint.source.close();
+  }
+}
+
+function fileEdits(path: string, options: RepairCommandOptions): PickleEdit[] {
+  const edits: PickleEdit[] = [];
+  if (options.setCounter !== undefined) {
+    const match = /^([A-Za-z_][\w.]*)=(-?\d+)$/.exec(options.setCounter);
+    if (!match)
+      throw usage(`--set-counter takes NAME=INTEGER (e.g. iteration=59999), not ${options.setCounter}`);
+    edits.push({ kind: "set-counter", name: match[1] as string, value: Number(match[2]) });
+  }
+  if (options.counterFromFilename) edits.push(counterFromFileName(path));
+  for (const prefix of options.stripPrefix) edits.push({ kind: "strip-prefix", prefix });
+  for (const prefix of options.addPrefix) edits.push({ kind: "add-prefix", prefix });
+  for (const key of options.drop) edits.push({ kind: "drop", key });
+  return edits;
+}
+
+function renderFile(result: RepairFileResult): string {
+  const lines = [
+    `${result.output}: written (${result.inputFormat} in, torch zip out, ${result.records} records, ${result.sizeBytes} bytes)`,
+  ];
+  for (const o of result.outcomes) lines.push(`  ${o.edit.kind}: ${o.detail}`);
+  if (result.droppedRecords.length > 0)
+    lines.push(`  left out ${result.droppedRecords.length} storage records nothing references any more`);
+  lines.push(`  ${result.input} is unchanged`);
+  return `${lines.join("\n")}\n`;
+}
+
+function renderRun(result: RunRepairResult): string {
+  const lines = [`${result.plan.runDir}${result.dryRun ? " (dry run: nothing written)" : ""}`];
+  for (const step of result.steps)
+    lines.push(`  ${result.dryRun ? "would" : "did"} ${step.action}: ${step.detail}`);
+  if (result.plan.choice?.resumeAt !== null && result.plan.choice?.resumeAt !== undefined) {
+    lines.push(
+      `  training resumes at ${result.plan.choice.counterName ?? "step"} ${result.plan.choice.resumeAt}`,
+    );
+  }
+  for (const limit of result.limits) lines.push(`  note: ${limit}`);
+  return `${lines.join("\n")}\n`;
+}
+
+/** Exit 0 when written (or planned, with --dry-run), 1 when an edit changed nothing, 2 for unusable input. */
+export async function runRepair(path: string, options: RepairCommandOptions, io: Output): Promise<number> {
+  try {
+    let isDir = false;
+    try {
+      isDir = statSync(path).isDirectory();
+    } catch {
+      // A missing path is reported by the reader below, with its code.
+    }
+    if (isDir) {
+      const result = await repairRun(path, { dryRun: options.dryRun });
+      io.out(
+        options.json
+          ? `${JSON.stringify({ schema: "ckpt.repair-run/1", ...result }, null, 2)}\n`
+          : renderRun(result),
+      );
+      return result.plan.choice ? 0 : 1;
+    }
+    const edits = fileEdits(path, options);
+    if (edits.length === 0)
+      throw usage(
+        "say what to repair: --set-counter, --counter-from-filename, --strip-prefix, --add-prefix or --drop",
+      );
+    if (options.output === undefined) throw usage("-o OUT is required: ckpt never modifies its input");
+    if (options.dryRun) {
+      io.out(
+        `${JSON.stringify({ schema: "ckpt.repair/1", input: path, output: options.output, edits, dryRun: true }, null, 2)}\n`,
+      );
+      return 0;
+    }
+    const result = repairCheckpointFile(path, options.output, edits);
+    io.out(
+      options.json
+        ? `${JSON.stringify({ schema: "ckpt.repair/1", ...result }, null, 2)}\n`
+        : renderFile(result),
+    );
+    return result.outcomes.some((o) => o.changed === 0) ? 1 : 0;
+  } catch (error) {
+    if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
+    const report = errorReport(path, error);
+    if (options.json) io.out(`${JSON.stringify(report, null, 2)}\n`);
+    else io.err(`${formatErrorLine(report)}\n`);
+    return 2;
+  }
+}

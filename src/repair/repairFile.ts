@@ -1,0 +1,204 @@
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import type { TorchLegacyCheckpoint, TorchZipCheckpoint } from "../reader/checkpoint.js";
+import { ReaderError } from "../reader/errors.js";
+import { openCheckpoint } from "../reader/open.js";
+import { parsePickle } from "../reader/pickle/machine.js";
+import type { TorchStorage } from "../reader/pickle/value.js";
+import type { ByteSource } from "../reader/source.js";
+import { cachingStorageResolver, torchPickleHooks } from "../reader/torch/rebuild.js";
+import { syncDirectory } from "./atomicWrite.js";
+import { type EditOutcome, editPickle, legacyPidsToZip, type PickleEdit } from "./pickleEdit.js";
+import { type RecordChunk, TorchZipWriter } from "./zipWriter.js";
+
+/**
+ * `ckpt repair FILE -o OUT`: a corrected copy of a checkpoint in torch's zip format. Tensor records are copied
+ * byte for byte (streamed, CRCs computed as they pass), only `data.pkl` changes, and the output appears at
+ * its path only once complete (temp file, fsync, rename). The input is opened read-only and never written.
+ */
+export interface RepairFileResult {
+  readonly input: string;
+  readonly output: string;
+  readonly inputFormat: "torch-zip" | "torch-legacy";
+  readonly outcomes: EditOutcome[];
+  readonly records: number;
+  readonly sizeBytes: number;
+  /** Storage records left out because nothing references them any more (after --drop). */
+  readonly droppedRecords: string[];
+}
+
+const COPY_CHUNK = 8 * 1024 * 1024;
+
+function* rangeChunks(source: ByteSource, offset: number, length: number): Generator<RecordChunk> {
+  for (let done = 0; done < length; done += COPY_CHUNK)
+    yield source.read(offset + done, Math.min(COPY_CHUNK, length - done));
+}
+
+/** Refuses to write over the input in any disguise: same path, symlink to it, hard link to it. */
+function assertNotInput(input: string, output: string): void {
+  const same = (() => {
+    if (resolve(input) === resolve(output)) return true;
+    if (!existsSync(output)) return false;
+    if (realpathSync(input) === realpathSync(output)) return true;
+    const a = statSync(input);
+    const b = statSync(output);
+    return a.dev === b.dev && a.ino === b.ino;
+  })();
+  if (same)
+    throw new ReaderError(
+      "not-a-file",
+      `refusing to write the output over the input ${input}: repairs never modify an input`,
+    );
+}
+
+/** The storage keys the pickle references, with the size each must have. */
+function referencedStorages(pickle: Uint8Array): Map<string, TorchStorage> {
+  const storages = new Map<string, TorchStorage>();
+  parsePickle(pickle, { hooks: torchPickleHooks(cachingStorageResolver(storages)) });
+  return storages;
+}
+
+/** torch's archive folder for a path save: the basename without its last extension. */
+export function archiveNameFor(output: string): string {
+  const name = basename(output);
+  const dot = name.lastIndexOf(".");
+  return dot > 0 ? name.slice(0, dot) : name;
+}
+
+function writeZipRecords(
+  writer: TorchZipWriter,
+  checkpoint: TorchZipCheckpoint,
+  pickle: Uint8Array,
+  keep: Set<string>,
+  dropped: string[],
+) {
+  const { archive, source } = checkpoint;
+  const seen = new Set<string>();
+  let count = 0;
+  for (const entry of archive.entries) {
+    const record = archive.recordName(entry);
+    if (record === undefined || seen.has(record)) continue; // torch reads the first of duplicates
+    seen.add(record);
+    if (record === ".data/serialization_id") continue; // a hash of the old records: stale once they change
+    if (record === "data.pkl") {
+      writer.addRecord(record, pickle);
+    } else if (record.startsWith("data/") && !keep.has(record.slice(5))) {
+      dropped.push(record);
+      continue;
+    } else if (entry.method === 0) {
+      writer.addRecordStream(
+        record,
+        entry.uncompressedSize,
+        rangeChunks(source, archive.dataOffset(entry), entry.uncompressedSize),
+      );
+    } else {
+      writer.addRecord(record, archive.readEntry(entry, Number.MAX_SAFE_INTEGER));
+    }
+    count++;
+  }
+  return count;
+}
+
+function writeLegacyRecords(
+  writer: TorchZipWriter,
+  checkpoint: TorchLegacyCheckpoint,
+  pickle: Uint8Array,
+  keep: Set<string>,
+  dropped: string[],
+) {
+  writer.addRecord("data.pkl", pickle);
+  writer.addRecord("byteorder", new TextEncoder().encode("little"));
+  let count = 2;
+  const storages = referencedStorages(pickle);
+  for (const key of checkpoint.storageKeys) {
+    if (!keep.has(key)) {
+      dropped.push(`data/${key}`);
+      continue;
+    }
+    const storage = storages.get(key);
+    const range = storage ? checkpoint.locate(storage) : undefined;
+    if (!range || range.kind !== "range")
+      throw new ReaderError("storage-missing", `storage ${key} has no bytes in the legacy file`);
+    writer.addRecordStream(
+      `data/${key}`,
+      range.length,
+      rangeChunks(checkpoint.source, range.offset, range.length),
+    );
+    count++;
+  }
+  writer.addRecord("version", new TextEncoder().encode("3\n"));
+  return count + 1;
+}
+
+export function repairCheckpointFile(
+  input: string,
+  output: string,
+  edits: readonly PickleEdit[],
+): RepairFileResult {
+  assertNotInput(input, output);
+  const checkpoint = openCheckpoint(input);
+  const temp = join(dirname(resolve(output)), `.${basename(output)}.ckpt-tmp-${process.pid}-${Date.now()}`);
+  let fd: number | undefined;
+  try {
+    if (checkpoint.format !== "torch-zip" && checkpoint.format !== "torch-legacy") {
+      throw new ReaderError(
+        "unsupported-format",
+        `ckpt repairs torch.save checkpoints; this is ${checkpoint.format}`,
+      );
+    }
+    const original =
+      checkpoint.format === "torch-zip"
+        ? checkpoint.archive.readEntry(
+            checkpoint.archive.get("data.pkl") as NonNullable<ReturnType<typeof checkpoint.archive.get>>,
+            Number.MAX_SAFE_INTEGER,
+          )
+        : legacyPidsToZip(
+            checkpoint.source.read(
+              checkpoint.pickleRange.start,
+              checkpoint.pickleRange.end - checkpoint.pickleRange.start,
+            ),
+          );
+    const edited = editPickle(original, edits, input);
+    const storages = referencedStorages(edited.bytes);
+    const keep = new Set(storages.keys());
+    const dropped: string[] = [];
+
+    fd = openSync(temp, "wx", 0o644);
+    const writer = new TorchZipWriter(fd, archiveNameFor(output));
+    const records =
+      checkpoint.format === "torch-zip"
+        ? writeZipRecords(writer, checkpoint, edited.bytes, keep, dropped)
+        : writeLegacyRecords(writer, checkpoint, edited.bytes, keep, dropped);
+    writer.finish();
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    checkpoint.source.assertUnchanged();
+    renameSync(temp, output);
+    syncDirectory(dirname(resolve(output)));
+    return {
+      input,
+      output,
+      inputFormat: checkpoint.format,
+      outcomes: edited.outcomes,
+      records,
+      sizeBytes: statSync(output).size,
+      droppedRecords: dropped,
+    };
+  } catch (error) {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(temp, { force: true });
+    throw error;
+  } finally {
+    checkpoint.source.close();
+  }
+}
