@@ -3,6 +3,7 @@ import { modelStateDict } from "../inspect/resume/sanity.js";
 import { ReaderError } from "../reader/errors.js";
 import { parsePickle } from "../reader/pickle/machine.js";
 import { dictGet, isBoxed, type PyDict, type PyValue } from "../reader/pickle/value.js";
+import { cachingStorageResolver, torchPickleHooks } from "../reader/torch/rebuild.js";
 
 /**
  * Edits a checkpoint's pickle by splicing its bytes: everything not edited stays byte for byte, so what torch
@@ -45,6 +46,8 @@ function trace(bytes: Uint8Array): Traced {
   const gets: Traced["gets"] = [];
   const persistentIds: Traced["persistentIds"] = [];
   const result = parsePickle(bytes, {
+    // The same models of torch's rebuild functions as the reader: tensors must look like tensors here too.
+    hooks: torchPickleHooks(cachingStorageResolver(new Map())),
     trace: {
       onDictItems: (dict, spans) => {
         const list = items.get(dict) ?? [];

@@ -126,7 +126,7 @@ function writeLegacyRecords(
     }
     const storage = storages.get(key);
     const range = storage ? checkpoint.locate(storage) : undefined;
-    if (!range || range.kind !== "range")
+    if (range?.kind !== "range")
       throw new ReaderError("storage-missing", `storage ${key} has no bytes in the legacy file`);
     writer.addRecordStream(
       `data/${key}`,
