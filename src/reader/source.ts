@@ -14,6 +14,8 @@ export interface ByteSource {
   readonly size: number;
   /** Exactly `length` bytes at `offset`, or a `ReaderError` (code `io-error`) when the range is out of bounds. */
   read(offset: number, length: number): Uint8Array;
+  /** Fills `target` with the bytes at `offset` (no allocation: for streaming copies that reuse one buffer). */
+  readInto(target: Uint8Array, offset: number): Uint8Array;
   /** Throws `file-changed` when the underlying file was modified since it was opened. */
   assertUnchanged(): void;
   close(): void;
@@ -61,10 +63,14 @@ export class FileSource implements ByteSource {
   }
 
   read(offset: number, length: number): Uint8Array {
-    if (offset < 0 || length < 0 || offset + length > this.size) {
+    return this.readInto(Buffer.allocUnsafe(length), offset);
+  }
+
+  readInto(buffer: Uint8Array, offset: number): Uint8Array {
+    const length = buffer.length;
+    if (offset < 0 || offset + length > this.size) {
       throw outOfBounds(this.name, offset, length, this.size);
     }
-    const buffer = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       const n = readSync(this.fd, buffer, done, length - done, offset + done);
@@ -122,6 +128,11 @@ export class BufferSource implements ByteSource {
     return this.bytes.subarray(offset, offset + length);
   }
 
+  readInto(target: Uint8Array, offset: number): Uint8Array {
+    target.set(this.read(offset, target.length));
+    return target;
+  }
+
   assertUnchanged(): void {}
 
   close(): void {}
@@ -145,6 +156,12 @@ export class CountingSource implements ByteSource {
     this.bytesRead += length;
     this.readCount += 1;
     return this.inner.read(offset, length);
+  }
+
+  readInto(target: Uint8Array, offset: number): Uint8Array {
+    this.bytesRead += target.length;
+    this.readCount += 1;
+    return this.inner.readInto(target, offset);
   }
 
   assertUnchanged(): void {

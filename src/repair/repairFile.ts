@@ -38,9 +38,13 @@ export interface RepairFileResult {
 
 const COPY_CHUNK = 8 * 1024 * 1024;
 
+/** The bytes of a range, through one reused buffer: each chunk is written before the next is read. */
 function* rangeChunks(source: ByteSource, offset: number, length: number): Generator<RecordChunk> {
-  for (let done = 0; done < length; done += COPY_CHUNK)
-    yield source.read(offset + done, Math.min(COPY_CHUNK, length - done));
+  const buffer = Buffer.allocUnsafe(Math.min(COPY_CHUNK, length));
+  for (let done = 0; done < length; done += COPY_CHUNK) {
+    const size = Math.min(COPY_CHUNK, length - done);
+    yield source.readInto(size === buffer.length ? buffer : buffer.subarray(0, size), offset + done);
+  }
 }
 
 /** Refuses to write over the input in any disguise: same path, symlink to it, hard link to it. */
