@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from "commander";
 import { writeResumeFiles } from "../repair/resumeWrite.js";
+import { runAudit } from "./commands/audit.js";
 import { runInspect } from "./commands/inspect.js";
 import { runRepair } from "./commands/repair.js";
 import { runResumePlan } from "./commands/resumePlan.js";
@@ -104,6 +105,40 @@ export async function main(argv: readonly string[], io: Output = processOutput):
           },
           io,
           writeResumeFiles,
+        );
+      },
+    );
+
+  program
+    .command("audit")
+    .description(
+      "every run in one or more outputs trees, judged at once: for people (table) and for CI (exit codes)",
+    )
+    .argument("<dirs...>", "outputs trees (or checkpoint files)")
+    .option("--json", "print the ckpt.audit/1 JSON object", false)
+    .option("--verify", "stream every record of every checkpoint through its CRC", false)
+    .option("--jobs <n>", "runs examined at once", (v) => Math.max(1, Number.parseInt(v, 10) || 1), 4)
+    .addOption(
+      new Option("--fail-on <level>", "exit 1 on findings at or above this level")
+        .choices(["error", "warning"])
+        .default("error"),
+    )
+    .option("--html <file>", "also write a self-contained HTML report")
+    .action(
+      async (
+        dirs: string[],
+        options: { json: boolean; verify: boolean; jobs: number; failOn: "error" | "warning"; html?: string },
+      ) => {
+        exitCode = await runAudit(
+          dirs,
+          {
+            json: options.json,
+            verify: options.verify,
+            jobs: options.jobs,
+            failOn: options.failOn,
+            html: options.html,
+          },
+          io,
         );
       },
     );

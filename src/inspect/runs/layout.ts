@@ -251,6 +251,8 @@ function findPytracking(runDir: string): CandidateRef[] {
         found.push(candidate(runDir, path, "file", /_ep(\d{4})\.pth\.tar$/));
     }
   };
-  walk(runDir, 0);
+  // ltr writes to {workspace}/checkpoints/{project path}/: only a workspace's checkpoints/ is searched.
+  const root = join(runDir, "checkpoints");
+  if (safeStat(root)?.isDirectory()) walk(root, 1);
   return found;
 }

@@ -1,0 +1,223 @@
+import { readdirSync, realpathSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { ReaderError } from "../../reader/errors.js";
+import { atLeast, type Severity } from "../findings.js";
+import { judgeFile } from "../report.js";
+import { checkFile } from "./integrity.js";
+import { detectRunLayout } from "./layout.js";
+import { planResume, type ResumePlan } from "./plan.js";
+
+/**
+ * `ckpt audit DIR...`: every run in an outputs tree, judged like `resume-plan`, plus every loose checkpoint
+ * file. The walk follows symlinks once (no loops) and skips trees that never hold runs.
+ */
+const SKIPPED_DIRS = new Set([
+  ".git",
+  "node_modules",
+  "__pycache__",
+  ".venv",
+  "venv",
+  ".mypy_cache",
+  ".cache",
+  "wandb",
+]);
+const CHECKPOINT_FILE = /\.(pt|pth|ckpt|bin|safetensors|pth\.tar)$/;
+
+export interface LooseFile {
+  readonly file: string;
+  readonly format: string | null;
+  readonly status: string;
+  readonly verdict: string | null;
+  readonly convention: string | null;
+}
+
+export interface AuditSummary {
+  readonly runs: number;
+  readonly resumable: number;
+  readonly byVerdict: Record<string, number>;
+  readonly noUsableCheckpoint: number;
+  readonly pointer: Record<string, number>;
+  /** Runs whose newest checkpoint is truncated or corrupt. */
+  readonly brokenNewest: number;
+  readonly frameworkGoesWrong: number;
+  readonly files: number;
+  readonly findings: Record<Severity, number>;
+}
+
+export interface AuditReport {
+  readonly schema: "ckpt.audit/1";
+  readonly roots: string[];
+  readonly runs: ResumePlan[];
+  readonly files: LooseFile[];
+  readonly summary: AuditSummary;
+}
+
+export interface AuditOptions {
+  readonly verify: boolean;
+  /** Runs examined at once (their file reads interleave). */
+  readonly jobs: number;
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+interface Found {
+  readonly runs: string[];
+  readonly files: string[];
+}
+
+/** A directory is a run when its layout is a framework's, or its checkpoints carry a counter in their names. */
+function isRun(dir: string): boolean {
+  const layout = detectRunLayout(dir);
+  if (layout.convention !== "unknown") return layout.candidates.length > 0 || layout.pointer?.exists === true;
+  return layout.candidates.filter((c) => c.counterFromName !== undefined).length >= 2;
+}
+
+export function findRuns(roots: readonly string[]): Found {
+  const runs: string[] = [];
+  const files: string[] = [];
+  const visited = new Set<string>();
+  const walk = (dir: string) => {
+    let real: string;
+    try {
+      real = realpathSync(dir);
+    } catch {
+      return;
+    }
+    if (visited.has(real)) return; // a symlink back into the tree
+    visited.add(real);
+    if (isRun(dir)) {
+      runs.push(dir);
+      return;
+    }
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const path = join(dir, name);
+      let stats: ReturnType<typeof statSync>;
+      try {
+        stats = statSync(path);
+      } catch {
+        continue; // a dangling symlink
+      }
+      if (stats.isDirectory()) {
+        if (!SKIPPED_DIRS.has(name)) walk(path);
+      } else if (stats.isFile() && CHECKPOINT_FILE.test(name)) {
+        files.push(path);
+      }
+    }
+  };
+  for (const root of roots) {
+    const stats = statSync(root, { throwIfNoEntry: false });
+    if (!stats) throw new ReaderError("file-not-found", "no such file or directory", { file: root });
+    if (stats.isDirectory()) walk(resolve(root));
+    else files.push(resolve(root));
+  }
+  return { runs, files };
+}
+
+async function looseFile(path: string, verify: boolean): Promise<LooseFile> {
+  const check = await checkFile(path, { verify });
+  if (check.status !== "ok")
+    return { file: path, format: null, status: check.status, verdict: null, convention: null };
+  try {
+    const judged = judgeFile(check.checkpoint, path);
+    return {
+      file: path,
+      format: check.checkpoint.format,
+      status: "ok",
+      verdict: judged?.verdict.verdict ?? null,
+      convention: judged?.verdict.convention ?? null,
+    };
+  } finally {
+    check.checkpoint.source.close();
+  }
+}
+
+/** Runs `tasks` with at most `limit` in flight, keeping results in order. */
+async function pool<T>(
+  count: number,
+  limit: number,
+  task: (index: number) => Promise<T>,
+  onDone: () => void,
+): Promise<T[]> {
+  const results = new Array<T>(count);
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const index = next++;
+      results[index] = await task(index);
+      onDone();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, count)) }, worker));
+  return results;
+}
+
+function summarize(runs: readonly ResumePlan[], files: readonly LooseFile[]): AuditSummary {
+  const byVerdict: Record<string, number> = {};
+  const pointer: Record<string, number> = {};
+  const findings: Record<Severity, number> = { error: 0, warning: 0, info: 0 };
+  let brokenNewest = 0;
+  let frameworkGoesWrong = 0;
+  for (const run of runs) {
+    const verdict = run.choice?.verdict ?? "no usable checkpoint";
+    byVerdict[verdict] = (byVerdict[verdict] ?? 0) + 1;
+    if (run.pointer && run.pointer.status !== "ok")
+      pointer[run.pointer.status] = (pointer[run.pointer.status] ?? 0) + 1;
+    const newest = run.candidates[0];
+    if (
+      newest &&
+      (newest.status === "truncated" || newest.status === "corrupt" || newest.status === "incomplete-dir")
+    )
+      brokenNewest++;
+    if (run.findings.some((f) => f.code === "framework-resume-differs")) frameworkGoesWrong++;
+    for (const f of run.findings) findings[f.severity]++;
+  }
+  return {
+    runs: runs.length,
+    resumable: runs.filter((r) => r.resumable).length,
+    byVerdict,
+    noUsableCheckpoint: runs.filter((r) => r.choice === null).length,
+    pointer,
+    brokenNewest,
+    frameworkGoesWrong,
+    files: files.length,
+    findings,
+  };
+}
+
+export async function audit(roots: readonly string[], options: AuditOptions): Promise<AuditReport> {
+  const found = findRuns(roots);
+  const total = found.runs.length + found.files.length;
+  let done = 0;
+  const tick = () => options.onProgress?.(++done, total);
+  const runs = await pool(
+    found.runs.length,
+    options.jobs,
+    (i) => planResume(found.runs[i] as string, { verify: options.verify ? "all" : "none" }),
+    tick,
+  );
+  const files = await pool(
+    found.files.length,
+    options.jobs,
+    (i) => looseFile(found.files[i] as string, options.verify),
+    tick,
+  );
+  return {
+    schema: "ckpt.audit/1",
+    roots: roots.map((r) => resolve(r)),
+    runs,
+    files,
+    summary: summarize(runs, files),
+  };
+}
+
+/** Exit code for CI: 1 when any finding reaches `failOn` (or a loose file is broken), else 0. */
+export function auditExitCode(report: AuditReport, failOn: Severity): 0 | 1 {
+  const runProblem = report.runs.some((r) => r.findings.some((f) => atLeast(f.severity, failOn)));
+  const fileProblem = report.files.some((f) => f.status !== "ok");
+  return runProblem || fileProblem ? 1 : 0;
+}

@@ -1,0 +1,139 @@
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { main } from "../src/cli/main.js";
+import { PLAIN } from "../src/cli/style.js";
+import { findRuns } from "../src/inspect/runs/audit.js";
+import { SAMPLES_DIR } from "./helpers/samples.js";
+
+/** `ckpt audit`: the walk, the JSON contract, CI exit codes, --verify, and the people table. */
+
+const scratch = mkdtempSync(join(tmpdir(), "ckpt-audit-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const outputs = join(SAMPLES_DIR, "outputs");
+
+async function ckpt(...args: string[]) {
+  let out = "";
+  let err = "";
+  const code = await main(["node", "ckpt", ...args], {
+    out: (t) => {
+      out += t;
+    },
+    err: (t) => {
+      err += t;
+    },
+    style: PLAIN,
+  });
+  return { code, out, err };
+}
+
+describe("the walk", () => {
+  it("finds every sample run once, and nothing else", () => {
+    const found = findRuns([outputs]);
+    expect(found.runs.map((r) => r.slice(outputs.length + 1)).sort()).toEqual(
+      [
+        "accelerate_run",
+        "dcp_run",
+        "deepspeed_no_latest",
+        "deepspeed_run",
+        "fvcore_bitflip",
+        "fvcore_bitflip_pickle",
+        "fvcore_dangling",
+        "fvcore_finished",
+        "fvcore_healthy",
+        "fvcore_killed_mid_save",
+        "fvcore_pointer_to_text",
+        "fvcore_truncated_newest",
+        "hf_incomplete_newest",
+        "hf_missing_scheduler",
+        "hf_trainer_run",
+        "lightning_dirpath_link",
+        "lightning_rerun",
+        "lightning_run",
+        "mmengine_run",
+        "pytracking_run",
+        "timm_run",
+        "trackron_model_only",
+      ].sort(),
+    );
+    expect(found.files).toEqual([]);
+  });
+
+  it("follows a symlink once, survives a loop, skips .git and node_modules, lists loose files", () => {
+    const root = join(scratch, "tree");
+    mkdirSync(join(root, "experiments"), { recursive: true });
+    cpSync(join(outputs, "fvcore_healthy"), join(root, "experiments", "run_a"), { recursive: true });
+    symlinkSync(join(root, "experiments"), join(root, "experiments", "loop")); // a cycle
+    symlinkSync(join(outputs, "timm_run"), join(root, "linked_timm"));
+    mkdirSync(join(root, ".git"));
+    cpSync(join(outputs, "fvcore_healthy"), join(root, ".git", "not_a_run"), { recursive: true });
+    mkdirSync(join(root, "node_modules", "pkg"), { recursive: true });
+    cpSync(join(SAMPLES_DIR, "torch2", "state_dict.pt"), join(root, "node_modules", "pkg", "weights.pt"));
+    cpSync(join(SAMPLES_DIR, "torch2", "model.safetensors"), join(root, "pretrained.safetensors"));
+    const found = findRuns([root]);
+    expect(found.runs.map((r) => r.slice(root.length + 1)).sort()).toEqual([
+      "experiments/run_a",
+      "linked_timm",
+    ]);
+    expect(found.files.map((f) => f.slice(root.length + 1))).toEqual(["pretrained.safetensors"]);
+  });
+});
+
+describe("ckpt audit", () => {
+  it("--json follows ckpt.audit/1: runs are resume plans, a summary counts them", async () => {
+    const { code, out } = await ckpt("audit", outputs, "--json");
+    expect(code).toBe(1); // the samples are broken on purpose
+    const report = JSON.parse(out);
+    expect(report.schema).toBe("ckpt.audit/1");
+    expect(report.runs).toHaveLength(22);
+    for (const run of report.runs) expect(run.schema).toBe("ckpt.resume-plan/1");
+    expect(report.summary).toMatchObject({ runs: 22, resumable: 20, noUsableCheckpoint: 0 });
+    expect(report.summary.byVerdict["weights-only"]).toBe(1);
+    expect(report.summary.pointer.dangling).toBe(1);
+  });
+
+  it("exit codes for CI: 0 when all is well, 1 at or above --fail-on, 2 for a missing root", async () => {
+    const healthy = join(scratch, "healthy");
+    cpSync(join(outputs, "fvcore_healthy"), join(healthy, "run"), { recursive: true });
+    expect((await ckpt("audit", healthy)).code).toBe(0);
+    expect((await ckpt("audit", healthy, "--fail-on", "warning")).code).toBe(0);
+    const mixed = join(scratch, "mixed");
+    cpSync(join(outputs, "fvcore_killed_mid_save"), join(mixed, "run"), { recursive: true });
+    expect((await ckpt("audit", mixed)).code).toBe(0); // a broken older file is a warning...
+    expect((await ckpt("audit", mixed, "--fail-on", "warning")).code).toBe(1); // ...which CI can choose to fail on
+    expect((await ckpt("audit", join(scratch, "nope"))).code).toBe(2);
+  });
+
+  it("--verify streams every record: a flipped bit in a tensor is found", async () => {
+    const quick = JSON.parse((await ckpt("audit", join(outputs, "fvcore_bitflip"), "--json")).out);
+    const verified = JSON.parse(
+      (await ckpt("audit", join(outputs, "fvcore_bitflip"), "--json", "--verify", "--jobs", "2")).out,
+    );
+    const newest = (report: { runs: Array<{ candidates: Array<{ file: string; status: string }> }> }) =>
+      report.runs[0]?.candidates.find((c) => c.file === "model_0000019.pth");
+    expect(newest(quick)?.status).toBe("ok");
+    expect(newest(verified)?.status).toBe("corrupt");
+    expect(verified.runs[0].choice.file).toBe("model_0000009.pth");
+  });
+
+  it("people get one row per run and a summary sentence", async () => {
+    const { out } = await ckpt("audit", outputs);
+    expect(out).toMatch(/│ trackron_model_only\s+│ trackron\s+│ model_0000019\.pth/);
+    expect(out).toMatch(/│ fvcore_finished .*│ finished /);
+    expect(out.trim().split("\n").at(-1)).toMatch(
+      /^22 runs: 20 resumable, 1 weights-only, 1 finished, .*pointer dangling/,
+    );
+    expect(out).not.toMatch(/\u001b\[/); // no colour unless on a terminal
+  });
+
+  it("--html writes one self-contained file", async () => {
+    const html = join(scratch, "report.html");
+    await ckpt("audit", outputs, "--html", html);
+    expect(existsSync(html)).toBe(true);
+    const text = readFileSync(html, "utf8");
+    expect(text).not.toMatch(/https?:\/\//);
+    expect(text).not.toMatch(/<script/);
+    expect((text.match(/<tr class="run"/g) ?? []).length).toBe(22);
+  });
+});
