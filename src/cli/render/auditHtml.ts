@@ -15,7 +15,7 @@ const COLORS: Record<string, string> = {
   broken: "#000000",
 };
 
-function escape(text: string): string {
+function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
@@ -43,8 +43,8 @@ function timeline(plan: ResumePlan): string {
       const isChoice = plan.choice?.file === c.file;
       const title = `${c.file}: ${c.status === "ok" ? c.verdict : c.status} at ${c.counter}`;
       return [
-        `<g data-file="${escape(c.file)}" data-status="${escape(c.status)}" data-verdict="${escape(c.verdict ?? "")}">`,
-        `<title>${escape(title)}</title>`,
+        `<g data-file="${escapeHtml(c.file)}" data-status="${escapeHtml(c.status)}" data-verdict="${escapeHtml(c.verdict ?? "")}">`,
+        `<title>${escapeHtml(title)}</title>`,
         `<circle cx="${cx}" cy="28" r="7" fill="${colorOf(c)}"${isChoice ? ` stroke="#1565c0" stroke-width="3"` : ""}/>`,
         isPointer ? `<path d="M ${cx} 6 l -5 -6 h 10 z" fill="#1565c0" class="pointer-mark"/>` : "",
         `<text x="${cx}" y="52" text-anchor="middle">${c.counter}</text>`,
@@ -52,7 +52,7 @@ function timeline(plan: ResumePlan): string {
       ].join("");
     })
     .join("");
-  return `<svg class="timeline" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="checkpoints of ${escape(plan.runDir)}"><line x1="20" y1="28" x2="${width - 20}" y2="28" stroke="#bbb"/>${marks}</svg>`;
+  return `<svg class="timeline" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="checkpoints of ${escapeHtml(plan.runDir)}"><line x1="20" y1="28" x2="${width - 20}" y2="28" stroke="#bbb"/>${marks}</svg>`;
 }
 
 export function renderAuditHtml(report: AuditReport): string {
@@ -62,12 +62,12 @@ export function renderAuditHtml(report: AuditReport): string {
       const verdict = runVerdict(plan);
       const problems = plan.findings
         .filter((f) => f.severity !== "info")
-        .map((f) => `<li class="${f.severity}">${escape(f.message)}</li>`);
-      return `<tr class="run" data-verdict="${escape(verdict)}">
-  <td>${escape(runLabel(report, plan.runDir))}</td><td>${escape(plan.convention)}</td>
-  <td>${escape(newest ? `${newest.file} (${newest.status})` : "-")}</td><td>${newest?.counter ?? "-"}</td>
-  <td class="verdict">${escape(verdict)}</td><td>${escape(plan.pointer?.status ?? "-")}</td>
-  <td>${plan.choice ? `resume from <b>${escape(plan.choice.file)}</b> at ${plan.choice.resumeAt ?? "?"}` : "-"}</td>
+        .map((f) => `<li class="${f.severity}">${escapeHtml(f.message)}</li>`);
+      return `<tr class="run" data-verdict="${escapeHtml(verdict)}">
+  <td>${escapeHtml(runLabel(report, plan.runDir))}</td><td>${escapeHtml(plan.convention)}</td>
+  <td>${escapeHtml(newest ? `${newest.file} (${newest.status})` : "-")}</td><td>${newest?.counter ?? "-"}</td>
+  <td class="verdict">${escapeHtml(verdict)}</td><td>${escapeHtml(plan.pointer?.status ?? "-")}</td>
+  <td>${plan.choice ? `resume from <b>${escapeHtml(plan.choice.file)}</b> at ${plan.choice.resumeAt ?? "?"}` : "-"}</td>
 </tr>
 <tr class="detail"><td colspan="7">${timeline(plan)}${problems.length > 0 ? `<ul>${problems.join("")}</ul>` : ""}</td></tr>`;
     })
@@ -92,7 +92,7 @@ svg text{font-size:10px;fill:#555}
 <body>
 <h1>ckpt audit</h1>
 <p>Roots: ${report.roots.map(escape).join(", ")}</p>
-<p class="summary">${escape(summaryLine(report.summary))}</p>
+<p class="summary">${escapeHtml(summaryLine(report.summary))}</p>
 <p class="legend">${legend} <span>▼ pointer target, blue ring: the plan's choice</span></p>
 <table><thead><tr><th>run</th><th>convention</th><th>newest checkpoint</th><th>counter</th><th>verdict</th><th>pointer</th><th>plan</th></tr></thead>
 <tbody>
