@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -115,6 +116,20 @@ describe("ckpt audit", () => {
     expect(newest(quick)?.status).toBe("ok");
     expect(newest(verified)?.status).toBe("corrupt");
     expect(verified.runs[0].choice.file).toBe("model_0000009.pth");
+  });
+
+  it("the built CLI's worker threads (--verify --jobs 2) give the same report as one thread", () => {
+    const bin = join(import.meta.dirname, "..", "bin", "ckpt.js");
+    const run = (jobs: string) => {
+      const result = spawnSync(
+        process.execPath,
+        [bin, "audit", outputs, "--json", "--verify", "--jobs", jobs],
+        { encoding: "utf8" },
+      );
+      expect(result.status).toBe(1);
+      return JSON.parse(result.stdout);
+    };
+    expect(run("2")).toEqual(run("1"));
   });
 
   it("people get one row per run and a summary sentence", async () => {

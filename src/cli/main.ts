@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { Command, CommanderError, Option } from "commander";
 import { writeResumeFiles } from "../repair/resumeWrite.js";
 import { runAudit } from "./commands/audit.js";
@@ -117,7 +118,12 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     .argument("<dirs...>", "outputs trees (or checkpoint files)")
     .option("--json", "print the ckpt.audit/1 JSON object", false)
     .option("--verify", "stream every record of every checkpoint through its CRC", false)
-    .option("--jobs <n>", "runs examined at once", (v) => Math.max(1, Number.parseInt(v, 10) || 1), 4)
+    .option(
+      "--jobs <n>",
+      "worker threads for --verify (default: the number of cores)",
+      (v) => Math.max(1, Number.parseInt(v, 10) || 1),
+      availableParallelism(),
+    )
     .addOption(
       new Option("--fail-on <level>", "exit 1 on findings at or above this level")
         .choices(["error", "warning"])

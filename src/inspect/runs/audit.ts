@@ -1,11 +1,14 @@
-import { readdirSync, realpathSync, statSync } from "node:fs";
+import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ReaderError } from "../../reader/errors.js";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { ReaderError, type ReaderErrorCode } from "../../reader/errors.js";
 import { atLeast, type Severity } from "../findings.js";
 import { judgeFile } from "../report.js";
+import type { WorkerRequest, WorkerResponse } from "./auditWorker.js";
 import { checkFile } from "./integrity.js";
 import { detectRunLayout } from "./layout.js";
-import { planResume, type ResumePlan } from "./plan.js";
+import { planResume, type ResumePlan, type VerifyMode } from "./plan.js";
 
 /**
  * `ckpt audit DIR...`: every run in an outputs tree, judged like `resume-plan`, plus every loose checkpoint
@@ -54,7 +57,7 @@ export interface AuditReport {
 
 export interface AuditOptions {
   readonly verify: boolean;
-  /** Runs examined at once (their file reads interleave). */
+  /** Worker threads planning runs at once (in the built CLI; from sources, runs interleave on one thread). */
   readonly jobs: number;
   readonly onProgress?: (done: number, total: number) => void;
 }
@@ -189,17 +192,69 @@ function summarize(runs: readonly ResumePlan[], files: readonly LooseFile[]): Au
   };
 }
 
+/** The compiled worker beside this module; absent when running from TypeScript sources (tests). */
+const WORKER = new URL("./auditWorker.js", import.meta.url);
+
+/** Plans runs on `jobs` worker threads: reading and CRC work then use every core. */
+async function planOnWorkers(
+  runDirs: readonly string[],
+  jobs: number,
+  verify: VerifyMode,
+  tick: () => void,
+): Promise<ResumePlan[]> {
+  const results = new Array<ResumePlan>(runDirs.length);
+  const workers = Array.from({ length: Math.min(jobs, runDirs.length) }, () => new Worker(WORKER));
+  let next = 0;
+  try {
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<void>((done, reject) => {
+            const send = () => {
+              if (next >= runDirs.length) return done();
+              const id = next++;
+              worker.postMessage({ id, runDir: runDirs[id] as string, verify } satisfies WorkerRequest);
+            };
+            worker.on("message", (response: WorkerResponse) => {
+              if ("error" in response) {
+                const code = (response.error.code as ReaderErrorCode | undefined) ?? "io-error";
+                reject(
+                  new ReaderError(code, response.error.message, { file: runDirs[response.id] as string }),
+                );
+                return;
+              }
+              results[response.id] = response.plan;
+              tick();
+              send();
+            });
+            worker.on("error", reject);
+            send();
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+  return results;
+}
+
 export async function audit(roots: readonly string[], options: AuditOptions): Promise<AuditReport> {
   const found = findRuns(roots);
   const total = found.runs.length + found.files.length;
   let done = 0;
   const tick = () => options.onProgress?.(++done, total);
-  const runs = await pool(
-    found.runs.length,
-    options.jobs,
-    (i) => planResume(found.runs[i] as string, { verify: options.verify ? "all" : "none" }),
-    tick,
-  );
+  const verify: VerifyMode = options.verify ? "all" : "none";
+  // Worker threads pay ~150 ms each to load ckpt; only streaming every byte (--verify) earns that back.
+  const useWorkers =
+    options.verify && options.jobs > 1 && found.runs.length > 1 && existsSync(fileURLToPath(WORKER));
+  const runs = useWorkers
+    ? await planOnWorkers(found.runs, options.jobs, verify, tick)
+    : await pool(
+        found.runs.length,
+        options.jobs,
+        (i) => planResume(found.runs[i] as string, { verify }),
+        tick,
+      );
   const files = await pool(
     found.files.length,
     options.jobs,
