@@ -11,14 +11,17 @@ import { fileURLToPath } from "node:url";
 const here = fileURLToPath(new URL(".", import.meta.url));
 const root = join(here, "..");
 const tree = join(here, ".work", "audit-tree");
-const python = process.env.TORCH_PYTHON ?? ["/opt/torch2/bin/python", "/usr/bin/python3"].find((p) => existsSync(p));
+const python =
+  process.env.TORCH_PYTHON ?? ["/opt/torch2/bin/python", "/usr/bin/python3"].find((p) => existsSync(p));
 const REPEATS = Number(process.env.REPEATS ?? 5);
 
 if (!existsSync(join(tree, "run_049", "last_checkpoint"))) {
   console.error(`generating ${tree} with ${python} ...`);
   execFileSync(python, [join(here, "make_audit_tree.py"), tree, "50", "20"], { stdio: "inherit" });
 }
-const files = readdirSync(tree, { recursive: true }).map((f) => join(tree, f)).filter((f) => f.endsWith(".pth"));
+const files = readdirSync(tree, { recursive: true })
+  .map((f) => join(tree, f))
+  .filter((f) => f.endsWith(".pth"));
 const bytes = files.reduce((sum, f) => sum + statSync(f).size, 0);
 
 function time(command, args) {
@@ -42,8 +45,13 @@ const results = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
 for (let i = 0; i < REPEATS; i++) for (const [name, run] of Object.entries(cases)) results[name].push(run());
 
 const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]));
-console.log(`${files.length} checkpoints in 50 runs, ${(bytes / 1e6).toFixed(0)} MB, ${REPEATS} alternating runs each`);
-for (const [name, seconds] of Object.entries(m)) console.log(`${name.padEnd(22)} median ${seconds.toFixed(3)} s`);
+console.log(
+  `${files.length} checkpoints in 50 runs, ${(bytes / 1e6).toFixed(0)} MB, ${REPEATS} alternating runs each`,
+);
+for (const [name, seconds] of Object.entries(m))
+  console.log(`${name.padEnd(22)} median ${seconds.toFixed(3)} s`);
 const mbps = (s) => (bytes / 1e6 / s).toFixed(0);
 console.log(`audit (structure):   ${m["ckpt audit"].toFixed(2)} s for 1,000 checkpoints (target <= 2 s)`);
-console.log(`audit --verify:      ${mbps(m["ckpt audit --verify"])} MB/s vs cat ${mbps(m["cat (all files)"])} MB/s: ratio ${(m["cat (all files)"] / m["ckpt audit --verify"]).toFixed(2)}`);
+console.log(
+  `audit --verify:      ${mbps(m["ckpt audit --verify"])} MB/s vs cat ${mbps(m["cat (all files)"])} MB/s: ratio ${(m["cat (all files)"] / m["ckpt audit --verify"]).toFixed(2)}`,
+);
