@@ -34,12 +34,4 @@ export function formatShape(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
 }
 
-/** A key path as people write it: `model.backbone.conv1.weight`, `param_groups[0].lr`. */
-export function formatPath(path: ReadonlyArray<string | number>): string {
-  let out = "";
-  for (const segment of path) {
-    if (typeof segment === "number") out += `[${segment}]`;
-    else out += out === "" ? segment : `.${segment}`;
-  }
-  return out === "" ? "(root)" : out;
-}
+export { formatKeyPath as formatPath } from "../inspect/walk.js";

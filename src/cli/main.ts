@@ -5,6 +5,7 @@ import { runAudit } from "./commands/audit.js";
 import { runInspect } from "./commands/inspect.js";
 import { runRepair } from "./commands/repair.js";
 import { runResumePlan } from "./commands/resumePlan.js";
+import { runScan } from "./commands/scan.js";
 import type { FailOn } from "./exitCode.js";
 import type { Output } from "./output.js";
 import { styleFor } from "./style.js";
@@ -148,6 +149,17 @@ export async function main(argv: readonly string[], io: Output = processOutput):
         );
       },
     );
+
+  program
+    .command("scan")
+    .description(
+      "security: every callable the file's pickles can reach, and whether torch.load(weights_only=True) loads it",
+    )
+    .argument("<paths...>", "checkpoint files or trees")
+    .option("--json", "print ckpt.scan/1 (an array for several files)", false)
+    .action((paths: string[], options: { json: boolean }) => {
+      exitCode = runScan(paths, { json: options.json }, io);
+    });
 
   const collect = (value: string, previous: string[]) => [...previous, value];
   program

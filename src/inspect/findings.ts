@@ -2,6 +2,7 @@ import type { ReaderNote } from "../reader/checkpoint.js";
 import type { Component, Verdict } from "./resume/verdict.js";
 import type { FrameworkOutcome } from "./runs/frameworkResume.js";
 import type { PointerStatus } from "./runs/plan.js";
+import type { SecurityNote } from "./security/scan.js";
 import type { KeyPath } from "./walk.js";
 
 /**
@@ -14,7 +15,6 @@ export type Finding =
   | ReaderNote
   | { readonly code: "pointer-file"; readonly target: string; readonly exists: boolean }
   | { readonly code: "walk-truncated"; readonly visits: number }
-  | { readonly code: "classes-not-modelled"; readonly classes: string[] }
   | { readonly code: "tensor-without-data"; readonly path: KeyPath; readonly rebuild: string }
   | {
       readonly code: "resume-verdict";
@@ -59,7 +59,18 @@ export type Finding =
       readonly why: string;
     }
   | { readonly code: "counter-past-end"; readonly resumeAt: number; readonly maxIter: number }
-  | { readonly code: "weights-names-pointer"; readonly weights: string };
+  | { readonly code: "weights-names-pointer"; readonly weights: string }
+  | {
+      readonly code: "dangerous-global";
+      readonly module: string;
+      readonly name: string;
+      readonly record: string;
+      readonly offset: number;
+      readonly dynamic: boolean;
+    }
+  | { readonly code: "unknown-globals"; readonly names: string[] }
+  | { readonly code: "weights-only-blocked"; readonly reasons: string[]; readonly allow: string[] }
+  | SecurityNote;
 
 export type FindingCode = Finding["code"];
 
@@ -104,11 +115,6 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
     severity: "warning",
     message: (f) =>
       `the object graph expands to more than ${f.visits} nodes (shared references); listing stopped there`,
-  },
-  "classes-not-modelled": {
-    severity: "info",
-    message: (f) =>
-      `the pickle instantiates ${f.classes.length} class(es) ckpt describes without importing: ${f.classes.slice(0, 5).join(", ")}${f.classes.length > 5 ? ", ..." : ""}`,
   },
   "resume-verdict": {
     severity: (f) => (f.verdict === "not-a-training-checkpoint" ? "info" : "warning"),
@@ -183,6 +189,71 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
     severity: "error",
     message: (f) =>
       `MODEL.WEIGHTS is ${f.weights}, a pointer file: torch.load fails with "invalid load key"; to resume pass --resume (the run dir's pointer is followed), or name the checkpoint file itself`,
+  },
+  "dangerous-global": {
+    severity: "error",
+    message: (f) =>
+      f.dynamic
+        ? `${f.record} computes a global's name at load time (STACK_GLOBAL from non-literal operands, byte ${f.offset}): it can call anything; do not torch.load this file`
+        : `${f.record} calls ${f.module}.${f.name} (byte ${f.offset}), which can run code or touch files: do not torch.load this file with weights_only=False`,
+  },
+  "unknown-globals": {
+    severity: "warning",
+    message: (f) =>
+      `the pickle instantiates ${f.names.length} class(es) or function(s) that are neither torch's allowlist nor known framework code: ${f.names.slice(0, 6).join(", ")}${f.names.length > 6 ? ", ..." : ""}; torch.load(weights_only=False) would import and run them`,
+  },
+  "weights-only-blocked": {
+    severity: "info",
+    message: (f) =>
+      `needs torch.load(weights_only=False) (the default since torch 2.6 is True) because of: ${f.reasons.join("; ")}` +
+      (f.allow.length > 0
+        ? `; these are harmless and can be allowed with torch.serialization.add_safe_globals([${f.allow.join(", ")}])`
+        : ""),
+  },
+  "pickle-malformed-after-globals": {
+    severity: "error",
+    message: (f) =>
+      `${f.record} breaks after naming ${f.globals} global(s) (${f.detail}): what follows cannot be checked, treat the file as unsafe`,
+  },
+  "pickle-unreadable": {
+    severity: "warning",
+    message: (f) => `${f.record} is not a readable pickle (${f.detail})`,
+  },
+  "pickle-after-stop": {
+    severity: "warning",
+    message: (f) => `${f.count} bytes follow ${f.record}'s STOP opcode; they were scanned as further pickles`,
+  },
+  "persistent-id-not-storage": {
+    severity: "warning",
+    message: (f) =>
+      `${f.record} uses a persistent id that is not a torch storage (byte ${f.offset}): torch rejects it, another loader may resolve it to anything`,
+  },
+  "hidden-pickle": {
+    severity: "warning",
+    message: (f) =>
+      `archive member ${f.record} is a pickle although torch never loads it: a payload for another loader?`,
+  },
+  "zip-duplicate-member": {
+    severity: "warning",
+    message: (f) =>
+      `${f.name} appears more than once: torch executes the first copy, Python's zipfile reads the last (a known scanner bypass); every copy was scanned`,
+  },
+  "zip-name-mismatch": {
+    severity: "warning",
+    message: (f) =>
+      `${f.name}: the local header names a different file than the central directory (a known scanner bypass)`,
+  },
+  "zip-encrypted-member": {
+    severity: "warning",
+    message: (f) => `${f.name} is flagged encrypted: it cannot be scanned`,
+  },
+  "zip-junk-before": {
+    severity: "warning",
+    message: (f) => `${f.bytes} bytes precede the zip archive (a polyglot file?)`,
+  },
+  "zip-member-outside-archive": {
+    severity: "warning",
+    message: (f) => `${f.name} lies outside the archive folder torch reads`,
   },
   "tensor-without-data": {
     severity: "info",

@@ -17,6 +17,9 @@ import {
   type ResumeVerdict,
   type Verdict,
 } from "./resume/verdict.js";
+import { securityFindings } from "./security/report.js";
+import { type ScanVerdict, scanLoaded, scanSource } from "./security/scan.js";
+import { judgeWeightsOnly, type WeightsOnlyVerdict } from "./security/weightsOnly.js";
 import { StatsAccumulator, supportsStats, type TensorStats } from "./stats.js";
 import { buildTree, type TreeNode } from "./tree.js";
 import { findTensors, type KeyPath } from "./walk.js";
@@ -34,6 +37,7 @@ export interface InspectReport {
   readonly findings: FindingReport[];
   readonly pointer?: { readonly content: string; readonly target: string; readonly targetExists: boolean };
   readonly convention?: { readonly id: ConventionId; readonly label: string; readonly evidence: string[] };
+  readonly security?: { readonly verdict: ScanVerdict; readonly weightsOnly: WeightsOnlyVerdict };
   readonly resume?: ResumeReport;
 }
 
@@ -293,10 +297,10 @@ export function inspectCheckpoint(
 
   const walk = findTensors(checkpoint.root);
   if (walk.truncated) findings.push({ code: "walk-truncated", visits: walk.tensors.length });
-  const modelled = [...walk.classes].filter(
-    (name) => !name.startsWith("collections.") && !name.startsWith("builtins."),
-  );
-  if (modelled.length > 0) findings.push({ code: "classes-not-modelled", classes: modelled.sort() });
+  // A zip checkpoint's data.pkl was just parsed: reuse that; legacy files execute several pickles, scan them all.
+  const scan = checkpoint.format === "torch-zip" ? scanLoaded(checkpoint) : scanSource(checkpoint.source);
+  const weightsOnly = judgeWeightsOnly(scan);
+  findings.push(...securityFindings(scan, weightsOnly));
   for (const { path, tensor } of walk.tensors) {
     if (!tensor.storage && tensor.layout === "strided") {
       findings.push({ code: "tensor-without-data", path, rebuild: tensor.rebuild });
@@ -328,6 +332,7 @@ export function inspectCheckpoint(
     tree: buildTree(checkpoint.root),
     findings: findings.map(findingReport),
     ...(judged ? resumeFields(judged.verdict) : {}),
+    security: { verdict: scan.verdict, weightsOnly },
   };
 }
 

@@ -133,3 +133,13 @@ export function findTensors(root: PyValue): WalkResult {
   visit(root);
   return { tensors, truncated, classes };
 }
+
+/** A key path as people write it: `model.backbone.conv1.weight`, `param_groups[0].lr`. */
+export function formatKeyPath(path: ReadonlyArray<string | number>): string {
+  let out = "";
+  for (const segment of path) {
+    if (typeof segment === "number") out += `[${segment}]`;
+    else out += out === "" ? segment : `.${segment}`;
+  }
+  return out === "" ? "(root)" : out;
+}

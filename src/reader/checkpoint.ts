@@ -37,6 +37,8 @@ export interface PickleInfo {
   readonly protocol: number;
   readonly globals: GlobalReference[];
   readonly sizeBytes: number;
+  /** Opcodes the pickle used (index = opcode byte). */
+  readonly opcodes: Uint8Array;
 }
 
 interface Common {

@@ -162,6 +162,12 @@ function readPlainPickle(source: ByteSource): PlainPickle {
     source,
     notes,
     root: result.value,
-    pickle: { record: "pickle", protocol: result.protocol, globals: result.globals, sizeBytes: bytes.length },
+    pickle: {
+      record: "pickle",
+      protocol: result.protocol,
+      globals: result.globals,
+      sizeBytes: bytes.length,
+      opcodes: result.opcodes,
+    },
   };
 }

@@ -243,6 +243,21 @@ export function renderInspectText(report: InspectReport, options: InspectTextOpt
   }
 
   if (report.resume && report.convention) lines.push(...resumeLines(report, style));
+  if (report.security) {
+    const { verdict, weightsOnly } = report.security;
+    const shown =
+      verdict === "dangerous" || verdict === "inconclusive"
+        ? style.red(verdict)
+        : verdict === "unknown"
+          ? style.yellow(verdict)
+          : style.green(verdict);
+    const wo = weightsOnly.loads
+      ? "loads with torch.load(weights_only=True)"
+      : weightsOnly.blockers.some((b) => b.kind === "format")
+        ? "weights_only does not apply"
+        : "needs weights_only=False (see findings)";
+    lines.push(`Security   ${shown}; ${wo}`);
+  }
 
   if (report.tree) {
     lines.push("", style.bold("Structure"));

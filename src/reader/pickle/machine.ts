@@ -49,7 +49,9 @@ export interface GlobalReference {
   readonly name: string;
   /** Byte offset of the opcode that named it. */
   readonly offset: number;
-  readonly opcode: "GLOBAL" | "STACK_GLOBAL" | "INST";
+  readonly opcode: "GLOBAL" | "STACK_GLOBAL" | "INST" | "EXT";
+  /** STACK_GLOBAL whose operands were not literal strings: the name is computed when the pickle runs. */
+  readonly dynamic?: boolean;
 }
 
 export interface PickleResult {
@@ -59,6 +61,8 @@ export interface PickleResult {
   /** The highest protocol announced by PROTO (0 when none: protocols 0 and 1 have no PROTO). */
   readonly protocol: number;
   readonly globals: GlobalReference[];
+  /** Which opcodes the stream used (index = opcode byte): torch's weights_only unpickler accepts a subset. */
+  readonly opcodes: Uint8Array;
 }
 
 /** Where in the byte stream things came from: what `src/repair` needs to splice a pickle minimally. */
@@ -72,6 +76,8 @@ export interface PickleTrace {
   onPersistentId?(pid: PyValue, start: number, end: number): void;
   onFrame?(offset: number): void;
   onMemo?(kind: "put" | "get", index: number, offset: number): void;
+  /** Every global as it is named, even when the stream turns out malformed later. */
+  onGlobal?(reference: GlobalReference): void;
 }
 
 export interface PickleOptions {
@@ -79,6 +85,11 @@ export interface PickleOptions {
   hooks?: PickleHooks;
   limits?: Partial<PickleLimits>;
   trace?: PickleTrace;
+  /**
+   * Scanning for security rather than loading: record what Python would do instead of refusing, so that a
+   * computed STACK_GLOBAL or an extension code shows up as a finding rather than a parse error.
+   */
+  scan?: boolean;
 }
 
 /** Python 2 module and class names that protocol 0-2 pickles may use (CPython's `_compat_pickle`, the part that matters here). */
@@ -169,6 +180,7 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
   let stack: PyValue[] = [];
   const metastack: PyValue[][] = [];
   let protocol = 0;
+  const opcodes = new Uint8Array(256);
   let pos = options.start ?? 0;
   let opStart = pos;
 
@@ -273,14 +285,23 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
     return value as PyValue;
   };
 
-  const makeGlobal = (module: string, name: string, opcode: GlobalReference["opcode"]): PyGlobal => {
+  const makeGlobal = (
+    module: string,
+    name: string,
+    opcode: GlobalReference["opcode"],
+    dynamic = false,
+  ): PyGlobal => {
     if (module === "" || name === "") throw malformed("a global with an empty module or name");
     if (protocol < 3) {
       const mapped = PY2_NAMES[`${module}.${name}`];
       if (mapped) [module, name] = mapped;
       else module = PY2_MODULES[module] ?? module;
     }
-    globals.push({ module, name, offset: opStart, opcode });
+    const reference: GlobalReference = dynamic
+      ? { module, name, offset: opStart, opcode, dynamic }
+      : { module, name, offset: opStart, opcode };
+    globals.push(reference);
+    trace?.onGlobal?.(reference);
     return { kind: "global", module, name };
   };
 
@@ -341,6 +362,7 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
         : truncated("the opcode stream (no STOP)");
     }
     const op = bytes[pos++] as number;
+    opcodes[op] = 1;
     switch (op) {
       case 0x80: {
         // PROTO (2)
@@ -358,7 +380,7 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
       case 0x2e: {
         // STOP
         const value = pop();
-        return { value, end: pos, protocol, globals };
+        return { value, end: pos, protocol, globals, opcodes };
       }
       case 0x28: // MARK
         if (metastack.length >= limits.maxMarkDepth) {
@@ -656,7 +678,9 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
         const name = pop();
         const module = pop();
         if (typeof module !== "string" || typeof name !== "string") {
-          throw malformed("STACK_GLOBAL requires str operands");
+          if (!options.scan) throw malformed("STACK_GLOBAL requires str operands");
+          stack.push(makeGlobal("<computed>", "<computed>", "STACK_GLOBAL", true));
+          break;
         }
         stack.push(makeGlobal(module, name, "STACK_GLOBAL"));
         break;
@@ -666,7 +690,9 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
       case 0x84: {
         // EXT4 (2): indexes copyreg's extension registry, which lives in the loading process (empty in torch)
         const code = op === 0x82 ? u8("EXT1") : op === 0x83 ? u16("EXT2") : u32("EXT4");
-        throw malformed(`unregistered extension code ${code}`);
+        if (!options.scan) throw malformed(`unregistered extension code ${code}`);
+        stack.push(makeGlobal("copyreg._extension_registry", String(code), "EXT"));
+        break;
       }
       case 0x52: {
         // REDUCE (0)

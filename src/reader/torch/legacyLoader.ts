@@ -132,6 +132,7 @@ export function loadLegacy(source: ByteSource): TorchLegacyCheckpoint {
     protocol: main.protocol,
     globals: main.globals,
     sizeBytes: main.end - sysInfo.end,
+    opcodes: main.opcodes,
   };
   return {
     format: "torch-legacy",

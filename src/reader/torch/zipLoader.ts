@@ -57,7 +57,13 @@ function loadArchivePickle(
     notes.push({ code: "pickle-trailing-bytes", record, count: bytes.length - result.end });
   return {
     value: result.value,
-    info: { record, protocol: result.protocol, globals: result.globals, sizeBytes: bytes.length },
+    info: {
+      record,
+      protocol: result.protocol,
+      globals: result.globals,
+      sizeBytes: bytes.length,
+      opcodes: result.opcodes,
+    },
     storages,
   };
 }

@@ -1,0 +1,81 @@
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { type ScanReport, scanReport } from "../../inspect/security/report.js";
+import { ReaderError } from "../../reader/errors.js";
+import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
+import type { Output } from "../output.js";
+import type { Style } from "../style.js";
+
+/** Files `ckpt scan` looks at inside a tree: checkpoints and anything named like a pickle. */
+const SCANNED = /\.(pt|pth|ckpt|bin|pkl|pickle|pth\.tar|tar|safetensors|model|data|distcp)$/;
+const SKIPPED_DIRS = new Set([".git", "node_modules", "__pycache__"]);
+
+function filesUnder(path: string): string[] {
+  const stats = statSync(path, { throwIfNoEntry: false });
+  if (!stats?.isDirectory()) return [path];
+  const out: string[] = [];
+  for (const name of readdirSync(path).sort()) {
+    if (SKIPPED_DIRS.has(name)) continue;
+    const child = join(path, name);
+    const s = statSync(child, { throwIfNoEntry: false });
+    if (s?.isDirectory()) out.push(...filesUnder(child));
+    else if (s?.isFile() && (SCANNED.test(name) || name === ".metadata")) out.push(child);
+  }
+  return out;
+}
+
+const EXIT: Record<ScanReport["verdict"], number> = {
+  clean: 0,
+  framework: 0,
+  unknown: 1,
+  dangerous: 1,
+  inconclusive: 2,
+};
+
+function renderScan(report: ScanReport, style: Style): string {
+  const color =
+    report.verdict === "dangerous" || report.verdict === "inconclusive"
+      ? style.red
+      : report.verdict === "unknown"
+        ? style.yellow
+        : style.green;
+  const lines = [`${style.bold(report.file)}: ${color(report.verdict)} (${report.format})`];
+  for (const cls of ["dangerous", "unknown", "framework"] as const) {
+    const names = [
+      ...new Set(report.globals.filter((g) => g.class === cls).map((g) => `${g.module}.${g.name}`)),
+    ];
+    if (names.length > 0) lines.push(`  ${cls.padEnd(9)} ${names.join(", ")}`);
+  }
+  const format = report.weightsOnly.blockers.find((b) => b.kind === "format");
+  const wo = report.weightsOnly.loads
+    ? "loads with torch.load(weights_only=True)"
+    : format?.kind === "format"
+      ? `does not apply (${format.detail})`
+      : "does not load with weights_only=True";
+  lines.push(`  weights_only: ${wo}`);
+  for (const f of report.findings) lines.push(`  ${f.severity.padEnd(7)} ${f.code}: ${f.message}`);
+  return `${lines.join("\n")}\n`;
+}
+
+/** `ckpt scan PATH...`: exit 0 clean, 1 dangerous or unknown code found, 2 unreadable or inconclusive. */
+export function runScan(paths: string[], options: { json: boolean }, io: Output): number {
+  const outcomes: Array<ScanReport | ErrorReport> = [];
+  for (const path of paths.flatMap(filesUnder)) {
+    try {
+      outcomes.push(scanReport(path));
+    } catch (error) {
+      if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
+      outcomes.push(errorReport(path, error));
+    }
+  }
+  if (options.json) {
+    io.out(`${JSON.stringify(outcomes.length === 1 ? outcomes[0] : outcomes, null, 2)}\n`);
+  } else {
+    for (const o of outcomes) {
+      if (o.schema === "ckpt.error/1") io.err(`${formatErrorLine(o)}\n`);
+      else io.out(renderScan(o, io.style));
+    }
+  }
+  if (outcomes.length === 0) return 2;
+  return Math.max(...outcomes.map((o) => (o.schema === "ckpt.error/1" ? 2 : EXIT[o.verdict])));
+}

@@ -1,0 +1,199 @@
+import { isBoxed, type PyValue } from "../../reader/pickle/value.js";
+import { type KeyPath, keySegment, objectAttributes } from "../walk.js";
+import { allowedByWeightsOnly, type GlobalClass } from "./classify.js";
+import type { FileScan } from "./scan.js";
+
+/**
+ * Will `torch.load(path)` work with `weights_only=True` (the default since torch 2.6)? Decided as torch's
+ * `_weights_only_unpickler` (2.13) decides: every global on its allowlist, only the protocol-2 opcodes it
+ * implements, storages as the only persistent ids.
+ */
+export type WeightsOnlyBlocker =
+  | { readonly kind: "global"; readonly name: string; readonly class: GlobalClass; readonly paths: KeyPath[] }
+  | { readonly kind: "opcodes"; readonly opcodes: string[] }
+  | { readonly kind: "format"; readonly detail: string };
+
+export interface WeightsOnlyVerdict {
+  readonly loads: boolean;
+  readonly blockers: WeightsOnlyBlocker[];
+  /** Harmless globals that `torch.serialization.add_safe_globals([...])` would let through. */
+  readonly allow: string[];
+}
+
+const OPCODE_NAMES: Record<number, string> = {
+  97: "APPEND",
+  101: "APPENDS",
+  71: "BINFLOAT",
+  104: "BINGET",
+  74: "BININT",
+  75: "BININT1",
+  77: "BININT2",
+  81: "BINPERSID",
+  113: "BINPUT",
+  88: "BINUNICODE",
+  98: "BUILD",
+  125: "EMPTY_DICT",
+  93: "EMPTY_LIST",
+  143: "EMPTY_SET",
+  41: "EMPTY_TUPLE",
+  99: "GLOBAL",
+  138: "LONG1",
+  106: "LONG_BINGET",
+  114: "LONG_BINPUT",
+  40: "MARK",
+  137: "NEWFALSE",
+  129: "NEWOBJ",
+  136: "NEWTRUE",
+  78: "NONE",
+  128: "PROTO",
+  82: "REDUCE",
+  115: "SETITEM",
+  117: "SETITEMS",
+  85: "SHORT_BINSTRING",
+  46: "STOP",
+  116: "TUPLE",
+  133: "TUPLE1",
+  134: "TUPLE2",
+  135: "TUPLE3",
+};
+/** The opcodes torch 2.13's weights_only unpickler implements (the keys above). */
+const ALLOWED_OPCODES = new Set(Object.keys(OPCODE_NAMES).map(Number));
+
+const ALL_OPCODE_NAMES: Record<number, string> = {
+  ...OPCODE_NAMES,
+  147: "STACK_GLOBAL",
+  149: "FRAME",
+  148: "MEMOIZE",
+  140: "SHORT_BINUNICODE",
+  141: "BINUNICODE8",
+  66: "BINBYTES",
+  67: "SHORT_BINBYTES",
+  142: "BINBYTES8",
+  150: "BYTEARRAY8",
+  144: "ADDITEMS",
+  145: "FROZENSET",
+  146: "NEWOBJ_EX",
+  105: "INST",
+  111: "OBJ",
+  80: "PERSID",
+  103: "GET",
+  112: "PUT",
+  73: "INT",
+  76: "LONG",
+  70: "FLOAT",
+  83: "STRING",
+  84: "BINSTRING",
+  86: "UNICODE",
+  100: "DICT",
+  108: "LIST",
+  48: "POP",
+  49: "POP_MARK",
+  50: "DUP",
+  139: "LONG4",
+  130: "EXT1",
+  131: "EXT2",
+  132: "EXT4",
+};
+
+const MAX_PATHS = 3;
+
+/** The first few places where objects of `classes` (or the classes themselves) sit in the loaded object. */
+function pathsOf(root: PyValue | undefined, classes: ReadonlySet<string>): Map<string, KeyPath[]> {
+  const found = new Map<string, KeyPath[]>();
+  const seen = new Set<object>();
+  const path: KeyPath = [];
+  let budget = 200_000;
+  const note = (name: string) => {
+    const list = found.get(name) ?? [];
+    if (list.length < MAX_PATHS) list.push([...path]);
+    found.set(name, list);
+  };
+  const visit = (value: PyValue | undefined): void => {
+    if (typeof value !== "object" || value === null || --budget < 0 || seen.has(value)) return;
+    seen.add(value);
+    const child = (segment: string | number, next: PyValue | undefined) => {
+      path.push(segment);
+      visit(next);
+      path.pop();
+    };
+    switch (value.kind) {
+      case "global": {
+        const name = `${value.module}.${value.name}`;
+        if (classes.has(name)) note(name);
+        return;
+      }
+      case "object": {
+        const callable = value.callable;
+        if (isBoxed(callable, "global") && classes.has(`${callable.module}.${callable.name}`)) {
+          note(`${callable.module}.${callable.name}`);
+        }
+        for (const arg of value.args) visit(arg);
+        for (const [name, attribute] of objectAttributes(value.state)) child(name, attribute);
+        return;
+      }
+      case "dict":
+        value.keys.forEach((key, i) => {
+          child(keySegment(key), value.values[i]);
+        });
+        return;
+      case "list":
+      case "tuple":
+        value.items.forEach((item, i) => {
+          child(i, item);
+        });
+        return;
+      default:
+        return;
+    }
+  };
+  visit(root);
+  return found;
+}
+
+export function judgeWeightsOnly(scan: FileScan): WeightsOnlyVerdict {
+  if (scan.format === "torchscript") {
+    return {
+      loads: false,
+      blockers: [{ kind: "format", detail: "a TorchScript archive: load it with torch.jit.load" }],
+      allow: [],
+    };
+  }
+  if (scan.format === "safetensors") {
+    return {
+      loads: false,
+      blockers: [
+        {
+          kind: "format",
+          detail: "safetensors: load it with safetensors.torch.load_file (no pickle at all)",
+        },
+      ],
+      allow: [],
+    };
+  }
+  const executed = scan.pickles.filter((p) => p.executedByTorch && !p.record.includes(">"));
+  const blockers: WeightsOnlyBlocker[] = [];
+  const blocked = new Map<string, GlobalClass>();
+  for (const g of scan.globals) {
+    if (!executed.some((p) => p.record === g.record) && !g.record.startsWith("legacy")) continue;
+    if (g.dynamic || !allowedByWeightsOnly(g.module, g.name))
+      blocked.set(g.dynamic ? "<computed global>" : `${g.module}.${g.name}`, g.class);
+  }
+  const names = new Set(blocked.keys());
+  const paths = new Map<string, KeyPath[]>();
+  for (const pickle of executed) {
+    for (const [name, list] of pathsOf(pickle.root, names))
+      paths.set(name, [...(paths.get(name) ?? []), ...list].slice(0, MAX_PATHS));
+  }
+  for (const [name, cls] of blocked)
+    blockers.push({ kind: "global", name, class: cls, paths: paths.get(name) ?? [] });
+
+  const opcodes = new Set<string>();
+  for (const pickle of executed) {
+    pickle.opcodes.forEach((used, op) => {
+      if (used && !ALLOWED_OPCODES.has(op)) opcodes.add(ALL_OPCODE_NAMES[op] ?? `0x${op.toString(16)}`);
+    });
+  }
+  if (opcodes.size > 0) blockers.push({ kind: "opcodes", opcodes: [...opcodes].sort() });
+  const allow = [...blocked].filter(([, cls]) => cls === "framework").map(([name]) => name);
+  return { loads: blockers.length === 0 && executed.length > 0, blockers, allow };
+}
