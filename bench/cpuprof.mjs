@@ -16,7 +16,9 @@ export function profileCkpt(args, top = 12) {
   const dir = mkdtempSync(join(tmpdir(), "ckpt-prof-"));
   try {
     const flags = ["--cpu-prof", "--cpu-prof-dir", dir, "--cpu-prof-interval", "200"];
-    spawnSync(process.execPath, [...flags, process.env.CKPT_BIN ?? join(root, "bin", "ckpt.js"), ...args], { stdio: "ignore" });
+    spawnSync(process.execPath, [...flags, process.env.CKPT_BIN ?? join(root, "bin", "ckpt.js"), ...args], {
+      stdio: "ignore",
+    });
     const files = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"));
     // Worker threads write profiles of their own; all are summed.
     return summarize(

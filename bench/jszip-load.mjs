@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The jszip baseline of bench/run.mjs: what a Node user reaches for first. Reads the whole file, loads the
 // archive, lists its entries and unpacks data.pkl. Prints one JSON line; on failure (above 2 GiB Node cannot
-// read a file into one Buffer) prints {"error": ...} and exits 1. Run in a child process by the harness.
+// read a file into one Buffer) prints the error on stderr and exits 1. Run in a child process by the harness.
 //
 //   node bench/jszip-load.mjs FILE
 import { readFileSync } from "node:fs";
@@ -14,6 +14,6 @@ try {
   const bytes = pickle ? await zip.file(pickle).async("uint8array") : new Uint8Array();
   console.log(JSON.stringify({ entries: names.length, dataPkl: bytes.length }));
 } catch (error) {
-  console.log(JSON.stringify({ error: `${error.code ?? error.name}: ${error.message}` }));
+  console.error(`jszip: ${error.code ?? error.name}: ${error.message}`);
   process.exitCode = 1;
 }

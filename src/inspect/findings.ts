@@ -69,6 +69,7 @@ export type Finding =
       readonly dynamic: boolean;
     }
   | { readonly code: "unknown-globals"; readonly names: string[] }
+  | { readonly code: "candidate-unsafe"; readonly file: string; readonly verdict: string }
   | { readonly code: "weights-only-blocked"; readonly reasons: string[]; readonly allow: string[] }
   | SecurityNote;
 
@@ -196,6 +197,11 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
       f.dynamic
         ? `${f.record} computes a global's name at load time (STACK_GLOBAL from non-literal operands, byte ${f.offset}): it can call anything; do not torch.load this file`
         : `${f.record} calls ${f.module}.${f.name} (byte ${f.offset}), which can run code or touch files: do not torch.load this file with weights_only=False`,
+  },
+  "candidate-unsafe": {
+    severity: (f) => (f.verdict === "dangerous" ? "error" : "warning"),
+    message: (f) =>
+      `${f.file}'s pickle is ${f.verdict === "dangerous" ? "dangerous: it can run code when loaded" : `${f.verdict}: it instantiates code ckpt does not know`} (ckpt scan ${f.file} for details)`,
   },
   "unknown-globals": {
     severity: "warning",

@@ -11,6 +11,7 @@ import {
   type ResumeVerdict,
   type Verdict,
 } from "../resume/verdict.js";
+import { type ScanVerdict, scanLoaded, scanSource } from "../security/scan.js";
 import { checkFile, type FileProblem, type FileStatus } from "./integrity.js";
 import type { CandidateRef } from "./layout.js";
 
@@ -34,6 +35,8 @@ export interface CandidateReport {
   readonly resumeAt: number | null;
   /** Lightning logger version, when the run has several. */
   readonly group: string | null;
+  /** What its pickles could run when loaded (file candidates that loaded). */
+  readonly security: ScanVerdict | null;
   /** For file candidates that loaded: zip record CRCs for the manifest. */
   readonly records: Array<{ name: string; crc32: number; size: number }> | null;
 }
@@ -60,6 +63,7 @@ function report(
     components: [],
     resumeAt: null,
     group: ref.group ?? null,
+    security: null,
     records: null,
     ...fields,
   };
@@ -103,7 +107,17 @@ async function examineFile(ref: CandidateRef, options: ExamineOptions): Promise<
       checkpoint.format === "torch-zip" || checkpoint.format === "torchscript"
         ? checkpoint.archive.entries.map((e) => ({ name: e.name, crc32: e.crc32, size: e.uncompressedSize }))
         : null;
-    return report(ref, { status: "ok", sizeBytes: check.sizeBytes, records, ...fromVerdict(verdict) });
+    const security =
+      checkpoint.format === "torch-zip"
+        ? scanLoaded(checkpoint).verdict
+        : scanSource(checkpoint.source).verdict;
+    return report(ref, {
+      status: "ok",
+      sizeBytes: check.sizeBytes,
+      records,
+      security,
+      ...fromVerdict(verdict),
+    });
   } finally {
     checkpoint.source.close();
   }

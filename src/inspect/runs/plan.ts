@@ -344,6 +344,11 @@ function planFindings(i: FindingInputs): Finding[] {
       });
     }
   }
+  for (const c of i.ordered) {
+    if (c.security === "dangerous" || c.security === "unknown" || c.security === "inconclusive") {
+      findings.push({ code: "candidate-unsafe", file: c.file, verdict: c.security });
+    }
+  }
   if (!i.choice) findings.push({ code: "no-usable-checkpoint", candidates: i.ordered.length });
   else if (i.choice.verdict !== "resumable") {
     findings.push({ code: "resume-loses-state", file: i.choice.file, resets: i.choice.resets });
