@@ -44,12 +44,17 @@ if (bavail * bsize < need) {
   console.error(`bench: needs ${(need / 1e9).toFixed(1)} GB free in ${work}, has ${(bavail * bsize) / 1e9}`);
   process.exit(2);
 }
-for (const kind of missing) execFileSync(TORCH2, [join(here, "make_inputs.py"), kind, input(kind)], { stdio: "inherit" });
-if (treeMissing) execFileSync(TORCH2, [join(here, "make_audit_tree.py"), tree, "50", "20"], { stdio: "inherit" });
-const auditFiles = execFileSync("sh", ["-c", `ls ${tree}/*/*.pth`], { encoding: "utf8" }).trim().split("\n");
+for (const kind of missing)
+  execFileSync(TORCH2, [join(here, "make_inputs.py"), kind, input(kind)], { stdio: "inherit" });
+if (treeMissing)
+  execFileSync(TORCH2, [join(here, "make_audit_tree.py"), tree, "50", "20"], { stdio: "inherit" });
+const auditFiles = execFileSync("sh", ["-c", `ls ${tree}/*/*.pth`], { encoding: "utf8" })
+  .trim()
+  .split("\n");
 const treeBytes = auditFiles.reduce((s, f) => s + statSync(f).size, 0);
 const rolldown = join(root, "node_modules", ".bin", "rolldown");
-const bundled = existsSync(rolldown) && spawnSync(rolldown, [CKPT, "-o", BUNDLE, "-p", "node", "-f", "esm"]).status === 0;
+const bundled =
+  existsSync(rolldown) && spawnSync(rolldown, [CKPT, "-o", BUNDLE, "-p", "node", "-f", "esm"]).status === 0;
 
 // ---- one measured process: wall time, peak RSS (/usr/bin/time -f %M), the error when it fails
 const rssFile = join(work, "rss.txt");
@@ -122,13 +127,23 @@ function inspectCases(file, { bundle = false } = {}) {
     nodeFloor,
     { name: "ckpt inspect --json", argv: ckpt("inspect", file, "--json"), ok: [0, 1] },
     ...(bundle && bundled
-      ? [{ name: "ckpt, bundled into one file (experiment)", argv: [process.execPath, BUNDLE, "inspect", file, "--json"], ok: [0, 1] }]
+      ? [
+          {
+            name: "ckpt, bundled into one file (experiment)",
+            argv: [process.execPath, BUNDLE, "inspect", file, "--json"],
+            ok: [0, 1],
+          },
+        ]
       : []),
     { name: "minimal Python inspector (peek.py)", argv: [PYTHON, join(here, "peek.py"), file] },
     { name: "jszip loadAsync", argv: [process.execPath, join(here, "jszip-load.mjs"), file], slow: true },
     { name: `torch.load, torch ${torch1.split(" ")[0]}`, argv: torchLoad(TORCH1, file, false), slow: true },
     { name: `torch.load, torch ${torch2.split(" ")[0]}`, argv: torchLoad(TORCH2, file, false), slow: true },
-    { name: `torch.load mmap=True, torch ${torch2.split(" ")[0]}`, argv: torchLoad(TORCH2, file, true), slow: true },
+    {
+      name: `torch.load mmap=True, torch ${torch2.split(" ")[0]}`,
+      argv: torchLoad(TORCH2, file, true),
+      slow: true,
+    },
   ];
 }
 const cat = (file) => ["sh", "-c", 'cat "$1" > /dev/null', "sh", file];
@@ -138,8 +153,16 @@ const crcLoop =
 function streamCases(file) {
   return [
     { name: "`cat FILE > /dev/null`", argv: cat(file) },
-    { name: "ckpt audit FILE --verify --json (CRC-32)", argv: ckpt("audit", file, "--verify", "--json"), ok: [0, 1] },
-    { name: "ckpt inspect FILE --hash --json (sha256)", argv: ckpt("inspect", file, "--hash", "--json"), ok: [0, 1] },
+    {
+      name: "ckpt audit FILE --verify --json (CRC-32)",
+      argv: ckpt("audit", file, "--verify", "--json"),
+      ok: [0, 1],
+    },
+    {
+      name: "ckpt inspect FILE --hash --json (sha256)",
+      argv: ckpt("inspect", file, "--hash", "--json"),
+      ok: [0, 1],
+    },
     { name: "ceiling: node readSync + zlib.crc32, 1 thread", argv: [process.execPath, "-e", crcLoop, file] },
     { name: "ceiling: `openssl dgst -sha256`", argv: ["openssl", "dgst", "-sha256", file] },
   ];
@@ -155,49 +178,96 @@ const mb = (bytes) => `${(bytes / 1e6).toFixed(bytes < 1e7 ? 2 : 0)} MB`;
 
 console.error(`bench: ${REPEATS} alternating runs per case (${SLOW} for torch.load and jszip)`);
 const sample = join(root, "samples", "torch2", "training_checkpoint.pth");
-section("Start-up: a 12 KB checkpoint", bench([
-  nodeFloor,
-  { name: "`python3 -c pass`", argv: [PYTHON, "-c", "pass"] },
-  { name: "ckpt --version", argv: ckpt("--version") },
-  { name: "ckpt inspect --json", argv: ckpt("inspect", sample, "--json") },
-  ...(bundled ? [{ name: "ckpt, bundled (experiment) inspect --json", argv: [process.execPath, BUNDLE, "inspect", sample, "--json"] }] : []),
-]), { ref: "ckpt inspect" });
+section(
+  "Start-up: a 12 KB checkpoint",
+  bench([
+    nodeFloor,
+    { name: "`python3 -c pass`", argv: [PYTHON, "-c", "pass"] },
+    { name: "ckpt --version", argv: ckpt("--version") },
+    { name: "ckpt inspect --json", argv: ckpt("inspect", sample, "--json") },
+    ...(bundled
+      ? [
+          {
+            name: "ckpt, bundled (experiment) inspect --json",
+            argv: [process.execPath, BUNDLE, "inspect", sample, "--json"],
+          },
+        ]
+      : []),
+  ]),
+  { ref: "ckpt inspect" },
+);
 const size6 = statSync(input("big-6g")).size;
-section(`inspect: ${mb(size6)} checkpoint (zip64, 103 records)`, bench(inspectCases(input("big-6g"), { bundle: true })), { ref: "ckpt inspect" });
-section(`inspect: ${mb(statSync(input("big-1g")).size)} checkpoint (64 tensors)`, bench(inspectCases(input("big-1g"), { bundle: true })), { ref: "ckpt inspect" });
-section("inspect: 200,000 small tensors", bench(inspectCases(input("tiny-200k"), { bundle: true })), { ref: "ckpt inspect" });
+section(
+  `inspect: ${mb(size6)} checkpoint (zip64, 103 records)`,
+  bench(inspectCases(input("big-6g"), { bundle: true })),
+  { ref: "ckpt inspect" },
+);
+section(
+  `inspect: ${mb(statSync(input("big-1g")).size)} checkpoint (64 tensors)`,
+  bench(inspectCases(input("big-1g"), { bundle: true })),
+  { ref: "ckpt inspect" },
+);
+section("inspect: 200,000 small tensors", bench(inspectCases(input("tiny-200k"), { bundle: true })), {
+  ref: "ckpt inspect",
+});
 const legacySize = statSync(input("legacy-1g")).size;
-section(`inspect: legacy format, ${mb(legacySize)}, 256 tensors`, bench(inspectCases(input("legacy-1g"))), { ref: "ckpt inspect" });
+section(`inspect: legacy format, ${mb(legacySize)}, 256 tensors`, bench(inspectCases(input("legacy-1g"))), {
+  ref: "ckpt inspect",
+});
 
 const reads = [];
-for (const [what, file] of [["big-6g", input("big-6g")], ["legacy-1g", input("legacy-1g")], ["tiny-200k", input("tiny-200k")]]) {
+for (const [what, file] of [
+  ["big-6g", input("big-6g")],
+  ["legacy-1g", input("legacy-1g")],
+  ["tiny-200k", input("tiny-200k")],
+]) {
   const size = statSync(file).size;
-  for (const [who, argv] of [["ckpt inspect --json", ckpt("inspect", file, "--json")], ["peek.py", [PYTHON, join(here, "peek.py"), file]]]) {
+  for (const [who, argv] of [
+    ["ckpt inspect --json", ckpt("inspect", file, "--json")],
+    ["peek.py", [PYTHON, join(here, "peek.py"), file]],
+  ]) {
     const r = bytesRead(argv, file);
     reads.push({ what, who, size, ...r });
   }
 }
 console.log(renderReads(reads));
 
-section(`audit: ${auditFiles.length} checkpoints in 50 runs, ${mb(treeBytes)}`, bench([
-  nodeFloor,
-  { name: "ckpt audit --json", argv: ckpt("audit", tree, "--json"), ok: [0, 1] },
-  { name: "ckpt audit --verify --json", argv: ckpt("audit", tree, "--verify", "--json"), ok: [0, 1] },
-  { name: "`cat` of every checkpoint", argv: ["sh", "-c", `cat ${tree}/*/*.pth > /dev/null`] },
-]), { ref: "ckpt audit --json" });
+section(
+  `audit: ${auditFiles.length} checkpoints in 50 runs, ${mb(treeBytes)}`,
+  bench([
+    nodeFloor,
+    { name: "ckpt audit --json", argv: ckpt("audit", tree, "--json"), ok: [0, 1] },
+    { name: "ckpt audit --verify --json", argv: ckpt("audit", tree, "--verify", "--json"), ok: [0, 1] },
+    { name: "`cat` of every checkpoint", argv: ["sh", "-c", `cat ${tree}/*/*.pth > /dev/null`] },
+  ]),
+  { ref: "ckpt audit --json" },
+);
 execFileSync("sh", ["-c", 'cat "$1" > /dev/null', "sh", input("big-6g")]); // warm: the file fits in RAM
-section(`streaming, warm page cache: ${mb(size6)}`, bench(streamCases(input("big-6g"))), { throughput: size6 });
+section(`streaming, warm page cache: ${mb(size6)}`, bench(streamCases(input("big-6g"))), {
+  throughput: size6,
+});
 if (cold) {
   const size1 = statSync(input("big-1g")).size;
-  section(`streaming, cold (page cache dropped before each run): ${mb(size1)}`, bench(streamCases(input("big-1g")), { repeats: SLOW, dropCache: true }), { throughput: size1 });
+  section(
+    `streaming, cold (page cache dropped before each run): ${mb(size1)}`,
+    bench(streamCases(input("big-1g")), { repeats: SLOW, dropCache: true }),
+    { throughput: size1 },
+  );
   const coldCases = [nodeFloor, ...inspectCases(input("big-6g"), { bundle: true }).slice(1, 4)];
-  coldCases.push({ name: "ckpt inspect --json, legacy 1 GB", argv: ckpt("inspect", input("legacy-1g"), "--json"), ok: [0, 1] });
+  coldCases.push({
+    name: "ckpt inspect --json, legacy 1 GB",
+    argv: ckpt("inspect", input("legacy-1g"), "--json"),
+    ok: [0, 1],
+  });
   coldCases.push({ name: "peek.py, legacy 1 GB", argv: [PYTHON, join(here, "peek.py"), input("legacy-1g")] });
-  section("inspect, cold (page cache dropped before each run): 6.4 GB zip64, legacy 1 GB", bench(coldCases, { repeats: SLOW, dropCache: true }), { ref: "ckpt inspect" });
+  section(
+    "inspect, cold (page cache dropped before each run): 6.4 GB zip64, legacy 1 GB",
+    bench(coldCases, { repeats: SLOW, dropCache: true }),
+    { ref: "ckpt inspect" },
+  );
 }
 
 // ---- targets of issue 7, each against its reference in the same run
-const S = Object.fromEntries(sections.map((s) => [s.title.split(":")[0] + (s.title.match(/6\.4|1\.07|200,000|legacy|cold/)?.[0] ?? ""), s.rows]));
 const sec = (prefix) => sections.find((s) => s.title.startsWith(prefix)).rows;
 const big = sec("inspect: 6");
 const ck = row(big, "ckpt inspect");
@@ -205,29 +275,62 @@ const floor = row(big, "`node");
 const ms = (s) => `${(s * 1000).toFixed(0)} ms`;
 const targets = [];
 const target = (what, goal, measured, met) => targets.push({ what, goal, measured, met });
-target("inspect 6.4 GB: time above `node -e 0`", "<= 50 ms", ms(ck.seconds - floor.seconds), ck.seconds - floor.seconds <= 0.05);
+target(
+  "inspect 6.4 GB: time above `node -e 0`",
+  "<= 50 ms",
+  ms(ck.seconds - floor.seconds),
+  ck.seconds - floor.seconds <= 0.05,
+);
 const bund = row(big, "ckpt, bundled");
-if (bund) target("... the same, CLI bundled into one file (experiment)", "<= 50 ms", ms(bund.seconds - floor.seconds), bund.seconds - floor.seconds <= 0.05);
+if (bund)
+  target(
+    "... the same, CLI bundled into one file (experiment)",
+    "<= 50 ms",
+    ms(bund.seconds - floor.seconds),
+    bund.seconds - floor.seconds <= 0.05,
+  );
 target("inspect 6.4 GB: peak RSS", "<= 100 MB", `${ck.rssMB.toFixed(0)} MB`, ck.rssMB <= 100);
 for (const t of big.filter((r) => r.name.startsWith("torch.load"))) {
   const x = t.seconds / ck.seconds;
-  target(`inspect 6.4 GB vs ${t.name}`, "> 200x faster", t.error ? `torch failed: ${t.error}` : `${x.toFixed(0)}x`, !t.error && x > 200);
+  target(
+    `inspect 6.4 GB vs ${t.name}`,
+    "> 200x faster",
+    t.error ? `torch failed: ${t.error}` : `${x.toFixed(0)}x`,
+    !t.error && x > 200,
+  );
 }
 const tiny = sec("inspect: 200,000");
 const [tc, tp] = [row(tiny, "ckpt inspect"), row(tiny, "minimal Python")];
-target("200,000 tensors: ckpt time / peek.py time", "<= 0.5", `${(tc.seconds / tp.seconds).toFixed(2)} (${tc.seconds.toFixed(2)} s vs ${tp.seconds.toFixed(2)} s)`, tc.seconds / tp.seconds <= 0.5);
+target(
+  "200,000 tensors: ckpt time / peek.py time",
+  "<= 0.5",
+  `${(tc.seconds / tp.seconds).toFixed(2)} (${tc.seconds.toFixed(2)} s vs ${tp.seconds.toFixed(2)} s)`,
+  tc.seconds / tp.seconds <= 0.5,
+);
 const lr = reads.find((r) => r.what === "legacy-1g" && r.who.startsWith("ckpt"));
-target("legacy 1 GB: bytes read (pickles + storage headers only)", "a few KB of 1.07 GB", `${lr.bytes} B in ${lr.calls} reads`, lr.bytes < 1e6);
+target(
+  "legacy 1 GB: bytes read (pickles + storage headers only)",
+  "a few KB of 1.07 GB",
+  `${lr.bytes} B in ${lr.calls} reads`,
+  lr.bytes < 1e6,
+);
 const au = row(sec("audit"), "ckpt audit --json");
 target("audit of 1,000 checkpoints", "<= 2 s", `${au.seconds.toFixed(2)} s`, au.seconds <= 2);
 for (const s of sections.filter((x) => x.throughput)) {
   const c = row(s.rows, "`cat").seconds;
-  for (const [label, prefix] of [["--verify", "ckpt audit"], ["--hash", "ckpt inspect"]]) {
+  for (const [label, prefix] of [
+    ["--verify", "ckpt audit"],
+    ["--hash", "ckpt inspect"],
+  ]) {
     const f = c / row(s.rows, prefix).seconds;
-    target(`${label} throughput / cat's, ${s.title.split(":")[0].replace("streaming, ", "")}`, ">= 0.80", f.toFixed(2), f >= 0.8);
+    target(
+      `${label} throughput / cat's, ${s.title.split(":")[0].replace("streaming, ", "")}`,
+      ">= 0.80",
+      f.toFixed(2),
+      f >= 0.8,
+    );
   }
 }
-void S;
 console.log(renderTargets());
 
 // ---- profiles: where ckpt's time goes (top functions by self time)
@@ -238,14 +341,22 @@ const profiles = [
   ["audit 1,000 checkpoints --json", ["audit", tree, "--json"]],
 ].map(([title, args]) => ({ title, top: profileCkpt(args, 10) }));
 const profileText = profiles
-  .map((p) => `#### ${p.title}\n\n| self ms | % | function | where |\n| --: | --: | --- | --- |\n` +
-    p.top.map((f) => `| ${f.ms.toFixed(0)} | ${f.percent.toFixed(1)} | ${f.name} | ${f.where} |`).join("\n"))
+  .map(
+    (p) =>
+      `#### ${p.title}\n\n| self ms | % | function | where |\n| --: | --: | --- | --- |\n` +
+      p.top
+        .map((f) => `| ${f.ms.toFixed(0)} | ${f.percent.toFixed(1)} | ${f.name} | ${f.where} |`)
+        .join("\n"),
+  )
   .join("\n\n");
 console.log(profileText);
 
 // ---- BENCHMARKS.md: the generated part between the markers; text outside them is kept
-const git = (args) => spawnSync("git", ["-C", dirname(dirname(CKPT)), ...args], { encoding: "utf8" }).stdout?.trim();
-const label = env.CKPT_LABEL ?? `${git(["rev-parse", "--short", "HEAD"]) || "?"}${git(["status", "--porcelain", "src"]) ? " + uncommitted src changes" : ""}`;
+const git = (args) =>
+  spawnSync("git", ["-C", dirname(dirname(CKPT)), ...args], { encoding: "utf8" }).stdout?.trim();
+const label =
+  env.CKPT_LABEL ??
+  `${git(["rev-parse", "--short", "HEAD"]) || "?"}${git(["status", "--porcelain", "src"]) ? " + uncommitted src changes" : ""}`;
 const jszip = JSON.parse(readFileSync(join(root, "node_modules", "jszip", "package.json"), "utf8")).version;
 const machine = [
   `- Machine: ${cpus()[0].model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux ${release()}`,
@@ -265,7 +376,9 @@ const generated = [
   "<!-- bench:end -->",
 ].join("\n");
 const mdPath = join(root, "BENCHMARKS.md");
-const old = existsSync(mdPath) ? readFileSync(mdPath, "utf8") : "# Benchmarks\n\n<!-- bench:begin --><!-- bench:end -->\n";
+const old = existsSync(mdPath)
+  ? readFileSync(mdPath, "utf8")
+  : "# Benchmarks\n\n<!-- bench:begin --><!-- bench:end -->\n";
 const [before, rest] = old.split(/<!-- bench:begin[^>]*-->/);
 writeFileSync(mdPath, `${before}${generated}${rest.split("<!-- bench:end -->")[1] ?? "\n"}`);
 console.error(`bench: wrote ${mdPath}`);
@@ -279,21 +392,40 @@ if (!keep) {
 // ---- rendering
 function render({ title, rows, ref, throughput }) {
   const base = ref && row(rows, ref);
-  const head = throughput ? "| case | median | peak RSS | MB/s | vs cat |" : "| case | median | peak RSS | vs ckpt | note |";
+  const head = throughput
+    ? "| case | median | peak RSS | MB/s | vs cat |"
+    : "| case | median | peak RSS | vs ckpt | note |";
   const catRow = throughput && row(rows, "`cat");
   const lines = rows.map((r) => {
     const cells = [r.name, `${r.seconds.toFixed(3)} s`, `${r.rssMB.toFixed(0)} MB`];
-    if (throughput) cells.push((throughput / 1e6 / r.seconds).toFixed(0), (catRow.seconds / r.seconds).toFixed(2));
-    else cells.push(base && !r.error ? `${(r.seconds / base.seconds).toFixed(r.seconds / base.seconds < 10 ? 2 : 0)}x` : "", r.error ? `fails: ${r.error.replaceAll("|", "\\|")}` : "");
+    if (throughput)
+      cells.push((throughput / 1e6 / r.seconds).toFixed(0), (catRow.seconds / r.seconds).toFixed(2));
+    else
+      cells.push(
+        base && !r.error
+          ? `${(r.seconds / base.seconds).toFixed(r.seconds / base.seconds < 10 ? 2 : 0)}x`
+          : "",
+        r.error ? `fails: ${r.error.replaceAll("|", "\\|")}` : "",
+      );
     return `| ${cells.join(" | ")} |`;
   });
   return [`### ${title}\n`, head, head.replace(/[^|]+/g, " --- "), ...lines].join("\n");
 }
 function renderReads(rows) {
-  const lines = rows.map((r) => `| ${r.what} | ${r.who} | ${mb(r.size)} | ${r.bytes} | ${r.calls} | ${((100 * r.bytes) / r.size).toFixed(4)}% |`);
-  return ["### Bytes read from the checkpoint (strace: read/pread64 on its descriptor)\n", "| file | reader | file size | bytes read | read calls | of the file |", "| --- | --- | --: | --: | --: | --: |", ...lines].join("\n");
+  const lines = rows.map(
+    (r) =>
+      `| ${r.what} | ${r.who} | ${mb(r.size)} | ${r.bytes} | ${r.calls} | ${((100 * r.bytes) / r.size).toFixed(4)}% |`,
+  );
+  return [
+    "### Bytes read from the checkpoint (strace: read/pread64 on its descriptor)\n",
+    "| file | reader | file size | bytes read | read calls | of the file |",
+    "| --- | --- | --: | --: | --: | --: |",
+    ...lines,
+  ].join("\n");
 }
 function renderTargets() {
-  const lines = targets.map((t) => `| ${t.what} | ${t.goal} | ${t.measured.replaceAll("|", "\\|")} | ${t.met ? "met" : "missed"} |`);
+  const lines = targets.map(
+    (t) => `| ${t.what} | ${t.goal} | ${t.measured.replaceAll("|", "\\|")} | ${t.met ? "met" : "missed"} |`,
+  );
   return ["| target | goal | measured | status |", "| --- | --- | --- | --- |", ...lines].join("\n");
 }
