@@ -9,7 +9,7 @@ export interface TensorAt {
 }
 
 /** How many nodes a walk may visit: a pickle's memo can make a tiny file describe an exponential tree. */
-export const MAX_WALK_VISITS = 5_000_000;
+export const MAX_WALK_VISITS = 2_000_000;
 
 export interface WalkResult {
   readonly tensors: TensorAt[];

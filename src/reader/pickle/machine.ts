@@ -38,11 +38,17 @@ export interface PickleHooks {
 export interface PickleLimits {
   /** Memo entries. CPython has no limit; a hostile pickle can ask for billions. */
   maxMemo: number;
+  /** Opcodes executed: a pickle cannot loop, so this bounds the work of one parse. */
+  maxOps: number;
   /** Nested MARKs. */
   maxMarkDepth: number;
 }
 
-export const DEFAULT_PICKLE_LIMITS: PickleLimits = { maxMemo: 50_000_000, maxMarkDepth: 100_000 };
+export const DEFAULT_PICKLE_LIMITS: PickleLimits = {
+  maxMemo: 50_000_000,
+  maxOps: 500_000_000,
+  maxMarkDepth: 100_000,
+};
 
 export interface GlobalReference {
   readonly module: string;
@@ -181,6 +187,7 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
   const metastack: PyValue[][] = [];
   let protocol = 0;
   const opcodes = new Uint8Array(256);
+  let opCount = 0;
   let pos = options.start ?? 0;
   let opStart = pos;
 
@@ -363,6 +370,9 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
     }
     const op = bytes[pos++] as number;
     opcodes[op] = 1;
+    if (++opCount > limits.maxOps) {
+      throw new ReaderError("pickle-limit", `more than ${limits.maxOps} opcodes`, { offset: opStart });
+    }
     switch (op) {
       case 0x80: {
         // PROTO (2)

@@ -1,0 +1,139 @@
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, truncateSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { afterAll, describe, expect, it } from "vitest";
+import { inspectCheckpoint } from "../src/inspect/report.js";
+import { scanSource } from "../src/inspect/security/scan.js";
+import { ReaderError } from "../src/reader/errors.js";
+import { readCheckpoint } from "../src/reader/open.js";
+import { parsePickle } from "../src/reader/pickle/machine.js";
+import { BufferSource, FileSource } from "../src/reader/source.js";
+import { SAMPLES_DIR } from "./helpers/samples.js";
+
+/**
+ * No input can crash or fool ckpt: every truncation point, random bit flips, random bytes and random opcode
+ * streams end in a result or a ReaderError with a stable code, never an uncaught exception, and in bounded time.
+ */
+const dir = mkdtempSync(join(tmpdir(), "ckpt-robust-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Everything a user's command does with a file: read, inspect (with hashes and stats), scan. */
+function everything(bytes: Uint8Array): "ok" | string {
+  const source = new BufferSource(bytes, "fuzz.pt");
+  try {
+    const checkpoint = readCheckpoint(source);
+    inspectCheckpoint(checkpoint, "fuzz.pt", { hash: true, stats: true });
+    scanSource(source, { deep: true });
+    return "ok";
+  } catch (error) {
+    if (error instanceof ReaderError) return error.code;
+    throw error; // an uncaught exception: the property fails and fast-check shrinks it
+  }
+}
+
+const samples = [
+  "torch2/training_checkpoint.pth",
+  "torch1/legacy.pt",
+  "torch2/model.safetensors",
+  "torch2/torchscript.pt",
+  "torch2/sparse.pt",
+].map((name) => new Uint8Array(readFileSync(join(SAMPLES_DIR, name))));
+
+describe("robustness", () => {
+  it("every truncation point of real checkpoints gives a result or a ReaderError", () => {
+    for (const bytes of samples) {
+      const step = Math.max(1, Math.floor(bytes.length / 600));
+      for (let cut = 0; cut < bytes.length; cut += step) everything(bytes.subarray(0, cut));
+    }
+  });
+
+  it("random bit flips in real checkpoints", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...samples),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 8 }),
+        (bytes, positions) => {
+          const copy = Uint8Array.from(bytes);
+          for (const p of positions)
+            copy[p % copy.length] = (copy[p % copy.length] as number) ^ (1 << (p % 8));
+          everything(copy);
+        },
+      ),
+      { numRuns: 1500 },
+    );
+  });
+
+  it("random bytes, and random bytes behind each format's magic", () => {
+    const magics = [
+      [0x50, 0x4b, 0x03, 0x04],
+      [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19],
+      [0x80, 0x02],
+      [0x10, 0, 0, 0, 0, 0, 0, 0, 0x7b],
+      [],
+    ];
+    fc.assert(
+      fc.property(fc.constantFrom(...magics), fc.uint8Array({ maxLength: 4096 }), (magic, tail) => {
+        everything(Uint8Array.from([...magic, ...tail]));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("random opcode streams never throw anything but ReaderError, in bounded time", () => {
+    const opcodes = [
+      0x28, 0x2e, 0x30, 0x31, 0x32, 0x29, 0x5d, 0x7d, 0x4e, 0x88, 0x89, 0x4b, 0x4a, 0x85, 0x86, 0x87, 0x74,
+      0x6c, 0x64, 0x61, 0x65, 0x73, 0x75, 0x62, 0x52, 0x81, 0x94, 0x68, 0x71, 0x93, 0x8c, 0x63, 0x8f, 0x90,
+      0x91, 0x51, 0x95, 0x8a, 0x58, 0x43,
+    ];
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.constantFrom(...opcodes), fc.nat(255)), { maxLength: 400 }), (ops) => {
+        const bytes = Uint8Array.from([0x80, 0x04, ...ops]);
+        const started = performance.now();
+        for (const scan of [false, true]) {
+          try {
+            parsePickle(bytes, { scan });
+          } catch (error) {
+            if (!(error instanceof ReaderError)) throw error;
+          }
+        }
+        everything(bytes);
+        expect(performance.now() - started).toBeLessThan(2000);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("a memo 'billion laughs' (each list holds the previous one twice) neither explodes nor hangs", () => {
+    // [[...]] nested 60 deep, each level referencing the level below twice: 2^60 paths, 60 objects.
+    const ops: number[] = [0x80, 0x02, 0x5d, 0x71, 0];
+    for (let level = 1; level <= 60; level++)
+      ops.push(0x5d, 0x71, level, 0x28, 0x68, level - 1, 0x68, level - 1, 0x65);
+    ops.push(0x2e);
+    const started = performance.now();
+    expect(everything(Uint8Array.from(ops))).toBe("ok"); // a bare pickle: read, outlined, scanned
+    const result = parsePickle(Uint8Array.from(ops));
+    expect(result.end).toBe(ops.length);
+    expect(performance.now() - started).toBeLessThan(5000);
+  });
+
+  it("a file that changes while being read: 'changed during read', never a wrong answer", () => {
+    const path = join(dir, "growing.pth");
+    cpSync(join(SAMPLES_DIR, "torch2", "training_checkpoint.pth"), path);
+    const source = FileSource.open(path);
+    try {
+      readCheckpoint(source, path);
+      appendFileSync(path, "more bytes from a trainer still writing");
+      expect(() => source.assertUnchanged()).toThrow(expect.objectContaining({ code: "file-changed" }));
+    } finally {
+      source.close();
+    }
+    const shrinking = FileSource.open(path);
+    try {
+      truncateSync(path, 100);
+      expect(() => shrinking.read(0, 2000)).toThrow(expect.objectContaining({ code: "file-changed" }));
+    } finally {
+      shrinking.close();
+    }
+  });
+});
