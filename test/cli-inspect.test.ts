@@ -43,6 +43,7 @@ function writeZip(name: string, records: Array<[string, Uint8Array]>): string {
   const fd = openSync(path, "w");
   const writer = new TorchZipWriter(fd, name.replace(/\.[^.]*$/, ""));
   for (const [record, bytes] of records) writer.addRecord(record, bytes);
+  writer.addRecord("version", new TextEncoder().encode("3\n")); // as torch.save writes it
   writer.finish();
   closeSync(fd);
   return path;

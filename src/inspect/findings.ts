@@ -97,6 +97,11 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
     message: (f) =>
       `the archive holds ${f.name} more than once; torch reads the first copy, other zip tools may not`,
   },
+  "version-record-missing": {
+    severity: "error",
+    message: () =>
+      'the archive has no version record: torch.load refuses it (Expected hasRecord("version") to be true)',
+  },
   "pickle-trailing-bytes": {
     severity: "warning",
     message: (f) => `${f.count} bytes follow the STOP opcode of ${f.record}; torch ignores them`,

@@ -30,7 +30,8 @@ export type ReaderNote =
     }
   | { readonly code: "zip-duplicate-name"; readonly name: string }
   | { readonly code: "pickle-trailing-bytes"; readonly record: string; readonly count: number }
-  | { readonly code: "big-endian"; readonly detail: string };
+  | { readonly code: "big-endian"; readonly detail: string }
+  | { readonly code: "version-record-missing" };
 
 export interface PickleInfo {
   readonly record: string;

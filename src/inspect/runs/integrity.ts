@@ -109,7 +109,14 @@ async function allCrcProblem(archive: ZipArchive): Promise<FileProblem | undefin
   return undefined;
 }
 
+/** What the reader noticed that makes torch.load fail: a missing storage or version record. */
 function storageProblem(checkpoint: Checkpoint): FileProblem | undefined {
+  if (checkpoint.notes.some((n) => n.code === "version-record-missing")) {
+    return {
+      code: "version-record-missing",
+      message: "the archive has no version record, which torch.load requires",
+    };
+  }
   const missing = checkpoint.notes.find(
     (n) => n.code === "storage-record-missing" || n.code === "storage-size-mismatch",
   );

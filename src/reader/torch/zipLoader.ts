@@ -123,6 +123,9 @@ export function loadTorchArchive(
   const records = readTextRecords(archive);
   const byteOrder = records.byteorder === "big" ? "big" : "little";
   if (byteOrder === "big") notes.push({ code: "big-endian", detail: "byteorder record says big" });
+  // PyTorchStreamReader refuses an archive without it: "Expected hasRecord("version") to be true".
+  if (records.version === undefined && records[".data/version"] === undefined)
+    notes.push({ code: "version-record-missing" });
   const data = loadArchivePickle(archive, "data.pkl", "data/", notes);
   checkStorages(archive, "data/", data.storages, notes);
 
