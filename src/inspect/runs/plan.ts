@@ -82,15 +82,19 @@ function verdictRank(c: CandidateReport): number {
 /** `last.pth.tar`, `last.ckpt`: the name a framework resumes from when several files hold the same state. */
 const isLastName = (file: string) => /(?:^|\/)last[^/]*$/.test(file);
 
-/** Newest first: by counter, then the framework's "last" file, then modification time. */
+/** Newest first: by counter, then what restores more, the pointer's target, a "last" file, modification time. */
 function newestFirst(
   candidates: readonly CandidateReport[],
   refs: ReadonlyMap<string, CandidateRef>,
+  pointed: string | undefined,
 ): CandidateReport[] {
+  // Ties (model_final.pth and model_0000029.pth hold the same iteration) go to the file the run's own pointer
+  // names; modification times come last, since a copy or a git checkout resets them.
   return [...candidates].sort(
     (a, b) =>
       (b.counter ?? -1) - (a.counter ?? -1) ||
       verdictRank(a) - verdictRank(b) ||
+      Number(b.file === pointed) - Number(a.file === pointed) ||
       Number(isLastName(b.file)) - Number(isLastName(a.file)) ||
       (refs.get(b.file)?.mtimeMs ?? 0) - (refs.get(a.file)?.mtimeMs ?? 0),
   );
@@ -256,14 +260,14 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
       await verified(reports.get(targetRef.rel) as CandidateReport, targetRef, runConvention),
     );
   }
-  let ordered = newestFirst([...reports.values()], refs);
+  let ordered = newestFirst([...reports.values()], refs, targetRef?.rel);
   let chosen = choose(ordered);
   while (options.verify === "chosen" && chosen) {
     const ref = refs.get(chosen.file) as CandidateRef;
     const checked = await verified(chosen, ref, runConvention);
     if (checked.status === "ok") break;
     reports.set(chosen.file, checked);
-    ordered = newestFirst([...reports.values()], refs);
+    ordered = newestFirst([...reports.values()], refs, targetRef?.rel);
     chosen = choose(ordered);
   }
 
