@@ -1,4 +1,13 @@
-import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, truncateSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  cpSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -9,6 +18,7 @@ import { ReaderError } from "../src/reader/errors.js";
 import { readCheckpoint } from "../src/reader/open.js";
 import { parsePickle } from "../src/reader/pickle/machine.js";
 import { BufferSource, FileSource } from "../src/reader/source.js";
+import { TorchZipWriter } from "../src/repair/zipWriter.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 
 /**
@@ -115,6 +125,41 @@ describe("robustness", () => {
     const result = parsePickle(Uint8Array.from(ops));
     expect(result.end).toBe(ops.length);
     expect(performance.now() - started).toBeLessThan(5000);
+  });
+
+  it("huge MARK frames and a 300,000-key state dict neither overflow the stack nor fail", () => {
+    const count = 300_000;
+    // A list built by one APPENDS of 300,000 items, and a dict by one SETITEMS of 300,000 pairs.
+    const appends = Uint8Array.from([
+      0x80,
+      0x02,
+      0x5d,
+      0x28,
+      ...new Array<number>(count).fill(0).flatMap(() => [0x4b, 7]),
+      0x65,
+      0x2e,
+    ]);
+    expect(everything(appends)).toBe("ok");
+    const key = (i: number) => {
+      const text = Buffer.from(`layers.${i}.weight`, "latin1");
+      return [0x58, text.length, 0, 0, 0, ...text];
+    };
+    const pairs: number[] = [];
+    for (let i = 0; i < count; i++) pairs.push(...key(i), 0x4e);
+    const dict = Uint8Array.from([0x80, 0x02, 0x7d, 0x28, ...pairs, 0x75, 0x2e]);
+    expect(everything(dict)).toBe("ok");
+    // The same dict as a torch checkpoint's data.pkl: inspect then walks it for the security scan too.
+    const path = join(dir, "wide.pt");
+    const fd = openSync(path, "w");
+    const writer = new TorchZipWriter(fd, "wide");
+    writer.addRecord("data.pkl", dict);
+    writer.addRecord("version", Buffer.from("3\n"));
+    writer.finish();
+    closeSync(fd);
+    expect(everything(new Uint8Array(readFileSync(path)))).toBe("ok");
+    const result = parsePickle(dict);
+    expect(result.value).toMatchObject({ kind: "dict" });
+    expect((result.value as { keys: unknown[] }).keys).toHaveLength(count);
   });
 
   it("a file that changes while being read: 'changed during read', never a wrong answer", () => {

@@ -99,5 +99,5 @@ export function runInspect(target: string, options: InspectCommandOptions, io: O
         );
     });
   }
-  return Math.max(...outcomes.map((o) => exitCodeOf(o, options.failOn)));
+  return outcomes.reduce((worst, o) => Math.max(worst, exitCodeOf(o, options.failOn)), 0);
 }

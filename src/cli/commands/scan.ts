@@ -18,7 +18,7 @@ function filesUnder(path: string): string[] {
     if (SKIPPED_DIRS.has(name)) continue;
     const child = join(path, name);
     const s = statSync(child, { throwIfNoEntry: false });
-    if (s?.isDirectory()) out.push(...filesUnder(child));
+    if (s?.isDirectory()) for (const file of filesUnder(child)) out.push(file);
     else if (s?.isFile() && (SCANNED.test(name) || name === ".metadata")) out.push(child);
   }
   return out;
@@ -77,5 +77,5 @@ export function runScan(paths: string[], options: { json: boolean }, io: Output)
     }
   }
   if (outcomes.length === 0) return 2;
-  return Math.max(...outcomes.map((o) => (o.schema === "ckpt.error/1" ? 2 : EXIT[o.verdict])));
+  return outcomes.reduce((worst, o) => Math.max(worst, o.schema === "ckpt.error/1" ? 2 : EXIT[o.verdict]), 0);
 }

@@ -1,7 +1,7 @@
 import type { TorchZipCheckpoint } from "../../reader/checkpoint.js";
 import { ReaderError } from "../../reader/errors.js";
 import { type GlobalReference, type PickleHooks, parsePickle } from "../../reader/pickle/machine.js";
-import { isBoxed, type PyGlobal, type PyObject, type PyValue } from "../../reader/pickle/value.js";
+import { appendAll, isBoxed, type PyGlobal, type PyObject, type PyValue } from "../../reader/pickle/value.js";
 import { looksLikeSafetensors } from "../../reader/safetensors.js";
 import { type ByteSource, FileSource } from "../../reader/source.js";
 import { looksLikeLegacy } from "../../reader/torch/legacyLoader.js";
@@ -350,15 +350,17 @@ function visitObjects(root: PyValue, visit: (object: PyObject) => void): void {
     switch (value.kind) {
       case "object":
         visit(value);
-        stack.push(...value.args, ...value.listItems, ...value.dictItems.flat());
+        appendAll(stack, value.args);
+        appendAll(stack, value.listItems);
+        for (const [key, item] of value.dictItems) stack.push(key, item);
         if (value.state !== undefined) stack.push(value.state);
         break;
       case "dict":
-        stack.push(...value.values);
+        appendAll(stack, value.values);
         break;
       case "list":
       case "tuple":
-        stack.push(...value.items);
+        appendAll(stack, value.items);
         break;
       default:
         break;

@@ -2,6 +2,7 @@ import { ReaderError } from "../errors.js";
 import { callBuiltin } from "./builtins.js";
 import { decodeLatin1, decodeRawUnicodeEscape, decodeUtf8, escapeDecode } from "./text.js";
 import {
+  appendAll,
   dictSet,
   isBoxed,
   isUnhashable,
@@ -182,7 +183,10 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
   const metaStarts: Array<{ starts: number[]; mark: number }> = [];
   let poppedStarts: number[] = [];
   let markStart: number | undefined;
-  const memo = new Map<number, PyValue>();
+  // Picklers number memo entries 0, 1, 2, ...: an array holds them; a Map takes any index out of sequence.
+  const memoDense: PyValue[] = [];
+  const memoSparse = new Map<number, PyValue>();
+  let memoCount = 0;
   let stack: PyValue[] = [];
   const metastack: PyValue[][] = [];
   let protocol = 0;
@@ -274,7 +278,8 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
   const memoPut = (index: number, value: PyValue): void => {
     if (index < 0) throw malformed("negative PUT argument");
     trace?.onMemo?.("put", index, opStart);
-    if (!memo.has(index) && memo.size >= limits.maxMemo) {
+    const exists = index < memoDense.length || memoSparse.has(index);
+    if (!exists && memoCount >= limits.maxMemo) {
       throw new ReaderError(
         "pickle-limit",
         `memo exceeds ${limits.maxMemo} entries (opcode at byte ${opStart})`,
@@ -283,12 +288,14 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
         },
       );
     }
-    memo.set(index, value);
+    if (!exists) memoCount++;
+    if (index <= memoDense.length) memoDense[index] = value;
+    else memoSparse.set(index, value);
   };
   const memoGet = (index: number): PyValue => {
     trace?.onMemo?.("get", index, opStart);
-    const value = memo.get(index);
-    if (value === undefined && !memo.has(index)) throw malformed(`memo key ${index} was never stored`);
+    const value = index < memoDense.length ? memoDense[index] : memoSparse.get(index);
+    if (value === undefined) throw malformed(`memo key ${index} was never stored`);
     return value as PyValue;
   };
 
@@ -331,8 +338,8 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
   };
 
   const appendTo = (target: PyValue, items: PyValue[]): void => {
-    if (isBoxed(target, "list")) target.items.push(...items);
-    else if (isBoxed(target, "object")) target.listItems.push(...items);
+    if (isBoxed(target, "list")) appendAll(target.items, items);
+    else if (isBoxed(target, "object")) appendAll(target.listItems, items);
     else throw malformed(`APPEND to a ${describe(target)}`);
   };
 
@@ -646,8 +653,9 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
         const items = popMark();
         const target = top();
         if (items.some(isUnhashable)) throw malformed("unhashable set item");
-        if (isBoxed(target, "set") && !target.frozen) target.items.push(...uniqueItems(items, target.items));
-        else if (isBoxed(target, "object")) target.listItems.push(...items);
+        if (isBoxed(target, "set") && !target.frozen)
+          appendAll(target.items, uniqueItems(items, target.items));
+        else if (isBoxed(target, "object")) appendAll(target.listItems, items);
         else throw malformed(`ADDITEMS on a ${describe(target)}`);
         break;
       }
@@ -663,7 +671,7 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
         memoPut(u32("LONG_BINPUT"), top());
         break;
       case 0x94: // MEMOIZE (4)
-        memoPut(memo.size, top());
+        memoPut(memoCount, top());
         break;
       case 0x67: // GET (0)
         stack.push(memoGet(Number(parseIntText(decodeLatin1(readLine("GET")), opStart))));

@@ -48,7 +48,8 @@ export interface PyDict {
   readonly kind: "dict";
   readonly keys: PyValue[];
   readonly values: PyValue[];
-  readonly index: Map<string, number>;
+  /** Created on the first item: most dicts in a checkpoint are empty (every tensor's backward hooks). */
+  index: Map<string, number> | undefined;
   /** `collections.OrderedDict`, `collections.Counter`, ... when built from such a class. */
   className: string | undefined;
   /** State applied by BUILD (a state_dict's `_metadata` lives here). */
@@ -156,7 +157,7 @@ export function pyList(items: PyValue[]): PyList {
 }
 
 export function pyDict(className?: string): PyDict {
-  return { kind: "dict", keys: [], values: [], index: new Map(), className, attributes: undefined };
+  return { kind: "dict", keys: [], values: [], index: undefined, className, attributes: undefined };
 }
 
 export function isBoxed<K extends PyBoxed["kind"]>(
@@ -209,6 +210,7 @@ export function hashKey(value: PyValue): string | undefined {
 export function dictSet(dict: PyDict, key: PyValue, value: PyValue): void {
   const hash = hashKey(key);
   if (hash !== undefined) {
+    dict.index ??= new Map();
     const at = dict.index.get(hash);
     if (at !== undefined) {
       dict.values[at] = value;
@@ -222,13 +224,21 @@ export function dictSet(dict: PyDict, key: PyValue, value: PyValue): void {
 
 /** The value at a string key, or `undefined`. */
 export function dictGet(dict: PyDict, key: string): PyValue | undefined {
-  const at = dict.index.get(`s${key}`);
+  const at = dict.index?.get(`s${key}`);
   return at === undefined ? undefined : dict.values[at];
 }
 
 /** `module.name` of a global, for lookups in tables of known callables. */
 export function qualifiedName(value: PyGlobal): string {
   return `${value.module}.${value.name}`;
+}
+
+/**
+ * `target.push(...items)` without the spread: a spread passes every item as an argument, and a few hundred
+ * thousand arguments overflow the call stack (a state dict's values, a hostile pickle's MARK frame).
+ */
+export function appendAll<T>(target: T[], items: readonly T[]): void {
+  for (const item of items) target.push(item);
 }
 
 /** Values Python refuses as dict keys or set items. */
