@@ -1,11 +1,5 @@
 import { availableParallelism } from "node:os";
 import { Command, CommanderError, Option } from "commander";
-import { writeResumeFiles } from "../repair/resumeWrite.js";
-import { runAudit } from "./commands/audit.js";
-import { runInspect } from "./commands/inspect.js";
-import { runRepair } from "./commands/repair.js";
-import { runResumePlan } from "./commands/resumePlan.js";
-import { runScan } from "./commands/scan.js";
 import type { FailOn } from "./exitCode.js";
 import type { Output } from "./output.js";
 import { styleFor } from "./style.js";
@@ -52,7 +46,7 @@ export async function main(argv: readonly string[], io: Output = processOutput):
         .default("error"),
     )
     .action(
-      (
+      async (
         path: string,
         options: {
           json: boolean;
@@ -63,6 +57,8 @@ export async function main(argv: readonly string[], io: Output = processOutput):
           failOn: FailOn;
         },
       ) => {
+        // Each command's modules load only when it runs: start-up is most of a small inspect's time.
+        const { runInspect } = await import("./commands/inspect.js");
         exitCode = runInspect(
           path,
           {
@@ -97,6 +93,8 @@ export async function main(argv: readonly string[], io: Output = processOutput):
         runDir: string,
         options: { json: boolean; config?: string; verify: boolean; verifyAll: boolean; write: boolean },
       ) => {
+        const { runResumePlan } = await import("./commands/resumePlan.js");
+        const { writeResumeFiles } = await import("../repair/resumeWrite.js");
         exitCode = await runResumePlan(
           runDir,
           {
@@ -136,6 +134,7 @@ export async function main(argv: readonly string[], io: Output = processOutput):
         dirs: string[],
         options: { json: boolean; verify: boolean; jobs: number; failOn: "error" | "warning"; html?: string },
       ) => {
+        const { runAudit } = await import("./commands/audit.js");
         exitCode = await runAudit(
           dirs,
           {
@@ -157,7 +156,8 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     )
     .argument("<paths...>", "checkpoint files or trees")
     .option("--json", "print ckpt.scan/1 (an array for several files)", false)
-    .action((paths: string[], options: { json: boolean }) => {
+    .action(async (paths: string[], options: { json: boolean }) => {
+      const { runScan } = await import("./commands/scan.js");
       exitCode = runScan(paths, { json: options.json }, io);
     });
 
@@ -199,6 +199,7 @@ export async function main(argv: readonly string[], io: Output = processOutput):
           json: boolean;
         },
       ) => {
+        const { runRepair } = await import("./commands/repair.js");
         exitCode = await runRepair(
           path,
           {
