@@ -2,8 +2,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { main } from "../src/cli/main.js";
-import { PLAIN } from "../src/cli/style.js";
+import { ckpt } from "./helpers/cli.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 
 /**
@@ -17,11 +16,7 @@ describe.runIf(existsSync(CHROMIUM))("the audit HTML report in Chromium", () => 
   it("shows every run, its verdict, and a timeline with the pointer and the choice marked", async () => {
     mkdirSync(artifacts, { recursive: true });
     const html = join(artifacts, "audit-report.html");
-    await main(["node", "ckpt", "audit", join(SAMPLES_DIR, "outputs"), "--html", html], {
-      out: () => {},
-      err: () => {},
-      style: PLAIN,
-    });
+    await ckpt("audit", join(SAMPLES_DIR, "outputs"), "--html", html);
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,

@@ -3,9 +3,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symli
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { main } from "../src/cli/main.js";
-import { PLAIN } from "../src/cli/style.js";
 import { findRuns } from "../src/inspect/runs/audit.js";
+import { ckpt } from "./helpers/cli.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 
 /** `ckpt audit`: the walk, the JSON contract, CI exit codes, --verify, and the people table. */
@@ -13,21 +12,6 @@ import { SAMPLES_DIR } from "./helpers/samples.js";
 const scratch = mkdtempSync(join(tmpdir(), "ckpt-audit-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 const outputs = join(SAMPLES_DIR, "outputs");
-
-async function ckpt(...args: string[]) {
-  let out = "";
-  let err = "";
-  const code = await main(["node", "ckpt", ...args], {
-    out: (t) => {
-      out += t;
-    },
-    err: (t) => {
-      err += t;
-    },
-    style: PLAIN,
-  });
-  return { code, out, err };
-}
 
 describe("the walk", () => {
   it("finds every sample run once, and nothing else", () => {

@@ -3,9 +3,8 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writ
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { main } from "../src/cli/main.js";
-import { PLAIN } from "../src/cli/style.js";
 import { TorchZipWriter } from "../src/repair/zipWriter.js";
+import { ckpt } from "./helpers/cli.js";
 import { stateDictPickle } from "./helpers/pickleWriter.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 
@@ -13,21 +12,6 @@ import { SAMPLES_DIR } from "./helpers/samples.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ckpt-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function ckpt(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await main(["node", "ckpt", ...args], {
-    out: (t) => {
-      out += t;
-    },
-    err: (t) => {
-      err += t;
-    },
-    style: PLAIN,
-  });
-  return { code, out, err };
-}
 
 const sample = (name: string) => join(SAMPLES_DIR, name);
 

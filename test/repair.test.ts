@@ -15,11 +15,10 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { main } from "../src/cli/main.js";
-import { PLAIN } from "../src/cli/style.js";
 import { inspectCheckpoint } from "../src/inspect/report.js";
 import { openCheckpoint } from "../src/reader/open.js";
 import { TorchZipWriter } from "../src/repair/zipWriter.js";
+import { ckpt } from "./helpers/cli.js";
 import { stateDictPickle } from "./helpers/pickleWriter.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 
@@ -29,21 +28,6 @@ const scratch = mkdtempSync(join(tmpdir(), "ckpt-repair-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 const sample = (...p: string[]) => join(SAMPLES_DIR, ...p);
 const sha = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
-
-async function ckpt(...args: string[]) {
-  let out = "";
-  let err = "";
-  const code = await main(["node", "ckpt", ...args], {
-    out: (t) => {
-      out += t;
-    },
-    err: (t) => {
-      err += t;
-    },
-    style: PLAIN,
-  });
-  return { code, out, err };
-}
 
 function inspectFile(file: string) {
   const checkpoint = openCheckpoint(file);

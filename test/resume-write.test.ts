@@ -12,8 +12,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { main } from "../src/cli/main.js";
-import { PLAIN } from "../src/cli/style.js";
+import { ckpt } from "./helpers/cli.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 
 /** `ckpt resume-plan --write` and the command's exit codes, on copies of the sample runs. */
@@ -35,21 +34,6 @@ function hashTree(dir: string): Record<string, string> {
     if (statSync(path).isFile()) out[name] = createHash("sha256").update(readFileSync(path)).digest("hex");
   }
   return out;
-}
-
-async function ckpt(...args: string[]) {
-  let out = "";
-  let err = "";
-  const code = await main(["node", "ckpt", ...args], {
-    out: (t) => {
-      out += t;
-    },
-    err: (t) => {
-      err += t;
-    },
-    style: PLAIN,
-  });
-  return { code, out, err };
 }
 
 describe("resume-plan exit codes", () => {

@@ -2,10 +2,9 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { main } from "../src/cli/main.js";
-import { PLAIN } from "../src/cli/style.js";
 import { type ScanReport, scanReport } from "../src/inspect/security/report.js";
 import { TorchZipWriter } from "../src/repair/zipWriter.js";
+import { ckpt } from "./helpers/cli.js";
 import { findTruths } from "./helpers/samples.js";
 
 /**
@@ -307,18 +306,6 @@ describe("benign samples written by real torch", () => {
 });
 
 describe("ckpt scan", () => {
-  async function ckpt(...args: string[]) {
-    let out = "";
-    const code = await main(["node", "ckpt", ...args], {
-      out: (t) => {
-        out += t;
-      },
-      err: () => {},
-      style: PLAIN,
-    });
-    return { code, out };
-  }
-
   it("exit codes: 0 clean, 1 dangerous or unknown, 2 inconclusive; JSON follows ckpt.scan/1", async () => {
     expect((await ckpt("scan", zipOf("ok.pt", [["data.pkl", benignDict]]))).code).toBe(0);
     const evil = await ckpt("scan", zipOf("evil.pt", [["data.pkl", evilSystem]]), "--json");

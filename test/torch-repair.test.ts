@@ -3,8 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { main } from "../src/cli/main.js";
-import { PLAIN } from "../src/cli/style.js";
+import { ckpt } from "./helpers/cli.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 import { findTorchPythons, runPython } from "./helpers/torch.js";
 
@@ -16,10 +15,6 @@ import { findTorchPythons, runPython } from "./helpers/torch.js";
 const pythons = findTorchPythons();
 const scratch = mkdtempSync(join(tmpdir(), "ckpt-torch-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
-
-async function ckpt(...args: string[]): Promise<number> {
-  return main(["node", "ckpt", ...args], { out: () => {}, err: () => {}, style: PLAIN });
-}
 
 const sha = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 
@@ -98,7 +93,7 @@ describe.runIf(pythons.length > 0)("repaired files load in real torch", () => {
           const input = join(SAMPLES_DIR, torch.samples, c.sample);
           const output = join(scratch, `${torch.samples}-${c.sample.replace(/\W/g, "_")}.pth`);
           const before = sha(input);
-          expect(await ckpt("repair", input, "-o", output, ...c.args)).toBe(0);
+          expect((await ckpt("repair", input, "-o", output, ...c.args)).code).toBe(0);
           expect(sha(input)).toBe(before);
           const spec = {
             original: input,
@@ -125,7 +120,7 @@ describe.runIf(pythons.length > 0)("repaired files load in real torch", () => {
         const input = join(scratch, `ddp-${torch.samples}.pt`);
         const output = join(scratch, `bare-${torch.samples}.pt`);
         runPython(torch.python, "make_ddp.py", [input]);
-        expect(await ckpt("repair", input, "-o", output, "--strip-prefix", "module.")).toBe(0);
+        expect((await ckpt("repair", input, "-o", output, "--strip-prefix", "module.")).code).toBe(0);
         const spec = { original: input, repaired: output, strip: "module.", dropped: [] };
         const check = JSON.parse(runPython(torch.python, "check_repair.py", [JSON.stringify(spec)])) as Check;
         expect(check).toMatchObject({ loads: true, samePaths: true, bitIdentical: true });
@@ -149,7 +144,7 @@ describe.runIf(pythons.length > 0)("repaired files load in real torch", () => {
         expect(broken).toMatchObject({ loaded: "model_0000019.pth", startIter: 0 }); // the bug, reproduced
 
         const before = sha(join(run, "model_0000019.pth"));
-        expect(await ckpt("repair", run)).toBe(0);
+        expect((await ckpt("repair", run)).code).toBe(0);
         expect(sha(join(run, "model_0000019.pth"))).toBe(before);
 
         const resumed = JSON.parse(
