@@ -1,4 +1,4 @@
-import { closeSync, mkdtempSync, openSync, rmSync, statSync } from "node:fs";
+import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -61,7 +61,67 @@ function structureReadCost(path: string) {
   }
 }
 
+/** The legacy stream: magic, version, sys_info, the state dict, the key list, then counts and (sparse) bytes. */
+function writeSparseLegacy(name: string, bigElements: number): string {
+  const path = join(dir, `${name}.pt`);
+  const fd = openSync(path, "w");
+  try {
+    const tensors = [
+      {
+        name: "small.weight",
+        storageClass: "FloatStorage",
+        key: "1",
+        numel: 16,
+        shape: [16],
+        stride: [1],
+        legacy: true,
+      },
+      {
+        name: "big.weight",
+        storageClass: "FloatStorage",
+        key: "2",
+        numel: bigElements,
+        shape: [bigElements],
+        stride: [1],
+        legacy: true,
+      },
+    ];
+    const keyList = Uint8Array.from([
+      0x80, 0x02, 0x5d, 0x28, 0x58, 1, 0, 0, 0, 0x31, 0x58, 1, 0, 0, 0, 0x32, 0x65, 0x2e,
+    ]);
+    const header = Buffer.concat([
+      Uint8Array.from([
+        0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e,
+      ]),
+      Uint8Array.from([0x80, 0x02, 0x4d, 0xe9, 0x03, 0x2e]),
+      Uint8Array.from([0x80, 0x02, 0x7d, 0x2e]),
+      stateDictPickle(tensors),
+      keyList,
+    ]);
+    let position = writeSync(fd, header, 0, header.length, 0);
+    for (const numel of [16, bigElements]) {
+      const count = Buffer.alloc(8);
+      count.writeBigInt64LE(BigInt(numel));
+      writeSync(fd, count, 0, 8, position);
+      position += 8 + numel * 4; // the bytes themselves stay a hole
+    }
+    ftruncateSync(fd, position);
+  } finally {
+    closeSync(fd);
+  }
+  return path;
+}
+
 describe("structure reads are independent of tensor bytes", () => {
+  it("legacy format: only the pickles and each storage's 8-byte count are read", () => {
+    const small = structureReadCost(writeSparseLegacy("legacy-1g", 2 ** 28)); // 1 GiB of storage
+    const big = structureReadCost(writeSparseLegacy("legacy-3g", 3 * 2 ** 28)); // 3 GiB
+    expect(big.report.format).toBe("torch-legacy");
+    expect(big.report.tensors.map((t) => t.shape)).toEqual([[16], [3 * 2 ** 28]]);
+    expect(big.bytesRead).toBe(small.bytesRead);
+    expect(big.bytesRead).toBeLessThan(64 * 1024);
+  });
+
   const sizes = { small: 1024, oneGiB: 2 ** 28, sixGiB: 3 * 2 ** 29 };
   const files = Object.fromEntries(
     Object.entries(sizes).map(([name, n]) => [name, writeSparseCheckpoint(name, n)]),

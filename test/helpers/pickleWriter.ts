@@ -115,6 +115,8 @@ export interface TensorSpec {
   readonly offset?: number;
   /** The saved location, `cpu` by default (`cuda:0` for a GPU save). */
   readonly device?: string;
+  /** The legacy format's 6-tuple storage id (a trailing `None` view_metadata). */
+  readonly legacy?: boolean;
 }
 
 /** `OrderedDict(name -> _rebuild_tensor_v2(...))`, as `torch.save(model.state_dict())` writes it. */
@@ -125,7 +127,14 @@ export function stateDictPickle(tensors: readonly TensorSpec[]): Uint8Array {
       s(t.name),
       g("torch._utils", "_rebuild_tensor_v2"),
       ...tuple([
-        ...tuple([s("storage"), g("torch", t.storageClass), s(t.key), s(t.device ?? "cpu"), i(t.numel)]),
+        ...tuple([
+          s("storage"),
+          g("torch", t.storageClass),
+          s(t.key),
+          s(t.device ?? "cpu"),
+          i(t.numel),
+          ...(t.legacy ? [{ op: "none" } as Op] : []),
+        ]),
         { op: "binpersid" },
         i(t.offset ?? 0),
         ...tuple(t.shape.map(i)),

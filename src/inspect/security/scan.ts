@@ -4,7 +4,7 @@ import { type GlobalReference, type PickleHooks, parsePickle } from "../../reade
 import { appendAll, isBoxed, type PyGlobal, type PyObject, type PyValue } from "../../reader/pickle/value.js";
 import { looksLikeSafetensors } from "../../reader/safetensors.js";
 import { type ByteSource, FileSource } from "../../reader/source.js";
-import { looksLikeLegacy } from "../../reader/torch/legacyLoader.js";
+import { looksLikeLegacy, PickleSequence } from "../../reader/torch/legacyLoader.js";
 import { looksLikeZip, openZip, type ZipArchive } from "../../reader/zip.js";
 import { allowedByWeightsOnly, classifyGlobal, type GlobalClass } from "./classify.js";
 
@@ -262,14 +262,31 @@ function scanArchive(archive: ZipArchive, scanner: Scanner, deep: boolean): void
   }
 }
 
-/** The legacy stream: its five pickles (magic, version, sys_info, object, storage keys), in order. */
+/**
+ * The legacy stream: its five pickles (magic, version, sys_info, object, storage keys), in order. Each one's
+ * end is found with the loader's growing window, then exactly its bytes are scanned: storage bytes, which
+ * follow, are never read. A pickle that does not parse is scanned from a bounded window for what it names.
+ */
 function scanLegacy(source: ByteSource, scanner: Scanner): void {
-  const bytes = source.read(0, Math.min(source.size, 64 * 1024 * 1024));
+  const pickles = new PickleSequence(source);
   let offset = 0;
-  for (let index = 1; index <= 5 && offset < bytes.length; index++) {
-    const end = scanner.scanPickles(bytes.subarray(offset), `legacy pickle ${index}`, true, 0, true);
-    if (end === 0) break;
-    offset += end;
+  for (let index = 1; index <= 5 && offset < source.size; index++) {
+    const label = `legacy pickle ${index}`;
+    let end: number;
+    try {
+      end = pickles.parseAt(offset, undefined, true).end;
+    } catch {
+      scanner.scanPickles(
+        source.read(offset, Math.min(source.size - offset, 1024 * 1024)),
+        label,
+        true,
+        0,
+        true,
+      );
+      return;
+    }
+    scanner.scanPickles(source.read(offset, end - offset), label, true, 0, true);
+    offset = end;
   }
 }
 

@@ -21,7 +21,7 @@ const FIRST_WINDOW = 16 * 1024;
  * Parses the pickles of the stream in sequence from one window of the file, reading again only when a pickle
  * runs past the window (the window then grows fourfold), so the small header pickles cost one read together.
  */
-class PickleSequence {
+export class PickleSequence {
   private start = 0;
   private bytes: Uint8Array = new Uint8Array(0);
 
@@ -32,12 +32,12 @@ class PickleSequence {
     this.bytes = this.source.read(offset, Math.min(length, this.source.size - offset));
   }
 
-  parseAt(offset: number, hooks?: PickleHooks): PickleResult {
+  parseAt(offset: number, hooks?: PickleHooks, scan = false): PickleResult {
     if (offset < this.start || offset >= this.start + this.bytes.length) this.load(offset, FIRST_WINDOW);
     for (;;) {
       const window = this.bytes.subarray(offset - this.start);
       try {
-        const result = parsePickle(window, hooks ? { hooks } : {});
+        const result = parsePickle(window, hooks ? { hooks, scan } : { scan });
         return { ...result, end: offset + result.end };
       } catch (error) {
         if (!(error instanceof ReaderError)) throw error;
