@@ -24,8 +24,11 @@ function isContiguous(shape: readonly number[], stride: readonly number[]): bool
   return true;
 }
 
-/** Reads `length` bytes of a storage starting `start` bytes into it. */
-type StorageReader = (start: number, length: number) => Uint8Array;
+/**
+ * Reads `length` bytes of a storage starting `start` bytes into it; with `into`, fills that buffer instead of
+ * allocating (a fresh 4 MiB buffer per chunk cost as much as hashing it).
+ */
+type StorageReader = (start: number, length: number, into?: Uint8Array) => Uint8Array;
 
 function storageReader(checkpoint: TensorCheckpoint, tensor: TorchTensor): StorageReader {
   const storage = tensor.storage;
@@ -35,14 +38,16 @@ function storageReader(checkpoint: TensorCheckpoint, tensor: TorchTensor): Stora
     throw new ReaderError("storage-missing", `storage record ${storage.key} is absent from the file`);
   }
   if (bytes.kind === "range") {
-    return (start, length) => {
+    return (start, length, into) => {
       if (start + length > bytes.length) {
         throw new ReaderError(
           "storage-missing",
           `tensor reads bytes ${start}..${start + length} of storage ${storage.key}, which has ${bytes.length}`,
         );
       }
-      return checkpoint.source.read(bytes.offset + start, length);
+      return into
+        ? checkpoint.source.readInto(into.subarray(0, length), bytes.offset + start)
+        : checkpoint.source.read(bytes.offset + start, length);
     };
   }
   // A deflated record (a re-zipped checkpoint) cannot be read at an offset: inflate it once.
@@ -62,7 +67,8 @@ function swapToLittle(chunk: Uint8Array, dtype: string): void {
 
 /**
  * The tensor's elements in row-major order, each as stored (little-endian): exactly the bytes of
- * `tensor.contiguous()` in torch. Streamed in chunks whose length is a multiple of the element size.
+ * `tensor.contiguous()` in torch. Streamed in chunks whose length is a multiple of the element size; a chunk's
+ * memory is reused for the next one, so consume it (hash it, decode it) before asking for more.
  */
 export function* tensorBytes(checkpoint: TensorCheckpoint, tensor: TorchTensor): Generator<Uint8Array> {
   const size = elementSize(tensor.dtype);
@@ -81,8 +87,11 @@ export function* tensorBytes(checkpoint: TensorCheckpoint, tensor: TorchTensor):
     const start = tensor.offset * size;
     const total = numel * size;
     const step = Math.max(size, Math.floor(CHUNK_BYTES / size) * size);
-    for (let done = 0; done < total; done += step)
-      yield emit(read(start + done, Math.min(step, total - done)));
+    // One buffer for every chunk: each is consumed (hashed, summed) before the next is read.
+    const buffer = new Uint8Array(Math.min(step, total));
+    for (let done = 0; done < total; done += step) {
+      yield emit(read(start + done, Math.min(step, total - done), buffer));
+    }
     return;
   }
 
