@@ -37,7 +37,9 @@ export function summarize(profiles, top) {
     const byId = new Map(nodes.map((n) => [n.id, n]));
     samples.forEach((id, i) => {
       const { functionName, url, lineNumber } = byId.get(id).callFrame;
-      const where = url ? `${url.replace(`file://${root}`, "")}:${lineNumber + 1}` : "";
+      const where = url
+        ? `${url.replace(/^file:\/\/.*?\/(dist|node_modules)\//, "$1/")}:${lineNumber + 1}`
+        : "";
       const key = `${functionName || "(anonymous)"}\t${where}`;
       const ms = (timeDeltas[i] ?? 0) / 1000;
       self.set(key, (self.get(key) ?? 0) + ms);
