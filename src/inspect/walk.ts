@@ -15,8 +15,6 @@ export interface WalkResult {
   readonly tensors: TensorAt[];
   /** True when the walk stopped at `MAX_WALK_VISITS`. */
   readonly truncated: boolean;
-  /** Classes of the described (never instantiated) objects met on the way, e.g. `__main__.Net`. */
-  readonly classes: Set<string>;
 }
 
 /**
@@ -81,7 +79,6 @@ export function objectAttributes(state: PyValue | undefined): Array<[string, PyV
  */
 export function findTensors(root: PyValue): WalkResult {
   const tensors: TensorAt[] = [];
-  const classes = new Set<string>();
   const ancestors = new Set<object>();
   const path: KeyPath = [];
   let visits = 0;
@@ -117,7 +114,6 @@ export function findTensors(root: PyValue): WalkResult {
         });
         break;
       case "object":
-        if (isBoxed(value.callable, "global")) classes.add(`${value.callable.module}.${value.callable.name}`);
         for (const [name, attribute] of objectAttributes(value.state)) child(name, attribute);
         value.listItems.forEach((item, i) => {
           child(i, item);
@@ -131,7 +127,7 @@ export function findTensors(root: PyValue): WalkResult {
   };
 
   visit(root);
-  return { tensors, truncated, classes };
+  return { tensors, truncated };
 }
 
 /** A key path as people write it: `model.backbone.conv1.weight`, `param_groups[0].lr`. */

@@ -1,5 +1,5 @@
 import { statSync } from "node:fs";
-import { CONVENTIONS, detectFileConvention } from "../../inspect/resume/conventions.js";
+import { CONVENTIONS, counterInName, detectFileConvention } from "../../inspect/resume/conventions.js";
 import { ReaderError } from "../../reader/errors.js";
 import { openCheckpoint } from "../../reader/open.js";
 import type { PickleEdit } from "../../repair/pickleEdit.js";
@@ -30,11 +30,11 @@ function counterFromFileName(path: string): PickleEdit {
     const root = "root" in checkpoint ? checkpoint.root : null;
     const convention = detectFileConvention(root, path).convention;
     const rule = CONVENTIONS[convention === "unknown" ? "fvcore" : convention];
-    const match = rule.counterInName?.exec(path);
-    if (!rule.counter || match?.[1] === undefined) {
+    const value = counterInName(rule.counterInName, path);
+    if (!rule.counter || value === undefined) {
       throw usage(`the file name ${path} carries no ${rule.label} counter; use --set-counter NAME=VALUE`);
     }
-    return { kind: "set-counter", name: rule.counter.name, value: Number(match[1]) };
+    return { kind: "set-counter", name: rule.counter.name, value };
   } finally {
     checkpoint.source.close();
   }

@@ -1,5 +1,6 @@
 import Table from "cli-table3";
 import type { Severity } from "../../inspect/findings.js";
+import { CONVENTIONS } from "../../inspect/resume/conventions.js";
 import type { ResumePlan } from "../../inspect/runs/plan.js";
 import type { Style } from "../style.js";
 
@@ -46,7 +47,11 @@ export function renderResumePlanText(plan: ResumePlan, written: readonly string[
         choice.resumeAtSource === "file-name"
           ? ` (from the file name: the file itself has no counter, so the framework would start at 0)`
           : "";
-      lines.push(`  starts at  ${choice.counterName ?? "step"} ${choice.resumeAt}${source}`);
+      // The convention's own rule for the restart point, from the conventions table (e.g. iteration + 1).
+      const rule = CONVENTIONS[plan.convention].resumeMeaning;
+      lines.push(
+        `  starts at  ${choice.counterName ?? "step"} ${choice.resumeAt}${source}${rule && !source ? ` (${rule})` : ""}`,
+      );
     }
     lines.push(`  restores   ${choice.restores.join(", ") || "nothing"}`);
     lines.push(

@@ -298,6 +298,12 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
   },
 };
 
+/** The counter a file or directory name carries under `pattern` (its first group), if any. */
+export function counterInName(pattern: RegExp | undefined, name: string): number | undefined {
+  const digits = pattern?.exec(name)?.[1];
+  return digits === undefined ? undefined : Number(digits);
+}
+
 export interface ConventionGuess {
   readonly convention: ConventionId;
   /** The facts that decided it, for people ("keys model, trainer, iteration"). */

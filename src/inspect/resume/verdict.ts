@@ -6,6 +6,7 @@ import {
   type ConventionId,
   type CounterName,
   componentPresent,
+  counterInName,
 } from "./conventions.js";
 import { intValue, lookup } from "./lookup.js";
 
@@ -81,11 +82,11 @@ export function findCounter(
     if (value !== undefined)
       return { name: rule.counter.name, value, source: "checkpoint", from: path.join(".") };
   }
-  const match = rule.counterInName?.exec(fileName);
-  if (match?.[1] !== undefined) {
+  const fromName = counterInName(rule.counterInName, fileName);
+  if (fromName !== undefined) {
     return {
       name: rule.counter.name,
-      value: Number(match[1]),
+      value: fromName,
       source: "file-name",
       from: fileName.split("/").pop() ?? fileName,
     };

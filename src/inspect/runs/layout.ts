@@ -1,6 +1,6 @@
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
-import { CONVENTIONS, type ConventionId } from "../resume/conventions.js";
+import { CONVENTIONS, type ConventionId, counterInName } from "../resume/conventions.js";
 
 /**
  * How a run directory is laid out: which convention wrote it, its pointer file, and every checkpoint in it
@@ -65,12 +65,11 @@ function candidate(
   pattern?: RegExp,
   group?: string,
 ): CandidateRef {
-  const match = pattern?.exec(path);
   return {
     path,
     rel: relative(runDir, path),
     kind,
-    counterFromName: match?.[1] !== undefined ? Number(match[1]) : undefined,
+    counterFromName: counterInName(pattern, path),
     mtimeMs: safeStat(path)?.mtimeMs ?? 0,
     group,
   };
@@ -231,9 +230,7 @@ export function detectRunLayout(runDirInput: string): RunLayout {
   }
   const loose = filesMatching(runDir, runDir, CHECKPOINT_FILE).map((c) => ({
     ...c,
-    counterFromName: CONVENTIONS.unknown.counterInName?.exec(c.path)?.[1]
-      ? Number(CONVENTIONS.unknown.counterInName.exec(c.path)?.[1])
-      : undefined,
+    counterFromName: counterInName(CONVENTIONS.unknown.counterInName, c.path),
   }));
   return layout("unknown", "checkpoint files without a known layout", loose);
 }

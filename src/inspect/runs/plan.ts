@@ -6,12 +6,11 @@ import { FileSource } from "../../reader/source.js";
 import type { Finding } from "../findings.js";
 import type { FindingReport } from "../report.js";
 import { findingReport } from "../report.js";
-import { CONVENTIONS, type ConventionId } from "../resume/conventions.js";
+import { CONVENTIONS, type ConventionId, counterInName } from "../resume/conventions.js";
 import type { Component } from "../resume/verdict.js";
 import { type CandidateReport, examineCandidate } from "./candidates.js";
 import { findRunConfig, readTrainingConfig, type TrainingConfig } from "./config.js";
 import { type FrameworkResume, predictFrameworkResume } from "./frameworkResume.js";
-import { checkFile } from "./integrity.js";
 import { type CandidateRef, detectRunLayout, type RunLayout } from "./layout.js";
 
 /** The `ckpt.resume-plan/1` contract. */
@@ -121,10 +120,7 @@ function pointerTargetRef(layout: RunLayout, refs: Map<string, CandidateRef>): C
     path: resolve(target),
     rel,
     kind: layout.convention === "deepspeed" ? "dir" : "file",
-    counterFromName:
-      CONVENTIONS[layout.convention].counterInName?.exec(target)?.[1] !== undefined
-        ? Number(CONVENTIONS[layout.convention].counterInName?.exec(target)?.[1])
-        : undefined,
+    counterFromName: counterInName(CONVENTIONS[layout.convention].counterInName, target),
     mtimeMs: existsSync(target) ? statSync(target).mtimeMs : 0,
     group: undefined,
   };
@@ -410,5 +406,3 @@ function isPointerFile(weights: string, runDir: string): boolean {
   }
   return false;
 }
-
-export { checkFile };

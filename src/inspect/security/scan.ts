@@ -6,7 +6,7 @@ import { looksLikeSafetensors } from "../../reader/safetensors.js";
 import { type ByteSource, FileSource } from "../../reader/source.js";
 import { looksLikeLegacy, PickleSequence } from "../../reader/torch/legacyLoader.js";
 import { looksLikeZip, openZip, type ZipArchive } from "../../reader/zip.js";
-import { allowedByWeightsOnly, classifyGlobal, type GlobalClass } from "./classify.js";
+import { classifyGlobal, type GlobalClass } from "./classify.js";
 
 /**
  * Finds every callable a file's pickles can reach, without running any of them: every pickle in the file
@@ -393,5 +393,3 @@ export function scanFile(path: string): FileScan {
     source.close();
   }
 }
-
-export { allowedByWeightsOnly };

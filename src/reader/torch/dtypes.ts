@@ -132,15 +132,3 @@ export function dtypeFromGlobal(module: string, name: string): string | undefine
 export function elementSize(dtype: string): number {
   return ELEMENT_SIZE[dtype] ?? 1;
 }
-
-export const FLOATING_DTYPES: ReadonlySet<string> = new Set([
-  "float64",
-  "float32",
-  "float16",
-  "bfloat16",
-  "float8_e5m2",
-  "float8_e4m3fn",
-  "float8_e5m2fnuz",
-  "float8_e4m3fnuz",
-  "float8_e8m0fnu",
-]);
