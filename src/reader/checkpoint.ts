@@ -40,6 +40,11 @@ export interface PickleInfo {
   readonly sizeBytes: number;
   /** Opcodes the pickle used (index = opcode byte). */
   readonly opcodes: Uint8Array;
+  /**
+   * The record's CRC-32 as computed from the bytes that were parsed, when the archive recorded one (0 means
+   * "not computed" since torch 2.6): checked here because the bytes are in memory anyway.
+   */
+  readonly crc?: { readonly expected: number; readonly actual: number };
 }
 
 interface Common {

@@ -64,18 +64,15 @@ function recordsInsideArchive(archive: ZipArchive): FileProblem | undefined {
   return undefined;
 }
 
-/** data.pkl was read whole to parse it; checking its CRC costs one more small read and catches bit flips in it. */
-function pickleCrcProblem(archive: ZipArchive): FileProblem | undefined {
-  const entry = archive.get("data.pkl");
-  if (!entry || entry.crc32 === 0) return undefined;
-  const actual = crc32(archive.readEntry(entry));
-  return actual === entry.crc32
-    ? undefined
-    : {
-        code: "zip-crc-mismatch",
-        message: `data.pkl CRC is ${actual.toString(16)}, the archive says ${entry.crc32.toString(16)}`,
-        torchLoads: true,
-      };
+/** data.pkl's CRC, checked by the loader on the bytes it parsed (no second read). */
+function pickleCrcProblem(checkpoint: Checkpoint): FileProblem | undefined {
+  const crc = "pickle" in checkpoint ? checkpoint.pickle.crc : undefined;
+  if (!crc || crc.actual === crc.expected) return undefined;
+  return {
+    code: "zip-crc-mismatch",
+    message: `data.pkl CRC is ${crc.actual.toString(16)}, the archive says ${crc.expected.toString(16)}`,
+    torchLoads: true,
+  };
 }
 
 const VERIFY_CHUNK = 4 * 1024 * 1024;
@@ -150,7 +147,7 @@ export async function checkFile(path: string, options: { verify: boolean }): Pro
         ? checkpoint.archive
         : undefined;
     const problem =
-      (archive && (recordsInsideArchive(archive) ?? pickleCrcProblem(archive))) ??
+      (archive && (recordsInsideArchive(archive) ?? pickleCrcProblem(checkpoint))) ??
       storageProblem(checkpoint) ??
       (archive && options.verify ? await allCrcProblem(archive) : undefined);
     if (problem) {

@@ -241,11 +241,15 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
     return reports;
   };
   let runConvention: ConventionId = layout.convention;
-  let reports = await examineAll(runConvention);
+  const reports = await examineAll(runConvention);
   if (runConvention === "fvcore" && refineConvention("fvcore", [...reports.values()]) === "trackron") {
-    // A Trackron run: judge every file by Trackron's rules (see examineFile).
+    // A Trackron run: files that looked like plain fvcore (a repaired copy) are judged by Trackron's rules;
+    // the Trackron-style files already were.
     runConvention = "trackron";
-    reports = await examineAll(runConvention);
+    for (const ref of refs.values()) {
+      if (reports.get(ref.rel)?.convention !== "fvcore") continue;
+      reports.set(ref.rel, await examineCandidate(ref, { verify: options.verify === "all", runConvention }));
+    }
   }
 
   // Before trusting a checkpoint with hours of GPU time, stream it through its CRCs: the pointer target, then

@@ -9,6 +9,7 @@ import { ReaderError } from "../errors.js";
 import { parsePickle } from "../pickle/machine.js";
 import type { PyValue, TorchStorage } from "../pickle/value.js";
 import type { ByteSource } from "../source.js";
+import { crc32 } from "../zip/crc32.js";
 import type { ZipArchive } from "../zip.js";
 import { cachingStorageResolver, torchPickleHooks } from "./rebuild.js";
 
@@ -63,6 +64,7 @@ function loadArchivePickle(
       globals: result.globals,
       sizeBytes: bytes.length,
       opcodes: result.opcodes,
+      ...(entry.crc32 !== 0 ? { crc: { expected: entry.crc32, actual: crc32(bytes) } } : {}),
     },
     storages,
   };
