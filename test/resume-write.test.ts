@@ -44,6 +44,9 @@ describe("resume-plan exit codes", () => {
     const missing = await ckpt("resume-plan", join(scratch, "no-such-run"));
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/no-such-run: .*\[file-not-found\]/);
+    const file = await ckpt("resume-plan", join(SAMPLES_DIR, "torch2", "state_dict.pt"));
+    expect(file.code).toBe(2);
+    expect(file.err).toMatch(/a file, not a run directory/);
   });
 
   it("people get the decision, the framework's behaviour and the candidates", async () => {

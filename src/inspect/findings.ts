@@ -173,7 +173,9 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
   "no-usable-checkpoint": {
     severity: "error",
     message: (f) =>
-      `none of the ${f.candidates} checkpoints in this run can be loaded: training would start from scratch`,
+      f.candidates === 0
+        ? "no checkpoint was found in this directory: is it the run's output directory (OUTPUT_DIR, work_dir, output_dir)?"
+        : `none of the ${f.candidates} checkpoints in this run can be loaded: training would start from scratch`,
   },
   "resume-loses-state": {
     severity: "warning",

@@ -228,8 +228,15 @@ function commandFor(convention: ConventionId, choice: Choice, runDir: string): s
 /** Builds the plan for one run directory. Throws `ReaderError` only when the directory itself is unusable. */
 export async function planResume(runDirInput: string, options: PlanOptions): Promise<ResumePlan> {
   const runDir = resolve(runDirInput);
-  if (!existsSync(runDir))
-    throw new ReaderError("file-not-found", "no such directory", { file: runDirInput });
+  const stats = statSync(runDir, { throwIfNoEntry: false });
+  if (!stats) throw new ReaderError("file-not-found", "no such directory", { file: runDirInput });
+  if (!stats.isDirectory()) {
+    throw new ReaderError(
+      "not-a-file",
+      "a file, not a run directory: resume-plan wants the directory a training run writes to (ckpt inspect reads single files)",
+      { file: runDirInput },
+    );
+  }
   const layout = detectRunLayout(runDir);
   const refs = new Map(layout.candidates.map((c) => [c.rel, c]));
   const targetRef = pointerTargetRef(layout, refs);
