@@ -18,7 +18,7 @@ type Via = "reduce" | "newobj" | "newobj_ex" | "inst" | "obj";
  * computes what Python would produce, without importing anything; anything not listed stays an inert object.
  */
 export function callBuiltin(callable: PyGlobal, args: PyValue[], via: Via): PyValue | undefined {
-  switch (`${callable.module}.${callable.name}`) {
+  switch (callable.qualified) {
     case "collections.OrderedDict":
       return dictFrom("collections.OrderedDict", args[0]);
     case "collections.Counter":

@@ -1,6 +1,7 @@
 import { ReaderError } from "../errors.js";
 import { callBuiltin } from "./builtins.js";
-import { decodeLatin1, decodeRawUnicodeEscape, decodeUtf8, escapeDecode } from "./text.js";
+import { findMemoReads } from "./memoReads.js";
+import { decodeLatin1, decodeRawUnicodeEscape, decodeUtf8, decodeUtf8Range, escapeDecode } from "./text.js";
 import {
   appendAll,
   dictSet,
@@ -12,6 +13,7 @@ import {
   type PyValue,
   pyDict,
   pyFloat,
+  pyGlobal,
   pyList,
   pyTuple,
   uniqueItems,
@@ -114,6 +116,9 @@ const PY2_NAMES: Record<string, [string, string]> = {
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** Stands in for a memoized value that no GET reads (see `findMemoReads`), so that it can be collected. */
+const UNREAD = Symbol("unread memo entry");
+
 function intValue(big: bigint): number | bigint {
   return big <= MAX_SAFE && big >= -MAX_SAFE ? Number(big) : big;
 }
@@ -176,6 +181,7 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
   const limits = { ...DEFAULT_PICKLE_LIMITS, ...options.limits };
   const hooks = options.hooks ?? {};
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const globals: GlobalReference[] = [];
   const trace = options.trace;
   // With a trace: the start offset of each item of the current MARK frame (kept in step after each opcode).
@@ -184,8 +190,9 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
   let poppedStarts: number[] = [];
   let markStart: number | undefined;
   // Picklers number memo entries 0, 1, 2, ...: an array holds them; a Map takes any index out of sequence.
-  const memoDense: PyValue[] = [];
-  const memoSparse = new Map<number, PyValue>();
+  const memoDense: Array<PyValue | typeof UNREAD> = [];
+  const memoSparse = new Map<number, PyValue | typeof UNREAD>();
+  const memoReads = findMemoReads(bytes, options.start ?? 0);
   let memoCount = 0;
   let stack: PyValue[] = [];
   const metastack: PyValue[][] = [];
@@ -289,13 +296,15 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
       );
     }
     if (!exists) memoCount++;
-    if (index <= memoDense.length) memoDense[index] = value;
-    else memoSparse.set(index, value);
+    const kept = memoReads === undefined || memoReads(index) ? value : UNREAD;
+    if (index <= memoDense.length) memoDense[index] = kept;
+    else memoSparse.set(index, kept);
   };
   const memoGet = (index: number): PyValue => {
     trace?.onMemo?.("get", index, opStart);
     const value = index < memoDense.length ? memoDense[index] : memoSparse.get(index);
     if (value === undefined) throw malformed(`memo key ${index} was never stored`);
+    if (value === UNREAD) throw new Error(`bug: memo key ${index} is read but findMemoReads missed it`);
     return value as PyValue;
   };
 
@@ -316,7 +325,7 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
       : { module, name, offset: opStart, opcode };
     globals.push(reference);
     trace?.onGlobal?.(reference);
-    return { kind: "global", module, name };
+    return pyGlobal(module, name);
   };
 
   const instantiate = (callable: PyValue, args: PyValue[], via: CallVia, kwargs?: PyDict): PyValue => {
@@ -524,19 +533,25 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
       case 0x58: {
         // BINUNICODE (1)
         const n = u32("BINUNICODE");
-        stack.push(decodeUtf8(take(n, "BINUNICODE"), pos));
+        need(n, "BINUNICODE");
+        stack.push(decodeUtf8Range(buffer, pos, pos + n));
+        pos += n;
         break;
       }
       case 0x8c: {
         // SHORT_BINUNICODE (4)
         const n = u8("SHORT_BINUNICODE");
-        stack.push(decodeUtf8(take(n, "SHORT_BINUNICODE"), pos));
+        need(n, "SHORT_BINUNICODE");
+        stack.push(decodeUtf8Range(buffer, pos, pos + n));
+        pos += n;
         break;
       }
       case 0x8d: {
         // BINUNICODE8 (4)
         const n = u64("BINUNICODE8");
-        stack.push(decodeUtf8(take(n, "BINUNICODE8"), pos));
+        need(n, "BINUNICODE8");
+        stack.push(decodeUtf8Range(buffer, pos, pos + n));
+        pos += n;
         break;
       }
       case 0x42: // BINBYTES (3): unsigned 32-bit length

@@ -1,3 +1,4 @@
+import { isAscii } from "node:buffer";
 import { ReaderError } from "../errors.js";
 
 /**
@@ -6,6 +7,21 @@ import { ReaderError } from "../errors.js";
  */
 
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * `bytes[start, end)` decoded as `decodeUtf8` does, without a view of the range: ASCII (nearly every key and
+ * class name) is sliced natively, which is several times faster than decoding a subarray.
+ */
+export function decodeUtf8Range(bytes: Buffer, start: number, end: number): string {
+  if (end - start <= 64) {
+    let i = start;
+    while (i < end && (bytes[i] as number) < 0x80) i++;
+    if (i === end) return bytes.toString("latin1", start, end);
+  } else if (isAscii(bytes.subarray(start, end))) {
+    return bytes.toString("latin1", start, end);
+  }
+  return decodeUtf8(bytes.subarray(start, end), start);
+}
 
 export function decodeUtf8(bytes: Uint8Array, offset: number): string {
   // Short ASCII strings dominate checkpoints (keys, class names): skip the decoder for them.
@@ -17,7 +33,7 @@ export function decodeUtf8(bytes: Uint8Array, offset: number): string {
         break;
       }
     }
-    if (ascii) return String.fromCharCode(...bytes);
+    if (ascii) return String.fromCharCode.apply(null, bytes as unknown as number[]);
   }
   try {
     return utf8Strict.decode(bytes);

@@ -48,7 +48,12 @@ export interface PyDict {
   readonly kind: "dict";
   readonly keys: PyValue[];
   readonly values: PyValue[];
-  /** Created on the first item: most dicts in a checkpoint are empty (every tensor's backward hooks). */
+  /**
+   * Position of each string key, created on the first one: most dicts in a checkpoint are empty (every
+   * tensor's backward hooks), and string keys are looked up as they are, without building a hash string.
+   */
+  stringIndex: Map<string, number> | undefined;
+  /** Position of each other hashable key, by `hashKey`. */
   index: Map<string, number> | undefined;
   /** `collections.OrderedDict`, `collections.Counter`, ... when built from such a class. */
   className: string | undefined;
@@ -67,6 +72,8 @@ export interface PyGlobal {
   readonly kind: "global";
   readonly module: string;
   readonly name: string;
+  /** `module.name`, made once: every REDUCE looks its callable up by it. */
+  readonly qualified: string;
 }
 
 /** What calling or instantiating something would have produced, described instead of done. */
@@ -157,7 +164,15 @@ export function pyList(items: PyValue[]): PyList {
 }
 
 export function pyDict(className?: string): PyDict {
-  return { kind: "dict", keys: [], values: [], index: undefined, className, attributes: undefined };
+  return {
+    kind: "dict",
+    keys: [],
+    values: [],
+    stringIndex: undefined,
+    index: undefined,
+    className,
+    attributes: undefined,
+  };
 }
 
 export function isBoxed<K extends PyBoxed["kind"]>(
@@ -208,15 +223,19 @@ export function hashKey(value: PyValue): string | undefined {
 
 /** Python `d[key] = value`: replaces the value of an equal key, else appends. */
 export function dictSet(dict: PyDict, key: PyValue, value: PyValue): void {
-  const hash = hashKey(key);
+  // A str never equals a non-str in Python, so string keys can live in an index of their own.
+  const isString = typeof key === "string";
+  const hash = isString ? key : hashKey(key);
   if (hash !== undefined) {
-    dict.index ??= new Map();
-    const at = dict.index.get(hash);
+    if (isString) dict.stringIndex ??= new Map();
+    else dict.index ??= new Map();
+    const index = (isString ? dict.stringIndex : dict.index) as Map<string, number>;
+    const at = index.get(hash);
     if (at !== undefined) {
       dict.values[at] = value;
       return;
     }
-    dict.index.set(hash, dict.keys.length);
+    index.set(hash, dict.keys.length);
   }
   dict.keys.push(key);
   dict.values.push(value);
@@ -224,13 +243,17 @@ export function dictSet(dict: PyDict, key: PyValue, value: PyValue): void {
 
 /** The value at a string key, or `undefined`. */
 export function dictGet(dict: PyDict, key: string): PyValue | undefined {
-  const at = dict.index?.get(`s${key}`);
+  const at = dict.stringIndex?.get(key);
   return at === undefined ? undefined : dict.values[at];
 }
 
 /** `module.name` of a global, for lookups in tables of known callables. */
 export function qualifiedName(value: PyGlobal): string {
-  return `${value.module}.${value.name}`;
+  return value.qualified;
+}
+
+export function pyGlobal(module: string, name: string): PyGlobal {
+  return { kind: "global", module, name, qualified: `${module}.${name}` };
 }
 
 /**

@@ -72,6 +72,9 @@ function asFloat(value: PyValue | undefined): number | undefined {
 
 function asIntTuple(value: PyValue | undefined): number[] | undefined {
   if (!isBoxed(value, "tuple") && !isBoxed(value, "list")) return undefined;
+  // Sizes and strides are small ints: share the tuple's items rather than copy them (one array per tensor
+  // fewer, which a 200,000-tensor state dict notices).
+  if (value.items.every(Number.isInteger)) return value.items as number[];
   const out: number[] = [];
   for (const item of value.items) {
     const n = asInt(item);
