@@ -116,15 +116,18 @@ export interface InspectOptions {
   readonly filter?: (path: KeyPath) => boolean;
 }
 
+function storageDescription(tensor: TorchTensor): TensorDescription["storage"] {
+  const { storage } = tensor;
+  return storage ? { key: storage.key, device: storage.device, sizeBytes: storage.sizeBytes } : null;
+}
+
 function describeTensor(tensor: TorchTensor): TensorDescription {
   return {
     dtype: tensor.dtype,
     shape: tensor.shape,
     stride: tensor.stride,
     offset: tensor.offset,
-    storage: tensor.storage
-      ? { key: tensor.storage.key, device: tensor.storage.device, sizeBytes: tensor.storage.sizeBytes }
-      : null,
+    storage: storageDescription(tensor),
   };
 }
 
@@ -161,24 +164,28 @@ function tensorReport(
   tensor: TorchTensor,
   options: InspectOptions,
 ): TensorReport {
-  const quantization = quantizationReport(checkpoint, tensor);
-  const report: TensorReport = {
+  // Built field by field rather than by spreading: a state dict can list hundreds of thousands of tensors.
+  const report: {
+    -readonly [K in keyof TensorReport]: TensorReport[K];
+  } = {
     path,
-    ...describeTensor(tensor),
+    dtype: tensor.dtype,
+    shape: tensor.shape,
+    stride: tensor.stride,
+    offset: tensor.offset,
+    storage: storageDescription(tensor),
     requiresGrad: tensor.requiresGrad,
     parameter: tensor.parameter,
     layout: tensor.layout,
-    ...(quantization ? { quantization } : {}),
-    ...(tensor.sparse
-      ? {
-          sparse: {
-            indices: describeTensor(tensor.sparse.indices),
-            values: describeTensor(tensor.sparse.values),
-          },
-        }
-      : {}),
-    ...(tensor.subclass ? { subclass: tensor.subclass } : {}),
   };
+  const quantization = quantizationReport(checkpoint, tensor);
+  if (quantization) report.quantization = quantization;
+  if (tensor.sparse)
+    report.sparse = {
+      indices: describeTensor(tensor.sparse.indices),
+      values: describeTensor(tensor.sparse.values),
+    };
+  if (tensor.subclass) report.subclass = tensor.subclass;
   if (options.hash) {
     if (tensor.sparse && report.sparse) {
       report.sparse.indices.sha256 = sha256Of(checkpoint, tensor.sparse.indices);

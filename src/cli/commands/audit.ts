@@ -6,6 +6,7 @@ import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
 import { renderAuditHtml } from "../render/auditHtml.js";
 import { renderAuditText } from "../render/auditText.js";
+import { writeJson } from "../render/json.js";
 
 export interface AuditCommandOptions {
   readonly json: boolean;
@@ -32,12 +33,13 @@ export async function runAudit(roots: string[], options: AuditCommandOptions, io
       ...(onProgress ? { onProgress } : {}),
     });
     if (options.html) writeFileSync(options.html, renderAuditHtml(report));
-    io.out(options.json ? `${JSON.stringify(report, null, 2)}\n` : renderAuditText(report, io.style));
+    if (options.json) writeJson(report, io.out);
+    else io.out(renderAuditText(report, io.style));
     return auditExitCode(report, options.failOn);
   } catch (error) {
     if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
     const report = errorReport(roots.join(" "), error);
-    if (options.json) io.out(`${JSON.stringify(report, null, 2)}\n`);
+    if (options.json) writeJson(report, io.out);
     else io.err(`${formatErrorLine(report)}\n`);
     return 2;
   }

@@ -7,6 +7,7 @@ import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
 import { exitCodeFor, type FailOn } from "../exitCode.js";
 import type { Output } from "../output.js";
 import { renderInspectText } from "../render/inspectText.js";
+import { writeJson } from "../render/json.js";
 
 export interface InspectCommandOptions {
   readonly json: boolean;
@@ -81,15 +82,14 @@ export function runInspect(target: string, options: InspectCommandOptions, io: O
       message: "the directory holds no checkpoint file",
       next: "pass a checkpoint file, or a directory that holds some",
     };
-    if (options.json) io.out(`${JSON.stringify(error, null, 2)}\n`);
+    if (options.json) writeJson(error, io.out);
     else io.err(`${formatErrorLine(error)}\n`);
     return 2;
   }
   if (options.json) {
     const payload = outcomes.map((o) => ("error" in o ? o.error : o.report));
-    io.out(
-      `${JSON.stringify(payload.length === 1 && target === (payload[0] as { file: string }).file ? payload[0] : payload, null, 2)}\n`,
-    );
+    const single = payload.length === 1 && target === (payload[0] as { file: string }).file;
+    writeJson(single ? payload[0] : payload, io.out, ["tensors"]);
   } else {
     outcomes.forEach((o, i) => {
       if ("error" in o) io.err(`${formatErrorLine(o.error)}\n`);

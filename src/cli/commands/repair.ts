@@ -7,6 +7,7 @@ import { type RepairFileResult, repairCheckpointFile } from "../../repair/repair
 import { type RunRepairResult, repairRun } from "../../repair/runRepair.js";
 import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
+import { writeJson } from "../render/json.js";
 
 export interface RepairCommandOptions {
   readonly output: string | undefined;
@@ -90,11 +91,8 @@ export async function runRepair(path: string, options: RepairCommandOptions, io:
     }
     if (isDir) {
       const result = await repairRun(path, { dryRun: options.dryRun });
-      io.out(
-        options.json
-          ? `${JSON.stringify({ schema: "ckpt.repair-run/1", ...result }, null, 2)}\n`
-          : renderRun(result),
-      );
+      if (options.json) writeJson({ schema: "ckpt.repair-run/1", ...result }, io.out);
+      else io.out(renderRun(result));
       return result.plan.choice ? 0 : 1;
     }
     const edits = fileEdits(path, options);
@@ -104,22 +102,20 @@ export async function runRepair(path: string, options: RepairCommandOptions, io:
       );
     if (options.output === undefined) throw usage("-o OUT is required: ckpt never modifies its input");
     if (options.dryRun) {
-      io.out(
-        `${JSON.stringify({ schema: "ckpt.repair/1", input: path, output: options.output, edits, dryRun: true }, null, 2)}\n`,
+      writeJson(
+        { schema: "ckpt.repair/1", input: path, output: options.output, edits, dryRun: true },
+        io.out,
       );
       return 0;
     }
     const result = repairCheckpointFile(path, options.output, edits);
-    io.out(
-      options.json
-        ? `${JSON.stringify({ schema: "ckpt.repair/1", ...result }, null, 2)}\n`
-        : renderFile(result),
-    );
+    if (options.json) writeJson({ schema: "ckpt.repair/1", ...result }, io.out);
+    else io.out(renderFile(result));
     return result.outcomes.some((o) => o.changed === 0) ? 1 : 0;
   } catch (error) {
     if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
     const report = errorReport(path, error);
-    if (options.json) io.out(`${JSON.stringify(report, null, 2)}\n`);
+    if (options.json) writeJson(report, io.out);
     else io.err(`${formatErrorLine(report)}\n`);
     return 2;
   }

@@ -2,6 +2,7 @@ import { planResume, type ResumePlan, type VerifyMode } from "../../inspect/runs
 import { ReaderError } from "../../reader/errors.js";
 import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
+import { writeJson } from "../render/json.js";
 import { renderResumePlanText } from "../render/resumePlanText.js";
 
 export interface ResumePlanCommandOptions {
@@ -28,12 +29,12 @@ export async function runResumePlan(
   } catch (error) {
     if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
     const report = errorReport(runDir, error);
-    if (options.json) io.out(`${JSON.stringify(report, null, 2)}\n`);
+    if (options.json) writeJson(report, io.out);
     else io.err(`${formatErrorLine(report)}\n`);
     return 2;
   }
   const written = options.write && write ? await write(plan) : [];
-  if (options.json) io.out(`${JSON.stringify(options.write ? { ...plan, written } : plan, null, 2)}\n`);
+  if (options.json) writeJson(options.write ? { ...plan, written } : plan, io.out);
   else io.out(renderResumePlanText(plan, written, io.style));
   return exitCodeForPlan(plan);
 }

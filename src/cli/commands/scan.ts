@@ -4,6 +4,7 @@ import { type ScanReport, scanReport } from "../../inspect/security/report.js";
 import { ReaderError } from "../../reader/errors.js";
 import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
+import { writeJson } from "../render/json.js";
 import type { Style } from "../style.js";
 
 /** Files `ckpt scan` looks at inside a tree: checkpoints and anything named like a pickle. */
@@ -69,7 +70,7 @@ export function runScan(paths: string[], options: { json: boolean }, io: Output)
     }
   }
   if (options.json) {
-    io.out(`${JSON.stringify(outcomes.length === 1 ? outcomes[0] : outcomes, null, 2)}\n`);
+    writeJson(outcomes.length === 1 ? outcomes[0] : outcomes, io.out);
   } else {
     for (const o of outcomes) {
       if (o.schema === "ckpt.error/1") io.err(`${formatErrorLine(o)}\n`);

@@ -1,0 +1,43 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { writeJson } from "../src/cli/render/json.js";
+
+function printed(value: unknown, oneLine: string[] = [], chunks: string[] = []): string {
+  writeJson(value, (text) => chunks.push(text), oneLine);
+  return chunks.join("");
+}
+
+describe("writeJson", () => {
+  it("prints exactly what JSON.stringify(value, null, 2) prints when no array is one-line", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        expect(printed(value)).toBe(`${JSON.stringify(value, null, 2)}\n`);
+      }),
+      { numRuns: 500 },
+    );
+    const odd = { a: undefined, b: [undefined, () => 1], c: new Date(0), d: { e: [] }, f: {} };
+    expect(printed(odd)).toBe(`${JSON.stringify(odd, null, 2)}\n`);
+  });
+
+  it("writes the items of the named arrays one per line, and parses back to the same value", () => {
+    fc.assert(
+      fc.property(fc.array(fc.jsonValue()), fc.jsonValue(), (items, other) => {
+        const value = { schema: "x", tensors: items, nested: [{ tensors: items, other }] };
+        const text = printed(value, ["tensors"]);
+        expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(value)));
+        for (const item of items) expect(text).toContain(`\n    ${JSON.stringify(item)}`);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("hands out a large report in pieces of about 1 MB", () => {
+    const tensors = Array.from({ length: 50_000 }, (_, i) => ({ path: [`layer.${i}`], shape: [i, 3] }));
+    const chunks: string[] = [];
+    const text = printed({ tensors }, ["tensors"], chunks);
+    // "{", "  \"tensors\": [", the items, "  ]", "}" and the empty string after the final newline
+    expect(text.split("\n")).toHaveLength(50_000 + 5);
+    expect(chunks.length).toBeGreaterThan(1);
+    for (const chunk of chunks.slice(0, -1)) expect(chunk.length).toBeLessThan(1.1 * 2 ** 20);
+  });
+});
