@@ -59,7 +59,7 @@ export async function main(argv: readonly string[], io: Output = processOutput):
       ) => {
         // Each command's modules load only when it runs: start-up is most of a small inspect's time.
         const { runInspect } = await import("./commands/inspect.js");
-        exitCode = runInspect(
+        exitCode = await runInspect(
           path,
           {
             json: options.json,

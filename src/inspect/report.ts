@@ -3,7 +3,8 @@ import { readdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { type Checkpoint, hasTensors, type TensorCheckpoint } from "../reader/checkpoint.js";
 import { dictGet, dictSet, isBoxed, type PyValue, pyDict, type TorchTensor } from "../reader/pickle/value.js";
-import { elementCount, smallTensorValues, tensorBytes } from "../reader/tensorData.js";
+import { type ByteRange, digestRanges } from "../reader/rangeDigest.js";
+import { contiguousByteRange, elementCount, smallTensorValues, tensorBytes } from "../reader/tensorData.js";
 import { elementSize } from "../reader/torch/dtypes.js";
 import { type Finding, messageOf, type Severity, severityOf } from "./findings.js";
 import { CONVENTIONS, type ConventionId, detectFileConvention } from "./resume/conventions.js";
@@ -114,6 +115,8 @@ export interface InspectOptions {
   readonly stats?: boolean;
   /** Keeps only tensors whose dotted key path matches. */
   readonly filter?: (path: KeyPath) => boolean;
+  /** sha256 already computed for some tensors (`tensorSha256s`); the others are hashed here. */
+  readonly sha256?: ReadonlyMap<TorchTensor, string>;
 }
 
 function storageDescription(tensor: TorchTensor): TensorDescription["storage"] {
@@ -131,7 +134,41 @@ function describeTensor(tensor: TorchTensor): TensorDescription {
   };
 }
 
-function sha256Of(checkpoint: TensorCheckpoint, tensor: TorchTensor): string {
+/**
+ * sha256 of every tensor `--hash` lists whose bytes are one plain range of the file, computed on two threads
+ * (`digestRanges`): hashing, not reading, bounds `--hash`. Pass the result as `InspectOptions.sha256`.
+ */
+export async function tensorSha256s(
+  checkpoint: Checkpoint,
+  filter?: (path: KeyPath) => boolean,
+): Promise<ReadonlyMap<TorchTensor, string>> {
+  if (!hasTensors(checkpoint)) return new Map();
+  const tensors = new Set<TorchTensor>();
+  for (const { path, tensor } of findTensors(checkpoint.root).tensors) {
+    if (filter && !filter(path)) continue;
+    if (tensor.sparse) tensors.add(tensor.sparse.indices).add(tensor.sparse.values);
+    else tensors.add(tensor);
+  }
+  const ranged: TorchTensor[] = [];
+  const ranges: ByteRange[] = [];
+  for (const tensor of tensors) {
+    const range = contiguousByteRange(checkpoint, tensor);
+    if (range) {
+      ranged.push(tensor);
+      ranges.push(range);
+    }
+  }
+  const digests = await digestRanges(checkpoint.source, ranges, "sha256");
+  return new Map(ranged.map((tensor, i) => [tensor, digests[i] as string]));
+}
+
+function sha256Of(
+  checkpoint: TensorCheckpoint,
+  tensor: TorchTensor,
+  known: InspectOptions["sha256"],
+): string {
+  const precomputed = known?.get(tensor);
+  if (precomputed !== undefined) return precomputed;
   const hash = createHash("sha256");
   for (const chunk of tensorBytes(checkpoint, tensor)) hash.update(chunk);
   return hash.digest("hex");
@@ -188,10 +225,10 @@ function tensorReport(
   if (tensor.subclass) report.subclass = tensor.subclass;
   if (options.hash) {
     if (tensor.sparse && report.sparse) {
-      report.sparse.indices.sha256 = sha256Of(checkpoint, tensor.sparse.indices);
-      report.sparse.values.sha256 = sha256Of(checkpoint, tensor.sparse.values);
+      report.sparse.indices.sha256 = sha256Of(checkpoint, tensor.sparse.indices, options.sha256);
+      report.sparse.values.sha256 = sha256Of(checkpoint, tensor.sparse.values, options.sha256);
     } else if (tensor.storage) {
-      report.sha256 = sha256Of(checkpoint, tensor);
+      report.sha256 = sha256Of(checkpoint, tensor, options.sha256);
     }
   }
   if (options.stats && tensor.storage && supportsStats(tensor.dtype))

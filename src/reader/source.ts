@@ -18,7 +18,18 @@ export interface ByteSource {
   readInto(target: Uint8Array, offset: number): Uint8Array;
   /** Throws `file-changed` when the underlying file was modified since it was opened. */
   assertUnchanged(): void;
+  /** Which file this is, for another thread that opens it by path (absent for in-memory sources). */
+  identity?(): FileIdentity;
   close(): void;
+}
+
+/** A file as another opener can recognise it. */
+export interface FileIdentity {
+  readonly path: string;
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
 }
 
 function outOfBounds(name: string, offset: number, length: number, size: number): ReaderError {
@@ -84,6 +95,11 @@ export class FileSource implements ByteSource {
       done += n;
     }
     return buffer;
+  }
+
+  identity(): FileIdentity {
+    const { dev, ino, size, mtimeMs } = fstatSync(this.fd);
+    return { path: this.name, dev, ino, size, mtimeMs };
   }
 
   assertUnchanged(): void {

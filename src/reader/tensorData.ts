@@ -66,6 +66,25 @@ function swapToLittle(chunk: Uint8Array, dtype: string): void {
 }
 
 /**
+ * Where a contiguous tensor's row-major bytes lie in the file, when they are one plain range (a stored record
+ * of a little-endian file): such a tensor can be hashed by any reader of the file, on any thread.
+ */
+export function contiguousByteRange(
+  checkpoint: TensorCheckpoint,
+  tensor: TorchTensor,
+): { offset: number; length: number } | undefined {
+  if (tensor.layout !== "strided" || !tensor.storage || checkpoint.byteOrder === "big") return undefined;
+  if (!isContiguous(tensor.shape, tensor.stride)) return undefined;
+  const located = checkpoint.locate(tensor.storage);
+  if (located?.kind !== "range") return undefined;
+  const size = elementSize(tensor.dtype);
+  const start = tensor.offset * size;
+  const length = elementCount(tensor.shape) * size;
+  if (start + length > located.length) return undefined; // tensorBytes reports it
+  return { offset: located.offset + start, length };
+}
+
+/**
  * The tensor's elements in row-major order, each as stored (little-endian): exactly the bytes of
  * `tensor.contiguous()` in torch. Streamed in chunks whose length is a multiple of the element size; a chunk's
  * memory is reused for the next one, so consume it (hash it, decode it) before asking for more.

@@ -1,6 +1,6 @@
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { globFilter, type InspectReport, inspectCheckpoint } from "../../inspect/report.js";
+import { globFilter, type InspectReport, inspectCheckpoint, tensorSha256s } from "../../inspect/report.js";
 import { ReaderError } from "../../reader/errors.js";
 import { openCheckpoint } from "../../reader/open.js";
 import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
@@ -20,14 +20,16 @@ export interface InspectCommandOptions {
 
 type Outcome = { readonly report: InspectReport } | { readonly error: ErrorReport };
 
-function inspectFile(path: string, options: InspectCommandOptions): Outcome {
+async function inspectFile(path: string, options: InspectCommandOptions): Promise<Outcome> {
   let checkpoint: ReturnType<typeof openCheckpoint> | undefined;
   try {
     checkpoint = openCheckpoint(path);
+    const filter = options.filter ? globFilter(options.filter) : undefined;
     const report = inspectCheckpoint(checkpoint, path, {
       hash: options.hash,
       stats: options.stats,
-      ...(options.filter ? { filter: globFilter(options.filter) } : {}),
+      ...(filter ? { filter } : {}),
+      ...(options.hash ? { sha256: await tensorSha256s(checkpoint, filter) } : {}),
     });
     // A trainer may still be writing the file: an answer about bytes that changed underneath would be wrong.
     checkpoint.source.assertUnchanged();
@@ -54,17 +56,17 @@ function checkpointFilesIn(dir: string): string[] {
     });
 }
 
-function outcomesFor(target: string, options: InspectCommandOptions): Outcome[] {
+async function outcomesFor(target: string, options: InspectCommandOptions): Promise<Outcome[]> {
   let isDir = false;
   try {
     isDir = statSync(target).isDirectory();
   } catch {
     // Missing paths fall through to inspectFile, which reports them with their code.
   }
-  if (!isDir) return [inspectFile(target, options)];
-  return checkpointFilesIn(target)
-    .map((path) => inspectFile(path, options))
-    .filter((o) => !("error" in o && o.error.code === "not-a-checkpoint"));
+  if (!isDir) return [await inspectFile(target, options)];
+  const outcomes: Outcome[] = [];
+  for (const path of checkpointFilesIn(target)) outcomes.push(await inspectFile(path, options));
+  return outcomes.filter((o) => !("error" in o && o.error.code === "not-a-checkpoint"));
 }
 
 function exitCodeOf(outcome: Outcome, failOn: FailOn): number {
@@ -72,8 +74,12 @@ function exitCodeOf(outcome: Outcome, failOn: FailOn): number {
 }
 
 /** `ckpt inspect FILE|DIR`: returns the exit code; prints through `io`. */
-export function runInspect(target: string, options: InspectCommandOptions, io: Output): number {
-  const outcomes = outcomesFor(target, options);
+export async function runInspect(
+  target: string,
+  options: InspectCommandOptions,
+  io: Output,
+): Promise<number> {
+  const outcomes = await outcomesFor(target, options);
   if (outcomes.length === 0) {
     const error: ErrorReport = {
       schema: "ckpt.error/1",

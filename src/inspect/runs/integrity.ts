@@ -1,7 +1,7 @@
 import type { Checkpoint } from "../../reader/checkpoint.js";
 import { ReaderError, type ReaderErrorCode } from "../../reader/errors.js";
 import { openCheckpoint } from "../../reader/open.js";
-import { crc32 } from "../../reader/zip/crc32.js";
+import { digestRanges } from "../../reader/rangeDigest.js";
 import type { ZipArchive } from "../../reader/zip.js";
 
 /**
@@ -75,26 +75,19 @@ function pickleCrcProblem(checkpoint: Checkpoint): FileProblem | undefined {
   };
 }
 
-const VERIFY_CHUNK = 4 * 1024 * 1024;
-
-/** CRC of a stored record, read through one reused buffer (no async steps, no allocation per chunk). */
-function storedCrc(archive: ZipArchive, entry: ZipArchive["entries"][number], buffer: Buffer): number {
-  const start = archive.dataOffset(entry);
-  let crc = 0;
-  for (let done = 0; done < entry.uncompressedSize; done += buffer.length) {
-    const size = Math.min(buffer.length, entry.uncompressedSize - done);
-    crc = crc32(archive.source.readInto(buffer.subarray(0, size), start + done), crc);
-  }
-  return crc;
-}
-
+/** Streams every record through its CRC: stored records on up to two threads, deflated ones here. */
 async function allCrcProblem(archive: ZipArchive): Promise<FileProblem | undefined> {
-  const buffer = Buffer.allocUnsafe(VERIFY_CHUNK);
-  for (const entry of archive.entries) {
-    // CRC 0 on a non-empty record means "not computed" (torch 2.6 can skip it): nothing to check.
-    if (entry.crc32 === 0 && entry.uncompressedSize > 0) continue;
-    const stored = entry.method === 0 && !entry.encrypted;
-    const actual = stored ? storedCrc(archive, entry, buffer) : (await archive.verifyCrc(entry)).actual;
+  // CRC 0 on a non-empty record means "not computed" (torch 2.6 can skip it): nothing to check.
+  const checked = archive.entries.filter((e) => !(e.crc32 === 0 && e.uncompressedSize > 0));
+  const stored = checked.filter((e) => e.method === 0 && !e.encrypted);
+  const storedCrcs = await digestRanges(
+    archive.source,
+    stored.map((e) => ({ offset: archive.dataOffset(e), length: e.uncompressedSize })),
+    "crc32",
+  );
+  const actualOf = new Map(stored.map((e, i) => [e, storedCrcs[i]]));
+  for (const entry of checked) {
+    const actual = actualOf.has(entry) ? actualOf.get(entry) : (await archive.verifyCrc(entry)).actual;
     if (actual !== entry.crc32) {
       return {
         code: "zip-crc-mismatch",

@@ -1,0 +1,21 @@
+import { parentPort, workerData } from "node:worker_threads";
+import { digestRangesHere, type WorkerJob, type WorkerResult } from "./rangeDigest.js";
+import { FileSource } from "./source.js";
+
+/** The second thread of `digestRanges`: opens the file, checks it is the one the caller has open, digests. */
+function run(job: WorkerJob): WorkerResult {
+  let source: FileSource | undefined;
+  try {
+    source = FileSource.open(job.identity.path);
+    const identity = source.identity();
+    const same = (["dev", "ino", "size", "mtimeMs"] as const).every((k) => identity[k] === job.identity[k]);
+    if (!same) return { changed: true };
+    return { digests: digestRangesHere(source, job.ranges, job.kind) };
+  } catch (error) {
+    return { error: error instanceof Error ? error.message : String(error) };
+  } finally {
+    source?.close();
+  }
+}
+
+parentPort?.postMessage(run(workerData as WorkerJob));
