@@ -4,7 +4,7 @@
 //
 //   node bench/cpuprof.mjs inspect FILE --json        prints the top 12
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,7 +16,11 @@ export function profileCkpt(args, top = 12) {
   const dir = mkdtempSync(join(tmpdir(), "ckpt-prof-"));
   try {
     const flags = ["--cpu-prof", "--cpu-prof-dir", dir, "--cpu-prof-interval", "200"];
-    spawnSync(process.execPath, [...flags, process.env.CKPT_BIN ?? join(root, "bin", "ckpt.js"), ...args], {
+    // The unbundled modules (dist/cli) rather than bin/ckpt.js's bundle, so that profiles name source files.
+    const launcher = join(dir, "ckpt.mjs");
+    const main = JSON.stringify(join(root, "dist", "cli", "main.js"));
+    writeFileSync(launcher, `import { main } from ${main};\nprocess.exitCode = await main(process.argv);\n`);
+    spawnSync(process.execPath, [...flags, process.env.CKPT_BIN ?? launcher, ...args], {
       stdio: "ignore",
     });
     const files = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"));
