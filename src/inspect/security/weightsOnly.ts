@@ -180,7 +180,8 @@ export function judgeWeightsOnly(scan: FileScan): WeightsOnlyVerdict {
   }
   const names = new Set(blocked.keys());
   const paths = new Map<string, KeyPath[]>();
-  for (const pickle of executed) {
+  // Locating blocked classes walks the whole object: not worth it when nothing is blocked (the usual case).
+  for (const pickle of names.size > 0 ? executed : []) {
     for (const [name, list] of pathsOf(pickle.root, names))
       paths.set(name, [...(paths.get(name) ?? []), ...list].slice(0, MAX_PATHS));
   }
