@@ -10,8 +10,9 @@ import { crc32 } from "./zip/crc32.js";
  * CRC-32 or SHA-256 of byte ranges of one file (`--verify`'s records, `--hash`'s contiguous tensors), on two
  * threads when there is enough to read. Measured on this 2-core machine, warm page cache: reading alone runs
  * at ~9 GB/s, CRC-32 at ~3.8 GB/s and SHA-256 at ~1.6 GB/s per thread, so the digest bounds the speed and a
- * second thread nearly doubles it. The worker opens the file by path and first checks that it is the same
- * file (device, inode, size, mtime) that this thread has open.
+ * second thread nearly doubles it. Both threads take ranges from a shared counter, so this thread starts at
+ * once and the worker joins when it has booted (~30 ms). The worker opens the file by path and first checks
+ * that it is the same file (device, inode, size, mtime) that this thread has open.
  */
 
 export interface ByteRange {
@@ -36,35 +37,79 @@ export function digestRangesHere<K extends DigestKind>(
   ranges: readonly ByteRange[],
   kind: K,
 ): Digests<K> {
+  const shared = sharedWork(ranges.length, kind);
+  takeRanges(source, ranges, shared);
+  return results(shared, kind);
+}
+
+/**
+ * What both threads share: the next range to take (each thread takes ranges until none is left, so the
+ * thread that starts first or reads faster does more), a done flag per range, and the digests.
+ */
+export interface SharedWork {
+  readonly kind: DigestKind;
+  /** [0]: the index of the next untaken range; then one done flag per range. */
+  readonly control: Int32Array;
+  /** CRC-32: 4 bytes per range; SHA-256: 32. */
+  readonly digests: Uint8Array;
+}
+
+function sharedWork(count: number, kind: DigestKind): SharedWork {
+  return {
+    kind,
+    control: new Int32Array(new SharedArrayBuffer(4 * (count + 1))),
+    digests: new Uint8Array(new SharedArrayBuffer(count * (kind === "crc32" ? 4 : 32))),
+  };
+}
+
+/** Digests ranges for as long as some are untaken (`only`: just these indices, ignoring the counter). */
+export function takeRanges(
+  source: Pick<ByteSource, "readInto">,
+  ranges: readonly ByteRange[],
+  work: SharedWork,
+  only?: readonly number[],
+): void {
   const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-  const out: Array<number | string> = [];
-  for (const { offset, length } of ranges) {
+  const view = new DataView(work.digests.buffer);
+  for (let k = 0; ; k++) {
+    const i = only ? only[k] : Atomics.add(work.control, 0, 1);
+    if (i === undefined || i >= ranges.length) return;
+    const { offset, length } = ranges[i] as ByteRange;
     let crc = 0;
-    const hash = kind === "sha256" ? createHash("sha256") : undefined;
+    const hash = work.kind === "sha256" ? createHash("sha256") : undefined;
     for (let done = 0; done < length; done += CHUNK_BYTES) {
       const chunk = source.readInto(buffer.subarray(0, Math.min(CHUNK_BYTES, length - done)), offset + done);
       if (hash) hash.update(chunk);
       else crc = crc32(chunk, crc);
     }
-    out.push(hash ? hash.digest("hex") : crc);
+    if (hash) work.digests.set(hash.digest(), i * 32);
+    else view.setUint32(i * 4, crc);
+    Atomics.store(work.control, i + 1, 1);
   }
+}
+
+function results<K extends DigestKind>(work: SharedWork, kind: K): Digests<K> {
+  const count = work.control.length - 1;
+  const view = new DataView(work.digests.buffer);
+  const out = Array.from({ length: count }, (_, i) =>
+    kind === "crc32"
+      ? view.getUint32(i * 4)
+      : Buffer.from(work.digests.subarray(i * 32, i * 32 + 32)).toString("hex"),
+  );
   return out as Digests<K>;
 }
 
 export interface WorkerJob {
   readonly identity: FileIdentity;
   readonly ranges: readonly ByteRange[];
-  readonly kind: DigestKind;
+  readonly work: SharedWork;
 }
 
-export type WorkerResult =
-  | { readonly digests: Array<number | string> }
-  | { readonly changed: true }
-  | { readonly error: string };
+export type WorkerResult = { readonly done: true } | { readonly changed: true } | { readonly error: string };
 
 /**
  * Digests of `ranges` of the file behind `source`. When they total at least 256 MiB and the source is a file,
- * the later half (by bytes) goes to a worker thread while this thread does the first half.
+ * a worker thread takes ranges too, as soon as it has started.
  * @throws ReaderError `file-changed` when the worker finds another file at the path, and what reads throw.
  */
 export async function digestRanges<K extends DigestKind>(
@@ -77,26 +122,24 @@ export async function digestRanges<K extends DigestKind>(
   if (!identity || total < PARALLEL_MIN_BYTES || ranges.length < 2 || !existsSync(fileURLToPath(WORKER)))
     return digestRangesHere(source, ranges, kind);
 
-  let split = 0;
-  for (let bytes = 0; split < ranges.length && bytes < total / 2; split++)
-    bytes += (ranges[split] as ByteRange).length;
-  const later = ranges.slice(split);
-  const job: WorkerJob = { identity, ranges: later, kind };
+  const work = sharedWork(ranges.length, kind);
+  const job: WorkerJob = { identity, ranges, work };
   const worker = new Worker(WORKER, { workerData: job });
-  const result = new Promise<WorkerResult>((resolve) => {
+  const answer = new Promise<WorkerResult>((resolve) => {
     worker.once("message", resolve);
     worker.once("error", (error) => resolve({ error: error.message }));
     worker.once("exit", () => resolve({ error: "the worker exited without an answer" }));
   });
   try {
-    const first = digestRangesHere(source, ranges.slice(0, split), kind);
-    const answer = await result;
-    if ("changed" in answer) {
+    takeRanges(source, ranges, work);
+    const result = await answer;
+    if ("changed" in result) {
       throw new ReaderError("file-changed", `${source.name} changed while being read`, { file: source.name });
     }
-    // A worker that could not run costs time, not the answer: this thread reads its half too.
-    const rest = "digests" in answer ? answer.digests : digestRangesHere(source, later, kind);
-    return [...first, ...rest] as Digests<K>;
+    // A worker that failed costs time, not the answer: this thread digests what it left undone.
+    const undone = ranges.map((_, i) => i).filter((i) => Atomics.load(work.control, i + 1) === 0);
+    takeRanges(source, ranges, work, undone);
+    return results(work, kind);
   } finally {
     await worker.terminate();
   }

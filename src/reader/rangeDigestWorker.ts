@@ -1,8 +1,8 @@
 import { parentPort, workerData } from "node:worker_threads";
-import { digestRangesHere, type WorkerJob, type WorkerResult } from "./rangeDigest.js";
+import { takeRanges, type WorkerJob, type WorkerResult } from "./rangeDigest.js";
 import { FileSource } from "./source.js";
 
-/** The second thread of `digestRanges`: opens the file, checks it is the one the caller has open, digests. */
+/** The second thread of `digestRanges`: opens the file, checks it is the caller's, takes ranges until none is left. */
 function run(job: WorkerJob): WorkerResult {
   let source: FileSource | undefined;
   try {
@@ -10,7 +10,8 @@ function run(job: WorkerJob): WorkerResult {
     const identity = source.identity();
     const same = (["dev", "ino", "size", "mtimeMs"] as const).every((k) => identity[k] === job.identity[k]);
     if (!same) return { changed: true };
-    return { digests: digestRangesHere(source, job.ranges, job.kind) };
+    takeRanges(source, job.ranges, job.work);
+    return { done: true };
   } catch (error) {
     return { error: error instanceof Error ? error.message : String(error) };
   } finally {
