@@ -158,6 +158,37 @@ describe("--write", () => {
     expect(readFileSync(join(run, "last_checkpoint"), "utf8")).toBe(join(run, "epoch_2.pth"));
   });
 
+  it("a moved mmengine run: its pointer still names the old absolute path; the plan finds it here", async () => {
+    const run = copyRun("mmengine_run");
+    // As a run copied off a cluster reads: mmengine wrote the cluster's absolute path.
+    const old = "/nonexistent-cluster/scratch/work_dirs/mmengine_run/epoch_2.pth";
+    writeFileSync(join(run, "last_checkpoint"), old);
+    const { out } = await ckpt("resume-plan", run, "--json");
+    const plan = JSON.parse(out);
+    expect(plan.pointer).toMatchObject({ status: "moved", movedTo: "epoch_2.pth", content: old });
+    expect(plan.framework.outcome).toBe("crashes"); // mmengine opens the old path: FileNotFoundError
+    expect(plan.choice.file).toBe("epoch_2.pth");
+    const finding = plan.findings.find((f: { code: string }) => f.code === "pointer-problem");
+    expect(finding.message).toContain("moved or copied");
+    expect(finding.message).toContain("epoch_2.pth");
+
+    const written = JSON.parse((await ckpt("resume-plan", run, "--write", "--json")).out).written as string[];
+    expect(readFileSync(join(run, "last_checkpoint"), "utf8")).toBe(join(run, "epoch_2.pth"));
+    const backup = written.find((name) => name.endsWith(".bak"));
+    expect(backup).toMatch(/^last_checkpoint\..*\.bak$/);
+    expect(readFileSync(join(run, backup as string), "utf8")).toBe(old);
+    const again = JSON.parse((await ckpt("resume-plan", run, "--json")).out);
+    expect(again.pointer.status).toBe("ok");
+  });
+
+  it("a gone absolute pointer whose path names nothing in the run stays dangling", async () => {
+    const run = copyRun("mmengine_run");
+    writeFileSync(join(run, "last_checkpoint"), "/nonexistent-cluster/work_dirs/other_run/epoch_7.pth");
+    const plan = JSON.parse((await ckpt("resume-plan", run, "--json")).out);
+    expect(plan.pointer.status).toBe("dangling");
+    expect(plan.pointer.movedTo).toBeUndefined();
+  });
+
   it("a healthy run gets a manifest and nothing else", async () => {
     const run = copyRun("fvcore_healthy");
     const before = hashTree(run);

@@ -163,6 +163,8 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
           return `${f.file}${named}, but a newer valid checkpoint exists`;
         case "escapes-run-dir":
           return `${f.file}${named}, outside the run directory (a moved work_dir?)`;
+        case "moved":
+          return `${f.file}${named}, which is gone: the run directory was moved or copied, so the framework's resume fails (FileNotFoundError); the same checkpoint is here as ${f.detail} (\`ckpt resume-plan --write\` points ${f.file} at it)`;
       }
     },
   },

@@ -6,8 +6,9 @@ import { writeFileAtomic } from "./atomicWrite.js";
 
 /**
  * `ckpt resume-plan --write`: the resume manifest, and a corrected pointer when the run's pointer is missing,
- * dangling or names a broken file. Pointers are written byte-compatible with the framework that reads them;
- * the old pointer is kept as a backup; nothing outside the run directory is ever written.
+ * dangling, names a broken file or still names where a moved run used to be. Pointers are written
+ * byte-compatible with the framework that reads them; the old pointer is kept as a backup; nothing outside
+ * the run directory is ever written.
  */
 export const MANIFEST_NAME = "resume-manifest.json";
 
@@ -17,6 +18,7 @@ const REWRITE: ReadonlySet<PointerStatus> = new Set([
   "truncated-target",
   "corrupt-target",
   "not-a-checkpoint",
+  "moved",
 ]);
 
 /** What the framework expects in its pointer file (conventions.md, "Pointer-file content formats"). */

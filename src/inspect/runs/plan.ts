@@ -1,5 +1,5 @@
 import { existsSync, statSync } from "node:fs";
-import { basename, relative, resolve } from "node:path";
+import { basename, isAbsolute, relative, resolve, sep } from "node:path";
 import { ReaderError } from "../../reader/errors.js";
 import { readPointer } from "../../reader/pointer.js";
 import { FileSource } from "../../reader/source.js";
@@ -22,13 +22,16 @@ export type PointerStatus =
   | "corrupt-target"
   | "not-a-checkpoint"
   | "stale"
-  | "escapes-run-dir";
+  | "escapes-run-dir"
+  | "moved";
 
 export interface PointerReport {
   readonly file: string;
   readonly content: string | null;
   readonly target: string | null;
   readonly status: PointerStatus;
+  /** With status "moved": the checkpoint in this run directory that the pointer's old path named. */
+  readonly movedTo?: string;
 }
 
 export interface Choice {
@@ -128,14 +131,35 @@ function pointerTargetRef(layout: RunLayout, refs: Map<string, CandidateRef>): C
   return ref;
 }
 
+/**
+ * The checkpoint a gone pointer target became when the run directory was moved or copied (a cluster's
+ * /scratch/.../work_dirs/x to a laptop): mmengine writes absolute paths into last_checkpoint, so the copy's
+ * pointer still names the old place, and mmengine's own resume fails with FileNotFoundError. The longest
+ * tail of the old path that names a checkpoint here is what the pointer meant.
+ */
+function movedTarget(layout: RunLayout, ordered: readonly CandidateReport[]): CandidateReport | undefined {
+  const target = layout.pointer?.target;
+  if (!target || !isAbsolute(target) || existsSync(target)) return undefined;
+  if (!relative(layout.runDir, target).startsWith("..")) return undefined;
+  const segments = target.split(sep).filter((part) => part !== "");
+  for (let start = 0; start < segments.length; start++) {
+    const tail = segments.slice(start).join("/");
+    const found = ordered.find((c) => c.file === tail);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 function pointerStatus(
   layout: RunLayout,
   target: CandidateReport | undefined,
   ordered: readonly CandidateReport[],
+  moved: CandidateReport | undefined,
 ): PointerStatus | undefined {
   const pointer = layout.pointer;
   if (!pointer) return undefined;
   if (!pointer.exists) return "missing";
+  if (moved) return "moved";
   if (!target || !pointer.target || !existsSync(pointer.target)) return "dangling";
   if (relative(layout.runDir, resolve(pointer.target)).startsWith("..")) return "escapes-run-dir";
   switch (target.status) {
@@ -281,7 +305,8 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
   const configFile = options.configFile ?? findRunConfig(runDir);
   const config = configFile ? readTrainingConfig(configFile) : null;
   const target = targetRef ? reports.get(targetRef.rel) : undefined;
-  const status = pointerStatus(layout, target, ordered);
+  const moved = movedTarget(layout, ordered);
+  const status = pointerStatus(layout, target, ordered, moved);
   // The pointer target is reported among candidates only when it is one (a log file named by a pointer is not).
   const candidates = ordered.filter((c) => c !== target || layout.candidates.some((r) => r.rel === c.file));
   const choice = chosen ? choiceOf(chosen, layout.convention) : null;
@@ -292,7 +317,17 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
     maxIter: config?.maxIter,
   });
 
-  const findings = planFindings({ layout, status, target, ordered, choice, framework, config, runDir });
+  const findings = planFindings({
+    layout,
+    status,
+    target,
+    moved,
+    ordered,
+    choice,
+    framework,
+    config,
+    runDir,
+  });
   const convention = refineConvention(layout.convention, ordered);
   const rule = CONVENTIONS[convention];
   return {
@@ -308,6 +343,7 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
             content: layout.pointer.content ?? null,
             target: layout.pointer.target ? relative(runDir, resolve(layout.pointer.target)) : null,
             status,
+            ...(moved ? { movedTo: moved.file } : {}),
           }
         : null,
     candidates,
@@ -326,6 +362,7 @@ interface FindingInputs {
   readonly layout: RunLayout;
   readonly status: PointerStatus | undefined;
   readonly target: CandidateReport | undefined;
+  readonly moved: CandidateReport | undefined;
   readonly ordered: readonly CandidateReport[];
   readonly choice: Choice | null;
   readonly framework: FrameworkResume | null;
@@ -342,7 +379,7 @@ function planFindings(i: FindingInputs): Finding[] {
       file: pointerFile,
       status: i.status,
       target: i.layout.pointer?.content?.trim() ?? null,
-      detail: i.target?.problem?.message ?? null,
+      detail: i.moved ? i.moved.file : (i.target?.problem?.message ?? null),
     });
   }
   for (const c of i.ordered) {
