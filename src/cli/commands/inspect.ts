@@ -6,7 +6,6 @@ import { openCheckpoint } from "../../reader/open.js";
 import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
 import { exitCodeFor, type FailOn } from "../exitCode.js";
 import type { Output } from "../output.js";
-import { renderInspectText } from "../render/inspectText.js";
 import { writeJson } from "../render/json.js";
 
 export interface InspectCommandOptions {
@@ -97,6 +96,8 @@ export async function runInspect(
     const single = payload.length === 1 && target === (payload[0] as { file: string }).file;
     writeJson(single ? payload[0] : payload, io.out, ["tensors"]);
   } else {
+    // The tables (cli-table3) load only for people: machines asking for --json skip them.
+    const { renderInspectText } = await import("../render/inspectText.js");
     outcomes.forEach((o, i) => {
       if ("error" in o) io.err(`${formatErrorLine(o.error)}\n`);
       else
