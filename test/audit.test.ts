@@ -126,6 +126,13 @@ describe("ckpt audit", () => {
     expect(out.includes(String.fromCharCode(27))).toBe(false); // no colour unless on a terminal
   });
 
+  it("a lone file gets the file table and a summary without an empty runs table", async () => {
+    const { out } = await ckpt("audit", join(SAMPLES_DIR, "torch2", "state_dict.pt"));
+    expect(out).not.toContain("newest checkpoint");
+    expect(out).toMatch(/│ loose file\s+│ format/);
+    expect(out.trim().split("\n").at(-1)).toBe("1 loose checkpoint file");
+  });
+
   it("--html writes one self-contained file", async () => {
     const html = join(scratch, "report.html");
     await ckpt("audit", outputs, "--html", html);

@@ -27,9 +27,11 @@ export function summaryLine(summary: AuditSummary): string {
   if (summary.brokenNewest > 0) parts.push(`${summary.brokenNewest} with a broken newest checkpoint`);
   if (summary.frameworkGoesWrong > 0)
     parts.push(`${summary.frameworkGoesWrong} where the framework's own resume goes wrong`);
-  const files =
-    summary.files > 0 ? `; ${summary.files} loose checkpoint file${summary.files === 1 ? "" : "s"}` : "";
-  return `${summary.runs} run${summary.runs === 1 ? "" : "s"}: ${parts.join(", ")}${files}`;
+  const files = `${summary.files} loose checkpoint file${summary.files === 1 ? "" : "s"}`;
+  // Files alone (`ckpt audit FILE`): "0 runs: 0 resumable" would only be noise.
+  if (summary.runs === 0 && summary.files > 0) return files;
+  const runs = `${summary.runs} run${summary.runs === 1 ? "" : "s"}: ${parts.join(", ")}`;
+  return summary.files > 0 ? `${runs}; ${files}` : runs;
 }
 
 /** The run's verdict in one word: its choice's verdict, or "finished" when resuming would train nothing. */
@@ -78,7 +80,7 @@ export function renderAuditText(report: AuditReport, style: Style): string {
       problems(plan),
     ]);
   }
-  const lines = [table.toString()];
+  const lines = report.runs.length > 0 ? [table.toString()] : [];
   if (report.files.length > 0) {
     const files = new Table({
       head: ["loose file", "format", "status", "verdict"],
