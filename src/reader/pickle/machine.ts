@@ -218,6 +218,13 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
     pos += n;
     return out;
   };
+  /** The next `n` bytes as a str (BINUNICODE and its short and 8-byte forms), sliced without a view. */
+  const utf8 = (n: number, what: string): string => {
+    need(n, what);
+    const text = decodeUtf8Range(buffer, pos, pos + n);
+    pos += n;
+    return text;
+  };
   const readLine = (what: string): Uint8Array => {
     const end = bytes.indexOf(0x0a, pos);
     if (end < 0) throw truncated(what);
@@ -530,30 +537,15 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
       case 0x56: // UNICODE (0)
         stack.push(decodeRawUnicodeEscape(readLine("UNICODE"), opStart));
         break;
-      case 0x58: {
-        // BINUNICODE (1)
-        const n = u32("BINUNICODE");
-        need(n, "BINUNICODE");
-        stack.push(decodeUtf8Range(buffer, pos, pos + n));
-        pos += n;
+      case 0x58: // BINUNICODE (1)
+        stack.push(utf8(u32("BINUNICODE"), "BINUNICODE"));
         break;
-      }
-      case 0x8c: {
-        // SHORT_BINUNICODE (4)
-        const n = u8("SHORT_BINUNICODE");
-        need(n, "SHORT_BINUNICODE");
-        stack.push(decodeUtf8Range(buffer, pos, pos + n));
-        pos += n;
+      case 0x8c: // SHORT_BINUNICODE (4)
+        stack.push(utf8(u8("SHORT_BINUNICODE"), "SHORT_BINUNICODE"));
         break;
-      }
-      case 0x8d: {
-        // BINUNICODE8 (4)
-        const n = u64("BINUNICODE8");
-        need(n, "BINUNICODE8");
-        stack.push(decodeUtf8Range(buffer, pos, pos + n));
-        pos += n;
+      case 0x8d: // BINUNICODE8 (4)
+        stack.push(utf8(u64("BINUNICODE8"), "BINUNICODE8"));
         break;
-      }
       case 0x42: // BINBYTES (3): unsigned 32-bit length
         stack.push({ kind: "bytes", value: take(u32("BINBYTES"), "BINBYTES"), mutable: false });
         break;
