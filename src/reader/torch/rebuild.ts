@@ -198,28 +198,13 @@ function sparseTensor(
 ): TorchTensor | undefined {
   const layout = typeof layoutArg === "string" ? SPARSE_LAYOUTS[layoutArg] : undefined;
   if (!layout || !isBoxed(data, "tuple")) return undefined;
-  if (layout === "sparse_coo") {
-    const [indicesArg, valuesArg, sizeArg] = data.items;
-    const indices = asTensor(indicesArg);
-    const values = asTensor(valuesArg);
-    const shape = asIntTuple(sizeArg);
-    if (!indices || !values || !shape) return undefined;
-    return tensor({
-      dtype: values.dtype,
-      shape,
-      stride: [],
-      offset: 0,
-      storage: null,
-      requiresGrad: false,
-      rebuild: name,
-      layout,
-      sparse: { indices, values },
-    });
-  }
-  // Compressed layouts: (compressed_indices, plain_indices, values, size).
-  const values = asTensor(data.items[2]);
-  const shape = asIntTuple(data.items[3]);
-  if (!values || !shape) return undefined;
+  // COO: (indices, values, size); compressed layouts: (compressed_indices, plain_indices, values, size).
+  const coo = layout === "sparse_coo";
+  const [first, second, third, fourth] = data.items;
+  const indices = coo ? asTensor(first) : undefined;
+  const values = asTensor(coo ? second : third);
+  const shape = asIntTuple(coo ? third : fourth);
+  if (!values || !shape || (coo && !indices)) return undefined;
   return tensor({
     dtype: values.dtype,
     shape,
@@ -229,6 +214,7 @@ function sparseTensor(
     requiresGrad: false,
     rebuild: name,
     layout,
+    ...(indices ? { sparse: { indices, values } } : {}),
   });
 }
 
