@@ -9,10 +9,11 @@ import { ReaderError } from "../errors.js";
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * `bytes[start, end)` decoded as `decodeUtf8` does, without a view of the range: ASCII (nearly every key and
- * class name) is sliced natively, which is several times faster than decoding a subarray.
+ * `bytes[start, end)` as a Python str, without a view of the range when it is ASCII (nearly every key and
+ * class name), which is sliced natively: several times faster than decoding a subarray. Errors name byte
+ * `errorOffset + i`.
  */
-export function decodeUtf8Range(bytes: Buffer, start: number, end: number): string {
+export function decodeUtf8Range(bytes: Buffer, start: number, end: number, errorOffset = start): string {
   if (end - start <= 64) {
     let i = start;
     while (i < end && (bytes[i] as number) < 0x80) i++;
@@ -20,26 +21,22 @@ export function decodeUtf8Range(bytes: Buffer, start: number, end: number): stri
   } else if (isAscii(bytes.subarray(start, end))) {
     return bytes.toString("latin1", start, end);
   }
-  return decodeUtf8(bytes.subarray(start, end), start);
+  const range = bytes.subarray(start, end);
+  try {
+    return utf8Strict.decode(range);
+  } catch {
+    return decodeUtf8SurrogatePass(range, errorOffset);
+  }
 }
 
+/** `bytes` as a Python str; errors name byte `offset + i`. */
 export function decodeUtf8(bytes: Uint8Array, offset: number): string {
-  // Short ASCII strings dominate checkpoints (keys, class names): skip the decoder for them.
-  if (bytes.length < 64) {
-    let ascii = true;
-    for (let i = 0; i < bytes.length; i++) {
-      if ((bytes[i] as number) >= 0x80) {
-        ascii = false;
-        break;
-      }
-    }
-    if (ascii) return String.fromCharCode.apply(null, bytes as unknown as number[]);
-  }
-  try {
-    return utf8Strict.decode(bytes);
-  } catch {
-    return decodeUtf8SurrogatePass(bytes, offset);
-  }
+  return decodeUtf8Range(
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    0,
+    bytes.length,
+    offset,
+  );
 }
 
 /** UTF-8 that also accepts encoded surrogates (ED A0..BF xx), as Python's `surrogatepass` does. */
