@@ -1,10 +1,9 @@
-import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { findRuns } from "../src/inspect/runs/audit.js";
-import { ckpt } from "./helpers/cli.js";
+import { ckpt, ckptBinary } from "./helpers/cli.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 
 /** `ckpt audit`: the walk, the JSON contract, CI exit codes, --verify, and the people table. */
@@ -103,13 +102,8 @@ describe("ckpt audit", () => {
   });
 
   it("the built CLI's worker threads (--verify --jobs 2) give the same report as one thread", () => {
-    const bin = join(import.meta.dirname, "..", "bin", "ckpt.js");
     const run = (jobs: string) => {
-      const result = spawnSync(
-        process.execPath,
-        [bin, "audit", outputs, "--json", "--verify", "--jobs", jobs],
-        { encoding: "utf8" },
-      );
+      const result = ckptBinary(["audit", outputs, "--json", "--verify", "--jobs", jobs]);
       expect(result.status).toBe(1);
       return JSON.parse(result.stdout);
     };

@@ -1,10 +1,9 @@
-import { spawnSync } from "node:child_process";
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { TorchZipWriter } from "../src/repair/zipWriter.js";
-import { ckpt } from "./helpers/cli.js";
+import { ckpt, ckptBinary } from "./helpers/cli.js";
 import { stateDictPickle } from "./helpers/pickleWriter.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 
@@ -262,13 +261,10 @@ describe("options", () => {
 
 describe("the installed binary", () => {
   it("runs from bin/ckpt.js with real exit codes and no stack traces", () => {
-    const bin = join(import.meta.dirname, "..", "bin", "ckpt.js");
-    const ok = spawnSync(process.execPath, [bin, "inspect", sample("torch1/state_dict.pt")], {
-      encoding: "utf8",
-    });
+    const ok = ckptBinary(["inspect", sample("torch1/state_dict.pt")]);
     expect(ok.status).toBe(0);
     expect(ok.stdout).toContain("state_dict.pt");
-    const bad = spawnSync(process.execPath, [bin, "inspect", join(dir, "missing.pt")], { encoding: "utf8" });
+    const bad = ckptBinary(["inspect", join(dir, "missing.pt")]);
     expect(bad.status).toBe(2);
     expect(bad.stderr.trim().split("\n")).toHaveLength(1);
   });

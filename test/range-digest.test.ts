@@ -1,4 +1,3 @@
-import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +6,7 @@ import { digestRangesHere } from "../src/reader/rangeDigest.js";
 import { BufferSource } from "../src/reader/source.js";
 import { crc32 } from "../src/reader/zip/crc32.js";
 import { openZip } from "../src/reader/zip.js";
+import { ckptBinary } from "./helpers/cli.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 
 /**
@@ -14,14 +14,9 @@ import { SAMPLES_DIR } from "./helpers/samples.js";
  * (vitest) there is no built worker, so the two-thread path is run through the built CLI, with the size
  * threshold lowered to one byte so that small real samples take it.
  */
-const bin = join(import.meta.dirname, "..", "bin", "ckpt.js");
 const twoThreads = { ...process.env, CKPT_PARALLEL_MIN_BYTES: "1" };
 const scratch = mkdtempSync(join(tmpdir(), "ckpt-digest-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
-
-function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", env });
-}
 
 describe("digests of byte ranges", () => {
   it("on one thread: CRC-32 and sha256 of each range, across the read-buffer boundary", () => {
@@ -45,7 +40,7 @@ describe("digests of byte ranges", () => {
     const truth = JSON.parse(readFileSync(`${file}.truth.json`, "utf8")) as {
       tensors: Array<{ path: Array<string | number>; sha256: string }>;
     };
-    const result = cli(["inspect", file, "--hash", "--json"], twoThreads);
+    const result = ckptBinary(["inspect", file, "--hash", "--json"], twoThreads);
     expect(result.status).toBe(0);
     const report = JSON.parse(result.stdout) as { tensors: Array<{ path: unknown; sha256: string }> };
     expect(truth.tensors.length).toBeGreaterThan(2);
@@ -58,7 +53,7 @@ describe("digests of byte ranges", () => {
   it("--verify on two threads finds a flipped byte in the half the worker reads", () => {
     const file = join(scratch, "flipped.pt");
     copyFileSync(join(SAMPLES_DIR, "torch2", "state_dict.pt"), file);
-    const before = cli(["audit", file, "--verify", "--json"], twoThreads);
+    const before = ckptBinary(["audit", file, "--verify", "--json"], twoThreads);
     expect((JSON.parse(before.stdout) as { files: Array<{ status: string }> }).files[0]?.status).toBe("ok");
     // The last storage record lies in the later half of the bytes, which the worker digests.
     const bytes = readFileSync(file);
@@ -71,7 +66,7 @@ describe("digests of byte ranges", () => {
     writeFileSync(file, bytes);
     const status = (env?: NodeJS.ProcessEnv) =>
       (
-        JSON.parse(cli(["audit", file, "--verify", "--json"], env).stdout) as {
+        JSON.parse(ckptBinary(["audit", file, "--verify", "--json"], env).stdout) as {
           files: Array<{ status: string }>;
         }
       ).files[0]?.status;

@@ -1,3 +1,5 @@
+import { type SpawnSyncReturns, spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { main } from "../../src/cli/main.js";
 import { PLAIN } from "../../src/cli/style.js";
 
@@ -15,4 +17,15 @@ export async function ckpt(...args: string[]): Promise<{ code: number; out: stri
     style: PLAIN,
   });
   return { code, out, err };
+}
+
+/**
+ * Runs the built CLI (`bin/ckpt.js`, which `npm test` builds first) in a child process: for what only the
+ * build has (worker threads, the bundle) and for real exit codes and stderr.
+ */
+export function ckptBinary(args: string[], env: NodeJS.ProcessEnv = process.env): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [join(import.meta.dirname, "..", "..", "bin", "ckpt.js"), ...args], {
+    encoding: "utf8",
+    env,
+  });
 }
