@@ -127,6 +127,40 @@ describe("robustness", () => {
     expect(performance.now() - started).toBeLessThan(5000);
   });
 
+  it("lists nested 200,000 deep are walked to a depth limit, with a finding, not a stack overflow", () => {
+    const depth = 200_000;
+    // EMPTY_LIST depth times, then APPEND depth - 1 times: each list holds the next one.
+    const bytes = Uint8Array.from([
+      0x80,
+      0x02,
+      ...new Array(depth).fill(0x5d),
+      ...new Array(depth - 1).fill(0x61),
+      0x2e,
+    ]);
+    expect(everything(bytes)).toBe("ok");
+    const report = inspectCheckpoint(readCheckpoint(new BufferSource(bytes, "deep.pkl")), "deep.pkl");
+    expect(report.findings.map((f) => f.code)).toContain("walk-truncated");
+    expect(report.findings.find((f) => f.code === "walk-truncated")?.message).toMatch(
+      /deeper than 1000 levels/,
+    );
+  });
+
+  it("a dict key of tuples nested 200,000 deep is a pickle-limit error, not a stack overflow", () => {
+    // EMPTY_DICT, EMPTY_TUPLE wrapped by TUPLE1 200,000 times, BININT1 1, SETITEM, STOP
+    const bytes = Uint8Array.from([
+      0x80,
+      0x02,
+      0x7d,
+      0x29,
+      ...new Array(200_000).fill(0x85),
+      0x4b,
+      1,
+      0x73,
+      0x2e,
+    ]);
+    expect(everything(bytes)).toBe("pickle-limit");
+  });
+
   it("huge MARK frames and a 300,000-key state dict neither overflow the stack nor fail", () => {
     const count = 300_000;
     // A list built by one APPENDS of 300,000 items, and a dict by one SETITEMS of 300,000 pairs.

@@ -3,7 +3,7 @@ import type { Component, Verdict } from "./resume/verdict.js";
 import type { FrameworkOutcome } from "./runs/frameworkResume.js";
 import type { PointerStatus } from "./runs/plan.js";
 import type { SecurityNote } from "./security/scan.js";
-import type { KeyPath } from "./walk.js";
+import { type KeyPath, MAX_WALK_DEPTH, MAX_WALK_VISITS, type WalkLimit } from "./walk.js";
 
 /**
  * Findings are data: a stable code plus the facts behind it. Severity and prose live in one table below, so
@@ -14,7 +14,7 @@ export type Severity = "error" | "warning" | "info";
 export type Finding =
   | ReaderNote
   | { readonly code: "pointer-file"; readonly target: string; readonly exists: boolean }
-  | { readonly code: "walk-truncated"; readonly visits: number }
+  | { readonly code: "walk-truncated"; readonly limit: WalkLimit }
   | { readonly code: "tensor-without-data"; readonly path: KeyPath; readonly rebuild: string }
   | {
       readonly code: "resume-verdict";
@@ -120,7 +120,9 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
   "walk-truncated": {
     severity: "warning",
     message: (f) =>
-      `the object graph expands to more than ${f.visits} nodes (shared references); listing stopped there`,
+      f.limit === "visits"
+        ? `the object graph expands to more than ${MAX_WALK_VISITS} nodes (shared references); listing stopped there`
+        : `the object nests deeper than ${MAX_WALK_DEPTH} levels; what lies below was not listed`,
   },
   "resume-verdict": {
     severity: (f) => (f.verdict === "not-a-training-checkpoint" ? "info" : "warning"),

@@ -23,7 +23,7 @@ import { type ScanVerdict, scanLoaded, scanSource } from "./security/scan.js";
 import { judgeWeightsOnly, type WeightsOnlyVerdict } from "./security/weightsOnly.js";
 import { StatsAccumulator, supportsStats, type TensorStats } from "./stats.js";
 import { buildTree, type TreeNode } from "./tree.js";
-import { findTensors, type KeyPath, MAX_WALK_VISITS } from "./walk.js";
+import { findTensors, type KeyPath } from "./walk.js";
 
 /** The `ckpt.inspect/1` contract. Later versions add fields; these are never renamed. */
 export interface InspectReport {
@@ -340,7 +340,7 @@ export function inspectCheckpoint(
   }
 
   const walk = findTensors(checkpoint.root);
-  if (walk.truncated) findings.push({ code: "walk-truncated", visits: MAX_WALK_VISITS });
+  if (walk.truncated) findings.push({ code: "walk-truncated", limit: walk.truncated });
   // A zip checkpoint's data.pkl was just parsed: reuse that; legacy files execute several pickles, scan them all.
   const scan = checkpoint.format === "torch-zip" ? scanLoaded(checkpoint) : scanSource(checkpoint.source);
   const weightsOnly = judgeWeightsOnly(scan);

@@ -6,7 +6,7 @@ import {
   type TorchTensor,
 } from "../reader/pickle/value.js";
 import { elementCount } from "../reader/tensorData.js";
-import { keySegment, objectAttributes } from "./walk.js";
+import { keySegment, MAX_WALK_DEPTH, objectAttributes } from "./walk.js";
 
 /**
  * A bounded, JSON-ready outline of the loaded object. Containers full of tensors (state dicts, optimizer
@@ -73,8 +73,9 @@ class SummaryCache {
   private readonly cache = new Map<object, TensorSummary>();
   private readonly active = new Set<object>();
 
-  of(value: PyValue): TensorSummary {
-    if (typeof value !== "object" || value === null) return EMPTY;
+  /** Below `MAX_WALK_DEPTH` nothing is counted: the walk that lists tensors stops there too. */
+  of(value: PyValue, depth = 0): TensorSummary {
+    if (typeof value !== "object" || value === null || depth > MAX_WALK_DEPTH) return EMPTY;
     if (value.kind === "tensor") {
       return { tensorCount: 1, elementCount: elementCount(value.shape), dtypes: [value.dtype] };
     }
@@ -83,7 +84,7 @@ class SummaryCache {
     if (this.active.has(value)) return EMPTY;
     this.active.add(value);
     let summary = EMPTY;
-    for (const child of children(value)) summary = merge(summary, this.of(child));
+    for (const child of children(value)) summary = merge(summary, this.of(child, depth + 1));
     this.active.delete(value);
     this.cache.set(value, summary);
     return summary;

@@ -11,10 +11,20 @@ export interface TensorAt {
 /** How many nodes a walk may visit: a pickle's memo can make a tiny file describe an exponential tree. */
 export const MAX_WALK_VISITS = 2_000_000;
 
+/**
+ * How deep a walk descends. Unpickling is iterative, so a 400 KB pickle can nest lists 200,000 deep; walking
+ * that recursively would overflow the stack. Python's own recursion limit is 1,000; no checkpoint nests
+ * anywhere near it.
+ */
+export const MAX_WALK_DEPTH = 1_000;
+
+/** Which limit stopped a walk, if one did. */
+export type WalkLimit = "visits" | "depth";
+
 export interface WalkResult {
   readonly tensors: TensorAt[];
-  /** True when the walk stopped at `MAX_WALK_VISITS`. */
-  readonly truncated: boolean;
+  /** Set when the walk stopped at `MAX_WALK_VISITS` nodes or skipped what lies below `MAX_WALK_DEPTH`. */
+  readonly truncated: WalkLimit | undefined;
 }
 
 /**
@@ -82,12 +92,16 @@ export function findTensors(root: PyValue): WalkResult {
   const ancestors = new Set<object>();
   const path: KeyPath = [];
   let visits = 0;
-  let truncated = false;
+  let truncated: WalkLimit | undefined;
 
   const visit = (value: PyValue | undefined): void => {
-    if (truncated || typeof value !== "object" || value === null) return;
+    if (truncated === "visits" || typeof value !== "object" || value === null) return;
     if (++visits > MAX_WALK_VISITS) {
-      truncated = true;
+      truncated = "visits";
+      return;
+    }
+    if (path.length > MAX_WALK_DEPTH) {
+      truncated = "depth";
       return;
     }
     if (value.kind === "tensor") {

@@ -1,5 +1,5 @@
 import { isBoxed, type PyValue } from "../../reader/pickle/value.js";
-import { type KeyPath, keySegment, objectAttributes } from "../walk.js";
+import { type KeyPath, keySegment, MAX_WALK_DEPTH, objectAttributes } from "../walk.js";
 import { allowedByWeightsOnly, type GlobalClass } from "./classify.js";
 import type { FileScan } from "./scan.js";
 
@@ -108,12 +108,13 @@ function pathsOf(root: PyValue | undefined, classes: ReadonlySet<string>): Map<s
     if (list.length < MAX_PATHS) list.push([...path]);
     found.set(name, list);
   };
-  const visit = (value: PyValue | undefined): void => {
-    if (typeof value !== "object" || value === null || --budget < 0 || seen.has(value)) return;
+  const visit = (value: PyValue | undefined, depth: number): void => {
+    if (typeof value !== "object" || value === null || depth > MAX_WALK_DEPTH) return;
+    if (--budget < 0 || seen.has(value)) return;
     seen.add(value);
     const child = (segment: string | number, next: PyValue | undefined) => {
       path.push(segment);
-      visit(next);
+      visit(next, depth + 1);
       path.pop();
     };
     switch (value.kind) {
@@ -127,7 +128,7 @@ function pathsOf(root: PyValue | undefined, classes: ReadonlySet<string>): Map<s
         if (isBoxed(callable, "global") && classes.has(`${callable.module}.${callable.name}`)) {
           note(`${callable.module}.${callable.name}`);
         }
-        for (const arg of value.args) visit(arg);
+        for (const arg of value.args) visit(arg, depth + 1);
         for (const [name, attribute] of objectAttributes(value.state)) child(name, attribute);
         return;
       }
@@ -146,7 +147,7 @@ function pathsOf(root: PyValue | undefined, classes: ReadonlySet<string>): Map<s
         return;
     }
   };
-  visit(root);
+  visit(root, 0);
   return found;
 }
 

@@ -1,3 +1,5 @@
+import { ReaderError } from "../errors.js";
+
 /**
  * The object graph a pickle describes, as inert data. Nothing here can run: a class or function named by a
  * pickle is a `PyGlobal` (just its module and name), and calling it produces a `PyObject` that records the call.
@@ -186,7 +188,7 @@ export function isBoxed<K extends PyBoxed["kind"]>(
  * A string identity for hashable keys, equal exactly when Python's `==` would be (so `1`, `True` and `1.0`
  * collide, as they do in a Python dict). `undefined` for values we do not hash (they never collide).
  */
-export function hashKey(value: PyValue): string | undefined {
+export function hashKey(value: PyValue, depth = 0): string | undefined {
   if (value === null) return "N";
   switch (typeof value) {
     case "string":
@@ -206,9 +208,10 @@ export function hashKey(value: PyValue): string | undefined {
     case "bytes":
       return value.mutable ? undefined : `b${Buffer.from(value.value).toString("hex")}`;
     case "tuple": {
+      checkKeyDepth(depth);
       const parts: string[] = [];
       for (const item of value.items) {
-        const key = hashKey(item);
+        const key = hashKey(item, depth + 1);
         if (key === undefined) return undefined;
         parts.push(key);
       }
@@ -264,8 +267,23 @@ export function appendAll<T>(target: T[], items: readonly T[]): void {
   for (const item of items) target.push(item);
 }
 
+/**
+ * How deeply tuples used as dict keys or set items may nest. Unpickling builds any depth without recursion,
+ * but hashing one recurses (in CPython too); a hostile 400 KB pickle can nest 200,000 deep.
+ */
+const MAX_KEY_DEPTH = 1_000;
+
+function checkKeyDepth(depth: number): void {
+  if (depth > MAX_KEY_DEPTH) {
+    throw new ReaderError(
+      "pickle-limit",
+      `a dict key or set item nests tuples more than ${MAX_KEY_DEPTH} deep`,
+    );
+  }
+}
+
 /** Values Python refuses as dict keys or set items. */
-export function isUnhashable(value: PyValue): boolean {
+export function isUnhashable(value: PyValue, depth = 0): boolean {
   if (typeof value !== "object" || value === null) return false;
   switch (value.kind) {
     case "list":
@@ -276,7 +294,8 @@ export function isUnhashable(value: PyValue): boolean {
     case "bytes":
       return value.mutable;
     case "tuple":
-      return value.items.some(isUnhashable);
+      checkKeyDepth(depth);
+      return value.items.some((item) => isUnhashable(item, depth + 1));
     default:
       return false;
   }
