@@ -257,6 +257,14 @@ describe("options", () => {
       new Set(["torch-zip", "torch-legacy", "torchscript", "safetensors", "pointer"]),
     );
   });
+
+  it("a directory of run directories points to audit and resume-plan", async () => {
+    const outputs = join(SAMPLES_DIR, "outputs");
+    const { code, err } = await ckpt("inspect", outputs);
+    expect(code).toBe(2);
+    expect(err).toContain("holds no checkpoint file");
+    expect(err).toContain(`ckpt audit ${outputs}`);
+  });
 });
 
 describe("the installed binary", () => {

@@ -55,6 +55,14 @@ function checkpointFilesIn(dir: string): string[] {
     });
 }
 
+function holdsDirectories(dir: string): boolean {
+  try {
+    return readdirSync(dir, { withFileTypes: true }).some((entry) => entry.isDirectory());
+  } catch {
+    return false;
+  }
+}
+
 async function outcomesFor(target: string, options: InspectCommandOptions): Promise<Outcome[]> {
   let isDir = false;
   try {
@@ -85,7 +93,9 @@ export async function runInspect(
       file: target,
       code: "not-a-checkpoint",
       message: "the directory holds no checkpoint file",
-      next: "pass a checkpoint file, or a directory that holds some",
+      next: holdsDirectories(target)
+        ? `for run directories and outputs/ trees, use \`ckpt audit ${target}\` or \`ckpt resume-plan RUN_DIR\``
+        : "pass a checkpoint file, or a directory that holds some",
     };
     if (options.json) writeJson(error, io.out);
     else io.err(`${formatErrorLine(error)}\n`);
