@@ -335,4 +335,18 @@ describe("ckpt scan", () => {
     expect(inspected.security.verdict).toBe("dangerous");
     expect(inspected.findings.map((f: { code: string }) => f.code)).toContain("dangerous-global");
   });
+
+  it("inspect and scan agree on a persistent id that is not a storage, in a zip and in a bare pickle", async () => {
+    const data = [...PROTO2, ...binunicode("module"), 0x51, ...STOP];
+    for (const file of [zipOf("persid2.pt", [["data.pkl", data]]), raw("persid2.pkl", data)]) {
+      const inspected = JSON.parse((await ckpt("inspect", file, "--json")).out);
+      const scanned = JSON.parse((await ckpt("scan", file, "--json")).out);
+      expect(inspected.security.verdict, file).toBe("unknown");
+      expect(scanned.verdict, file).toBe("unknown");
+      const message = (report: { findings: Array<{ code: string; message: string }> }) =>
+        report.findings.find((f) => f.code === "persistent-id-not-storage")?.message;
+      expect(message(inspected), file).toBeDefined();
+      expect(message(inspected), file).toBe(message(scanned));
+    }
+  });
 });

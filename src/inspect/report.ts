@@ -19,7 +19,7 @@ import {
   type Verdict,
 } from "./resume/verdict.js";
 import { securityFindings } from "./security/report.js";
-import { type ScanVerdict, scanLoaded, scanSource } from "./security/scan.js";
+import { type ScanVerdict, scanCheckpoint } from "./security/scan.js";
 import { judgeWeightsOnly, type WeightsOnlyVerdict } from "./security/weightsOnly.js";
 import { StatsAccumulator, supportsStats, type TensorStats } from "./stats.js";
 import { buildTree, type TreeNode } from "./tree.js";
@@ -341,8 +341,7 @@ export function inspectCheckpoint(
 
   const walk = findTensors(checkpoint.root);
   if (walk.truncated) findings.push({ code: "walk-truncated", limit: walk.truncated });
-  // A zip checkpoint's data.pkl was just parsed: reuse that; legacy files execute several pickles, scan them all.
-  const scan = checkpoint.format === "torch-zip" ? scanLoaded(checkpoint) : scanSource(checkpoint.source);
+  const scan = scanCheckpoint(checkpoint);
   const weightsOnly = judgeWeightsOnly(scan);
   findings.push(...securityFindings(scan, weightsOnly));
   for (const { path, tensor } of walk.tensors) {

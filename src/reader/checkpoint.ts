@@ -41,6 +41,11 @@ export interface PickleInfo {
   /** Opcodes the pickle used (index = opcode byte). */
   readonly opcodes: Uint8Array;
   /**
+   * Byte offsets of persistent-id opcodes whose id is not a torch storage: torch.load rejects them, another
+   * loader's `persistent_load` could turn them into anything (reported by the security scan).
+   */
+  readonly foreignPersistentIds: readonly number[];
+  /**
    * The record's CRC-32 as computed from the bytes that were parsed, when the archive recorded one (0 means
    * "not computed" since torch 2.6): checked here because the bytes are in memory anyway.
    */

@@ -7,6 +7,7 @@ import { readPointer, resolvePointerTarget } from "./pointer.js";
 import { looksLikeSafetensors, readSafetensorsHeader } from "./safetensors.js";
 import { type ByteSource, FileSource } from "./source.js";
 import { loadLegacy, looksLikeLegacy } from "./torch/legacyLoader.js";
+import { namesStorage } from "./torch/rebuild.js";
 import { loadTorchArchive } from "./torch/zipLoader.js";
 import { looksLikeZip, openZip, type ZipArchive } from "./zip.js";
 
@@ -153,7 +154,15 @@ function readPlainPickle(source: ByteSource): PlainPickle {
     );
   }
   const bytes = source.read(0, source.size);
-  const result = parsePickle(bytes);
+  const foreignPersistentIds: number[] = [];
+  const result = parsePickle(bytes, {
+    hooks: {
+      persistentLoad(pid, offset) {
+        if (!namesStorage(pid)) foreignPersistentIds.push(offset);
+        return { kind: "persistent", id: pid };
+      },
+    },
+  });
   const notes: PlainPickle["notes"] = [];
   if (result.end < bytes.length)
     notes.push({ code: "pickle-trailing-bytes", record: "pickle", count: bytes.length - result.end });
@@ -168,6 +177,7 @@ function readPlainPickle(source: ByteSource): PlainPickle {
       globals: result.globals,
       sizeBytes: bytes.length,
       opcodes: result.opcodes,
+      foreignPersistentIds,
     },
   };
 }

@@ -11,7 +11,7 @@ import {
   type ResumeVerdict,
   type Verdict,
 } from "../resume/verdict.js";
-import { type ScanVerdict, scanLoaded, scanSource } from "../security/scan.js";
+import { type ScanVerdict, scanCheckpoint } from "../security/scan.js";
 import { checkFile, type FileProblem, type FileStatus } from "./integrity.js";
 import type { CandidateRef } from "./layout.js";
 
@@ -107,10 +107,7 @@ async function examineFile(ref: CandidateRef, options: ExamineOptions): Promise<
       checkpoint.format === "torch-zip" || checkpoint.format === "torchscript"
         ? checkpoint.archive.entries.map((e) => ({ name: e.name, crc32: e.crc32, size: e.uncompressedSize }))
         : null;
-    const security =
-      checkpoint.format === "torch-zip"
-        ? scanLoaded(checkpoint).verdict
-        : scanSource(checkpoint.source).verdict;
+    const security = scanCheckpoint(checkpoint).verdict;
     return report(ref, {
       status: "ok",
       sizeBytes: check.sizeBytes,

@@ -1,10 +1,11 @@
-import type { TorchZipCheckpoint } from "../../reader/checkpoint.js";
+import type { Checkpoint, PlainPickle, TorchZipCheckpoint } from "../../reader/checkpoint.js";
 import { ReaderError } from "../../reader/errors.js";
 import { type GlobalReference, type PickleHooks, parsePickle } from "../../reader/pickle/machine.js";
 import { appendAll, isBoxed, type PyGlobal, type PyObject, type PyValue } from "../../reader/pickle/value.js";
 import { looksLikeSafetensors } from "../../reader/safetensors.js";
 import { type ByteSource, FileSource } from "../../reader/source.js";
 import { looksLikeLegacy, PickleSequence } from "../../reader/torch/legacyLoader.js";
+import { namesStorage } from "../../reader/torch/rebuild.js";
 import { looksLikeZip, openZip, type ZipArchive } from "../../reader/zip.js";
 import { classifyGlobal, type GlobalClass } from "./classify.js";
 
@@ -141,14 +142,10 @@ class Scanner {
         hooks,
         trace: {
           onGlobal: (g) => this.addGlobal(g, record),
-          onPersistentId: (pid, start) => {
-            const tag = isBoxed(pid, "tuple") ? pid.items[0] : pid;
-            if (
-              tag !== "storage" &&
-              !(isBoxed(tag, "bytes") && Buffer.from(tag.value).toString("latin1") === "storage")
-            ) {
-              this.notes.push({ code: "persistent-id-not-storage", record, offset: start });
-            }
+          // The offset of the persistent-id opcode, as the loaders record it (PickleInfo.foreignPersistentIds).
+          onPersistentId: (pid, _start, opcode) => {
+            if (!namesStorage(pid))
+              this.notes.push({ code: "persistent-id-not-storage", record, offset: opcode });
           },
         },
       });
@@ -322,17 +319,30 @@ export function scanSource(source: ByteSource, options: ScanOptions = {}): FileS
 }
 
 /**
- * The scan of a torch zip checkpoint already read by `openCheckpoint`, without parsing data.pkl again: its
- * globals and opcodes were recorded while loading; loaders handed bytes are found in the loaded graph.
+ * The scan of a checkpoint `openCheckpoint` has read. A torch zip's data.pkl and a bare pickle were parsed
+ * while loading, so their globals and graph are reused rather than parsed again; legacy streams, TorchScript
+ * archives and a bare pickle with more bytes after its STOP are scanned from the file.
  */
-export function scanLoaded(checkpoint: TorchZipCheckpoint): FileScan {
+export function scanCheckpoint(checkpoint: Checkpoint): FileScan {
+  if (checkpoint.format === "torch-zip") return scanLoaded(checkpoint);
+  if (checkpoint.format === "pickle" && !checkpoint.notes.some((n) => n.code === "pickle-trailing-bytes"))
+    return scanLoaded(checkpoint);
+  return scanSource(checkpoint.source);
+}
+
+/** Globals and opcodes recorded while loading; loaders handed bytes are found in the loaded graph. */
+function scanLoaded(checkpoint: TorchZipCheckpoint | PlainPickle): FileScan {
   const scanner = new Scanner();
   const record = checkpoint.pickle.record;
   scanner.adopt(checkpoint.pickle.globals, record);
-  for (const name of checkpoint.archive.duplicates)
-    scanner.notes.push({ code: "zip-duplicate-member", name });
-  if (checkpoint.archive.junkBefore > 0)
-    scanner.notes.push({ code: "zip-junk-before", bytes: checkpoint.archive.junkBefore });
+  for (const offset of checkpoint.pickle.foreignPersistentIds)
+    scanner.notes.push({ code: "persistent-id-not-storage", record, offset });
+  if (checkpoint.format === "torch-zip") {
+    for (const name of checkpoint.archive.duplicates)
+      scanner.notes.push({ code: "zip-duplicate-member", name });
+    if (checkpoint.archive.junkBefore > 0)
+      scanner.notes.push({ code: "zip-junk-before", bytes: checkpoint.archive.junkBefore });
+  }
   scanner.pickles.push({
     record,
     root: checkpoint.root,
@@ -348,7 +358,7 @@ export function scanLoaded(checkpoint: TorchZipCheckpoint): FileScan {
     if (payload) scanner.scanPickles(payload, `${record} > nested pickle ${++nested}`, true, 1);
   });
   return {
-    format: "torch-zip",
+    format: checkpoint.format,
     globals: scanner.globals,
     notes: scanner.notes,
     pickles: scanner.pickles,

@@ -87,7 +87,11 @@ export function loadLegacy(source: ByteSource): TorchLegacyCheckpoint {
   }
 
   const storages = new Map<string, TorchStorage>();
-  const main = pickles.parseAt(sysInfo.end, torchPickleHooks(cachingStorageResolver(storages)));
+  const foreignPersistentIds: number[] = [];
+  const main = pickles.parseAt(
+    sysInfo.end,
+    torchPickleHooks(cachingStorageResolver(storages), foreignPersistentIds),
+  );
   const keyList = pickles.parseAt(main.end);
   if (!isBoxed(keyList.value, "list") || !keyList.value.items.every((k) => typeof k === "string")) {
     throw new ReaderError("legacy-malformed", "the storage key list is not a list of strings", {
@@ -133,6 +137,7 @@ export function loadLegacy(source: ByteSource): TorchLegacyCheckpoint {
     globals: main.globals,
     sizeBytes: main.end - sysInfo.end,
     opcodes: main.opcodes,
+    foreignPersistentIds,
   };
   return {
     format: "torch-legacy",

@@ -92,6 +92,14 @@ function dtypeArg(value: PyValue | undefined): string | undefined {
   return isBoxed(value, "global") ? dtypeFromGlobal(value.module, value.name) : undefined;
 }
 
+/**
+ * Whether a persistent id names a torch storage, as torch's `persistent_load` checks it (`pid[0] ==
+ * "storage"`): anything else makes torch.load fail.
+ */
+export function namesStorage(pid: PyValue): boolean {
+  return isStorageTag(isBoxed(pid, "tuple") ? pid.items[0] : pid);
+}
+
 /** Python's `pid[0] == "storage"`, where protocol-2 pickles written with `encoding='bytes'` may carry bytes. */
 function isStorageTag(value: PyValue | undefined): boolean {
   if (value === "storage") return true;
@@ -327,10 +335,12 @@ function isEmptyState(state: PyValue): boolean {
 /**
  * Pickle hooks for one torch pickle: persistent ids become storages via `resolveStorage`, rebuild calls become
  * tensors. Legacy whole-module saves also persist `("module", cls, file, source)`: torch returns the class.
+ * The offsets of persistent ids that name no storage are added to `foreignIds`.
  */
-export function torchPickleHooks(resolveStorage: StorageResolver): PickleHooks {
+export function torchPickleHooks(resolveStorage: StorageResolver, foreignIds: number[] = []): PickleHooks {
   return {
     persistentLoad(pid: PyValue, offset: number): PyValue {
+      if (!namesStorage(pid)) foreignIds.push(offset);
       if (isBoxed(pid, "tuple")) {
         const [tag, storageType, key, location, numel] = pid.items;
         if (isStorageTag(tag)) {

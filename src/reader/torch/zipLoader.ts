@@ -46,7 +46,9 @@ function loadArchivePickle(
   }
   const bytes = archive.readEntry(entry, MAX_PICKLE_BYTES);
   const storages = new Map<string, TorchStorage>();
-  const hooks = torchPickleHooks(cachingStorageResolver(storages, storageDir === "data/" ? "" : storageDir));
+  const foreignPersistentIds: number[] = [];
+  const resolver = cachingStorageResolver(storages, storageDir === "data/" ? "" : storageDir);
+  const hooks = torchPickleHooks(resolver, foreignPersistentIds);
   let result: ReturnType<typeof parsePickle>;
   try {
     result = parsePickle(bytes, { hooks });
@@ -64,6 +66,7 @@ function loadArchivePickle(
       globals: result.globals,
       sizeBytes: bytes.length,
       opcodes: result.opcodes,
+      foreignPersistentIds,
       ...(entry.crc32 !== 0 ? { crc: { expected: entry.crc32, actual: crc32(bytes) } } : {}),
     },
     storages,
