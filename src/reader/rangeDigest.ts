@@ -69,7 +69,9 @@ export function takeRanges(
   work: SharedWork,
   only?: readonly number[],
 ): void {
-  const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+  // Small checkpoints (an audit reads thousands) need no 256 KiB buffer each.
+  const longest = ranges.reduce((max, r) => Math.max(max, r.length), 0);
+  const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(CHUNK_BYTES, longest)));
   const view = new DataView(work.digests.buffer);
   for (let k = 0; ; k++) {
     const i = only ? only[k] : Atomics.add(work.control, 0, 1);
@@ -77,8 +79,11 @@ export function takeRanges(
     const { offset, length } = ranges[i] as ByteRange;
     let crc = 0;
     const hash = work.kind === "sha256" ? createHash("sha256") : undefined;
-    for (let done = 0; done < length; done += CHUNK_BYTES) {
-      const chunk = source.readInto(buffer.subarray(0, Math.min(CHUNK_BYTES, length - done)), offset + done);
+    for (let done = 0; done < length; done += buffer.length) {
+      const chunk = source.readInto(
+        buffer.subarray(0, Math.min(buffer.length, length - done)),
+        offset + done,
+      );
       if (hash) hash.update(chunk);
       else crc = crc32(chunk, crc);
     }
