@@ -168,6 +168,7 @@ describe("--write", () => {
     expect(plan.pointer).toMatchObject({ status: "moved", movedTo: "epoch_2.pth", content: old });
     expect(plan.framework.outcome).toBe("crashes"); // mmengine opens the old path: FileNotFoundError
     expect(plan.choice.file).toBe("epoch_2.pth");
+    expect((await ckpt("resume-plan", run)).out).toContain(`-> ${old}: moved (here: epoch_2.pth)`);
     const finding = plan.findings.find((f: { code: string }) => f.code === "pointer-problem");
     expect(finding.message).toContain("moved or copied");
     expect(finding.message).toContain("epoch_2.pth");

@@ -28,7 +28,10 @@ export function renderResumePlanText(plan: ResumePlan, written: readonly string[
   lines.push(`Convention ${plan.conventionLabel} (${plan.evidence})`);
   if (plan.pointer) {
     const status = plan.pointer.status === "ok" ? style.green("ok") : style.red(plan.pointer.status);
-    lines.push(`Pointer    ${plan.pointer.file} -> ${plan.pointer.content?.trim() ?? "(absent)"}: ${status}`);
+    const movedTo = plan.pointer.movedTo ? ` (here: ${plan.pointer.movedTo})` : "";
+    lines.push(
+      `Pointer    ${plan.pointer.file} -> ${plan.pointer.content?.trim() ?? "(absent)"}: ${status}${movedTo}`,
+    );
   }
   lines.push("");
 
