@@ -6,7 +6,7 @@ import {
   type TorchTensor,
 } from "../reader/pickle/value.js";
 import { elementCount } from "../reader/tensorData.js";
-import { keySegment, MAX_WALK_DEPTH, objectAttributes } from "./walk.js";
+import { forEachChild, keySegment, MAX_WALK_DEPTH, objectAttributes } from "./walk.js";
 
 /**
  * A bounded, JSON-ready outline of the loaded object. Containers full of tensors (state dicts, optimizer
@@ -84,7 +84,9 @@ class SummaryCache {
     if (this.active.has(value)) return EMPTY;
     this.active.add(value);
     let summary = EMPTY;
-    for (const child of children(value)) summary = merge(summary, this.of(child, depth + 1));
+    forEachChild(value, (_, child) => {
+      summary = merge(summary, this.of(child, depth + 1));
+    });
     this.active.delete(value);
     this.cache.set(value, summary);
     return summary;
@@ -102,25 +104,6 @@ function merge(a: TensorSummary, b: TensorSummary): TensorSummary {
     elementCount: a.elementCount + b.elementCount,
     dtypes,
   };
-}
-
-function children(value: PyValue): PyValue[] {
-  if (typeof value !== "object" || value === null) return [];
-  switch (value.kind) {
-    case "dict":
-      return value.values;
-    case "list":
-    case "tuple":
-      return value.items;
-    case "object":
-      return [
-        ...objectAttributes(value.state).map(([, v]) => v),
-        ...value.listItems,
-        ...value.dictItems.map(([, v]) => v),
-      ];
-    default:
-      return [];
-  }
 }
 
 function className(callable: PyValue): string {

@@ -83,6 +83,41 @@ export function objectAttributes(state: PyValue | undefined): Array<[string, PyV
 }
 
 /**
+ * Calls `visit` with each value directly below `value` and the path segment that leads to it: a dict's
+ * values by key, a list's or tuple's items by index, an object's attributes (its BUILD state) by name and
+ * the items APPEND/SETITEM added to it. Sets are skipped (unordered, and torch never puts tensors there).
+ * Every walk that follows key paths goes through here, so they all agree on what lies below what.
+ */
+export function forEachChild(
+  value: PyValue,
+  visit: (segment: string | number, child: PyValue) => void,
+): void {
+  if (typeof value !== "object" || value === null) return;
+  switch (value.kind) {
+    case "dict":
+      value.keys.forEach((key, i) => {
+        visit(keySegment(key), value.values[i] as PyValue);
+      });
+      return;
+    case "list":
+    case "tuple":
+      value.items.forEach((item, i) => {
+        visit(i, item);
+      });
+      return;
+    case "object":
+      for (const [name, attribute] of objectAttributes(value.state)) visit(name, attribute);
+      value.listItems.forEach((item, i) => {
+        visit(i, item);
+      });
+      for (const [key, item] of value.dictItems) visit(keySegment(key), item);
+      return;
+    default:
+      return;
+  }
+}
+
+/**
  * Every tensor reachable from `root`, depth first in insertion order, once per path: a tensor shared by two
  * keys (tied weights, memo references) is listed at both. Sets are skipped (unordered, and torch never puts
  * tensors there); a reference back to an ancestor (a cycle) is not followed.
@@ -110,33 +145,11 @@ export function findTensors(root: PyValue): WalkResult {
     }
     if (ancestors.has(value)) return;
     ancestors.add(value);
-    const child = (segment: string | number, next: PyValue | undefined) => {
+    forEachChild(value, (segment, child) => {
       path.push(segment);
-      visit(next);
+      visit(child);
       path.pop();
-    };
-    switch (value.kind) {
-      case "dict":
-        value.keys.forEach((key, i) => {
-          child(keySegment(key), value.values[i]);
-        });
-        break;
-      case "list":
-      case "tuple":
-        value.items.forEach((item, i) => {
-          child(i, item);
-        });
-        break;
-      case "object":
-        for (const [name, attribute] of objectAttributes(value.state)) child(name, attribute);
-        value.listItems.forEach((item, i) => {
-          child(i, item);
-        });
-        for (const [key, item] of value.dictItems) child(keySegment(key), item);
-        break;
-      default:
-        break;
-    }
+    });
     ancestors.delete(value);
   };
 

@@ -1,5 +1,5 @@
 import { isBoxed, type PyValue } from "../../reader/pickle/value.js";
-import { type KeyPath, keySegment, MAX_WALK_DEPTH, objectAttributes } from "../walk.js";
+import { forEachChild, type KeyPath, MAX_WALK_DEPTH } from "../walk.js";
 import { allowedByWeightsOnly, type GlobalClass } from "./classify.js";
 import type { FileScan } from "./scan.js";
 
@@ -112,40 +112,21 @@ function pathsOf(root: PyValue | undefined, classes: ReadonlySet<string>): Map<s
     if (typeof value !== "object" || value === null || depth > MAX_WALK_DEPTH) return;
     if (--budget < 0 || seen.has(value)) return;
     seen.add(value);
-    const child = (segment: string | number, next: PyValue | undefined) => {
-      path.push(segment);
-      visit(next, depth + 1);
-      path.pop();
-    };
-    switch (value.kind) {
-      case "global": {
-        const name = `${value.module}.${value.name}`;
-        if (classes.has(name)) note(name);
-        return;
-      }
-      case "object": {
-        const callable = value.callable;
-        if (isBoxed(callable, "global") && classes.has(`${callable.module}.${callable.name}`)) {
-          note(`${callable.module}.${callable.name}`);
-        }
-        for (const arg of value.args) visit(arg, depth + 1);
-        for (const [name, attribute] of objectAttributes(value.state)) child(name, attribute);
-        return;
-      }
-      case "dict":
-        value.keys.forEach((key, i) => {
-          child(keySegment(key), value.values[i]);
-        });
-        return;
-      case "list":
-      case "tuple":
-        value.items.forEach((item, i) => {
-          child(i, item);
-        });
-        return;
-      default:
-        return;
+    if (value.kind === "global") {
+      if (classes.has(value.qualified)) note(value.qualified);
+      return;
     }
+    if (value.kind === "object") {
+      const callable = value.callable;
+      if (isBoxed(callable, "global") && classes.has(callable.qualified)) note(callable.qualified);
+      // Constructor arguments sit at the object's own path: they have no key of their own.
+      for (const arg of value.args) visit(arg, depth + 1);
+    }
+    forEachChild(value, (segment, child) => {
+      path.push(segment);
+      visit(child, depth + 1);
+      path.pop();
+    });
   };
   visit(root, 0);
   return found;
