@@ -1,7 +1,7 @@
 import type { ReaderNote } from "../reader/checkpoint.js";
 import type { Component, Verdict } from "./resume/verdict.js";
 import type { FrameworkOutcome } from "./runs/frameworkResume.js";
-import type { PointerStatus } from "./runs/plan.js";
+import type { PointerStatus } from "./runs/pointerStatus.js";
 import type { SecurityNote } from "./security/scan.js";
 import { type KeyPath, MAX_WALK_DEPTH, MAX_WALK_VISITS, type WalkLimit } from "./walk.js";
 
@@ -292,4 +292,21 @@ const RANK: Record<Severity, number> = { info: 0, warning: 1, error: 2 };
 
 export function atLeast(severity: Severity, threshold: Severity): boolean {
   return RANK[severity] >= RANK[threshold];
+}
+
+/** A finding as every report carries it: its code, severity and message, and the key path it concerns. */
+export interface FindingReport {
+  readonly code: FindingCode;
+  readonly severity: Severity;
+  readonly message: string;
+  readonly path?: KeyPath;
+}
+
+export function findingReport(finding: Finding): FindingReport {
+  return {
+    code: finding.code,
+    severity: severityOf(finding),
+    message: messageOf(finding),
+    ...("path" in finding ? { path: finding.path } : {}),
+  };
 }

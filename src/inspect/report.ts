@@ -6,7 +6,7 @@ import { dictGet, dictSet, isBoxed, type PyValue, pyDict, type TorchTensor } fro
 import { type ByteRange, digestRanges } from "../reader/rangeDigest.js";
 import { contiguousByteRange, elementCount, smallTensorValues, tensorBytes } from "../reader/tensorData.js";
 import { elementSize } from "../reader/torch/dtypes.js";
-import { type Finding, messageOf, type Severity, severityOf } from "./findings.js";
+import { type Finding, type FindingReport, findingReport } from "./findings.js";
 import { CONVENTIONS, type ConventionId, detectFileConvention } from "./resume/conventions.js";
 import { isPresent } from "./resume/lookup.js";
 import { sanityFindings } from "./resume/sanity.js";
@@ -99,13 +99,6 @@ export interface SummaryReport {
   /** Bytes of distinct storages. */
   readonly storageBytes: number;
   readonly byDtype: Record<string, { tensors: number; elements: number; bytes: number }>;
-}
-
-export interface FindingReport {
-  readonly code: Finding["code"];
-  readonly severity: Severity;
-  readonly message: string;
-  readonly path?: KeyPath;
 }
 
 export interface InspectOptions {
@@ -423,15 +416,6 @@ function resumeFields(verdict: ResumeVerdict): Pick<InspectReport, "convention" 
       resets: verdict.resets,
       missing: verdict.missing,
     },
-  };
-}
-
-export function findingReport(finding: Finding): FindingReport {
-  return {
-    code: finding.code,
-    severity: severityOf(finding),
-    message: messageOf(finding),
-    ...("path" in finding ? { path: finding.path } : {}),
   };
 }
 

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join, relative, resolve } from "node:path";
 import type { CandidateReport } from "../inspect/runs/candidates.js";
-import type { PointerStatus, ResumePlan } from "../inspect/runs/plan.js";
+import type { ResumePlan } from "../inspect/runs/plan.js";
+import type { PointerStatus } from "../inspect/runs/pointerStatus.js";
 import { writeFileAtomic } from "./atomicWrite.js";
 
 /**

@@ -1,30 +1,18 @@
 import { existsSync, statSync } from "node:fs";
-import { basename, isAbsolute, relative, resolve, sep } from "node:path";
+import { basename, relative, resolve } from "node:path";
 import { ReaderError } from "../../reader/errors.js";
 import { readPointer } from "../../reader/pointer.js";
 import { FileSource } from "../../reader/source.js";
-import type { Finding } from "../findings.js";
-import type { FindingReport } from "../report.js";
-import { findingReport } from "../report.js";
+import { type Finding, type FindingReport, findingReport } from "../findings.js";
 import { CONVENTIONS, type ConventionId, counterInName } from "../resume/conventions.js";
 import type { Component } from "../resume/verdict.js";
 import { type CandidateReport, examineCandidate } from "./candidates.js";
 import { findRunConfig, readTrainingConfig, type TrainingConfig } from "./config.js";
 import { type FrameworkResume, predictFrameworkResume } from "./frameworkResume.js";
 import { type CandidateRef, detectRunLayout, type RunLayout } from "./layout.js";
+import { movedTarget, type PointerStatus, pointerStatus } from "./pointerStatus.js";
 
 /** The `ckpt.resume-plan/1` contract. */
-export type PointerStatus =
-  | "ok"
-  | "missing"
-  | "dangling"
-  | "truncated-target"
-  | "corrupt-target"
-  | "not-a-checkpoint"
-  | "stale"
-  | "escapes-run-dir"
-  | "moved";
-
 export interface PointerReport {
   readonly file: string;
   readonly content: string | null;
@@ -129,60 +117,6 @@ function pointerTargetRef(layout: RunLayout, refs: Map<string, CandidateRef>): C
   };
   refs.set(rel, ref);
   return ref;
-}
-
-/**
- * The checkpoint a gone pointer target became when the run directory was moved or copied (a cluster's
- * /scratch/.../work_dirs/x to a laptop): mmengine writes absolute paths into last_checkpoint, so the copy's
- * pointer still names the old place, and mmengine's own resume fails with FileNotFoundError. The longest
- * tail of the old path that names a checkpoint here is what the pointer meant.
- */
-function movedTarget(layout: RunLayout, ordered: readonly CandidateReport[]): CandidateReport | undefined {
-  const target = layout.pointer?.target;
-  if (!target || !isAbsolute(target) || existsSync(target)) return undefined;
-  if (!relative(layout.runDir, target).startsWith("..")) return undefined;
-  const segments = target.split(sep).filter((part) => part !== "");
-  for (let start = 0; start < segments.length; start++) {
-    const tail = segments.slice(start).join("/");
-    const found = ordered.find((c) => c.file === tail);
-    if (found) return found;
-  }
-  return undefined;
-}
-
-function pointerStatus(
-  layout: RunLayout,
-  target: CandidateReport | undefined,
-  ordered: readonly CandidateReport[],
-  moved: CandidateReport | undefined,
-): PointerStatus | undefined {
-  const pointer = layout.pointer;
-  if (!pointer) return undefined;
-  if (!pointer.exists) return "missing";
-  if (moved) return "moved";
-  if (!target || !pointer.target || !existsSync(pointer.target)) return "dangling";
-  if (relative(layout.runDir, resolve(pointer.target)).startsWith("..")) return "escapes-run-dir";
-  switch (target.status) {
-    case "truncated":
-    case "incomplete-dir":
-      return "truncated-target";
-    case "corrupt":
-    case "unreadable":
-      return "corrupt-target";
-    case "not-a-checkpoint":
-      return "not-a-checkpoint";
-    case "missing":
-      return "dangling";
-    default:
-      break;
-  }
-  const newer = ordered.find(
-    (c) =>
-      c.status === "ok" &&
-      (c.counter ?? -1) > (target.counter ?? -1) &&
-      (c.verdict === target.verdict || c.verdict === "resumable"),
-  );
-  return newer ? "stale" : "ok";
 }
 
 function choose(ordered: readonly CandidateReport[]): CandidateReport | undefined {

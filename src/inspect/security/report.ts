@@ -1,5 +1,4 @@
-import type { Finding } from "../findings.js";
-import { type FindingReport, findingReport } from "../report.js";
+import { type Finding, type FindingReport, findingReport } from "../findings.js";
 import { formatKeyPath } from "../walk.js";
 import { type FileScan, type ScannedGlobal, type ScanVerdict, scanFile } from "./scan.js";
 import { judgeWeightsOnly, type WeightsOnlyVerdict } from "./weightsOnly.js";

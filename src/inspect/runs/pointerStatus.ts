@@ -1,0 +1,77 @@
+import { existsSync } from "node:fs";
+import { isAbsolute, relative, resolve, sep } from "node:path";
+import type { CandidateReport } from "./candidates.js";
+import type { RunLayout } from "./layout.js";
+
+/**
+ * Whether a run's pointer file (fvcore/mmengine `last_checkpoint`, DeepSpeed `latest`, Lightning `last.ckpt`)
+ * names a checkpoint the framework can load, judged on the candidates `plan.ts` has examined.
+ */
+/** How a run's pointer file stands, as `ckpt.resume-plan/1` reports it. */
+export type PointerStatus =
+  | "ok"
+  | "missing"
+  | "dangling"
+  | "truncated-target"
+  | "corrupt-target"
+  | "not-a-checkpoint"
+  | "stale"
+  | "escapes-run-dir"
+  | "moved";
+
+/**
+ * The checkpoint a gone pointer target became when the run directory was moved or copied (a cluster's
+ * /scratch/.../work_dirs/x to a laptop): mmengine writes absolute paths into last_checkpoint, so the copy's
+ * pointer still names the old place, and mmengine's own resume fails with FileNotFoundError. The longest
+ * tail of the old path that names a checkpoint here is what the pointer meant.
+ */
+export function movedTarget(
+  layout: RunLayout,
+  ordered: readonly CandidateReport[],
+): CandidateReport | undefined {
+  const target = layout.pointer?.target;
+  if (!target || !isAbsolute(target) || existsSync(target)) return undefined;
+  if (!relative(layout.runDir, target).startsWith("..")) return undefined;
+  const segments = target.split(sep).filter((part) => part !== "");
+  for (let start = 0; start < segments.length; start++) {
+    const tail = segments.slice(start).join("/");
+    const found = ordered.find((c) => c.file === tail);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+export function pointerStatus(
+  layout: RunLayout,
+  target: CandidateReport | undefined,
+  ordered: readonly CandidateReport[],
+  moved: CandidateReport | undefined,
+): PointerStatus | undefined {
+  const pointer = layout.pointer;
+  if (!pointer) return undefined;
+  if (!pointer.exists) return "missing";
+  if (moved) return "moved";
+  if (!target || !pointer.target || !existsSync(pointer.target)) return "dangling";
+  if (relative(layout.runDir, resolve(pointer.target)).startsWith("..")) return "escapes-run-dir";
+  switch (target.status) {
+    case "truncated":
+    case "incomplete-dir":
+      return "truncated-target";
+    case "corrupt":
+    case "unreadable":
+      return "corrupt-target";
+    case "not-a-checkpoint":
+      return "not-a-checkpoint";
+    case "missing":
+      return "dangling";
+    default:
+      break;
+  }
+  const newer = ordered.find(
+    (c) =>
+      c.status === "ok" &&
+      (c.counter ?? -1) > (target.counter ?? -1) &&
+      (c.verdict === target.verdict || c.verdict === "resumable"),
+  );
+  return newer ? "stale" : "ok";
+}
