@@ -234,7 +234,10 @@ describe("options", () => {
     const { code, out } = await ckpt("inspect", sample("torch2/training_checkpoint.pth"));
     expect(code).toBe(0);
     expect(out).toContain("Format     torch-zip");
-    expect(out).toMatch(/model: OrderedDict of 9 tensors, 252 parameters, float32\/int64/);
+    expect(out).toMatch(/model: OrderedDict of 9 tensors, 252 elements, float32\/int64/);
+    // "parameters" are the model's: its weights, not BatchNorm statistics, not the optimizer's moments.
+    expect(out).toMatch(/^Model +243 parameters \+ 9 buffer elements/m);
+    expect(out).toMatch(/^Optimizer +state 1\.92 KiB in 18 tensors, 1\.9x the weights \(optimizer\)/m);
     expect(out).toContain("iteration: int 59");
     expect(out).toContain("first 25 of 27");
     const all = await ckpt("inspect", sample("torch2/training_checkpoint.pth"), "--all");

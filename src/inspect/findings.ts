@@ -21,6 +21,8 @@ export type Finding =
       readonly verdict: Exclude<Verdict, "resumable">;
       readonly missing: Component[];
       readonly label: string;
+      /** For training state saved apart from the weights: the weights file the framework pairs it with. */
+      readonly partner?: string;
     }
   | {
       readonly code: "state-dict-key-prefix";
@@ -34,6 +36,13 @@ export type Finding =
       readonly modelTensors: number;
     }
   | { readonly code: "final-checkpoint-has-state"; readonly counter: number }
+  | {
+      readonly code: "run-finished";
+      readonly label: string;
+      readonly counter: string;
+      /** The epochs the run was configured for, when the file says. */
+      readonly epochs: number | null;
+    }
   | {
       readonly code: "pointer-problem";
       readonly file: string;
@@ -126,10 +135,16 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
   },
   "resume-verdict": {
     severity: (f) => (f.verdict === "not-a-training-checkpoint" ? "info" : "warning"),
-    message: (f) =>
-      f.verdict === "not-a-training-checkpoint"
-        ? "this file holds weights, not a training state: it can initialise a model but not resume a run"
-        : `${f.label} checkpoint is ${f.verdict}: ${f.missing.join(", ")} ${f.missing.length === 1 ? "is" : "are"} missing, so resuming from it resets them`,
+    message: (f) => {
+      switch (f.verdict) {
+        case "not-a-training-checkpoint":
+          return "this file holds weights, not a training state: it can initialise a model but not resume a run";
+        case "training-state-only":
+          return `this ${f.label} file holds training state without the model weights: a resume also needs the weights file saved beside it${f.partner ? ` (${f.partner}, not found)` : ""}`;
+        default:
+          return `${f.label} checkpoint is ${f.verdict}: ${f.missing.join(", ")} ${f.missing.length === 1 ? "is" : "are"} missing, so resuming from it resets them`;
+      }
+    },
   },
   "state-dict-key-prefix": {
     severity: "warning",
@@ -145,6 +160,11 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
     severity: "warning",
     message: (f) =>
       `model_final.pth still carries iteration ${f.counter} (and optimizer/scheduler): a new run loading it as weights may start at the end and train nothing; drop those keys to use it as weights`,
+  },
+  "run-finished": {
+    severity: "info",
+    message: (f) =>
+      `${f.label} stripped this checkpoint when training finished (${f.counter}, optimizer removed): its resume refuses it ("training to ${f.epochs ?? "N"} epochs is finished, nothing to resume"); to train on, start a new run with it as pretrained weights`,
   },
   "pointer-problem": {
     severity: (f) => (f.status === "stale" || f.status === "missing" ? "warning" : "error"),

@@ -1,29 +1,21 @@
 import { createHash } from "node:crypto";
-import { readdirSync } from "node:fs";
-import { dirname } from "node:path";
 import { type Checkpoint, hasTensors, type TensorCheckpoint } from "../reader/checkpoint.js";
-import { dictGet, dictSet, isBoxed, type PyValue, pyDict, type TorchTensor } from "../reader/pickle/value.js";
+import type { TorchTensor } from "../reader/pickle/value.js";
 import { type ByteRange, digestRanges } from "../reader/rangeDigest.js";
 import { contiguousByteRange, elementCount, smallTensorValues, tensorBytes } from "../reader/tensorData.js";
 import { elementSize } from "../reader/torch/dtypes.js";
 import { type Finding, type FindingReport, findingReport } from "./findings.js";
-import { CONVENTIONS, type ConventionId, detectFileConvention } from "./resume/conventions.js";
-import { isPresent } from "./resume/lookup.js";
+import { type PartSummary, summarizeParts } from "./parts.js";
+import { CONVENTIONS, type ConventionId } from "./resume/conventions.js";
+import { judgeFile } from "./resume/judgeFile.js";
 import { sanityFindings } from "./resume/sanity.js";
-import {
-  type Component,
-  type ComponentState,
-  type CounterValue,
-  judgeResume,
-  type ResumeVerdict,
-  type Verdict,
-} from "./resume/verdict.js";
+import type { Component, ComponentState, CounterValue, ResumeVerdict, Verdict } from "./resume/verdict.js";
 import { securityFindings } from "./security/report.js";
 import { type ScanVerdict, scanCheckpoint } from "./security/scan.js";
 import { judgeWeightsOnly, type WeightsOnlyVerdict } from "./security/weightsOnly.js";
 import { StatsAccumulator, supportsStats, type TensorStats } from "./stats.js";
 import { buildTree, type TreeNode } from "./tree.js";
-import { findTensors, type KeyPath } from "./walk.js";
+import { findTensors, type KeyPath, type TensorAt } from "./walk.js";
 
 /** The `ckpt.inspect/1` contract. Later versions add fields; these are never renamed. */
 export interface InspectReport {
@@ -99,6 +91,10 @@ export interface SummaryReport {
   /** Bytes of distinct storages. */
   readonly storageBytes: number;
   readonly byDtype: Record<string, { tensors: number; elements: number; bytes: number }>;
+  /** The model's parameters (see `PartSummary.parameters`), null when the file holds no model part. */
+  readonly parameters: number | null;
+  /** Model, EMA, optimizer state and the rest, by the keys the convention names. */
+  readonly parts: PartSummary[];
 }
 
 export interface InspectOptions {
@@ -229,7 +225,7 @@ function tensorReport(
   return report;
 }
 
-function summarize(tensors: ReadonlyArray<{ tensor: TorchTensor }>): SummaryReport {
+function summarize(tensors: readonly TensorAt[], verdict?: ResumeVerdict): SummaryReport {
   const seenTensors = new Set<TorchTensor>();
   const seenStorages = new Set<object>();
   let elements = 0;
@@ -250,7 +246,9 @@ function summarize(tensors: ReadonlyArray<{ tensor: TorchTensor }>): SummaryRepo
       storageBytes += tensor.storage.sizeBytes;
     }
   }
-  return { tensorCount: tensors.length, elementCount: elements, storageBytes, byDtype };
+  const parts = summarizeParts(tensors, verdict);
+  const parameters = parts.find((p) => p.part === "model")?.parameters ?? null;
+  return { tensorCount: tensors.length, elementCount: elements, storageBytes, byDtype, parameters, parts };
 }
 
 function producerOf(checkpoint: Checkpoint): string {
@@ -352,6 +350,7 @@ export function inspectCheckpoint(
         verdict: verdict.verdict,
         missing: verdict.missing,
         label: verdict.conventionLabel,
+        ...(judged.missingCompanions.length > 0 ? { partner: judged.missingCompanions.join(", ") } : {}),
       });
     }
     findings.push(...sanityFindings(checkpoint.root, verdict, file));
@@ -364,41 +363,12 @@ export function inspectCheckpoint(
   return {
     ...base,
     tensors,
-    summary: summarize(walk.tensors),
+    summary: summarize(walk.tensors, judged?.verdict),
     tree: buildTree(checkpoint.root),
     findings: findings.map(findingReport),
     ...(judged ? resumeFields(judged.verdict) : {}),
     security: { verdict: scan.verdict, weightsOnly },
   };
-}
-
-/** The convention and resume verdict of a file that holds an object graph (TorchScript modules are not judged). */
-export function judgeFile(checkpoint: Checkpoint, file: string): { verdict: ResumeVerdict } | undefined {
-  if (checkpoint.format === "pointer" || checkpoint.format === "torchscript") return undefined;
-  const guess = detectFileConvention(checkpoint.root, file);
-  const root = guess.convention === "deepspeed" ? withZeroShards(checkpoint.root, file) : checkpoint.root;
-  return { verdict: judgeResume(root, guess, file) };
-}
-
-/**
- * Under ZeRO, DeepSpeed's model-states file holds `optimizer: None` and the optimizer lives in
- * `*_optim_states.pt` shards beside it; DeepSpeed loads them together, so ckpt judges them together.
- */
-function withZeroShards(root: PyValue, file: string): PyValue {
-  if (!isBoxed(root, "dict") || isPresent(dictGet(root, "optimizer"))) return root;
-  let shards: string[] = [];
-  try {
-    shards = readdirSync(dirname(file)).filter((n) => /optim_states\.pt$/.test(n));
-  } catch {
-    return root;
-  }
-  if (shards.length === 0) return root;
-  const copy = pyDict(root.className);
-  root.keys.forEach((key, i) => {
-    dictSet(copy, key, root.values[i] as PyValue);
-  });
-  dictSet(copy, "optimizer", `ZeRO shards: ${shards.join(", ")}`);
-  return copy;
 }
 
 function resumeFields(verdict: ResumeVerdict): Pick<InspectReport, "convention" | "resume"> {

@@ -6,7 +6,7 @@ import {
   type TorchTensor,
 } from "../reader/pickle/value.js";
 import { elementCount } from "../reader/tensorData.js";
-import { forEachChild, keySegment, MAX_WALK_DEPTH, objectAttributes } from "./walk.js";
+import { forEachChild, keySegment, MAX_WALK_DEPTH, objectFields } from "./walk.js";
 
 /**
  * A bounded, JSON-ready outline of the loaded object. Containers full of tensors (state dicts, optimizer
@@ -193,7 +193,7 @@ export function buildTree(root: PyValue): TreeNode {
         };
         break;
       default: {
-        const attributes = objectAttributes(value.state).map(([key, v]) => ({
+        const attributes = objectFields(value).map(([key, v]) => ({
           key,
           value: node(v, depth + 1),
         }));

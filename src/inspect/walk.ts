@@ -1,4 +1,5 @@
-import { isBoxed, type PyValue, type TorchTensor } from "../reader/pickle/value.js";
+import { isBoxed, type PyObject, type PyValue, type TorchTensor } from "../reader/pickle/value.js";
+import { stateFieldNames } from "../reader/torch/stateFields.js";
 
 /** A key path into the loaded object: dict keys (strings, or numbers for int keys), indices, attribute names. */
 export type KeyPath = Array<string | number>;
@@ -64,18 +65,35 @@ export function reprShort(value: PyValue): string {
   }
 }
 
-/** The attributes of an object as `vars(obj)` would show them: its BUILD state dict (and slot state). */
-export function objectAttributes(state: PyValue | undefined): Array<[string, PyValue]> {
-  const out: Array<[string, PyValue]> = [];
+const isDictOrNone = (value: PyValue | undefined) => value === null || isBoxed(value, "dict");
+
+/**
+ * What an object's BUILD state holds, by name where it has names: the attributes `vars(obj)` would show (a
+ * state dict, or Python's `(dict, slotstate)` pair), or the positions of a tuple state, named where the class
+ * is known (quantized modules pickle `(in_channels, ..., weight, bias, scale, ...)`) and by index otherwise.
+ */
+export function objectFields(object: PyObject): Array<[string | number, PyValue]> {
+  const out: Array<[string | number, PyValue]> = [];
   const addDict = (dict: PyValue | undefined) => {
     if (!isBoxed(dict, "dict")) return;
     dict.keys.forEach((key, i) => {
       if (typeof key === "string") out.push([key, dict.values[i] as PyValue]);
     });
   };
-  if (isBoxed(state, "tuple") && state.items.length === 2) {
-    addDict(state.items[0]);
-    addDict(state.items[1]);
+  const state = object.state;
+  const sequence = isBoxed(state, "tuple") || isBoxed(state, "list") ? state.items : undefined;
+  const names = isBoxed(object.callable, "global") ? stateFieldNames(object.callable.qualified) : undefined;
+  if (sequence && names) {
+    sequence.forEach((item, i) => {
+      out.push([names[i] ?? i, item]);
+    });
+  } else if (sequence && sequence.length === 2 && sequence.every(isDictOrNone)) {
+    addDict(sequence[0]);
+    addDict(sequence[1]);
+  } else if (sequence) {
+    sequence.forEach((item, i) => {
+      out.push([i, item]);
+    });
   } else {
     addDict(state);
   }
@@ -106,7 +124,7 @@ export function forEachChild(
       });
       return;
     case "object":
-      for (const [name, attribute] of objectAttributes(value.state)) visit(name, attribute);
+      for (const [name, attribute] of objectFields(value)) visit(name, attribute);
       value.listItems.forEach((item, i) => {
         visit(i, item);
       });

@@ -1,4 +1,4 @@
-import { detectFileConvention } from "../inspect/resume/conventions.js";
+import { detectFileConvention } from "../inspect/resume/fingerprints.js";
 import { modelStateDict } from "../inspect/resume/sanity.js";
 import { ReaderError } from "../reader/errors.js";
 import { parsePickle } from "../reader/pickle/machine.js";

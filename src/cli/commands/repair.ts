@@ -1,5 +1,6 @@
 import { statSync } from "node:fs";
-import { CONVENTIONS, counterInName, detectFileConvention } from "../../inspect/resume/conventions.js";
+import { CONVENTIONS, counterInName, nameCounterRule } from "../../inspect/resume/conventions.js";
+import { detectFileConvention } from "../../inspect/resume/fingerprints.js";
 import { ReaderError } from "../../reader/errors.js";
 import { openCheckpoint } from "../../reader/open.js";
 import type { PickleEdit } from "../../repair/pickleEdit.js";
@@ -32,10 +33,11 @@ function counterFromFileName(path: string): PickleEdit {
     const convention = detectFileConvention(root, path).convention;
     const rule = CONVENTIONS[convention === "unknown" ? "fvcore" : convention];
     const value = counterInName(rule.counterInName, path);
-    if (!rule.counter || value === undefined) {
+    const counter = nameCounterRule(rule, path);
+    if (!counter || value === undefined) {
       throw usage(`the file name ${path} carries no ${rule.label} counter; use --set-counter NAME=VALUE`);
     }
-    return { kind: "set-counter", name: rule.counter.name, value };
+    return { kind: "set-counter", name: counter.name, value };
   } finally {
     checkpoint.source.close();
   }

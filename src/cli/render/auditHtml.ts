@@ -11,6 +11,7 @@ const COLORS: Record<string, string> = {
   resumable: "#2e7d32",
   incomplete: "#f9a825",
   "weights-only": "#c62828",
+  "training-state-only": "#c62828",
   "not-a-training-checkpoint": "#757575",
   broken: "#000000",
 };

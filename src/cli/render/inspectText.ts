@@ -31,7 +31,7 @@ function severityLabel(severity: Severity, style: Style): string {
 
 function tensorSummaryText(summary: TensorSummary): string {
   const tensors = `${summary.tensorCount} tensor${summary.tensorCount === 1 ? "" : "s"}`;
-  return `${tensors}, ${formatCount(summary.elementCount)} parameters, ${summary.dtypes.join("/")}`;
+  return `${tensors}, ${formatCount(summary.elementCount)} elements, ${summary.dtypes.join("/")}`;
 }
 
 /** Floats close to how Python prints them: `5.0`, `-0.0` (exponents keep JS's `1e-8` spelling). */
@@ -238,8 +238,9 @@ export function renderInspectText(report: InspectReport, options: InspectTextOpt
   } else {
     const s = report.summary;
     lines.push(
-      `Tensors    ${s.tensorCount} tensor${s.tensorCount === 1 ? "" : "s"}, ${formatCount(s.elementCount)} parameters, ${formatBytes(s.storageBytes)} of storage`,
+      `Tensors    ${s.tensorCount} tensor${s.tensorCount === 1 ? "" : "s"}, ${formatCount(s.elementCount)} elements, ${formatBytes(s.storageBytes)} of storage`,
     );
+    lines.push(...partLines(s.parts));
   }
 
   if (report.resume && report.convention) lines.push(...resumeLines(report, style));
@@ -291,14 +292,45 @@ export function renderInspectText(report: InspectReport, options: InspectTextOpt
   return `${lines.join("\n")}\n`;
 }
 
+const PART_LABEL = { model: "Model", ema: "EMA", optimizer: "Optimizer", other: "Other" } as const;
+
+/** `Model      25.6M parameters, 97.5 MiB (model_state_dict)` and the optimizer's size relative to it. */
+function partLines(parts: InspectReport["summary"]["parts"]): string[] {
+  const model = parts.find((p) => p.part === "model");
+  // A file that is only weights says nothing beyond the Tensors line.
+  if (parts.length === 1 && model && model.parameters === model.elements) {
+    return [`Model      ${formatCount(model.parameters)} parameters`];
+  }
+  return parts.map((p) => {
+    const where = p.key && p.key !== "(root)" ? ` (${p.key})` : "";
+    const relative = p.relativeToModel !== undefined ? `, ${p.relativeToModel.toFixed(1)}x the weights` : "";
+    const label = PART_LABEL[p.part].padEnd(10);
+    if (p.parameters !== undefined) {
+      const buffers = p.elements - p.parameters;
+      const extra = buffers > 0 ? ` + ${formatCount(buffers)} buffer elements` : "";
+      return `${label} ${formatCount(p.parameters)} parameters${extra}, ${formatBytes(p.bytes)}${relative}${where}`;
+    }
+    const what = p.part === "optimizer" ? "state " : "";
+    return `${label} ${what}${formatBytes(p.bytes)} in ${p.tensors} tensor${p.tensors === 1 ? "" : "s"}${relative}${where}`;
+  });
+}
+
 const VERDICT_COLOR = {
   resumable: "green",
   "weights-only": "red",
   incomplete: "yellow",
+  "training-state-only": "yellow",
   "not-a-training-checkpoint": "dim",
 } as const;
 
-/** `Resume     weights-only (Trackron): ...` and what each component holds. */
+const COMPONENT_MARK = {
+  present: "✓",
+  missing: "✗",
+  "not-needed": "(derived)",
+  unused: "(none)",
+} as const;
+
+/** `Resume     weights-only (Trackron): ...`, what each component holds and where a resume starts. */
 export function resumeLines(report: InspectReport, style: Style): string[] {
   const resume = report.resume;
   const convention = report.convention;
@@ -309,17 +341,28 @@ export function resumeLines(report: InspectReport, style: Style): string[] {
     lines.push(`Resume     ${verdict}: weights only, no training state`);
     return lines;
   }
-  const mark = { present: style.green("✓"), missing: style.red("✗"), "not-needed": style.dim("(derived)") };
+  const colour = { present: style.green, missing: style.red, "not-needed": style.dim, unused: style.dim };
   const parts = resume.components.flatMap((c) =>
-    c.status === "not-saved" ? [] : [`${c.component} ${mark[c.status]}`],
+    c.status === "not-saved" ? [] : [`${c.component} ${colour[c.status](COMPONENT_MARK[c.status])}`],
   );
-  const counter = resume.counter
-    ? `${resume.counter.name} ${resume.counter.value}${resume.counter.source === "file-name" ? " (file name only)" : ""}`
-    : "no counter";
   lines.push(`Resume     ${verdict}: ${parts.join("  ")}`);
-  lines.push(
-    `           ${counter}; a resume starts at ${resume.counter?.name ?? "step"} ${resume.resumeAt ?? 0}`,
+  const held = resume.components.flatMap((c) =>
+    c.status === "present" && c.component !== "counter" ? [`${c.component} (${c.key})`] : [],
   );
+  if (held.length > 0) lines.push(`           holds ${held.join(", ")}`);
+  for (const c of resume.components) {
+    if (c.status === "unused" || c.status === "not-needed") lines.push(`           ${c.component}: ${c.why}`);
+  }
+  const counter = resume.counter;
+  if (counter) {
+    const where = counter.source === "file-name" ? `file name ${counter.from} only` : `key ${counter.from}`;
+    const meaning = counter.source === "checkpoint" && counter.meaning ? `: ${counter.meaning}` : "";
+    lines.push(
+      `           counter ${counter.name} = ${counter.value} (${where})${meaning}; a resume starts at ${counter.name} ${resume.resumeAt ?? 0}`,
+    );
+  } else {
+    lines.push(`           no counter; a resume starts at 0`);
+  }
   if (resume.resets.length > 0) lines.push(`           resets on resume: ${resume.resets.join(", ")}`);
   return lines;
 }

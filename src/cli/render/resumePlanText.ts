@@ -1,6 +1,5 @@
 import Table from "cli-table3";
 import type { Severity } from "../../inspect/findings.js";
-import { CONVENTIONS } from "../../inspect/resume/conventions.js";
 import type { ResumePlan } from "../../inspect/runs/plan.js";
 import type { Style } from "../style.js";
 
@@ -19,6 +18,7 @@ const OUTCOME_TEXT = {
   "starts-over": "starts over",
   crashes: "crashes",
   "trains-nothing": "trains nothing",
+  refuses: "refuses (the run is finished)",
 } as const;
 
 /** The plan for people: the decision first, then the evidence. */
@@ -51,7 +51,7 @@ export function renderResumePlanText(plan: ResumePlan, written: readonly string[
           ? ` (from the file name: the file itself has no counter, so the framework would start at 0)`
           : "";
       // The convention's own rule for the restart point, from the conventions table (e.g. iteration + 1).
-      const rule = CONVENTIONS[plan.convention].resumeMeaning;
+      const rule = choice.counterMeaning;
       lines.push(
         `  starts at  ${choice.counterName ?? "step"} ${choice.resumeAt}${source}${rule && !source ? ` (${rule})` : ""}`,
       );

@@ -1,5 +1,4 @@
-import { isBoxed, type PyValue } from "../../reader/pickle/value.js";
-import { isPresent, type KeyPathSpec, lookup, topLevelKeys } from "./lookup.js";
+import type { KeyPathSpec } from "./lookup.js";
 
 /**
  * What each training framework saves and how it resumes (`../shared/reference/conventions.md`), as data. One
@@ -19,6 +18,9 @@ export type ConventionId =
   | "timm"
   | "torchvision"
   | "ultralytics"
+  | "allennlp"
+  | "imagenet-example"
+  | "training-loop"
   | "dcp"
   | "state-dict"
   | "unknown";
@@ -27,13 +29,40 @@ export type CounterName = "iteration" | "epoch" | "global_step" | "step";
 
 /** How a component of the training state is kept by a convention. */
 export type ComponentRule =
-  | { readonly kind: "keys"; readonly paths: readonly KeyPathSpec[] }
-  /** Saved only when the feature is used (AMP scaler, EMA): absent means unused, not lost. */
-  | { readonly kind: "optional-keys"; readonly paths: readonly KeyPathSpec[] }
+  | {
+      readonly kind: "keys";
+      readonly paths: readonly KeyPathSpec[];
+      /**
+       * An empty list or dict at the key means the run never had one (Lightning saves `lr_schedulers: []`
+       * when no scheduler is configured): not missing, unused, for this reason.
+       */
+      readonly emptyMeansUnused?: string;
+    }
+  | {
+      /** Saved only when the feature is used (AMP scaler, EMA). */
+      readonly kind: "optional-keys";
+      readonly paths: readonly KeyPathSpec[];
+      /** Why absence means the run did not use it, shown to people; without it, absence is simply not saved. */
+      readonly absentMeansUnused?: string;
+    }
   /** Not saved by design; the framework recomputes it from the counter (timm, pytracking, mmcv LR hooks). */
   | { readonly kind: "derived"; readonly why: string }
   /** Not part of this convention at all (fvcore saves no RNG). */
   | { readonly kind: "not-saved" };
+
+/** Where a convention keeps its counter, and how the framework turns the saved value into a restart point. */
+export interface CounterRule {
+  readonly name: CounterName;
+  readonly paths: readonly KeyPathSpec[];
+  /** The counter value training restarts at, computed as the framework computes it from the saved one. */
+  readonly resumeAt: (saved: number) => number;
+  /** What the saved value means and how the restart point follows from it, for people. */
+  readonly meaning: string;
+  /** The rule applies only to files named like this (mmcv `iter_N.pth` count iterations, `epoch_N.pth` epochs). */
+  readonly fileName?: RegExp;
+  /** Saved values that mean "no counter" (ultralytics strips a finished run's `last.pt` to `epoch: -1`). */
+  readonly stripped?: (saved: number) => boolean;
+}
 
 export interface ConventionRule {
   readonly id: ConventionId;
@@ -44,13 +73,10 @@ export interface ConventionRule {
   readonly scaler: ComponentRule;
   readonly rng: ComponentRule;
   readonly ema: ComponentRule;
-  readonly counter: { readonly name: CounterName; readonly paths: readonly KeyPathSpec[] } | undefined;
+  /** In order of preference: the first rule whose key holds an int is the counter. */
+  readonly counters: readonly CounterRule[];
   /** Where the counter sits in a file or directory name, when the framework names files after it. */
   readonly counterInName: RegExp | undefined;
-  /** The counter value training restarts at, computed as the framework computes it from the saved one. */
-  readonly resumeAt: (saved: number) => number;
-  /** What "resumeAt" means, for people. */
-  readonly resumeMeaning: string;
 }
 
 const keys = (...paths: KeyPathSpec[]): ComponentRule => ({ kind: "keys", paths });
@@ -58,8 +84,54 @@ const optional = (...paths: KeyPathSpec[]): ComponentRule => ({ kind: "optional-
 const derived = (why: string): ComponentRule => ({ kind: "derived", why });
 const notSaved: ComponentRule = { kind: "not-saved" };
 
+const plusOne = (n: number) => n + 1;
+const same = (n: number) => n;
+
 /** fvcore's periodic files, and the copies `ckpt repair` writes beside them. */
-const FVCORE_NAME = /(?:^|\/)model_(\d{7})(?:\.resumable)?\.pth$/;
+export const FVCORE_NAME = /(?:^|\/)model_(\d{7})(?:\.resumable)?\.pth$/;
+/** mmengine and mmcv name by-iteration checkpoints `iter_N.pth`; their counter is then `meta.iter`. */
+const MM_ITER_NAME = /(?:^|\/)iter_\d+\.pth$/;
+
+const fvcoreIteration: CounterRule = {
+  name: "iteration",
+  paths: [["iteration"]],
+  resumeAt: plusOne,
+  meaning: "start_iter = iteration + 1",
+};
+
+/** mmengine and mmcv: `meta.iter` for by-iteration runs, `meta.epoch` (epochs completed) for by-epoch runs. */
+const mmCounters = (runner: string): CounterRule[] => [
+  {
+    name: "iteration",
+    paths: [["meta", "iter"]],
+    fileName: MM_ITER_NAME,
+    resumeAt: same,
+    meaning: `iterations done (${runner} by iteration); the loop continues from there`,
+  },
+  {
+    name: "epoch",
+    paths: [["meta", "epoch"]],
+    resumeAt: same,
+    meaning: `epochs finished (${runner} by epoch); the loop restarts at that 0-based epoch`,
+  },
+];
+
+/** The keys hand-written loops use for each part; the PyTorch tutorial's names come first. */
+const LOOP_MODEL: KeyPathSpec[] = [
+  ["model_state_dict"],
+  ["model"],
+  ["state_dict"],
+  ["net"],
+  ["network"],
+  ["model_state"],
+];
+const LOOP_OPTIMIZER: KeyPathSpec[] = [
+  ["optimizer_state_dict"],
+  ["optimizer"],
+  ["optim"],
+  ["opt"],
+  ["optimizer_state"],
+];
 
 export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
   detectron2: {
@@ -71,10 +143,8 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     scaler: optional(["trainer", "_trainer", "grad_scaler"]),
     rng: notSaved,
     ema: notSaved,
-    counter: { name: "iteration", paths: [["iteration"], ["trainer", "iteration"]] },
+    counters: [{ ...fvcoreIteration, paths: [["iteration"], ["trainer", "iteration"]] }],
     counterInName: FVCORE_NAME,
-    resumeAt: (iteration) => iteration + 1,
-    resumeMeaning: "start_iter = iteration + 1",
   },
   fvcore: {
     id: "fvcore",
@@ -85,10 +155,8 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     scaler: optional(["grad_scaler"], ["scaler"]),
     rng: notSaved,
     ema: notSaved,
-    counter: { name: "iteration", paths: [["iteration"]] },
+    counters: [fvcoreIteration],
     counterInName: FVCORE_NAME,
-    resumeAt: (iteration) => iteration + 1,
-    resumeMeaning: "start_iter = iteration + 1",
   },
   trackron: {
     id: "trackron",
@@ -99,10 +167,8 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     scaler: notSaved,
     rng: notSaved,
     ema: notSaved,
-    counter: { name: "iteration", paths: [["iteration"]] },
+    counters: [fvcoreIteration],
     counterInName: FVCORE_NAME,
-    resumeAt: (iteration) => iteration + 1,
-    resumeMeaning: "start_iter = iteration + 1",
   },
   pytracking: {
     id: "pytracking",
@@ -113,10 +179,15 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     scaler: notSaved,
     rng: notSaved,
     ema: notSaved,
-    counter: { name: "epoch", paths: [["epoch"]] },
+    counters: [
+      {
+        name: "epoch",
+        paths: [["epoch"]],
+        resumeAt: same,
+        meaning: "epochs done (ltr counts from 1), so the loop continues with the next",
+      },
+    ],
     counterInName: /_ep(\d{4})\.pth\.tar$/,
-    resumeAt: (epoch) => epoch,
-    resumeMeaning: "epoch epochs are done (ltr counts from 1): the loop continues with epoch + 1",
   },
   mmengine: {
     id: "mmengine",
@@ -127,10 +198,8 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     scaler: optional(["optimizer", "loss_scaler"]),
     rng: notSaved,
     ema: optional(["ema_state_dict"]),
-    counter: { name: "epoch", paths: [["meta", "epoch"]] },
+    counters: mmCounters("mmengine Runner"),
     counterInName: /(?:^|\/)(?:epoch|iter)_(\d+)\.pth$/,
-    resumeAt: (epoch) => epoch,
-    resumeMeaning: "meta.epoch counts finished epochs; the loop restarts at that 0-based epoch",
   },
   mmcv: {
     id: "mmcv",
@@ -141,24 +210,35 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     scaler: optional(["meta", "fp16", "loss_scaler"]),
     rng: notSaved,
     ema: notSaved,
-    counter: { name: "epoch", paths: [["meta", "epoch"]] },
+    counters: mmCounters("mmcv runner"),
     counterInName: /(?:^|\/)(?:epoch|iter)_(\d+)\.pth$/,
-    resumeAt: (epoch) => epoch,
-    resumeMeaning: "meta.epoch counts finished epochs",
   },
   lightning: {
     id: "lightning",
     label: "PyTorch Lightning",
     model: keys(["state_dict"]),
-    optimizer: keys(["optimizer_states"]),
-    scheduler: keys(["lr_schedulers"]),
+    optimizer: {
+      kind: "keys",
+      paths: [["optimizer_states"]],
+      emptyMeansUnused: "no optimizer was configured (optimizer_states is [])",
+    },
+    scheduler: {
+      kind: "keys",
+      paths: [["lr_schedulers"]],
+      emptyMeansUnused: "no LR scheduler was configured (lr_schedulers is [])",
+    },
     scaler: optional(["MixedPrecision"], ["native_amp_scaling_state"]),
     rng: notSaved,
     ema: notSaved,
-    counter: { name: "global_step", paths: [["global_step"]] },
+    counters: [
+      {
+        name: "global_step",
+        paths: [["global_step"]],
+        resumeAt: same,
+        meaning: "optimizer steps done; the loop continues from there",
+      },
+    ],
     counterInName: /step=(\d+)/,
-    resumeAt: (step) => step,
-    resumeMeaning: "global_step optimizer steps are done; the loop continues from there",
   },
   "hf-trainer": {
     id: "hf-trainer",
@@ -169,10 +249,15 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     scaler: optional(["scaler"]),
     rng: keys(["rng_state"]),
     ema: notSaved,
-    counter: { name: "global_step", paths: [["trainer_state", "global_step"]] },
+    counters: [
+      {
+        name: "global_step",
+        paths: [["trainer_state", "global_step"]],
+        resumeAt: same,
+        meaning: "optimizer updates done; the Trainer skips that many batches",
+      },
+    ],
     counterInName: /checkpoint-(\d+)$/,
-    resumeAt: (step) => step,
-    resumeMeaning: "global_step optimizer updates are done; the Trainer skips that many batches",
   },
   accelerate: {
     id: "accelerate",
@@ -185,18 +270,20 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     ema: notSaved,
     // accelerate stores no epoch or global step: users register a counter object (custom_checkpoint_0.pkl),
     // and the scheduler's last_epoch counts optimizer steps. checkpoint_N counts saves, not steps.
-    counter: {
-      name: "step",
-      paths: [
-        ["custom", "step"],
-        ["custom", "global_step"],
-        ["custom", "iteration"],
-        ["scheduler", "last_epoch"],
-      ],
-    },
+    counters: [
+      {
+        name: "step",
+        paths: [
+          ["custom", "step"],
+          ["custom", "global_step"],
+          ["custom", "iteration"],
+          ["scheduler", "last_epoch"],
+        ],
+        resumeAt: same,
+        meaning: "accelerate stores no epoch or step; checkpoint_N counts saves",
+      },
+    ],
     counterInName: undefined,
-    resumeAt: (step) => step,
-    resumeMeaning: "accelerate stores no epoch or step; checkpoint_N counts saves",
   },
   deepspeed: {
     id: "deepspeed",
@@ -207,10 +294,15 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     scaler: notSaved,
     rng: notSaved,
     ema: notSaved,
-    counter: { name: "global_step", paths: [["global_steps"]] },
+    counters: [
+      {
+        name: "global_step",
+        paths: [["global_steps"]],
+        resumeAt: same,
+        meaning: "engine.global_steps is restored",
+      },
+    ],
     counterInName: /global_step(\d+)/,
-    resumeAt: (step) => step,
-    resumeMeaning: "engine.global_steps is restored",
   },
   timm: {
     id: "timm",
@@ -221,38 +313,155 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     scaler: optional(["amp_scaler"], ["amp"]),
     rng: notSaved,
     ema: optional(["state_dict_ema"]),
-    counter: { name: "epoch", paths: [["epoch"]] },
+    counters: [
+      {
+        name: "epoch",
+        paths: [["epoch"]],
+        resumeAt: plusOne,
+        meaning: "resume_epoch = epoch + 1 (checkpoint version 2)",
+      },
+    ],
     counterInName: /checkpoint-(\d+)\.pth\.tar$/,
-    resumeAt: (epoch) => epoch + 1,
-    resumeMeaning: "resume_epoch = epoch + 1 (checkpoint version 2)",
   },
   torchvision: {
     id: "torchvision",
-    label: "torchvision references",
+    label: "torchvision reference scripts",
     model: keys(["model"]),
     optimizer: keys(["optimizer"]),
     scheduler: keys(["lr_scheduler"]),
     scaler: optional(["scaler"]),
     rng: notSaved,
     ema: optional(["model_ema"]),
-    counter: { name: "epoch", paths: [["epoch"]] },
-    counterInName: /model_(\d+)\.pth$/,
-    resumeAt: (epoch) => epoch + 1,
-    resumeMeaning: "start_epoch = epoch + 1",
+    counters: [
+      {
+        name: "epoch",
+        paths: [["epoch"]],
+        resumeAt: plusOne,
+        meaning: "train.py --resume sets start_epoch = epoch + 1",
+      },
+    ],
+    counterInName: /(?:^|\/)model_(\d+)\.pth$/,
   },
   ultralytics: {
     id: "ultralytics",
-    label: "ultralytics YOLO",
+    label: "Ultralytics YOLO",
+    // "resume and final checkpoints derive from EMA": mid-training `model` is None and `ema` holds the
+    // weights; strip_optimizer moves them to `model` and sets `ema` to None.
     model: keys(["ema"], ["model"]),
     optimizer: keys(["optimizer"]),
     scheduler: derived("ultralytics sets scheduler.last_epoch from the epoch"),
     scaler: optional(["scaler"]),
     rng: notSaved,
     ema: optional(["ema"]),
-    counter: { name: "epoch", paths: [["epoch"]] },
-    counterInName: /epoch(\d+)\.pt$/,
-    resumeAt: (epoch) => epoch + 1,
-    resumeMeaning: "start_epoch = epoch + 1 (a stripped last.pt has epoch -1)",
+    counters: [
+      {
+        name: "epoch",
+        paths: [["epoch"]],
+        resumeAt: plusOne,
+        meaning: "start_epoch = epoch + 1",
+        stripped: (epoch) => epoch < 0,
+      },
+    ],
+    counterInName: /(?:^|\/)epoch(\d+)\.pt$/,
+  },
+  allennlp: {
+    id: "allennlp",
+    label: "AllenNLP Trainer",
+    // The weights live in model_state_*.th beside training_state_*.th: the pair is judged as one root.
+    model: keys(["model"]),
+    optimizer: keys(["optimizer"]),
+    scheduler: {
+      kind: "optional-keys",
+      paths: [["learning_rate_scheduler"]],
+      absentMeansUnused: "AllenNLP saves the LR scheduler whenever the trainer has one; this run had none",
+    },
+    scaler: notSaved,
+    rng: notSaved,
+    ema: optional(["moving_average"]),
+    counters: [
+      {
+        name: "epoch",
+        paths: [["epochs_completed"]],
+        resumeAt: same,
+        meaning:
+          "epochs completed (and batches_in_epoch_completed batches of the next one); training continues there",
+      },
+      {
+        name: "epoch",
+        paths: [["epoch"]],
+        resumeAt: plusOne,
+        meaning: "AllenNLP 1.x saves the finished epoch; training continues with epoch + 1",
+      },
+    ],
+    counterInName: /(?:^|\/)training_state_(?:e|epoch_)(\d+)/,
+  },
+  "imagenet-example": {
+    id: "imagenet-example",
+    label: "PyTorch ImageNet example (pytorch/examples)",
+    model: keys(["state_dict"]),
+    optimizer: keys(["optimizer"]),
+    scheduler: {
+      kind: "optional-keys",
+      paths: [["scheduler"]],
+      absentMeansUnused: "older copies of the example set the LR from the epoch (adjust_learning_rate)",
+    },
+    scaler: notSaved,
+    rng: notSaved,
+    ema: notSaved,
+    counters: [
+      {
+        name: "epoch",
+        paths: [["epoch"]],
+        resumeAt: same,
+        meaning: "the example saves epoch + 1 and resumes with start_epoch = checkpoint['epoch']",
+      },
+    ],
+    counterInName: undefined,
+  },
+  "training-loop": {
+    id: "training-loop",
+    label: "hand-written training loop",
+    model: keys(...LOOP_MODEL),
+    optimizer: keys(...LOOP_OPTIMIZER),
+    // A loop's own code decides what it saves: an absent scheduler may never have existed.
+    scheduler: optional(
+      ["scheduler_state_dict"],
+      ["scheduler"],
+      ["lr_scheduler"],
+      ["lr_scheduler_state_dict"],
+      ["sched"],
+    ),
+    scaler: optional(["scaler"], ["scaler_state_dict"], ["grad_scaler"], ["amp"], ["amp_scaler"]),
+    rng: optional(["rng_state"], ["rng"], ["rng_states"], ["torch_rng_state"]),
+    ema: optional(["ema"], ["model_ema"], ["ema_state_dict"], ["ema_model"], ["state_dict_ema"]),
+    counters: [
+      {
+        name: "global_step",
+        paths: [["global_step"]],
+        resumeAt: same,
+        meaning: "steps done; the loop continues with the next one",
+      },
+      {
+        name: "epoch",
+        paths: [["epoch"]],
+        resumeAt: plusOne,
+        meaning:
+          "the last finished epoch (the PyTorch tutorial saves it after the epoch), so the loop continues with the next",
+      },
+      {
+        name: "step",
+        paths: [["step"]],
+        resumeAt: same,
+        meaning: "steps done; the loop continues with the next one",
+      },
+      {
+        name: "iteration",
+        paths: [["iteration"], ["iter"]],
+        resumeAt: plusOne,
+        meaning: "the last finished iteration, so the loop continues with the next",
+      },
+    ],
+    counterInName: /(?:epoch|step|iter|iteration)[_-]?(\d+)(?:\.\w+)+$/,
   },
   dcp: {
     id: "dcp",
@@ -263,10 +472,15 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     scaler: notSaved,
     rng: notSaved,
     ema: notSaved,
-    counter: { name: "step", paths: [["train_state", "step"]] },
+    counters: [
+      {
+        name: "step",
+        paths: [["train_state", "step"]],
+        resumeAt: same,
+        meaning: "steps done",
+      },
+    ],
     counterInName: /step-(\d+)$/,
-    resumeAt: (step) => step,
-    resumeMeaning: "train_state.step steps are done",
   },
   "state-dict": {
     id: "state-dict",
@@ -277,10 +491,8 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     scaler: notSaved,
     rng: notSaved,
     ema: notSaved,
-    counter: undefined,
+    counters: [],
     counterInName: undefined,
-    resumeAt: (n) => n,
-    resumeMeaning: "",
   },
   unknown: {
     id: "unknown",
@@ -291,10 +503,15 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     scaler: optional(["scaler"], ["grad_scaler"]),
     rng: optional(["rng_state"], ["rng"]),
     ema: optional(["ema"], ["model_ema"]),
-    counter: { name: "step", paths: [["iteration"], ["global_step"], ["step"], ["epoch"]] },
+    counters: [
+      {
+        name: "step",
+        paths: [["iteration"], ["global_step"], ["step"], ["epoch"]],
+        resumeAt: plusOne,
+        meaning: "",
+      },
+    ],
     counterInName: /(\d+)(?:\.\w+)+$/,
-    resumeAt: (n) => n + 1,
-    resumeMeaning: "",
   },
 };
 
@@ -304,81 +521,12 @@ export function counterInName(pattern: RegExp | undefined, name: string): number
   return digits === undefined ? undefined : Number(digits);
 }
 
-export interface ConventionGuess {
-  readonly convention: ConventionId;
-  /** The facts that decided it, for people ("keys model, trainer, iteration"). */
-  readonly evidence: string[];
+/** The counter rules that apply to a file of this name, in order of preference. */
+export function countersFor(rule: ConventionRule, fileName: string): CounterRule[] {
+  return rule.counters.filter((c) => c.fileName === undefined || c.fileName.test(fileName));
 }
 
-/** A dict whose values are all tensors: `model.state_dict()` saved on its own. */
-function isStateDict(root: PyValue): boolean {
-  return (
-    isBoxed(root, "dict") &&
-    root.values.length > 0 &&
-    root.values.every((v) => typeof v === "object" && v !== null && v.kind === "tensor")
-  );
-}
-
-const has = (keySet: Set<string>, ...names: string[]) => names.every((n) => keySet.has(n));
-
-/**
- * Recognises the convention of one checkpoint file from its top-level keys, its name, and (for fvcore-style
- * runs) whether it sits next to a `last_checkpoint` pointer. Fingerprints from `conventions.md` section 14.
- */
-export function detectFileConvention(root: PyValue, fileName: string): ConventionGuess {
-  const k = topLevelKeys(root);
-  const found = (convention: ConventionId, ...evidence: string[]): ConventionGuess => ({
-    convention,
-    evidence,
-  });
-  const keyList = (...names: string[]) => `keys ${names.join(", ")}`;
-
-  if (has(k, "pytorch-lightning_version")) return found("lightning", keyList("pytorch-lightning_version"));
-  if (has(k, "meta", "state_dict", "message_hub"))
-    return found("mmengine", keyList("meta", "state_dict", "message_hub"));
-  if (has(k, "meta", "state_dict")) return found("mmcv", keyList("meta", "state_dict"), "no message_hub");
-  if (has(k, "model", "trainer")) return found("detectron2", keyList("model", "trainer"));
-  if (has(k, "net", "net_type")) return found("pytracking", keyList("net", "net_type"));
-  if (has(k, "module", "global_steps") || has(k, "module", "ds_config")) {
-    return found("deepspeed", keyList("module", "global_steps"));
-  }
-  if (has(k, "optimizer_state_dict", "ds_config"))
-    return found("deepspeed", keyList("optimizer_state_dict", "ds_config"));
-  if (has(k, "ema", "updates", "train_args"))
-    return found("ultralytics", keyList("ema", "updates", "train_args"));
-  if (
-    has(k, "state_dict", "epoch") &&
-    (has(k, "arch") || has(k, "version") || /\.pth\.tar$/.test(fileName))
-  ) {
-    return found("timm", keyList("state_dict", "epoch", ...(k.has("arch") ? ["arch"] : [])));
-  }
-  if (has(k, "model", "optimizer", "lr_scheduler", "epoch")) {
-    return found("torchvision", keyList("model", "optimizer", "lr_scheduler", "epoch"));
-  }
-  const fvcoreName = FVCORE_NAME.test(fileName) || /(?:^|\/)model_final\.pth$/.test(fileName);
-  if (k.has("model") && k.size === 1 && fvcoreName) {
-    return found("trackron", "only key is model", `fvcore file name ${fileName.split("/").pop()}`);
-  }
-  if (k.has("model") && (has(k, "iteration") || has(k, "optimizer") || has(k, "scheduler") || fvcoreName)) {
-    const why = ["iteration", "optimizer", "scheduler"].filter((n) => k.has(n));
-    return found(
-      "fvcore",
-      keyList("model", ...why),
-      ...(fvcoreName ? [`fvcore file name ${fileName.split("/").pop()}`] : []),
-    );
-  }
-  if (isStateDict(root)) return found("state-dict", "a dict holding only tensors");
-  return found("unknown", k.size > 0 ? `top-level keys ${[...k].slice(0, 8).join(", ")}` : "not a dict");
-}
-
-export function componentPresent(
-  root: PyValue,
-  rule: ComponentRule,
-): { present: boolean; key: string | undefined } {
-  if (rule.kind !== "keys" && rule.kind !== "optional-keys") return { present: false, key: undefined };
-  for (const path of rule.paths) {
-    if (path.length === 0) return { present: isPresent(root), key: "(root)" };
-    if (isPresent(lookup(root, path))) return { present: true, key: path.join(".") };
-  }
-  return { present: false, key: undefined };
+/** The rule a counter read from this file's name follows: the first one that applies to the name. */
+export function nameCounterRule(rule: ConventionRule, fileName: string): CounterRule | undefined {
+  return countersFor(rule, fileName)[0];
 }

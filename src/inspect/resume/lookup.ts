@@ -1,5 +1,5 @@
 import { dictGet, isBoxed, type PyValue } from "../../reader/pickle/value.js";
-import { objectAttributes } from "../walk.js";
+import { objectFields } from "../walk.js";
 
 /** A path of string keys into dicts and object attributes, e.g. `["trainer", "_trainer", "optimizer"]`. */
 export type KeyPathSpec = readonly string[];
@@ -9,7 +9,7 @@ export function lookup(root: PyValue | undefined, path: KeyPathSpec): PyValue | 
   let node = root;
   for (const key of path) {
     if (isBoxed(node, "dict")) node = dictGet(node, key);
-    else if (isBoxed(node, "object")) node = objectAttributes(node.state).find(([name]) => name === key)?.[1];
+    else if (isBoxed(node, "object")) node = objectFields(node).find(([name]) => name === key)?.[1];
     else return undefined;
     if (node === undefined) return undefined;
   }

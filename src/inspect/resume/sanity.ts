@@ -1,7 +1,7 @@
 import { isBoxed, type PyDict, type PyValue } from "../../reader/pickle/value.js";
 import type { Finding } from "../findings.js";
 import { CONVENTIONS, type ConventionId } from "./conventions.js";
-import { lookup } from "./lookup.js";
+import { intValue, lookup } from "./lookup.js";
 import type { ResumeVerdict } from "./verdict.js";
 
 /** Prefixes that wrappers add to every state_dict key: DDP/DataParallel and torch.compile. */
@@ -90,6 +90,14 @@ export function sanityFindings(root: PyValue, verdict: ResumeVerdict, fileName: 
   if (model) {
     findings.push(...prefixFindings(model));
     findings.push(...optimizerFindings(root, verdict, model));
+  }
+  if (verdict.finished) {
+    findings.push({
+      code: "run-finished",
+      label: verdict.conventionLabel,
+      counter: `${verdict.finished.from} = ${verdict.finished.value}`,
+      epochs: intValue(lookup(root, ["train_args", "epochs"])) ?? null,
+    });
   }
   if (/(?:^|\/)model_final\.pth$/.test(fileName) && verdict.counter?.source === "checkpoint") {
     findings.push({ code: "final-checkpoint-has-state", counter: verdict.counter.value });

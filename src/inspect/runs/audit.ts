@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { ReaderError, type ReaderErrorCode } from "../../reader/errors.js";
 import { atLeast, type Severity } from "../findings.js";
-import { judgeFile } from "../report.js";
+import { judgeFile } from "../resume/judgeFile.js";
 import type { WorkerRequest, WorkerResponse } from "./auditWorker.js";
 import { checkFile } from "./integrity.js";
 import { detectRunLayout } from "./layout.js";

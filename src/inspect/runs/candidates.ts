@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { dictSet, isBoxed, type PyDict, type PyValue, pyDict } from "../../reader/pickle/value.js";
-import { type ConventionId, detectFileConvention } from "../resume/conventions.js";
+import type { ConventionId, CounterName } from "../resume/conventions.js";
+import { detectFileConvention } from "../resume/fingerprints.js";
 import { lookup } from "../resume/lookup.js";
 import {
   type Component,
@@ -9,6 +10,7 @@ import {
   type CounterSource,
   judgeResume,
   type ResumeVerdict,
+  type StrippedCounter,
   type Verdict,
 } from "../resume/verdict.js";
 import { type ScanVerdict, scanCheckpoint } from "../security/scan.js";
@@ -24,6 +26,9 @@ export interface CandidateReport {
   readonly kind: "file" | "dir";
   readonly counter: number | null;
   readonly counterSource: CounterSource | null;
+  /** Which counter it is (`iteration`, `epoch`, ...) and what its value means, from the conventions table. */
+  readonly counterName: CounterName | null;
+  readonly counterMeaning: string | null;
   readonly status: CandidateStatus;
   readonly verdict: Verdict | null;
   readonly missing: Component[];
@@ -37,6 +42,8 @@ export interface CandidateReport {
   readonly group: string | null;
   /** What its pickles could run when loaded (file candidates that loaded). */
   readonly security: ScanVerdict | null;
+  /** The framework marked the run finished in this checkpoint (ultralytics strips `last.pt` to epoch -1). */
+  readonly finished: StrippedCounter | null;
   /** For file candidates that loaded: zip record CRCs for the manifest. */
   readonly records: Array<{ name: string; crc32: number; size: number }> | null;
 }
@@ -55,6 +62,8 @@ function report(
     kind: ref.kind,
     counter: ref.counterFromName ?? null,
     counterSource: ref.counterFromName === undefined ? null : "file-name",
+    counterName: null,
+    counterMeaning: null,
     verdict: null,
     missing: [],
     problem: null,
@@ -64,6 +73,7 @@ function report(
     resumeAt: null,
     group: ref.group ?? null,
     security: null,
+    finished: null,
     records: null,
     ...fields,
   };
@@ -76,6 +86,10 @@ function fromVerdict(verdict: ResumeVerdict): Partial<CandidateReport> {
     convention: verdict.convention,
     components: verdict.components,
     resumeAt: verdict.resumeAt ?? null,
+    finished: verdict.finished ?? null,
+    ...(verdict.counter
+      ? { counterName: verdict.counter.name, counterMeaning: verdict.counter.meaning }
+      : {}),
     ...(verdict.counter && Number.isFinite(verdict.counter.value)
       ? { counter: verdict.counter.value, counterSource: verdict.counter.source }
       : {}),
@@ -102,7 +116,9 @@ async function examineFile(ref: CandidateRef, options: ExamineOptions): Promise<
       options.runConvention === "trackron" && detected.convention === "fvcore"
         ? { convention: "trackron" as const, evidence: [...detected.evidence, "in a Trackron run"] }
         : detected;
-    const verdict = judgeResume(checkpoint.root, guess, ref.path);
+    const companions = await checkCompanions(ref, options);
+    if ("problem" in companions) return report(ref, companions.problem);
+    const verdict = judgeResume(withParts(checkpoint.root, companions.parts), guess, ref.path);
     const records =
       checkpoint.format === "torch-zip" || checkpoint.format === "torchscript"
         ? checkpoint.archive.entries.map((e) => ({ name: e.name, crc32: e.crc32, size: e.uncompressedSize }))
@@ -110,7 +126,7 @@ async function examineFile(ref: CandidateRef, options: ExamineOptions): Promise<
     const security = scanCheckpoint(checkpoint).verdict;
     return report(ref, {
       status: "ok",
-      sizeBytes: check.sizeBytes,
+      sizeBytes: check.sizeBytes + companions.sizeBytes,
       records,
       security,
       ...fromVerdict(verdict),
@@ -118,6 +134,43 @@ async function examineFile(ref: CandidateRef, options: ExamineOptions): Promise<
   } finally {
     checkpoint.source.close();
   }
+}
+
+type CompanionCheck =
+  | { readonly parts: ReadonlyMap<string, PyValue>; readonly sizeBytes: number }
+  | { readonly problem: Partial<CandidateReport> & Pick<CandidateReport, "status"> };
+
+/**
+ * The files the framework loads together with the candidate (AllenNLP's weights beside its training state),
+ * each checked as the candidate itself is: one that is missing or broken makes the candidate unusable.
+ */
+async function checkCompanions(ref: CandidateRef, options: ExamineOptions): Promise<CompanionCheck> {
+  const parts = new Map<string, PyValue>();
+  let sizeBytes = 0;
+  for (const companion of ref.companions ?? []) {
+    for (const file of companion.files) {
+      const check = await checkFile(file, options);
+      sizeBytes += check.sizeBytes ?? 0;
+      if (check.status !== "ok") {
+        const message = `${relative(dirname(ref.path), file)}: ${check.problem.message}`;
+        return { problem: { status: check.status, problem: { ...check.problem, message }, sizeBytes } };
+      }
+      parts.set(companion.key, "root" in check.checkpoint ? check.checkpoint.root : true);
+      check.checkpoint.source.close();
+    }
+  }
+  return { parts, sizeBytes };
+}
+
+/** The candidate's root with each companion's content at its key. */
+function withParts(root: PyValue, parts: ReadonlyMap<string, PyValue>): PyValue {
+  if (parts.size === 0 || !isBoxed(root, "dict")) return root;
+  const copy = pyDict(root.className);
+  root.keys.forEach((key, i) => {
+    dictSet(copy, key, root.values[i] as PyValue);
+  });
+  for (const [key, value] of parts) dictSet(copy, key, value);
+  return copy;
 }
 
 /** The first of `names` that exists in `dir`. */

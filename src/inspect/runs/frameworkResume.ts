@@ -7,7 +7,13 @@ import type { RunLayout } from "./layout.js";
  * What the framework's own automatic resume does with this run dir, since that is what users run. Each
  * convention's rule is the logic `conventions.md` records from its source.
  */
-export type FrameworkOutcome = "resumes" | "starts-over" | "crashes" | "trains-nothing";
+export type FrameworkOutcome =
+  | "resumes"
+  | "starts-over"
+  | "crashes"
+  | "trains-nothing"
+  /** The framework declines on purpose: the run is finished (ultralytics' "nothing to resume"). */
+  | "refuses";
 
 export interface FrameworkResume {
   /** What the framework loads, relative to the run dir (null when it loads nothing). */
@@ -21,6 +27,8 @@ export interface FrameworkResume {
 }
 
 export interface FrameworkInputs {
+  /** The run's convention, as its checkpoints confirmed the layout's guess (mmcv's files in an mmengine-like tree). */
+  readonly convention: ConventionId;
   readonly layout: RunLayout;
   /** The candidate the run's pointer names (examined), when the convention has a pointer. */
   readonly pointerTarget: CandidateReport | undefined;
@@ -207,6 +215,32 @@ const RULES: Partial<Record<ConventionId, (inputs: FrameworkInputs) => Framework
       ? loadOutcome(last, i.maxIter, "load_checkpoint() takes the last file by name,")
       : startsOver("no *_ep*.pth.tar file");
   },
+  ultralytics: ultralyticsResume,
+  allennlp: allennlpResume,
+  torchvision: (i) => {
+    // The reference scripts have no auto-resume: the documented way is --resume output_dir/checkpoint.pth.
+    const latest = i.candidates.find((c) => /(?:^|\/)checkpoint\.pth$/.test(c.file));
+    if (!latest) return startsOver("no checkpoint.pth to pass to --resume");
+    if (
+      latest.status === "ok" &&
+      (latest.missing.includes("optimizer") || latest.missing.includes("scheduler"))
+    )
+      return crashes(
+        latest.file,
+        `${latest.file} lacks optimizer or lr_scheduler, which --resume loads: KeyError`,
+      );
+    return loadOutcome(latest, i.maxIter, "train.py --resume loads");
+  },
+  mmcv: (i) => {
+    // mmdet --auto-resume (find_latest_checkpoint): latest.pth when it exists, else the highest epoch_N/iter_N.
+    const pointer = i.layout.pointer;
+    if (pointer?.exists && i.pointerTarget && i.pointerTarget.status !== "missing")
+      return loadOutcome(i.pointerTarget, i.maxIter, "runner.resume loads latest.pth ->");
+    const last = newest(i.candidates);
+    return last
+      ? loadOutcome(last, i.maxIter, "--auto-resume finds no latest.pth and loads the highest-numbered")
+      : startsOver("no epoch_N.pth / iter_N.pth: training starts at epoch 0");
+  },
   dcp: (i) => {
     // torchtitan: the max step-N whose .metadata exists.
     const last = newest(i.candidates, (c) => c.status !== "incomplete-dir");
@@ -216,8 +250,47 @@ const RULES: Partial<Record<ConventionId, (inputs: FrameworkInputs) => Framework
   },
 };
 
+/** Ultralytics: `yolo train resume model=.../last.pt`, or `resume=True`, which takes the newest last*.pt. */
+function ultralyticsResume(i: FrameworkInputs): FrameworkResume {
+  // get_latest_run(): max(glob("**/last*.pt"), key=os.path.getctime); in one run directory that is weights/last.pt.
+  const last = i.candidates.find((c) => /(?:^|\/)last[^/]*\.pt$/.test(c.file));
+  if (!last) {
+    return crashes(
+      null,
+      "no weights/last.pt: resume raises FileNotFoundError('Resume checkpoint not found')",
+    );
+  }
+  if (last.finished) {
+    return {
+      file: last.file,
+      outcome: "refuses",
+      startsAt: null,
+      restores: [],
+      resets: [],
+      why: `${last.file} was stripped when training finished (${last.finished.from} = ${last.finished.value}): start_epoch = ${last.finished.value + 1}, and resume asserts "training ... is finished, nothing to resume"`,
+    };
+  }
+  return loadOutcome(last, i.maxIter, "resume=True loads the newest last.pt,");
+}
+
+/** AllenNLP `--recover`: the latest (epoch, batch) among model_state files, loaded with its training state. */
+function allennlpResume(i: FrameworkInputs): FrameworkResume {
+  const point = (file: string) => {
+    const match = /_state_(?:e(\d+)_b(\d+)|epoch_(\d+))\.th$/.exec(file);
+    return match ? [Number(match[1] ?? match[3]), Number(match[2] ?? 0)] : [-1, -1];
+  };
+  const latest = [...i.candidates].sort((a, b) => {
+    const [ea, ba] = point(a.file);
+    const [eb, bb] = point(b.file);
+    return (eb as number) - (ea as number) || (bb as number) - (ba as number);
+  })[0];
+  if (!latest)
+    return startsOver("no model_state_*.th: the Checkpointer finds nothing and training starts over");
+  return loadOutcome(latest, i.maxIter, "--recover loads the latest model_state and training_state,");
+}
+
 export function predictFrameworkResume(inputs: FrameworkInputs): FrameworkResume | null {
-  const convention = inputs.layout.convention;
+  const convention = inputs.convention;
   const rule = RULES[convention === "trackron" || convention === "detectron2" ? "fvcore" : convention];
   return rule ? rule(inputs) : null;
 }

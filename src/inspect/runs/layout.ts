@@ -1,12 +1,13 @@
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
+import type { Companion } from "../resume/companions.js";
 import { CONVENTIONS, type ConventionId, counterInName } from "../resume/conventions.js";
 
 /**
  * How a run directory is laid out: which convention wrote it, its pointer file, and every checkpoint in it
  * that a resume could use. Names follow `conventions.md`; nothing here opens a checkpoint.
  */
-export type PointerKind = "fvcore" | "mmengine" | "deepspeed" | "lightning-last";
+export type PointerKind = "fvcore" | "mmengine" | "deepspeed" | "lightning-last" | "mmcv-latest";
 
 export interface PointerFileInfo {
   readonly kind: PointerKind;
@@ -29,6 +30,8 @@ export interface CandidateRef {
   readonly mtimeMs: number;
   /** Lightning: the logger version folder (`version_0`) the file belongs to. */
   readonly group: string | undefined;
+  /** Files the framework loads together with this one (AllenNLP's model_state beside training_state). */
+  readonly companions?: readonly Companion[];
 }
 
 export interface RunLayout {
@@ -91,6 +94,23 @@ function filePointer(runDir: string, file: string, kind: PointerKind): PointerFi
   const text = content.trim();
   const target = kind === "mmengine" || isAbsolute(text) ? text : join(runDir, text);
   return { kind, file, content, target, exists: true };
+}
+
+/** A pointer that is a file or a symlink to one (mmcv `latest.pth`, Lightning `last.ckpt`). */
+function linkPointer(runDir: string, file: string, kind: PointerKind): PointerFileInfo {
+  const path = join(runDir, file);
+  const stats = lstatSafe(path);
+  if (!stats) return { kind, file, content: undefined, target: undefined, exists: false };
+  const link = stats.isSymbolicLink() ? readlinkSync(path) : undefined;
+  return { kind, file, content: link, target: existsSync(path) ? path : undefined, exists: true };
+}
+
+function lstatSafe(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 function filesMatching(runDir: string, dir: string, pattern: RegExp): CandidateRef[] {
@@ -202,6 +222,19 @@ export function detectRunLayout(runDirInput: string): RunLayout {
   const dcp = dirsMatching(runDir, dcpRoot, /step-(\d+)$/);
   if (dcp.length > 0) return layout("dcp", "step-N directories", dcp);
 
+  const ultralytics = ultralyticsLayout(runDir);
+  if (ultralytics) return ultralytics;
+
+  const allennlp = allennlpCandidates(runDir, names);
+  if (allennlp.length > 0) return layout("allennlp", "model_state_* / training_state_* pairs", allennlp);
+
+  if (names.has("checkpoint.pth") && [...names].some((n) => /^model_\d+\.pth$/.test(n))) {
+    const torchvision = filesMatching(runDir, runDir, /(?:^|\/)model_(\d+)\.pth$/).concat(
+      filesMatching(runDir, runDir, /(?:^|\/)checkpoint\.pth$/),
+    );
+    return layout("torchvision", "checkpoint.pth beside model_N.pth (reference scripts)", torchvision);
+  }
+
   if (names.has("last.pth.tar") || [...names].some((n) => /^checkpoint-\d+\.pth\.tar$/.test(n))) {
     const timm = filesMatching(runDir, runDir, /checkpoint-(\d+)\.pth\.tar$/).concat(
       filesMatching(runDir, runDir, /(?:last|model_best)\.pth\.tar$/),
@@ -218,6 +251,14 @@ export function detectRunLayout(runDirInput: string): RunLayout {
       "model_NNNNNNN.pth files",
       fvcoreFiles,
       filePointer(runDir, "last_checkpoint", "fvcore"),
+    );
+  }
+  if (mmFiles.length > 0 && lstatSafe(join(runDir, "latest.pth"))) {
+    return layout(
+      "mmcv",
+      "latest.pth beside epoch_N.pth / iter_N.pth",
+      mmFiles,
+      linkPointer(runDir, "latest.pth", "mmcv-latest"),
     );
   }
   if (mmFiles.length > 0) {
@@ -252,4 +293,46 @@ function findPytracking(runDir: string): CandidateRef[] {
   const root = join(runDir, "checkpoints");
   if (safeStat(root)?.isDirectory()) walk(root, 1);
   return found;
+}
+
+/**
+ * Ultralytics writes `runs/<task>/<name>/weights/{last,best,epochN}.pt`; the run directory is `<name>/`
+ * (its `weights/` folder is accepted too).
+ */
+function ultralyticsLayout(runDir: string): RunLayout | undefined {
+  const inside = /(?:^|\/)weights$/.test(runDir) ? runDir : join(runDir, "weights");
+  const files = list(inside).filter((n) => /^(?:last|best|epoch\d+)\.pt$/.test(n));
+  if (!files.includes("last.pt") && !files.includes("best.pt")) return undefined;
+  const candidates = files.map((n) => candidate(runDir, join(inside, n), "file", /(?:^|\/)epoch(\d+)\.pt$/));
+  return {
+    runDir,
+    convention: "ultralytics",
+    evidence: `${relative(runDir, inside) || "."}/ holds ${files.join(", ")}`,
+    pointer: undefined,
+    candidates,
+  };
+}
+
+/** AllenNLP 2.x `model_state_e{E}_b{B}.th` + `training_state_e{E}_b{B}.th`; 1.x `..._epoch_{E}.th`. */
+const ALLENNLP_STATE = /^(model|training)_state_(e(\d+)_b(\d+)|epoch_(\d+))\.th$/;
+
+/**
+ * One candidate per saved point in time: the training state (which holds the counters), with the weights as
+ * its companion. AllenNLP finds checkpoints by their model_state files and then loads both, so a point whose
+ * training state is gone is still listed (and reported missing).
+ */
+function allennlpCandidates(runDir: string, names: ReadonlySet<string>): CandidateRef[] {
+  const points = new Set<string>();
+  for (const name of names) {
+    const match = ALLENNLP_STATE.exec(name);
+    if (match) points.add(match[2] as string);
+  }
+  return [...points].sort().map((point) => {
+    const training = join(runDir, `training_state_${point}.th`);
+    const weights = join(runDir, `model_state_${point}.th`);
+    return {
+      ...candidate(runDir, training, "file", /training_state_(?:e|epoch_)(\d+)/),
+      companions: [{ key: "model", files: [weights] }],
+    };
+  });
 }

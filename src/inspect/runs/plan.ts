@@ -4,8 +4,8 @@ import { ReaderError } from "../../reader/errors.js";
 import { readPointer } from "../../reader/pointer.js";
 import { FileSource } from "../../reader/source.js";
 import { type Finding, type FindingReport, findingReport } from "../findings.js";
-import { CONVENTIONS, type ConventionId, counterInName } from "../resume/conventions.js";
-import type { Component } from "../resume/verdict.js";
+import { CONVENTIONS, type ConventionId, counterInName, nameCounterRule } from "../resume/conventions.js";
+import type { Component, Verdict } from "../resume/verdict.js";
 import { type CandidateReport, examineCandidate } from "./candidates.js";
 import { findRunConfig, readTrainingConfig, type TrainingConfig } from "./config.js";
 import { type FrameworkResume, predictFrameworkResume } from "./frameworkResume.js";
@@ -27,6 +27,10 @@ export interface Choice {
   /** The counter training should restart at: from the checkpoint, or from its file name when only that has it. */
   readonly resumeAt: number | null;
   readonly counterName: string | null;
+  /** What the counter's value means and how `resumeAt` follows from it (from the conventions table). */
+  readonly counterMeaning: string | null;
+  /** The counter's value as saved (in the file, or in its name). */
+  readonly savedCounter: number | null;
   /** Where `resumeAt` comes from: the checkpoint (the framework will do this) or the file name (needs repair). */
   readonly resumeAtSource: "checkpoint" | "file-name" | null;
   readonly restores: Component[];
@@ -63,10 +67,15 @@ export interface PlanOptions {
 
 /** At equal counters, the checkpoint that restores more comes first (a repaired copy before its original). */
 function verdictRank(c: CandidateReport): number {
-  if (c.status !== "ok") return 4;
-  return { resumable: 0, incomplete: 1, "weights-only": 2, "not-a-training-checkpoint": 3 }[
-    c.verdict ?? "not-a-training-checkpoint"
-  ];
+  if (c.status !== "ok") return 5;
+  const rank: Record<Verdict, number> = {
+    resumable: 0,
+    incomplete: 1,
+    "weights-only": 2,
+    "training-state-only": 3,
+    "not-a-training-checkpoint": 4,
+  };
+  return rank[c.verdict ?? "not-a-training-checkpoint"];
 }
 
 /** `last.pth.tar`, `last.ckpt`: the name a framework resumes from when several files hold the same state. */
@@ -121,13 +130,18 @@ function pointerTargetRef(layout: RunLayout, refs: Map<string, CandidateRef>): C
 
 function choose(ordered: readonly CandidateReport[]): CandidateReport | undefined {
   const usable = ordered.filter(
-    (c) => c.status === "ok" && c.verdict !== null && c.verdict !== "not-a-training-checkpoint",
+    (c) =>
+      c.status === "ok" &&
+      c.verdict !== null &&
+      c.verdict !== "not-a-training-checkpoint" &&
+      c.verdict !== "training-state-only",
   );
   return usable.find((c) => c.verdict === "resumable") ?? usable[0];
 }
 
 function choiceOf(candidate: CandidateReport, convention: ConventionId): Choice {
   const rule = CONVENTIONS[candidate.convention ?? convention];
+  const nameRule = nameCounterRule(rule, candidate.file);
   const restores = candidate.components.filter((c) => c.status === "present").map((c) => c.component);
   const fromCheckpoint = candidate.counterSource === "checkpoint";
   const resumeAt =
@@ -135,11 +149,13 @@ function choiceOf(candidate: CandidateReport, convention: ConventionId): Choice 
       ? (candidate.resumeAt ?? null)
       : fromCheckpoint
         ? candidate.resumeAt
-        : rule.resumeAt(candidate.counter);
+        : (nameRule?.resumeAt(candidate.counter) ?? candidate.counter);
   return {
     file: candidate.file,
     resumeAt,
-    counterName: rule.counter?.name ?? null,
+    counterName: candidate.counterName ?? nameRule?.name ?? null,
+    counterMeaning: candidate.counterMeaning ?? nameRule?.meaning ?? null,
+    savedCounter: candidate.counter,
     resumeAtSource: candidate.counter === null ? null : fromCheckpoint ? "checkpoint" : "file-name",
     restores,
     resets: candidate.missing,
@@ -158,29 +174,43 @@ const COMMANDS: Partial<Record<ConventionId, (file: string, dir: string) => stri
   timm: (file) => `train.py --resume ${file}`,
   pytracking: (file) => `trainer.load_checkpoint("${file}")`,
   dcp: (file) => `torchtitan --checkpoint.load_step ${/step-(\d+)/.exec(file)?.[1] ?? "N"}`,
+  ultralytics: (file) => `yolo train resume model=${file}`,
+  torchvision: (file) => `train.py --resume ${file} (with the run's other arguments)`,
+  mmcv: (file) => `tools/train.py CONFIG --resume-from ${file}`,
+  allennlp: (_file, dir) => `allennlp train CONFIG -s ${dir} --recover`,
+  "imagenet-example": (file) => `main.py --resume ${file}`,
 };
 
 /**
- * fvcore's layout is shared by detectron2 and Trackron; their files tell them apart (Trackron's hold only the
- * model). The run is named after what its checkpoints say when they agree.
+ * Layouts some conventions share, told apart by what the files hold: fvcore's is detectron2's and Trackron's
+ * (Trackron's files hold only the model); `epoch_N.pth` files are mmengine's or mmcv's (mmcv's have no
+ * message_hub); a directory of loose files with counters in their names is a hand-written loop's. The run is
+ * named after what its checkpoints say when they agree.
  */
 function refineConvention(
   layoutConvention: ConventionId,
   candidates: readonly CandidateReport[],
 ): ConventionId {
-  if (layoutConvention !== "fvcore") return layoutConvention;
   const seen = new Set(candidates.map((c) => c.convention).filter((c) => c !== null));
-  if (seen.has("trackron")) return "trackron";
   const [only] = seen;
-  return seen.size === 1 && only === "detectron2" ? only : layoutConvention;
+  switch (layoutConvention) {
+    case "fvcore":
+      if (seen.has("trackron")) return "trackron";
+      return seen.size === 1 && only === "detectron2" ? only : layoutConvention;
+    case "mmengine":
+      return seen.size === 1 && only === "mmcv" ? only : layoutConvention;
+    case "unknown":
+      return seen.size === 1 && only !== undefined && only !== "state-dict" ? only : layoutConvention;
+    default:
+      return layoutConvention;
+  }
 }
 
 function commandFor(convention: ConventionId, choice: Choice, runDir: string): string | null {
   const command = COMMANDS[convention]?.(choice.file, runDir) ?? null;
-  if (choice.resumeAtSource !== "file-name" || choice.resumeAt === null) return command;
-  const rule = CONVENTIONS[convention];
-  const saved = choice.resumeAt - (rule.resumeAt(0) - 0);
-  return `${choice.file} has no ${choice.counterName ?? "counter"}: add ${choice.counterName ?? "counter"}=${saved} to it first (the framework reads it from the file, not the name), then ${command ?? "resume"}`;
+  if (choice.resumeAtSource !== "file-name" || choice.savedCounter === null) return command;
+  const counter = choice.counterName ?? "counter";
+  return `${choice.file} has no ${counter}: add ${counter}=${choice.savedCounter} to it first (the framework reads it from the file, not the name), then ${command ?? "resume"}`;
 }
 
 /** Builds the plan for one run directory. Throws `ReaderError` only when the directory itself is unusable. */
@@ -244,7 +274,9 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
   // The pointer target is reported among candidates only when it is one (a log file named by a pointer is not).
   const candidates = ordered.filter((c) => c !== target || layout.candidates.some((r) => r.rel === c.file));
   const choice = chosen ? choiceOf(chosen, layout.convention) : null;
+  const convention = refineConvention(layout.convention, ordered);
   const framework = predictFrameworkResume({
+    convention,
     layout,
     pointerTarget: target,
     candidates: ordered,
@@ -262,7 +294,6 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
     config,
     runDir,
   });
-  const convention = refineConvention(layout.convention, ordered);
   const rule = CONVENTIONS[convention];
   return {
     schema: "ckpt.resume-plan/1",
@@ -286,7 +317,7 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
       choice?.verdict === "resumable" &&
       !(config?.maxIter !== undefined && (choice.resumeAt ?? 0) >= config.maxIter),
     framework,
-    command: choice ? commandFor(layout.convention, choice, runDir) : null,
+    command: choice ? commandFor(convention, choice, runDir) : null,
     config,
     findings: findings.map(findingReport),
   };
