@@ -282,7 +282,22 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
   },
   "zip-encrypted-member": {
     severity: "warning",
-    message: (f) => `${f.name} is flagged encrypted: it cannot be scanned`,
+    message: (f) =>
+      f.scanned
+        ? `${f.name} is flagged encrypted (torch refuses to read it); its stored bytes were scanned as they lie, but a loader given a password would read others: not clean`
+        : `${f.name} is flagged encrypted and compressed: it cannot be scanned, so the file is not clean`,
+  },
+  "zip-member-unreadable": {
+    severity: "warning",
+    message: (f) => `${f.name} cannot be read (${f.detail}): what it holds was not scanned`,
+  },
+  "archive-not-opened": {
+    severity: "warning",
+    message: (f) => `${f.kind}, which ckpt does not open: unpack it and scan what is inside`,
+  },
+  "too-large-to-scan": {
+    severity: "warning",
+    message: (f) => `${f.record} may be a pickle but is ${f.bytes} bytes, more than ckpt scans: not clean`,
   },
   "zip-junk-before": {
     severity: "warning",

@@ -1,9 +1,10 @@
 import { existsSync } from "node:fs";
+import { basename } from "node:path";
 import type { Checkpoint, PlainPickle, SafetensorsCheckpoint } from "./checkpoint.js";
 import { ReaderError } from "./errors.js";
 import { parsePickle } from "./pickle/machine.js";
 import { dictSet, pyDict, type TorchStorage, type TorchTensor } from "./pickle/value.js";
-import { readPointer, resolvePointerTarget } from "./pointer.js";
+import { isPointerName, readPointer, resolvePointerTarget } from "./pointer.js";
 import { looksLikeSafetensors, readSafetensorsHeader } from "./safetensors.js";
 import { type ByteSource, FileSource } from "./source.js";
 import { loadLegacy, looksLikeLegacy } from "./torch/legacyLoader.js";
@@ -49,16 +50,28 @@ export function readCheckpoint(source: ByteSource, path?: string): Checkpoint {
     );
   }
   if (looksLikeSafetensors(head, source.size)) return readSafetensors(source);
-  const pointer = readPointer(source);
-  if (pointer) {
-    const target = path === undefined ? pointer.target : resolvePointerTarget(path, pointer);
-    return { format: "pointer", source, notes: [], pointer, target, targetExists: existsSync(target) };
-  }
-  if (head[0] === 0x80 && (head[1] as number) <= 5) return readPlainPickle(source);
+  const pointer = path === undefined ? undefined : readPointerFile(source, path);
+  if (pointer) return pointer;
+  // Protocols 0 and 1 have no PROTO opcode: whether the bytes are a pickle is for the machine to say.
+  const pickle = readPlainPickle(source);
+  if (pickle) return pickle;
   throw new ReaderError(
     "not-a-checkpoint",
-    `not a checkpoint: the first bytes (${Buffer.from(head.subarray(0, 8)).toString("hex")}) match no torch, TorchScript, safetensors or pointer format`,
+    `not a checkpoint: the first bytes (${Buffer.from(head.subarray(0, 8)).toString("hex")}) match no torch, TorchScript, safetensors or pointer format, and are no pickle`,
   );
+}
+
+/**
+ * A small text file is a pointer when it is named as the conventions name theirs (`last_checkpoint`,
+ * `latest`, ...) or when what it names exists beside it; any other note is not a checkpoint of any kind.
+ */
+function readPointerFile(source: ByteSource, path: string): Checkpoint | undefined {
+  const pointer = readPointer(source, basename(path));
+  if (!pointer) return undefined;
+  const target = resolvePointerTarget(path, pointer);
+  const targetExists = existsSync(target);
+  if (!targetExists && !isPointerName(basename(path))) return undefined;
+  return { format: "pointer", source, notes: [], pointer, target, targetExists };
 }
 
 function startsWith(head: Uint8Array, text: string): boolean {
@@ -146,23 +159,50 @@ export function contiguousStride(shape: number[]): number[] {
   return stride;
 }
 
-function readPlainPickle(source: ByteSource): PlainPickle {
-  if (source.size > MAX_PLAIN_PICKLE) {
-    throw new ReaderError(
-      "unsupported-format",
-      `a bare pickle of ${source.size} bytes, larger than ckpt reads whole`,
-    );
+/** Whether the machine names a global in the bytes before it stops: then they are a pickle, however broken. */
+function namesAGlobal(bytes: Uint8Array): boolean {
+  let named = false;
+  try {
+    parsePickle(bytes, { scan: true, trace: { onGlobal: () => (named = true) } });
+  } catch {
+    // The question is only whether a global was named before the break.
   }
-  const bytes = source.read(0, source.size);
+  return named;
+}
+
+/** PROTO first: the bytes are certainly meant as a pickle (protocols 2 to 5 always begin so). */
+function startsWithProto(bytes: Uint8Array): boolean {
+  return bytes[0] === 0x80 && (bytes[1] as number) <= 5;
+}
+
+/**
+ * The bytes as a bare pickle, or undefined when they are none: the machine breaks before naming anything
+ * and they do not begin with PROTO (text, images, random data). A pickle that breaks later is an error.
+ */
+function readPlainPickle(source: ByteSource): PlainPickle | undefined {
+  const bytes = source.read(0, Math.min(source.size, MAX_PLAIN_PICKLE));
   const foreignPersistentIds: number[] = [];
-  const result = parsePickle(bytes, {
-    hooks: {
-      persistentLoad(pid, offset) {
-        if (!namesStorage(pid)) foreignPersistentIds.push(offset);
-        return { kind: "persistent", id: pid };
+  let result: ReturnType<typeof parsePickle>;
+  try {
+    result = parsePickle(bytes, {
+      hooks: {
+        persistentLoad(pid, offset) {
+          if (!namesStorage(pid)) foreignPersistentIds.push(offset);
+          return { kind: "persistent", id: pid };
+        },
       },
-    },
-  });
+    });
+  } catch (error) {
+    if (!(error instanceof ReaderError)) throw error;
+    if (!startsWithProto(bytes) && !namesAGlobal(bytes)) return undefined;
+    if (source.size > MAX_PLAIN_PICKLE && error.code === "pickle-truncated") {
+      throw new ReaderError(
+        "unsupported-format",
+        `a bare pickle of ${source.size} bytes, larger than ckpt reads whole`,
+      );
+    }
+    throw error;
+  }
   const notes: PlainPickle["notes"] = [];
   if (result.end < bytes.length)
     notes.push({ code: "pickle-trailing-bytes", record: "pickle", count: bytes.length - result.end });

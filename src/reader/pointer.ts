@@ -11,10 +11,14 @@ import type { ByteSource } from "./source.js";
  * | fvcore / detectron2 / Trackron `Checkpointer.tag_last_checkpoint` | `last_checkpoint` | basename, no newline |
  * | mmengine `CheckpointHook` | `last_checkpoint` | absolute path (or a backend URI such as `s3://…`), no newline |
  * | DeepSpeed `save_checkpoint` | `latest`, `latest_universal` | tag naming a directory (`global_step300`), no newline |
+ * | Megatron-LM `save_checkpoint` | `latest_checkpointed_iteration.txt` | the iteration (`10`, naming `iter_0000010/`) or `release` |
  *
  * All three readers open the file, `.strip()` the text, and either use it as is (mmengine) or join it to the
  * pointer's directory (fvcore, DeepSpeed).
  */
+
+/** Megatron-LM's pointer file. */
+const MEGATRON_TRACKER = "latest_checkpointed_iteration.txt";
 
 export type PointerStyle =
   /** A file name with an extension and no directory part (fvcore/detectron2 `model_0004999.pth`). */
@@ -26,7 +30,19 @@ export type PointerStyle =
   /** `scheme://…` (mmengine with a remote file backend: `s3://bucket/epoch_12.pth`). Not a local path. */
   | "uri"
   /** No separator and no extension (DeepSpeed `global_step300`): names a directory next to the pointer. */
-  | "tag";
+  | "tag"
+  /** Megatron-LM's tracker: an iteration number naming `iter_{N:07d}/` beside it (or `release`). */
+  | "iteration";
+
+/**
+ * The names the conventions give their pointer files. Any other small text file is a pointer only when what it
+ * names exists beside it: a note holding `abc` is not one.
+ */
+const POINTER_NAMES = new Set(["last_checkpoint", "latest", "latest_universal", MEGATRON_TRACKER]);
+
+export function isPointerName(name: string): boolean {
+  return POINTER_NAMES.has(name);
+}
 
 export interface PointerFile {
   /** The text exactly as stored. */
@@ -62,7 +78,7 @@ const NOT_PATH_TEXT = /[{}"<>|*]|^\[/;
  * bytes of UTF-8 holding exactly one non-blank line (one trailing newline allowed) with no control characters,
  * that reads as a path or tag (see `PointerStyle`). Reads the file once; never throws for content reasons.
  */
-export function readPointer(source: ByteSource): PointerFile | undefined {
+export function readPointer(source: ByteSource, fileName?: string): PointerFile | undefined {
   if (source.size === 0 || source.size > MAX_POINTER_SIZE) return undefined;
   let content: string;
   try {
@@ -77,7 +93,9 @@ export function readPointer(source: ByteSource): PointerFile | undefined {
   if (target === "" || NOT_PATH_TEXT.test(target)) return undefined;
   // A path never ends in "." (protocol-0 pickles end with the STOP opcode "."); "." and ".." name directories.
   if (target.endsWith(".")) return undefined;
-  return { content, target, style: classifyPointerTarget(target), hasTrailingNewline: newline !== null };
+  const megatron = fileName === MEGATRON_TRACKER && /^(?:\d+|release)$/.test(target);
+  const style = megatron ? "iteration" : classifyPointerTarget(target);
+  return { content, target, style, hasTrailingNewline: newline !== null };
 }
 
 /**
@@ -105,5 +123,10 @@ export function classifyPointerTarget(target: string): PointerStyle {
 export function resolvePointerTarget(pointerPath: string, pointer: PointerFile): string {
   if (pointer.style === "absolute-path" || pointer.style === "uri") return pointer.target;
   const directory = dirname(pointerPath);
-  return directory.endsWith(sep) ? directory + pointer.target : directory + sep + pointer.target;
+  // Megatron's get_checkpoint_name: os.path.join(checkpoints_path, "iter_{:07d}" or "release").
+  const name =
+    pointer.style === "iteration" && pointer.target !== "release"
+      ? `iter_${pointer.target.padStart(7, "0")}`
+      : pointer.target;
+  return directory.endsWith(sep) ? directory + name : directory + sep + name;
 }

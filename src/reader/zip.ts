@@ -1,6 +1,6 @@
 import { Buffer } from "node:buffer";
 import { pipeline, Readable } from "node:stream";
-import { createInflateRaw, inflateRawSync } from "node:zlib";
+import { createInflateRaw, inflateRawSync, constants as zlibConstants } from "node:zlib";
 import { isReaderError, type ReaderError } from "./errors.js";
 import type { ByteSource } from "./source.js";
 import { parseCentralDirectory, type ZipEntry } from "./zip/centralDirectory.js";
@@ -257,6 +257,41 @@ export class ZipArchive {
     if (inflated.length !== entry.uncompressedSize)
       throw this.sizeMismatch(entry, dataOffset, inflated.length);
     return inflated;
+  }
+
+  /**
+   * The first `length` uncompressed bytes of a record (all of it when shorter), inflating only as much of a
+   * deflated record as that takes: enough to tell what a record holds without reading all of it.
+   * @throws as `readEntry` (without the size limit).
+   */
+  readHead(entry: ZipEntry, length: number): Uint8Array {
+    this.checkReadable(entry);
+    const wanted = Math.min(length, entry.uncompressedSize);
+    const dataOffset = this.dataOffset(entry);
+    if (entry.method === METHOD_STORED) return this.source.read(dataOffset, wanted);
+    // Inflate a compressed prefix: grow it until it yields `wanted` bytes; shrink it when it would inflate
+    // past the cap (a prefix of a zip bomb), keeping memory bounded either way.
+    const cap = Math.max(16 * wanted, MiB);
+    let take = Math.min(entry.compressedSize, wanted + 1024);
+    let shrinking = false;
+    for (;;) {
+      let inflated: Buffer;
+      try {
+        inflated = inflateRawSync(this.source.read(dataOffset, take), {
+          finishFlush: zlibConstants.Z_SYNC_FLUSH,
+          maxOutputLength: cap,
+        });
+      } catch (error) {
+        const tooLarge = (error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE";
+        if (!tooLarge || take <= 1) throw this.inflateError(entry, dataOffset, error);
+        take = Math.max(1, Math.floor(take / 2));
+        shrinking = true;
+        continue;
+      }
+      if (inflated.length >= wanted || take === entry.compressedSize || shrinking)
+        return inflated.subarray(0, wanted);
+      take = Math.min(entry.compressedSize, take * 4);
+    }
   }
 
   /**

@@ -5,6 +5,7 @@ import { ReaderError } from "../../reader/errors.js";
 import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
 import { writeJson } from "../render/json.js";
+import { weightsOnlyText } from "../render/weightsOnlyText.js";
 import type { Style } from "../style.js";
 
 /** Files `ckpt scan` looks at inside a tree: checkpoints and anything named like a pickle. */
@@ -47,13 +48,8 @@ function renderScan(report: ScanReport, style: Style): string {
     ];
     if (names.length > 0) lines.push(`  ${cls.padEnd(9)} ${names.join(", ")}`);
   }
-  const format = report.weightsOnly.blockers.find((b) => b.kind === "format");
-  const wo = report.weightsOnly.loads
-    ? "loads with torch.load(weights_only=True)"
-    : format?.kind === "format"
-      ? `does not apply (${format.detail})`
-      : "does not load with weights_only=True";
-  lines.push(`  weights_only: ${wo}`);
+  const wo = weightsOnlyText(report.weightsOnly, { detail: true });
+  lines.push(`  ${wo}`);
   for (const f of report.findings) lines.push(`  ${f.severity.padEnd(7)} ${f.code}: ${f.message}`);
   return `${lines.join("\n")}\n`;
 }

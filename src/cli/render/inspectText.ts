@@ -4,6 +4,7 @@ import type { InspectReport, TensorReport } from "../../inspect/report.js";
 import type { TensorSummary, TreeNode } from "../../inspect/tree.js";
 import { formatBytes, formatCount, formatPath, formatShape } from "../format.js";
 import type { Style } from "../style.js";
+import { weightsOnlyText } from "./weightsOnlyText.js";
 
 export interface InspectTextOptions {
   readonly style: Style;
@@ -252,12 +253,7 @@ export function renderInspectText(report: InspectReport, options: InspectTextOpt
         : verdict === "unknown"
           ? style.yellow(verdict)
           : style.green(verdict);
-    const wo = weightsOnly.loads
-      ? "loads with torch.load(weights_only=True)"
-      : weightsOnly.blockers.some((b) => b.kind === "format")
-        ? "weights_only does not apply"
-        : "needs weights_only=False (see findings)";
-    lines.push(`Security   ${shown}; ${wo}`);
+    lines.push(`Security   ${shown}; ${weightsOnlyText(weightsOnly, { detail: false })}`);
   }
 
   if (report.tree) {

@@ -1,10 +1,16 @@
 /**
- * What a global named by a pickle is, for security: allowlist first (as torch's weights_only unpickler
- * decides), then known-dangerous primitives, then known framework classes; anything else is unknown. Sources:
- * `peers-and-security.md` sections 3.1-3.4 (torch/_weights_only_unpickler.py, picklescan's and fickling's
- * lists, published bypasses).
+ * What a global named by a pickle is, for security, with the reason: allowlist first (as torch's weights_only
+ * unpickler decides), then known-dangerous primitives, then harmless standard names and known framework
+ * classes; anything else is unknown. Sources: `peers-and-security.md` sections 3.1-3.4
+ * (torch/_weights_only_unpickler.py, picklescan's and fickling's lists, published bypasses).
  */
 export type GlobalClass = "safe" | "framework" | "unknown" | "dangerous";
+
+export interface GlobalClassification {
+  readonly class: GlobalClass;
+  /** Why, for people: "runs shell commands", "on torch's weights_only allowlist". */
+  readonly reason: string;
+}
 
 /** `torch.load(weights_only=True)` accepts exactly these (torch 2.6+ defaults, plus dtypes and storages). */
 const WEIGHTS_ONLY_ALLOWED = new Set([
@@ -96,117 +102,201 @@ export function allowedByWeightsOnly(module: string, name: string): boolean {
   return module === "torch" && TORCH_DTYPES.has(name);
 }
 
-/** Modules whose globals execute code, import, touch files, processes or the network, or resolve other names. */
-const DANGEROUS_MODULES = [
-  "os",
-  "posix",
-  "nt",
-  "subprocess",
-  "sys",
-  "socket",
-  "shutil",
-  "importlib",
-  "runpy",
-  "pickle",
-  "_pickle",
-  "dill",
-  "cloudpickle",
-  "marshal",
-  "ctypes",
-  "code",
-  "codeop",
-  "pty",
-  "asyncio",
-  "multiprocessing",
-  "webbrowser",
-  "urllib",
-  "http",
-  "ftplib",
-  "smtplib",
-  "telnetlib",
-  "requests",
-  "httpx",
-  "pip",
-  "ensurepip",
-  "venv",
-  "pkgutil",
-  "pydoc",
-  "cProfile",
-  "profile",
-  "trace",
-  "timeit",
-  "doctest",
-  "idlelib",
-  "lib2to3",
-  "_io",
-  "io",
-  "tempfile",
-  "glob",
-  "signal",
-  "_posixsubprocess",
-  "pdb",
-  "bdb",
-  "imaplib",
-  "poplib",
-  "xmlrpc",
-  "platform",
-  "_osx_support",
-  "_aix_support",
-  "_pyrepl",
-  "numpy.f2py",
-  "numpy.testing",
-  "numpy.distutils",
-  "distutils",
-  "setuptools",
-  "torch.utils.collect_env",
-  "torch.utils.bottleneck",
-  "torch._dynamo",
-  "torch.fx.experimental.symbolic_shapes",
-  "torch.utils.data.datapipes",
-  "torch.jit.unsupported_tensor_ops",
-  "torch._inductor",
-  "mlflow",
-  "pandas.io",
+/** Why a dangerous module or name is dangerous: what calling into it can do. */
+const RUNS_CODE = "executes Python code";
+const RUNS_PROCESSES = "runs commands or processes";
+const IMPORTS = "imports modules by name, reaching any callable";
+const REACHES_ANYTHING = "looks attributes up by name, reaching any callable";
+const FILES = "opens, reads or writes files";
+const NETWORK = "opens network connections";
+const LOADS_PICKLE = "loads another pickle, which can run anything";
+const NATIVE = "calls native code";
+const TORCH_INTERNAL = "a torch internal that evaluates code or runs commands";
+
+const DANGEROUS_MODULES: ReadonlyArray<readonly [string, string]> = [
+  ["os", RUNS_PROCESSES],
+  ["posix", RUNS_PROCESSES],
+  ["nt", RUNS_PROCESSES],
+  ["subprocess", RUNS_PROCESSES],
+  ["_posixsubprocess", RUNS_PROCESSES],
+  ["pty", RUNS_PROCESSES],
+  ["multiprocessing", RUNS_PROCESSES],
+  ["asyncio", RUNS_PROCESSES],
+  ["signal", RUNS_PROCESSES],
+  ["platform", RUNS_PROCESSES],
+  ["pip", "installs packages"],
+  ["ensurepip", "installs packages"],
+  ["venv", RUNS_PROCESSES],
+  ["setuptools", RUNS_PROCESSES],
+  ["distutils", RUNS_PROCESSES],
+  ["_osx_support", RUNS_PROCESSES],
+  ["_aix_support", RUNS_PROCESSES],
+  ["sys", "changes the interpreter itself (sys.modules, exit, ...)"],
+  ["socket", NETWORK],
+  ["urllib", NETWORK],
+  ["http", NETWORK],
+  ["ftplib", NETWORK],
+  ["smtplib", NETWORK],
+  ["telnetlib", NETWORK],
+  ["requests", NETWORK],
+  ["httpx", NETWORK],
+  ["imaplib", NETWORK],
+  ["poplib", NETWORK],
+  ["xmlrpc", NETWORK],
+  ["webbrowser", NETWORK],
+  ["mlflow", NETWORK],
+  ["pandas.io", FILES],
+  ["shutil", FILES],
+  ["_io", FILES],
+  ["io", FILES],
+  ["tempfile", FILES],
+  ["glob", FILES],
+  ["importlib", IMPORTS],
+  ["pkgutil", IMPORTS],
+  ["pydoc", IMPORTS],
+  ["runpy", RUNS_CODE],
+  ["code", RUNS_CODE],
+  ["codeop", RUNS_CODE],
+  ["cProfile", RUNS_CODE],
+  ["profile", RUNS_CODE],
+  ["trace", RUNS_CODE],
+  ["timeit", RUNS_CODE],
+  ["doctest", RUNS_CODE],
+  ["pdb", RUNS_CODE],
+  ["bdb", RUNS_CODE],
+  ["idlelib", RUNS_CODE],
+  ["lib2to3", RUNS_CODE],
+  ["_pyrepl", RUNS_CODE],
+  ["numpy.f2py", RUNS_CODE],
+  ["numpy.testing", RUNS_CODE],
+  ["numpy.distutils", RUNS_CODE],
+  ["pickle", LOADS_PICKLE],
+  ["_pickle", LOADS_PICKLE],
+  ["dill", LOADS_PICKLE],
+  ["cloudpickle", LOADS_PICKLE],
+  ["marshal", "builds code objects from bytes"],
+  ["ctypes", NATIVE],
+  ["torch.utils.collect_env", TORCH_INTERNAL],
+  ["torch.utils.bottleneck", TORCH_INTERNAL],
+  ["torch._dynamo", TORCH_INTERNAL],
+  ["torch.fx.experimental.symbolic_shapes", TORCH_INTERNAL],
+  ["torch.utils.data.datapipes", TORCH_INTERNAL],
+  ["torch.jit.unsupported_tensor_ops", TORCH_INTERNAL],
+  ["torch._inductor", TORCH_INTERNAL],
 ];
 
-const DANGEROUS_NAMES = new Set([
-  "builtins.eval",
-  "builtins.exec",
-  "builtins.compile",
-  "builtins.open",
-  "builtins.__import__",
-  "builtins.getattr",
-  "builtins.setattr",
-  "builtins.delattr",
-  "builtins.globals",
-  "builtins.locals",
-  "builtins.vars",
-  "builtins.breakpoint",
-  "builtins.input",
-  "builtins.help",
-  "builtins.exit",
-  "builtins.quit",
-  "builtins.memoryview",
-  "builtins.type",
-  "operator.attrgetter",
-  "operator.itemgetter",
-  "operator.methodcaller",
-  "functools.partial",
-  "functools.reduce",
-  "types.CodeType",
-  "types.FunctionType",
-  "types.MethodType",
-  "torch.load",
-  "torch.serialization.load",
-  "torch.storage._load_from_bytes",
-  "torch.hub.load",
-  "torch.jit.load",
-  "numpy.load",
-  "numpy.loadtxt",
-  "numpy.fromfile",
-  "logging.FileHandler",
-  "uuid._get_command_stdout",
-  "transformers.AutoModel.from_pretrained",
+const DANGEROUS_NAMES = new Map<string, string>([
+  ["builtins.eval", RUNS_CODE],
+  ["builtins.exec", RUNS_CODE],
+  ["builtins.compile", RUNS_CODE],
+  ["builtins.open", FILES],
+  ["builtins.__import__", IMPORTS],
+  ["builtins.getattr", REACHES_ANYTHING],
+  ["builtins.setattr", "sets attributes by name on any object"],
+  ["builtins.delattr", "deletes attributes by name on any object"],
+  ["builtins.globals", REACHES_ANYTHING],
+  ["builtins.locals", REACHES_ANYTHING],
+  ["builtins.vars", REACHES_ANYTHING],
+  ["builtins.type", "creates classes at load time"],
+  ["builtins.breakpoint", "stops in a debugger"],
+  ["builtins.input", "reads the terminal"],
+  ["builtins.help", "starts the interactive help (a pager process)"],
+  ["builtins.exit", "stops the process"],
+  ["builtins.quit", "stops the process"],
+  ["builtins.memoryview", "exposes raw memory"],
+  ["operator.attrgetter", REACHES_ANYTHING],
+  ["operator.itemgetter", REACHES_ANYTHING],
+  ["operator.methodcaller", "calls methods by name"],
+  ["functools.partial", "calls any callable it is given, later"],
+  ["functools.reduce", "calls any callable it is given"],
+  ["types.CodeType", RUNS_CODE],
+  ["types.FunctionType", RUNS_CODE],
+  ["types.MethodType", RUNS_CODE],
+  ["torch.load", LOADS_PICKLE],
+  ["torch.serialization.load", LOADS_PICKLE],
+  ["torch.storage._load_from_bytes", LOADS_PICKLE],
+  ["torch.hub.load", "downloads and runs code"],
+  ["torch.jit.load", LOADS_PICKLE],
+  ["numpy.load", LOADS_PICKLE],
+  ["numpy.loadtxt", FILES],
+  ["numpy.fromfile", FILES],
+  ["joblib.load", LOADS_PICKLE],
+  ["logging.FileHandler", FILES],
+  ["uuid._get_command_stdout", RUNS_PROCESSES],
+  ["transformers.AutoModel.from_pretrained", "downloads and loads a model, which can run code"],
+]);
+
+/** Builtins that only compute a value from their arguments: calling them touches nothing. */
+const PURE_BUILTINS = new Set([
+  "abs",
+  "all",
+  "any",
+  "ascii",
+  "bin",
+  "bool",
+  "bytes",
+  "callable",
+  "chr",
+  "divmod",
+  "enumerate",
+  "filter",
+  "float",
+  "format",
+  "frozenset",
+  "hash",
+  "hex",
+  "id",
+  "int",
+  "isinstance",
+  "issubclass",
+  "iter",
+  "len",
+  "list",
+  "map",
+  "max",
+  "min",
+  "next",
+  "oct",
+  "ord",
+  "pow",
+  "range",
+  "repr",
+  "reversed",
+  "round",
+  "slice",
+  "sorted",
+  "str",
+  "sum",
+  "tuple",
+  "zip",
+  "dict",
+  "object",
+  "Ellipsis",
+  "NotImplemented",
+  "property",
+  "staticmethod",
+  "classmethod",
+]);
+
+/** Standard-library names that build plain values (protocol 0/1 objects, dates, numbers). */
+const STANDARD_VALUES = new Map<string, string>([
+  ["copyreg._reconstructor", "rebuilds a plain object of another class (protocol 0/1 pickles)"],
+  ["copyreg.__newobj__", "rebuilds a plain object of another class (protocol 2 pickles)"],
+  ["_codecs.encode", "encodes text to bytes"],
+  ["io.BytesIO", "an in-memory buffer"],
+  ["io.StringIO", "an in-memory buffer"],
+  ["_io.BytesIO", "an in-memory buffer"],
+  ["_io.StringIO", "an in-memory buffer"],
+  ["torch.ScriptObject", "a TorchScript custom-class object (quantized packed parameters)"],
+  ["torch._utils._rebuild_sparse_csr_tensor", "rebuilds a sparse tensor"],
+  ["torch._tensor._rebuild_from_type", "rebuilds a tensor subclass"],
+]);
+
+/** Modules of pure values and constants: nothing in them has side effects. */
+const STANDARD_VALUE_MODULES = new Map<string, string>([
+  ["__future__", "a compiler feature flag, an inert constant"],
+  ["math", "pure arithmetic"],
+  ["cmath", "pure arithmetic"],
 ]);
 
 /** Training frameworks and libraries whose classes appear in honest checkpoints: not code execution. */
@@ -259,59 +349,46 @@ const FRAMEWORK_MODULES = [
   "pandas",
   "hydra",
   "wandb",
+  "allennlp",
 ];
 
-function underModule(module: string, roots: readonly string[]): boolean {
-  return roots.some((root) => module === root || module.startsWith(`${root}.`));
+function rootOf(module: string, roots: readonly string[]): string | undefined {
+  return roots.find((root) => module === root || module.startsWith(`${root}.`));
+}
+
+const found = (cls: GlobalClass, reason: string): GlobalClassification => ({ class: cls, reason });
+
+/** Why a name is dangerous, when it is (the weights_only allowlist is checked first). */
+function dangerReason(module: string, name: string): string | undefined {
+  // Dotted names (protocol 4+ resolves `print.__self__.exec`) are attribute walks: never trust them.
+  if (name.includes(".")) return "a dotted name: an attribute walk that can reach any callable";
+  if (name.startsWith("__")) return "a dunder name: reaches interpreter internals";
+  const named = DANGEROUS_NAMES.get(`${module}.${name}`);
+  if (named) return named;
+  const root = DANGEROUS_MODULES.find(([m]) => module === m || module.startsWith(`${m}.`));
+  return root ? `${root[0]}: ${root[1]}` : undefined;
 }
 
 export function classifyGlobal(
   module: string,
   name: string,
   options: { dynamic?: boolean } = {},
-): GlobalClass {
-  if (options.dynamic) return "dangerous"; // the name is computed at load time: anything at all
+): GlobalClassification {
+  // The name is computed when the pickle runs: it can be anything at all.
+  if (options.dynamic) return found("dangerous", "a name computed at load time: it can be any callable");
   const full = `${module}.${name}`;
-  // Dotted names (protocol 4+ resolves `print.__self__.exec`) are attribute walks: never trust them.
-  const inMemoryBuffer = (module === "io" || module === "_io") && (name === "BytesIO" || name === "StringIO");
-  if (
-    !inMemoryBuffer &&
-    (name.includes(".") ||
-      name.startsWith("__") ||
-      DANGEROUS_NAMES.has(full) ||
-      underModule(module, DANGEROUS_MODULES))
-  ) {
-    return allowedByWeightsOnly(module, name) ? "safe" : "dangerous";
-  }
-  if (module === "copyreg._extension_registry") return "unknown";
-  // In-memory buffers are data; only file and process I/O is dangerous.
-  if ((module === "io" || module === "_io") && (name === "BytesIO" || name === "StringIO"))
-    return "framework";
-  if (allowedByWeightsOnly(module, name)) return "safe";
-  if (
-    module === "builtins" &&
-    [
-      "set",
-      "frozenset",
-      "bytearray",
-      "bytes",
-      "complex",
-      "slice",
-      "range",
-      "list",
-      "dict",
-      "tuple",
-      "int",
-      "float",
-      "str",
-      "bool",
-      "object",
-    ].includes(name)
-  ) {
-    return "safe";
-  }
-  if (full === "torch._utils._rebuild_sparse_csr_tensor" || full === "torch._tensor._rebuild_from_type")
-    return "safe";
-  if (underModule(module, FRAMEWORK_MODULES)) return "framework";
-  return "unknown";
+  const standard = STANDARD_VALUES.get(full);
+  if (standard) return found(full.startsWith("torch.ScriptObject") ? "framework" : "safe", standard);
+  if (allowedByWeightsOnly(module, name)) return found("safe", "on torch's weights_only allowlist");
+  const danger = dangerReason(module, name);
+  if (danger) return found("dangerous", danger);
+  if (module === "copyreg._extension_registry")
+    return found("unknown", "an extension code: what it names depends on the loading process");
+  if (module === "builtins" && PURE_BUILTINS.has(name))
+    return found("safe", "a pure builtin: it computes a value and touches nothing");
+  const valueModule = STANDARD_VALUE_MODULES.get(module);
+  if (valueModule) return found("safe", valueModule);
+  const framework = rootOf(module, FRAMEWORK_MODULES);
+  if (framework) return found("framework", `a class or function of ${framework}`);
+  return found("unknown", "not torch's, not a known framework's: it runs whatever its module defines");
 }

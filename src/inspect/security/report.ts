@@ -10,7 +10,7 @@ export interface ScanReport {
   readonly format: FileScan["format"];
   readonly verdict: ScanVerdict;
   readonly globals: Array<
-    Pick<ScannedGlobal, "module" | "name" | "class" | "record" | "offset" | "opcode" | "dynamic">
+    Pick<ScannedGlobal, "module" | "name" | "class" | "reason" | "record" | "offset" | "opcode" | "dynamic">
   >;
   readonly weightsOnly: WeightsOnlyVerdict;
   readonly findings: FindingReport[];
@@ -38,8 +38,8 @@ export function securityFindings(scan: FileScan, weightsOnly: WeightsOnlyVerdict
   ];
   if (unknown.length > 0) findings.push({ code: "unknown-globals", names: unknown.sort() });
   for (const note of scan.notes) findings.push(note);
-  // safetensors and TorchScript are not torch.load pickles: weights_only does not apply to them.
-  const notApplicable = weightsOnly.blockers.some((b) => b.kind === "format");
+  // safetensors, TorchScript and files torch.load cannot read at all: weights_only does not apply to them.
+  const notApplicable = weightsOnly.blockers.some((b) => b.kind === "format" || b.kind === "not-loadable");
   if (
     !weightsOnly.loads &&
     !notApplicable &&
@@ -66,10 +66,11 @@ export function scanReport(file: string): ScanReport {
     file,
     format: scan.format,
     verdict: scan.verdict,
-    globals: scan.globals.map(({ module, name, class: cls, record, offset, opcode, dynamic }) => ({
+    globals: scan.globals.map(({ module, name, class: cls, reason, record, offset, opcode, dynamic }) => ({
       module,
       name,
       class: cls,
+      reason,
       record,
       offset,
       opcode,

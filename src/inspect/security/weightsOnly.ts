@@ -11,7 +11,10 @@ import type { FileScan } from "./scan.js";
 export type WeightsOnlyBlocker =
   | { readonly kind: "global"; readonly name: string; readonly class: GlobalClass; readonly paths: KeyPath[] }
   | { readonly kind: "opcodes"; readonly opcodes: string[] }
-  | { readonly kind: "format"; readonly detail: string };
+  /** Not a torch.load file at all: another loader reads it (safetensors, torch.jit.load, numpy.load). */
+  | { readonly kind: "format"; readonly detail: string }
+  /** torch.load fails on it whatever weights_only says (a bare pickle, a plain zip). */
+  | { readonly kind: "not-loadable"; readonly detail: string };
 
 export interface WeightsOnlyVerdict {
   readonly loads: boolean;
@@ -132,26 +135,30 @@ function pathsOf(root: PyValue | undefined, classes: ReadonlySet<string>): Map<s
   return found;
 }
 
+/** Files torch.load does not read as checkpoints: what reads them instead, or why torch.load fails. */
+const NOT_TORCH_LOAD: Partial<Record<FileScan["format"], WeightsOnlyBlocker>> = {
+  torchscript: { kind: "format", detail: "a TorchScript archive: load it with torch.jit.load" },
+  safetensors: {
+    kind: "format",
+    detail: "safetensors: load it with safetensors.torch.load_file (no pickle at all)",
+  },
+  numpy: {
+    kind: "format",
+    detail: "a numpy file: numpy.load reads it (allow_pickle=True runs an object array's pickle)",
+  },
+  pickle: {
+    kind: "not-loadable",
+    detail:
+      'a bare pickle, not written by torch.save: torch.load reads it as the legacy format\'s magic number and raises "Invalid magic number; corrupt file?" (with weights_only=False it runs the pickle first); pickle.load reads it',
+  },
+  zip: { kind: "not-loadable", detail: "a zip archive without data.pkl: torch.load fails on it" },
+  archive: { kind: "not-loadable", detail: "a compressed archive: torch.load fails on it; unpack it first" },
+  other: { kind: "not-loadable", detail: "not a pickle: torch.load fails on it (invalid load key)" },
+};
+
 export function judgeWeightsOnly(scan: FileScan): WeightsOnlyVerdict {
-  if (scan.format === "torchscript") {
-    return {
-      loads: false,
-      blockers: [{ kind: "format", detail: "a TorchScript archive: load it with torch.jit.load" }],
-      allow: [],
-    };
-  }
-  if (scan.format === "safetensors") {
-    return {
-      loads: false,
-      blockers: [
-        {
-          kind: "format",
-          detail: "safetensors: load it with safetensors.torch.load_file (no pickle at all)",
-        },
-      ],
-      allow: [],
-    };
-  }
+  const other = NOT_TORCH_LOAD[scan.format];
+  if (other) return { loads: false, blockers: [other], allow: [] };
   const executed = scan.pickles.filter((p) => p.executedByTorch && !p.record.includes(">"));
   const blockers: WeightsOnlyBlocker[] = [];
   const blocked = new Map<string, GlobalClass>();

@@ -106,6 +106,12 @@ export interface TorchStorage {
   readonly device: string;
   readonly numel: number;
   readonly sizeBytes: number;
+  /**
+   * Legacy files of torch <= 0.4 could save a storage that is a view of a larger one: the persistent id names
+   * the root storage (`key`) and the view's own key and element offset into it. `numel`/`sizeBytes` are then
+   * the view's.
+   */
+  readonly view?: { readonly key: string; readonly offset: number };
 }
 
 export type TensorLayout =

@@ -4,7 +4,7 @@ import { type PickleHooks, type PickleResult, parsePickle } from "../pickle/mach
 import { dictGet, isBoxed, type TorchStorage } from "../pickle/value.js";
 import type { ByteSource } from "../source.js";
 import { elementSize } from "./dtypes.js";
-import { cachingStorageResolver, torchPickleHooks } from "./rebuild.js";
+import { cachingStorageResolver, type StorageResolver, torchPickleHooks } from "./rebuild.js";
 
 /**
  * The pre-1.6 "magic number" stream (`torch.save(..., _use_new_zipfile_serialization=False)`): five pickles
@@ -64,6 +64,14 @@ export function looksLikeLegacy(head: Uint8Array): boolean {
   return magic.every((b, i) => head[start + i] === b);
 }
 
+/** A view storage's bytes inside its root storage's range (undefined when they would run past it). */
+function viewRange(root: StorageBytes | undefined, storage: TorchStorage): StorageBytes | undefined {
+  if (!root || !storage.view || root.kind !== "range") return root;
+  const start = storage.view.offset * elementSize(storage.dtype);
+  if (start + storage.sizeBytes > root.length) return undefined;
+  return { kind: "range", offset: root.offset + start, length: storage.sizeBytes };
+}
+
 export function loadLegacy(source: ByteSource): TorchLegacyCheckpoint {
   const notes: ReaderNote[] = [];
   const pickles = new PickleSequence(source);
@@ -86,11 +94,17 @@ export function loadLegacy(source: ByteSource): TorchLegacyCheckpoint {
     notes.push({ code: "big-endian", detail: "sys_info says the writer was big-endian" });
   }
 
-  const storages = new Map<string, TorchStorage>();
+  // Each root storage once: views of it (torch <= 0.4) are resolved to storages of their own.
+  const roots = new Map<string, { dtype: string; numel: number }>();
+  const cache = cachingStorageResolver(new Map<string, TorchStorage>());
+  const resolver: StorageResolver = (request) => {
+    if (!roots.has(request.key)) roots.set(request.key, { dtype: request.dtype, numel: request.numel });
+    return cache(request);
+  };
   const foreignPersistentIds: number[] = [];
   const main = pickles.parseAt(
     sysInfo.end,
-    torchPickleHooks(cachingStorageResolver(storages), foreignPersistentIds),
+    torchPickleHooks(resolver, foreignPersistentIds, { legacy: true }),
   );
   const keyList = pickles.parseAt(main.end);
   if (!isBoxed(keyList.value, "list") || !keyList.value.items.every((k) => typeof k === "string")) {
@@ -104,7 +118,7 @@ export function loadLegacy(source: ByteSource): TorchLegacyCheckpoint {
   const ranges = new Map<string, StorageBytes>();
   let position = keyList.end;
   for (const key of storageKeys) {
-    const storage = storages.get(key);
+    const storage = roots.get(key);
     if (!storage) {
       throw new ReaderError("legacy-malformed", `storage key ${key} is listed but no tensor uses it`, {
         offset: position,
@@ -125,7 +139,8 @@ export function loadLegacy(source: ByteSource): TorchLegacyCheckpoint {
       );
     }
     if (Number(count) !== storage.numel) {
-      notes.push({ code: "storage-size-mismatch", key, expected: storage.sizeBytes, actual: length });
+      const expected = storage.numel * elementSize(storage.dtype);
+      notes.push({ code: "storage-size-mismatch", key, expected, actual: length });
     }
     ranges.set(key, { kind: "range", offset: position + 8, length });
     position += 8 + length;
@@ -149,6 +164,6 @@ export function loadLegacy(source: ByteSource): TorchLegacyCheckpoint {
     storageKeys,
     pickleRange: { start: sysInfo.end, end: main.end },
     byteOrder: "little",
-    locate: (storage) => ranges.get(storage.key),
+    locate: (storage) => viewRange(ranges.get(storage.key), storage),
   };
 }

@@ -26,6 +26,8 @@ export interface StorageRequest {
   readonly numel: number;
   /** Byte offset of the BINPERSID opcode, for error messages. */
   readonly offset: number;
+  /** Legacy `view_metadata`: this storage is `numel` elements of the root storage, from element `offset`. */
+  readonly view?: { readonly key: string; readonly offset: number; readonly numel: number };
 }
 
 /** Supplied by each container layout (zip, legacy, TorchScript): turns a persistent id into a storage. */
@@ -37,17 +39,20 @@ export type StorageResolver = (request: StorageRequest) => TorchStorage;
  */
 export function cachingStorageResolver(storages: Map<string, TorchStorage>, keyPrefix = ""): StorageResolver {
   return (request) => {
-    const cached = storages.get(request.key);
+    const id = request.view ? `${request.key}/${request.view.key}` : request.key;
+    const cached = storages.get(id);
     if (cached) return cached;
+    const numel = request.view ? request.view.numel : request.numel;
     const storage: TorchStorage = {
       kind: "storage",
       key: keyPrefix + request.key,
       dtype: request.dtype,
       device: request.device,
-      numel: request.numel,
-      sizeBytes: request.numel * elementSize(request.dtype),
+      numel,
+      sizeBytes: numel * elementSize(request.dtype),
+      ...(request.view ? { view: { key: request.view.key, offset: request.view.offset } } : {}),
     };
-    storages.set(request.key, storage);
+    storages.set(id, storage);
     return storage;
   };
 }
@@ -100,10 +105,32 @@ export function namesStorage(pid: PyValue): boolean {
   return isStorageTag(isBoxed(pid, "tuple") ? pid.items[0] : pid);
 }
 
-/** Python's `pid[0] == "storage"`, where protocol-2 pickles written with `encoding='bytes'` may carry bytes. */
+/**
+ * Whether a persistent id is a legacy whole-module save's `("module", cls, source_file, source)`: torch's
+ * legacy `persistent_load` returns `cls` for it (the zip format's rejects it).
+ */
+export function namesModule(pid: PyValue): boolean {
+  return moduleClassOf(pid) !== undefined;
+}
+
+/** The class a legacy module id carries (what torch's legacy persistent_load returns for it). */
+export function moduleClassOf(pid: PyValue): PyValue | undefined {
+  return isBoxed(pid, "tuple") && isTag(pid.items[0], "module") ? pid.items[1] : undefined;
+}
+
+/** Whether `torch.load` accepts the persistent id: storages always, module classes in the legacy format. */
+export function torchAcceptsPersistentId(pid: PyValue, legacy: boolean): boolean {
+  return namesStorage(pid) || (legacy && namesModule(pid));
+}
+
+/** Python's `pid[0] == tag`, where protocol-2 pickles written with `encoding='bytes'` may carry bytes. */
+function isTag(value: PyValue | undefined, tag: string): boolean {
+  if (value === tag) return true;
+  return isBoxed(value, "bytes") && Buffer.from(value.value).toString("latin1") === tag;
+}
+
 function isStorageTag(value: PyValue | undefined): boolean {
-  if (value === "storage") return true;
-  return isBoxed(value, "bytes") && Buffer.from(value.value).toString("latin1") === "storage";
+  return isTag(value, "storage");
 }
 
 interface TensorParts {
@@ -252,6 +279,20 @@ function callTorch(callable: PyGlobal, args: PyValue[], via: CallVia, offset: nu
         data.pythonState = args[3];
       return data;
     }
+    case "torch.nn.parameter.Parameter": {
+      // torch <= 0.3 pickled a Parameter as Parameter(data) (REDUCE), then BUILD (requires_grad, volatile, hooks).
+      const data = asTensor(args[0]);
+      if (!data) return undefined;
+      data.parameter = true;
+      data.requiresGrad = args[1] === undefined || args[1] === true;
+      return data;
+    }
+    case "torch.autograd.variable.Variable": {
+      const data = asTensor(args[0]);
+      if (!data) return undefined;
+      data.requiresGrad = args[1] === true;
+      return data;
+    }
     case "torch._utils._rebuild_sparse_tensor":
     case "torch._utils._rebuild_sparse_csr_tensor":
       return sparseTensor(name, args[0], args[1]);
@@ -325,6 +366,16 @@ function callTorch(callable: PyGlobal, args: PyValue[], via: CallVia, offset: nu
   }
 }
 
+/** A legacy storage id's `view_metadata`: `(view_key, offset, size)`, or None for a whole storage. */
+function storageView(value: PyValue | undefined): StorageRequest["view"] {
+  if (!isBoxed(value, "tuple")) return undefined;
+  const [key, offset, size] = value.items;
+  const at = asInt(offset);
+  const numel = asInt(size);
+  if (typeof key !== "string" || at === undefined || numel === undefined) return undefined;
+  return { key, offset: at, numel };
+}
+
 function isEmptyState(state: PyValue): boolean {
   if (state === null) return true;
   if (isBoxed(state, "dict")) return state.keys.length === 0;
@@ -337,12 +388,16 @@ function isEmptyState(state: PyValue): boolean {
  * tensors. Legacy whole-module saves also persist `("module", cls, file, source)`: torch returns the class.
  * The offsets of persistent ids that name no storage are added to `foreignIds`.
  */
-export function torchPickleHooks(resolveStorage: StorageResolver, foreignIds: number[] = []): PickleHooks {
+export function torchPickleHooks(
+  resolveStorage: StorageResolver,
+  foreignIds: number[] = [],
+  options: { readonly legacy?: boolean } = {},
+): PickleHooks {
   return {
     persistentLoad(pid: PyValue, offset: number): PyValue {
-      if (!namesStorage(pid)) foreignIds.push(offset);
+      if (!torchAcceptsPersistentId(pid, options.legacy === true)) foreignIds.push(offset);
       if (isBoxed(pid, "tuple")) {
-        const [tag, storageType, key, location, numel] = pid.items;
+        const [tag, storageType, key, location, numel, viewMetadata] = pid.items;
         if (isStorageTag(tag)) {
           const dtype = isBoxed(storageType, "global")
             ? storageClassDtype(storageType.module, storageType.name)
@@ -350,16 +405,19 @@ export function torchPickleHooks(resolveStorage: StorageResolver, foreignIds: nu
           const count = asInt(numel);
           const keyText = typeof key === "string" ? key : typeof key === "number" ? String(key) : undefined;
           if (dtype !== undefined && count !== undefined && keyText !== undefined) {
+            const view = storageView(viewMetadata);
             return resolveStorage({
               key: keyText,
               dtype,
               device: typeof location === "string" ? location : "cpu",
               numel: count,
               offset,
+              ...(view ? { view } : {}),
             });
           }
         }
-        if (tag === "module" && pid.items[1] !== undefined) return pid.items[1];
+        const moduleClass = moduleClassOf(pid);
+        if (moduleClass !== undefined) return moduleClass;
       }
       return { kind: "persistent", id: pid };
     },
