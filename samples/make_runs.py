@@ -1971,6 +1971,9 @@ GROUP_RUNS = {
 
 
 def main():
+    import make_runs_extra  # more runs (ultralytics, torchvision references, mmcv 1.x, AllenNLP), built by hand from source
+
+    BUILDERS.update(make_runs_extra.BUILDERS)
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--worker", nargs=argparse.REMAINDER)
