@@ -1911,6 +1911,10 @@ file per run here, `<run>.json`, schema `ckpt.run-truth/1`.
   real `torch.save` / `torch.distributed.checkpoint.save`; framework classes that appear in pickles are
   recreated under their real module names. For fvcore/detectron2/Trackron the Checkpointer and
   PeriodicCheckpointer are transcribed from fvcore's source and that transcription is run to resume.
+  ultralytics, torchvision references, mmcv 1.x runners and AllenNLP (make_runs_extra.py) are transcribed
+  from their source the same way, save and resume logic both (files and commits cited there); their truths
+  may add `startsAtBatch` (AllenNLP mid-epoch checkpoints), a `pointer` of `kind: "symlink"` (mmcv
+  `latest.pth`), and `notes_only` has convention `none` and outcome `no-checkpoint`.
 
 Field meanings:
 
@@ -1971,6 +1975,9 @@ GROUP_RUNS = {
 
 
 def main():
+    import make_runs_extra  # more runs (ultralytics, torchvision references, mmcv 1.x, AllenNLP), built by hand from source
+
+    BUILDERS.update(make_runs_extra.BUILDERS)
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--worker", nargs=argparse.REMAINDER)

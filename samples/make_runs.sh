@@ -5,8 +5,9 @@
 # Interpreter (override with TORCH2_PY): torch 2.x CPU with numpy and safetensors, plus the frameworks
 # that install here:
 #   /opt/torch2/bin/python -m pip install lightning transformers accelerate timm
-# (fvcore/detectron2, mmengine, DeepSpeed, pytracking, torchtitan are not installable: those runs are built
-# from the reference notes with real torch.save; see make_runs.py.)
+# (fvcore/detectron2, mmengine, DeepSpeed, pytracking, torchtitan, ultralytics, mmcv, AllenNLP and the
+# torchvision reference scripts are not installable here: those runs are built from the reference notes or
+# transcribed from source, with real torch.save; see make_runs.py and make_runs_extra.py.)
 #
 #   bash samples/make_runs.sh                 # everything, from scratch
 #   bash samples/make_runs.sh --only hf timm  # some builders only (see BUILDERS in make_runs.py)

@@ -820,8 +820,39 @@ def sample_safetensors(out_dir):
     emit("empty_metadata.safetensors", small, None)
 
 
+SAMPLES = collections.OrderedDict(
+    [
+        ("training", lambda d: sample_training(d)),
+        ("protocols", lambda d: sample_protocols(d)),
+        ("torchscript", lambda d: sample_torchscript(d)),
+        ("dtypes", lambda d: sample_dtypes(d)),
+        ("views", lambda d: sample_views(d)),
+        ("quantized", lambda d: sample_quantized(d)),
+        ("sparse", lambda d: sample_sparse(d)),
+        ("python_values", lambda d: sample_python_values(d)),
+        ("parameter_with_state", lambda d: TORCH2 and sample_parameter_with_state(d)),
+        ("safetensors", lambda d: TORCH2 and _safetensors_if_installed(d)),
+    ]
+)
+
+
+def _safetensors_if_installed(out_dir):
+    try:
+        import safetensors.torch  # noqa: F401
+    except ImportError:
+        print("safetensors not installed: skipping *.safetensors", file=sys.stderr)
+        return
+    sample_safetensors(out_dir)
+
+
 def main():
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    only = None
+    if "--only" in args:
+        i = args.index("--only")
+        only = args[i + 1 :]
+        args = args[:i]
+    if len(args) != 1:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     if os.environ.get("PYTHONHASHSEED") != "0":
@@ -829,25 +860,18 @@ def main():
         # Final attributes by it and sets pickle in hash order. Re-run with a fixed seed.
         env = dict(os.environ, PYTHONHASHSEED="0")
         os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + sys.argv[1:], env)
-    out_dir = sys.argv[1]
+    out_dir = args[0]
     os.makedirs(out_dir, exist_ok=True)
     torch.set_num_threads(1)
-    sample_training(out_dir)
-    sample_protocols(out_dir)
-    sample_torchscript(out_dir)
-    sample_dtypes(out_dir)
-    sample_views(out_dir)
-    sample_quantized(out_dir)
-    sample_sparse(out_dir)
-    sample_python_values(out_dir)
-    if TORCH2:
-        sample_parameter_with_state(out_dir)
-        try:
-            import safetensors.torch  # noqa: F401
-        except ImportError:
-            print("safetensors not installed: skipping *.safetensors", file=sys.stderr)
-        else:
-            sample_safetensors(out_dir)
+    import make_samples_extra as extra  # new samples (training layouts, old pickles, TorchScript, packed params)
+
+    samples = collections.OrderedDict(SAMPLES)
+    samples.update(extra.SAMPLES)
+    names = list(samples) if only is None else only
+    for name in names:
+        if name not in samples:
+            raise SystemExit("unknown sample %r (known: %s)" % (name, ", ".join(samples)))
+        samples[name](out_dir)
     print("wrote samples to %s" % out_dir)
 
 

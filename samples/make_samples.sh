@@ -7,17 +7,26 @@
 # Interpreters (override with TORCH1_PY / TORCH2_PY):
 #   torch 1.13: apt-get install python3-torch python3-numpy      -> /usr/bin/python3
 #   torch 2.x : python3 -m venv /opt/torch2 &&
-#               /opt/torch2/bin/python -m pip install torch numpy safetensors   (CPU wheel of torch)
+#               /opt/torch2/bin/python -m pip install torch numpy safetensors lightning   (CPU wheel of torch)
 #
-# Output is reproducible (fixed seeds, single thread, PYTHONHASHSEED=0) except legacy.pt and
-# legacy_protocol4.pt: the legacy (non-zip) format names storages by memory address, so their bytes
-# and the "key" fields of their truth files change on every run.
+#   bash samples/make_samples.sh                  # everything, from scratch
+#   bash samples/make_samples.sh --only NAME...   # some samples only (names: SAMPLES in make_samples.py and
+#                                                 # make_samples_extra.py); other files are left alone
+#
+# Output is reproducible (fixed seeds, single thread, PYTHONHASHSEED=0) except the legacy files written by
+# torch.save(_use_new_zipfile_serialization=False) (legacy.pt, legacy_protocol4.pt, whole_nested_legacy.pt):
+# the legacy format names storages by memory address, so their bytes and the "key" fields of their truth
+# files change on every run. torch 2 runs first: torch 1.13 adds its torch.load outcomes to the bare-pickle
+# truths torch 2 wrote (torch2/bare_pickles/).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TORCH1_PY="${TORCH1_PY:-/usr/bin/python3}"
 TORCH2_PY="${TORCH2_PY:-/opt/torch2/bin/python}"
+export PYTHONHASHSEED=0 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 CUDA_VISIBLE_DEVICES=""
 
-rm -rf "$here/torch1" "$here/torch2"
-PYTHONHASHSEED=0 "$TORCH1_PY" "$here/make_samples.py" "$here/torch1"
-PYTHONHASHSEED=0 "$TORCH2_PY" "$here/make_samples.py" "$here/torch2"
+if [ "${1:-}" != "--only" ]; then
+  rm -rf "$here/torch1" "$here/torch2"
+fi
+"$TORCH2_PY" "$here/make_samples.py" "$here/torch2" "$@"
+"$TORCH1_PY" "$here/make_samples.py" "$here/torch1" "$@"
 du -sh "$here"
