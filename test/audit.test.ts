@@ -1,4 +1,13 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -12,34 +21,30 @@ const scratch = mkdtempSync(join(tmpdir(), "ckpt-audit-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 const outputs = join(SAMPLES_DIR, "outputs");
 
+/** The sample runs and what each framework's own resume established (samples/runs-truth). */
+interface RunTruth {
+  run: string;
+  convention: string;
+  frameworkResume: { outcome: string };
+  correctResume: { file: string | null; resets?: string[] };
+}
+const truths = readdirSync(join(SAMPLES_DIR, "runs-truth"))
+  .filter((n) => n.endsWith(".json"))
+  .map((n) => JSON.parse(readFileSync(join(SAMPLES_DIR, "runs-truth", n), "utf8")) as RunTruth)
+  // A directory of notes has no run in it: the walk must not call it one.
+  .filter((t) => t.convention !== "none");
+/** A run resumes fully when its correct resume restores everything and actually trains. */
+const resumesFully = (t: RunTruth) =>
+  t.correctResume.file !== null &&
+  (t.correctResume.resets ?? []).length === 0 &&
+  t.frameworkResume.outcome !== "trains-nothing";
+
 describe("the walk", () => {
   it("finds every sample run once, and nothing else", () => {
     const found = findRuns([outputs]);
+    expect(truths.length).toBeGreaterThan(25);
     expect(found.runs.map((r) => r.slice(outputs.length + 1)).sort()).toEqual(
-      [
-        "accelerate_run",
-        "dcp_run",
-        "deepspeed_no_latest",
-        "deepspeed_run",
-        "fvcore_bitflip",
-        "fvcore_bitflip_pickle",
-        "fvcore_dangling",
-        "fvcore_finished",
-        "fvcore_healthy",
-        "fvcore_killed_mid_save",
-        "fvcore_pointer_to_text",
-        "fvcore_truncated_newest",
-        "hf_incomplete_newest",
-        "hf_missing_scheduler",
-        "hf_trainer_run",
-        "lightning_dirpath_link",
-        "lightning_rerun",
-        "lightning_run",
-        "mmengine_run",
-        "pytracking_run",
-        "timm_run",
-        "trackron_model_only",
-      ].sort(),
+      truths.map((t) => t.run).sort(),
     );
     expect(found.files).toEqual([]);
   });
@@ -70,9 +75,16 @@ describe("ckpt audit", () => {
     expect(code).toBe(1); // the samples are broken on purpose
     const report = JSON.parse(out);
     expect(report.schema).toBe("ckpt.audit/1");
-    expect(report.runs).toHaveLength(22);
-    for (const run of report.runs) expect(run.schema).toBe("ckpt.resume-plan/1");
-    expect(report.summary).toMatchObject({ runs: 22, resumable: 20, noUsableCheckpoint: 0 });
+    expect(report.runs).toHaveLength(truths.length);
+    for (const run of report.runs) {
+      expect(run.schema).toBe("ckpt.resume-plan/1");
+      const truth = truths.find((t) => run.runDir.endsWith(`/${t.run}`));
+      expect(run.resumable, `${truth?.run} resumable`).toBe(truth !== undefined && resumesFully(truth));
+    }
+    expect(report.summary).toMatchObject({
+      runs: truths.length,
+      resumable: truths.filter(resumesFully).length,
+    });
     expect(report.summary.byVerdict["weights-only"]).toBe(1);
     expect(report.summary.pointer.dangling).toBe(1);
   });
@@ -115,7 +127,9 @@ describe("ckpt audit", () => {
     expect(out).toMatch(/│ trackron_model_only\s+│ trackron\s+│ model_0000019\.pth/);
     expect(out).toMatch(/│ fvcore_finished .*│ finished /);
     expect(out.trim().split("\n").at(-1)).toMatch(
-      /^22 runs: 20 resumable, 1 weights-only, 1 finished, .*pointer dangling/,
+      new RegExp(
+        `^${truths.length} runs: ${truths.filter(resumesFully).length} resumable, 1 weights-only, .*finished, .*pointer dangling`,
+      ),
     );
     expect(out.includes(String.fromCharCode(27))).toBe(false); // no colour unless on a terminal
   });
@@ -134,6 +148,6 @@ describe("ckpt audit", () => {
     const text = readFileSync(html, "utf8");
     expect(text).not.toMatch(/https?:\/\//);
     expect(text).not.toMatch(/<script/);
-    expect((text.match(/<tr class="run"/g) ?? []).length).toBe(22);
+    expect((text.match(/<tr class="run"/g) ?? []).length).toBe(truths.length);
   });
 });

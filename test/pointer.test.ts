@@ -2,6 +2,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { describe, expect, it } from "vitest";
+import type { Checkpoint } from "../src/reader/checkpoint.js";
+import { openCheckpoint } from "../src/reader/open.js";
 import {
   classifyPointerTarget,
   MAX_POINTER_SIZE,
@@ -209,15 +211,23 @@ interface Truth {
 describe("pointer samples", () => {
   it("recognise exactly the pointer files, with the truth's content and an existing target", () => {
     for (const { path, truth } of findTruths<Truth>()) {
-      const source = FileSource.open(path);
-      const pointer = readPointer(source);
-      source.close();
+      let checkpoint: Checkpoint | undefined;
+      try {
+        checkpoint = openCheckpoint(path);
+      } catch {
+        // Not a checkpoint of any kind (a note, text): certainly not a pointer.
+      }
+      checkpoint?.source.close();
       if (truth.format !== "pointer") {
-        expect(pointer, path).toBeUndefined();
+        expect(checkpoint?.format, path).not.toBe("pointer");
         continue;
       }
-      expect(pointer, path).toMatchObject({ content: truth.pointer?.content, target: truth.pointer?.target });
-      if (pointer !== undefined) expect(existsSync(resolvePointerTarget(path, pointer)), path).toBe(true);
+      expect(checkpoint?.format, path).toBe("pointer");
+      if (checkpoint?.format !== "pointer") continue;
+      expect(checkpoint.pointer.content, path).toBe(truth.pointer?.content);
+      // The truth names what the framework opens (Megatron's "10" is iter_0000010/).
+      expect(checkpoint.target.endsWith(truth.pointer?.target ?? "?"), path).toBe(true);
+      expect(existsSync(checkpoint.target), path).toBe(true);
     }
   });
 });

@@ -62,6 +62,13 @@ describe("resume-plan agrees with each framework's own resume", () => {
   for (const truth of truths) {
     it(`${truth.run} (${truth.convention}, ${truth.established})`, async () => {
       const plan: ResumePlan = await planResume(runDirFor(truth), { verify: "chosen" });
+      if (truth.convention === "none") {
+        // No framework's layout and no checkpoint (a directory of notes): nothing to predict or choose.
+        expect(plan.framework).toBeNull();
+        expect(plan.choice).toBeNull();
+        expect(plan.findings.map((f) => f.code)).toContain("no-usable-checkpoint");
+        return;
+      }
 
       if (truth.pointer) expect(plan.pointer?.status, "pointer status").toBe(truth.pointer.status);
 

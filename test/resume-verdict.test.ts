@@ -6,7 +6,7 @@ import { type InspectReport, inspectCheckpoint } from "../src/inspect/report.js"
 import { openCheckpoint } from "../src/reader/open.js";
 import { TorchZipWriter } from "../src/repair/zipWriter.js";
 import { assemble, type Op, stateDictPickle } from "./helpers/pickleWriter.js";
-import { SAMPLES_DIR } from "./helpers/samples.js";
+import { findTruths, SAMPLES_DIR } from "./helpers/samples.js";
 
 /** Per-file conventions and resume verdicts, on files written by the frameworks (or their logic). */
 
@@ -146,4 +146,66 @@ describe("sanity checks on synthetic checkpoints", () => {
       expect.objectContaining({ code: "optimizer-param-mismatch", severity: "error" }),
     );
   });
+});
+
+/** What `samples/make_samples_extra.py` recorded from the canonical scripts' save and resume code. */
+interface TrainingTruth {
+  file: string;
+  training?: {
+    framework: string;
+    keys: Record<"model" | "optimizer" | "scheduler" | "scaler" | "ema", string | null>;
+    counter: { key: string; value: number } | null;
+    resume: { startsAt: number | null } | null;
+  };
+  parameters?: {
+    modelParameters: number;
+    optimizerStateBytes: number;
+  };
+}
+
+/** The ckpt convention each script's layout is: the canonical examples by name, hand-written loops otherwise. */
+const CONVENTION_OF: Record<string, string[]> = {
+  "pytorch-tutorial": ["training-loop"],
+  "pytorch-examples-imagenet": ["imagenet-example"],
+  allennlp: ["allennlp"],
+  lightning: ["lightning"],
+  // {model, optimizer, iteration, ...} is also fvcore's layout, with the same restart arithmetic.
+  custom: ["training-loop", "fvcore"],
+};
+
+describe("training checkpoints as the canonical scripts and everyday loops save them", () => {
+  const samples = findTruths<TrainingTruth>().filter((s) => s.truth.training);
+  it("has them from both torch versions", () => expect(samples.length).toBeGreaterThan(15));
+  for (const { path, truth } of samples) {
+    const training = truth.training as NonNullable<TrainingTruth["training"]>;
+    it(`${path.slice(SAMPLES_DIR.length + 1)} (${training.framework})`, () => {
+      const report = inspectFile(path);
+      expect(CONVENTION_OF[training.framework], "convention").toContain(report.convention?.id);
+      const state = (component: string) => report.resume?.components.find((c) => c.component === component);
+      for (const [component, key] of Object.entries(training.keys)) {
+        const found = state(component);
+        if (key === null) expect(found?.status, component).not.toBe("present");
+        // torch 1.13's GradScaler, disabled without CUDA, saves {}: the key is there, the feature was off.
+        else if (found?.status === "unused") expect(found.why, component).toContain(`${key} is saved empty`);
+        else expect(found, component).toMatchObject({ status: "present", key });
+      }
+      // Training state alone (AllenNLP's training_state) is not weights-only: it is half of a checkpoint.
+      expect(report.resume?.verdict).toBe(training.keys.model === null ? "training-state-only" : "resumable");
+      if (training.counter) {
+        expect(report.resume?.counter).toMatchObject({
+          from: training.counter.key,
+          value: training.counter.value,
+          source: "checkpoint",
+        });
+      }
+      if (training.resume?.startsAt !== null && training.resume?.startsAt !== undefined)
+        expect(report.resume?.resumeAt).toBe(training.resume.startsAt);
+      // "Parameters" are the model's, not every number in the file; the optimizer's state is its own figure.
+      const parts = report.summary.parts;
+      if (training.keys.model !== null && truth.parameters) {
+        expect(report.summary.parameters).toBe(truth.parameters.modelParameters);
+        expect(parts.find((p) => p.part === "optimizer")?.bytes).toBe(truth.parameters.optimizerStateBytes);
+      }
+    });
+  }
 });

@@ -1,6 +1,11 @@
 import { relative } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type InspectReport, inspectCheckpoint, type TensorDescription } from "../src/inspect/report.js";
+import {
+  type InspectReport,
+  inspectCheckpoint,
+  type TensorDescription,
+  type TensorReport,
+} from "../src/inspect/report.js";
 import { openCheckpoint } from "../src/reader/open.js";
 import { findTruths, SAMPLES_DIR } from "./helpers/samples.js";
 
@@ -41,12 +46,35 @@ interface TruthPart {
   storage?: { key: string; device: string; sizeBytes: number };
 }
 
+/** A quantized module's packed weight and bias, as torch unpacks them (`_weight_bias()`, `__getstate__`). */
+interface TruthPacked {
+  /** Where torch.jit.load / torch.load puts the packed object: attribute path, and for eager saves vars() path. */
+  location: string;
+  /** "attribute": a dotted attribute path; "state-dict key": one key of the saved state dict. */
+  locationKind: string;
+  varsPath?: string[];
+  weight: {
+    dtype: string;
+    shape: number[];
+    qscheme: string;
+    scale?: number;
+    zeroPoint?: number;
+    axis?: number;
+    scales?: number[];
+    zeroPoints?: number[];
+    intReprSha256: string;
+  };
+  bias: { dtype: string; shape: number[]; sha256: string } | null;
+}
+
 interface Truth {
   file: string;
+  /** "text": neither a checkpoint nor a pointer (a note): ckpt must say not-a-checkpoint. */
   format: string;
   generator: { torch: string };
   tensors: TruthTensor[];
   pointer?: { content: string; target: string };
+  packedParams?: TruthPacked[];
 }
 
 const samples = findTruths<Truth>();
@@ -83,6 +111,39 @@ function expectPart(actual: TensorDescription | undefined, expected: TruthPart, 
   if (expected.storage) expect(actual?.storage, where).toEqual(expected.storage);
 }
 
+const startsWith = (path: ReadonlyArray<string | number>, prefix: readonly string[]) =>
+  prefix.every((segment, i) => path[i] === segment);
+
+/**
+ * A packed object's weight and bias are listed, with torch's values, below the module that holds them: at the
+ * packed object's own path (Linear's LinearPackedParamsBase), or at its module's when the module pickles them
+ * in its own state (quantized Conv's `__getstate__`). Returns the tensors it matched.
+ */
+function expectPacked(report: InspectReport, packed: TruthPacked, label: string): TensorReport[] {
+  const location =
+    packed.varsPath ?? (packed.locationKind === "attribute" ? packed.location.split(".") : [packed.location]);
+  const holders = [location, location.slice(0, -1)];
+  const below = report.tensors.filter((t) => holders.some((h) => startsWith(t.path, h)));
+  const where = `${label} packed ${packed.location}`;
+  const weight = below.find((t) => t.sha256 === packed.weight.intReprSha256);
+  expect(weight, `${where}: weight`).toBeDefined();
+  expect(weight?.dtype, where).toBe(packed.weight.dtype);
+  expect(weight?.shape, where).toEqual(packed.weight.shape);
+  const q = weight?.quantization as Record<string, unknown> | undefined;
+  expect(q?.scheme, where).toBe(packed.weight.qscheme);
+  if (packed.weight.scale !== undefined)
+    expect(q?.scale as number, where).toBeCloseTo(packed.weight.scale, 12);
+  if (packed.weight.scales !== undefined) expect(q?.scales, where).toEqual(packed.weight.scales);
+  const matched = weight ? [weight] : [];
+  if (packed.bias) {
+    const bias = below.find((t) => t.sha256 === packed.bias?.sha256);
+    expect(bias, `${where}: bias`).toBeDefined();
+    expect(bias?.shape, where).toEqual(packed.bias.shape);
+    if (bias) matched.push(bias);
+  }
+  return matched;
+}
+
 describe("ckpt agrees with torch.load on every sample", () => {
   it("has samples from both torch versions", () => {
     expect(samples.filter((s) => s.truth.generator.torch.startsWith("1.")).length).toBeGreaterThan(10);
@@ -93,6 +154,10 @@ describe("ckpt agrees with torch.load on every sample", () => {
     const label = `${relative(SAMPLES_DIR, file)} (torch ${truth.generator.torch})`;
 
     it(label, () => {
+      if (truth.format === "text") {
+        expect(() => inspectSample(file)).toThrow(expect.objectContaining({ code: "not-a-checkpoint" }));
+        return;
+      }
       const report = inspectSample(file);
       expect(report.format).toBe(truth.format);
       if (truth.pointer) {
@@ -157,9 +222,11 @@ describe("ckpt agrees with torch.load on every sample", () => {
           }
         }
       }
-      // Nothing extra either, except what the truth walk cannot express (dict keys that are not str or int).
+      const packed = new Set(truth.packedParams?.flatMap((p) => expectPacked(report, p, label)) ?? []);
+      // Nothing extra either, except what the truth walk cannot express (dict keys that are not str or int,
+      // the weights inside packed parameters).
       const truthPaths = new Set(truth.tensors.map((t) => pathKey(t.path)));
-      const extra = report.tensors.filter((t) => !truthPaths.has(pathKey(t.path)));
+      const extra = report.tensors.filter((t) => !truthPaths.has(pathKey(t.path)) && !packed.has(t));
       expect(
         extra.map((t) => t.path).filter((p) => p.every((s) => typeof s === "number" || !s.startsWith("("))),
         label,

@@ -68,6 +68,20 @@ export function reprShort(value: PyValue): string {
 const isDictOrNone = (value: PyValue | undefined) => value === null || isBoxed(value, "dict");
 
 /**
+ * An object's state and the class that state belongs to. A pickled TorchScript custom-class object (a
+ * `torch.ScriptObject`, such as quantized packed parameters) carries `(state, "__torch__.<its class>")`.
+ */
+function scriptObjectState(object: PyObject): { state: PyValue | undefined; className: string | undefined } {
+  const callable = isBoxed(object.callable, "global") ? object.callable.qualified : undefined;
+  const state = object.state;
+  if (callable === "torch.ScriptObject" && isBoxed(state, "tuple") && state.items.length === 2) {
+    const [inner, name] = state.items;
+    if (typeof name === "string") return { state: inner, className: name };
+  }
+  return { state, className: callable };
+}
+
+/**
  * What an object's BUILD state holds, by name where it has names: the attributes `vars(obj)` would show (a
  * state dict, or Python's `(dict, slotstate)` pair), or the positions of a tuple state, named where the class
  * is known (quantized modules pickle `(in_channels, ..., weight, bias, scale, ...)`) and by index otherwise.
@@ -80,9 +94,9 @@ export function objectFields(object: PyObject): Array<[string | number, PyValue]
       if (typeof key === "string") out.push([key, dict.values[i] as PyValue]);
     });
   };
-  const state = object.state;
+  const { state, className } = scriptObjectState(object);
   const sequence = isBoxed(state, "tuple") || isBoxed(state, "list") ? state.items : undefined;
-  const names = isBoxed(object.callable, "global") ? stateFieldNames(object.callable.qualified) : undefined;
+  const names = className === undefined ? undefined : stateFieldNames(className);
   if (sequence && names) {
     sequence.forEach((item, i) => {
       out.push([names[i] ?? i, item]);

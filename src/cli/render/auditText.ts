@@ -37,7 +37,7 @@ export function summaryLine(summary: AuditSummary): string {
 /** The run's verdict in one word: its choice's verdict, or "finished" when resuming would train nothing. */
 export function runVerdict(plan: ResumePlan): string {
   if (!plan.choice) return "none usable";
-  if (plan.findings.some((f) => f.code === "counter-past-end") || plan.framework?.outcome === "refuses")
+  if (plan.findings.some((f) => f.code === "counter-past-end" || f.code === "run-finished"))
     return "finished";
   return plan.choice.verdict ?? "?";
 }

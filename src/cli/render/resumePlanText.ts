@@ -18,7 +18,6 @@ const OUTCOME_TEXT = {
   "starts-over": "starts over",
   crashes: "crashes",
   "trains-nothing": "trains nothing",
-  refuses: "refuses (the run is finished)",
 } as const;
 
 /** The plan for people: the decision first, then the evidence. */
@@ -36,7 +35,10 @@ export function renderResumePlanText(plan: ResumePlan, written: readonly string[
   lines.push("");
 
   const choice = plan.choice;
-  if (!choice) {
+  const finished = plan.findings.find((f) => f.code === "run-finished");
+  if (!choice && finished) {
+    lines.push(style.yellow(`This run finished training: ${finished.message}`));
+  } else if (!choice) {
     lines.push(
       style.red("No checkpoint in this run can be resumed from: training would start from scratch."),
     );

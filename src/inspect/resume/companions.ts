@@ -9,10 +9,18 @@ import type { ConventionId } from "./conventions.js";
  * the optimizer lives in the `*_optim_states.pt` shards. ckpt judges such a file together with its companions.
  */
 export interface Companion {
-  /** The top-level key the companion stands for in the judged root (`model`, `optimizer`). */
+  /**
+   * The top-level key the companion stands for in the judged root (`model`, `optimizer`); with `holdsState`,
+   * the key the file's own content goes under.
+   */
   readonly key: string;
   /** Absolute or caller-relative paths, in the directory of the file. */
   readonly files: readonly string[];
+  /**
+   * The companion holds the training state and the file itself only the weights (AllenNLP's model_state
+   * with its training_state): the judged root is the companion's, with the file's content at `key`.
+   */
+  readonly holdsState?: boolean;
 }
 
 /** `training_state_e3_b0.th` -> `model_state_e3_b0.th` (AllenNLP 2.x; 1.x names `..._epoch_3.th` alike). */

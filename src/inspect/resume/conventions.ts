@@ -62,6 +62,8 @@ export interface CounterRule {
   readonly fileName?: RegExp;
   /** Saved values that mean "no counter" (ultralytics strips a finished run's `last.pt` to `epoch: -1`). */
   readonly stripped?: (saved: number) => boolean;
+  /** Where the file keeps the counter value the run was configured to end at (ultralytics' `train_args.epochs`). */
+  readonly end?: KeyPathSpec;
 }
 
 export interface ConventionRule {
@@ -360,6 +362,7 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
         resumeAt: plusOne,
         meaning: "start_epoch = epoch + 1",
         stripped: (epoch) => epoch < 0,
+        end: ["train_args", "epochs"],
       },
     ],
     counterInName: /(?:^|\/)epoch(\d+)\.pt$/,
@@ -393,7 +396,7 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
         meaning: "AllenNLP 1.x saves the finished epoch; training continues with epoch + 1",
       },
     ],
-    counterInName: /(?:^|\/)training_state_(?:e|epoch_)(\d+)/,
+    counterInName: /(?:^|\/)(?:model|training)_state_(?:e|epoch_)(\d+)/,
   },
   "imagenet-example": {
     id: "imagenet-example",
@@ -434,31 +437,33 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     scaler: optional(["scaler"], ["scaler_state_dict"], ["grad_scaler"], ["amp"], ["amp_scaler"]),
     rng: optional(["rng_state"], ["rng"], ["rng_states"], ["torch_rng_state"]),
     ema: optional(["ema"], ["model_ema"], ["ema_state_dict"], ["ema_model"], ["state_dict_ema"]),
+    // A hand-written loop restores the counter as saved (the tutorial: `epoch = checkpoint['epoch']`); whether
+    // it then continues with that value or the next depends on what the loop saved, which the file cannot say.
     counters: [
       {
         name: "global_step",
         paths: [["global_step"]],
         resumeAt: same,
-        meaning: "steps done; the loop continues with the next one",
+        meaning: "restored as saved (global_step = checkpoint['global_step'])",
       },
       {
         name: "epoch",
         paths: [["epoch"]],
-        resumeAt: plusOne,
+        resumeAt: same,
         meaning:
-          "the last finished epoch (the PyTorch tutorial saves it after the epoch), so the loop continues with the next",
+          "restored as saved, as the PyTorch tutorial's resume does (epoch = checkpoint['epoch']); a loop that saved the epoch it had just finished continues with epoch + 1",
       },
       {
         name: "step",
         paths: [["step"]],
         resumeAt: same,
-        meaning: "steps done; the loop continues with the next one",
+        meaning: "restored as saved (step = checkpoint['step'])",
       },
       {
         name: "iteration",
         paths: [["iteration"], ["iter"]],
-        resumeAt: plusOne,
-        meaning: "the last finished iteration, so the loop continues with the next",
+        resumeAt: same,
+        meaning: "restored as saved (iteration = checkpoint['iteration'])",
       },
     ],
     counterInName: /(?:epoch|step|iter|iteration)[_-]?(\d+)(?:\.\w+)+$/,

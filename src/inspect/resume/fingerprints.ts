@@ -29,6 +29,12 @@ const LOOP_COUNTER_KEYS = ["global_step", "epoch", "step", "iteration", "iter"];
 
 const baseName = (fileName: string) => fileName.split("/").pop() ?? fileName;
 
+/**
+ * What an fvcore Checkpointer saves: the model, the checkpointables it was given (by the names detectron2's
+ * scripts use) and the iteration. A file with other keys too is a hand-written loop's, unless fvcore named it.
+ */
+const FVCORE_KEYS = new Set(["model", "optimizer", "scheduler", "iteration", "grad_scaler", "scaler"]);
+
 export function detectFileConvention(root: PyValue, fileName: string): ConventionGuess {
   const k = topLevelKeys(root);
   const has = (...names: string[]) => names.every((n) => k.has(n));
@@ -64,7 +70,7 @@ export function detectFileConvention(root: PyValue, fileName: string): Conventio
     return found("torchvision", keyList("model", "optimizer", "lr_scheduler", "epoch", "args"));
   if (k.has("model") && k.size === 1 && fvcoreName)
     return found("trackron", "only key is model", `fvcore file name ${baseName(fileName)}`);
-  if (k.has("model") && (k.has("iteration") || fvcoreName)) {
+  if (k.has("model") && (fvcoreName || (k.has("iteration") && [...k].every((n) => FVCORE_KEYS.has(n))))) {
     const why = ["iteration", "optimizer", "scheduler"].filter((n) => k.has(n));
     return found(
       "fvcore",

@@ -1,7 +1,7 @@
 import { isBoxed, type PyDict, type PyValue } from "../../reader/pickle/value.js";
 import type { Finding } from "../findings.js";
 import { CONVENTIONS, type ConventionId } from "./conventions.js";
-import { intValue, lookup } from "./lookup.js";
+import { lookup } from "./lookup.js";
 import type { ResumeVerdict } from "./verdict.js";
 
 /** Prefixes that wrappers add to every state_dict key: DDP/DataParallel and torch.compile. */
@@ -96,7 +96,7 @@ export function sanityFindings(root: PyValue, verdict: ResumeVerdict, fileName: 
       code: "run-finished",
       label: verdict.conventionLabel,
       counter: `${verdict.finished.from} = ${verdict.finished.value}`,
-      epochs: intValue(lookup(root, ["train_args", "epochs"])) ?? null,
+      epochs: verdict.finished.end,
     });
   }
   if (/(?:^|\/)model_final\.pth$/.test(fileName) && verdict.counter?.source === "checkpoint") {

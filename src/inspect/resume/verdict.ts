@@ -85,6 +85,9 @@ function componentState(root: PyValue, component: Component, rule: ComponentRule
         if (isPresent(value)) return { component, status: "present", key: path.join(".") || "(root)" };
         if (rule.kind === "keys" && rule.emptyMeansUnused && isEmptyContainer(value))
           return { component, status: "unused", why: rule.emptyMeansUnused };
+        // An optional part saved empty was switched off (a disabled GradScaler's state_dict is {}).
+        if (rule.kind === "optional-keys" && isEmptyContainer(value))
+          return { component, status: "unused", why: `${path.join(".")} is saved empty: the feature was off` };
       }
       if (rule.kind === "keys") return { component, status: "missing" };
       return rule.absentMeansUnused
@@ -108,6 +111,8 @@ export interface StrippedCounter {
   readonly name: CounterName;
   readonly value: number;
   readonly from: string;
+  /** The counter value the run was configured to end at, when the file says. */
+  readonly end: number | null;
 }
 
 function strippedCounter(
@@ -118,8 +123,10 @@ function strippedCounter(
   for (const counter of countersFor(CONVENTIONS[convention], fileName)) {
     for (const path of counter.paths) {
       const value = intValue(lookup(root, path));
-      if (value !== undefined && counter.stripped?.(value))
-        return { name: counter.name, value, from: path.join(".") };
+      if (value !== undefined && counter.stripped?.(value)) {
+        const end = counter.end ? (intValue(lookup(root, counter.end)) ?? null) : null;
+        return { name: counter.name, value, from: path.join("."), end };
+      }
     }
   }
   return undefined;

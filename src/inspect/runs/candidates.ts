@@ -109,16 +109,17 @@ async function examineFile(ref: CandidateRef, options: ExamineOptions): Promise<
   const { checkpoint } = check;
   try {
     if (checkpoint.format === "pointer") return report(ref, { status: "not-a-checkpoint" });
-    const detected = detectFileConvention(checkpoint.root, ref.path);
+    const companions = await checkCompanions(ref, options);
+    if ("problem" in companions) return report(ref, companions.problem);
+    const { root, judgedAs } = withCompanions(checkpoint.root, ref, companions);
+    const detected = detectFileConvention(root, judgedAs);
     // In a Trackron run every file follows Trackron's rules (its schedule is derived from the iteration),
     // including a copy repaired to carry the iteration, which on its own looks like plain fvcore.
     const guess =
       options.runConvention === "trackron" && detected.convention === "fvcore"
         ? { convention: "trackron" as const, evidence: [...detected.evidence, "in a Trackron run"] }
         : detected;
-    const companions = await checkCompanions(ref, options);
-    if ("problem" in companions) return report(ref, companions.problem);
-    const verdict = judgeResume(withParts(checkpoint.root, companions.parts), guess, ref.path);
+    const verdict = judgeResume(root, guess, judgedAs);
     const records =
       checkpoint.format === "torch-zip" || checkpoint.format === "torchscript"
         ? checkpoint.archive.entries.map((e) => ({ name: e.name, crc32: e.crc32, size: e.uncompressedSize }))
@@ -137,7 +138,12 @@ async function examineFile(ref: CandidateRef, options: ExamineOptions): Promise<
 }
 
 type CompanionCheck =
-  | { readonly parts: ReadonlyMap<string, PyValue>; readonly sizeBytes: number }
+  | {
+      /** What each companion holds, by its key; the training state when a companion holds it. */
+      readonly parts: ReadonlyMap<string, PyValue>;
+      readonly state: { readonly root: PyValue; readonly file: string } | undefined;
+      readonly sizeBytes: number;
+    }
   | { readonly problem: Partial<CandidateReport> & Pick<CandidateReport, "status"> };
 
 /**
@@ -146,6 +152,7 @@ type CompanionCheck =
  */
 async function checkCompanions(ref: CandidateRef, options: ExamineOptions): Promise<CompanionCheck> {
   const parts = new Map<string, PyValue>();
+  let state: { root: PyValue; file: string } | undefined;
   let sizeBytes = 0;
   for (const companion of ref.companions ?? []) {
     for (const file of companion.files) {
@@ -155,22 +162,43 @@ async function checkCompanions(ref: CandidateRef, options: ExamineOptions): Prom
         const message = `${relative(dirname(ref.path), file)}: ${check.problem.message}`;
         return { problem: { status: check.status, problem: { ...check.problem, message }, sizeBytes } };
       }
-      parts.set(companion.key, "root" in check.checkpoint ? check.checkpoint.root : true);
+      const content = "root" in check.checkpoint ? check.checkpoint.root : true;
+      if (companion.holdsState) state = { root: content, file };
+      else parts.set(companion.key, content);
       check.checkpoint.source.close();
     }
   }
-  return { parts, sizeBytes };
+  return { parts, state, sizeBytes };
 }
 
-/** The candidate's root with each companion's content at its key. */
-function withParts(root: PyValue, parts: ReadonlyMap<string, PyValue>): PyValue {
-  if (parts.size === 0 || !isBoxed(root, "dict")) return root;
+function copyDict(root: PyDict): PyDict {
   const copy = pyDict(root.className);
   root.keys.forEach((key, i) => {
     dictSet(copy, key, root.values[i] as PyValue);
   });
-  for (const [key, value] of parts) dictSet(copy, key, value);
   return copy;
+}
+
+/**
+ * The root the candidate is judged on, and the file name its convention is told from: the candidate's own
+ * with each companion's content at its key, or, when a companion holds the training state, that state with
+ * the candidate's content (the weights) at the companion's key.
+ */
+function withCompanions(
+  root: PyValue,
+  ref: CandidateRef,
+  companions: Extract<CompanionCheck, { parts: unknown }>,
+): { root: PyValue; judgedAs: string } {
+  const holder = (ref.companions ?? []).find((c) => c.holdsState);
+  if (holder && companions.state && isBoxed(companions.state.root, "dict")) {
+    const merged = copyDict(companions.state.root);
+    dictSet(merged, holder.key, root);
+    return { root: merged, judgedAs: companions.state.file };
+  }
+  if (companions.parts.size === 0 || !isBoxed(root, "dict")) return { root, judgedAs: ref.path };
+  const merged = copyDict(root);
+  for (const [key, value] of companions.parts) dictSet(merged, key, value);
+  return { root: merged, judgedAs: ref.path };
 }
 
 /** The first of `names` that exists in `dir`. */

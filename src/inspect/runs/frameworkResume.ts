@@ -7,13 +7,7 @@ import type { RunLayout } from "./layout.js";
  * What the framework's own automatic resume does with this run dir, since that is what users run. Each
  * convention's rule is the logic `conventions.md` records from its source.
  */
-export type FrameworkOutcome =
-  | "resumes"
-  | "starts-over"
-  | "crashes"
-  | "trains-nothing"
-  /** The framework declines on purpose: the run is finished (ultralytics' "nothing to resume"). */
-  | "refuses";
+export type FrameworkOutcome = "resumes" | "starts-over" | "crashes" | "trains-nothing";
 
 export interface FrameworkResume {
   /** What the framework loads, relative to the run dir (null when it loads nothing). */
@@ -33,6 +27,8 @@ export interface FrameworkInputs {
   /** The candidate the run's pointer names (examined), when the convention has a pointer. */
   readonly pointerTarget: CandidateReport | undefined;
   readonly candidates: readonly CandidateReport[];
+  /** When each candidate was last modified (ultralytics resumes the newest last.pt by time). */
+  readonly modifiedMs: (file: string) => number;
   /** End of training (detectron2 `SOLVER.MAX_ITER`), when known. */
   readonly maxIter: number | undefined;
 }
@@ -252,8 +248,10 @@ const RULES: Partial<Record<ConventionId, (inputs: FrameworkInputs) => Framework
 
 /** Ultralytics: `yolo train resume model=.../last.pt`, or `resume=True`, which takes the newest last*.pt. */
 function ultralyticsResume(i: FrameworkInputs): FrameworkResume {
-  // get_latest_run(): max(glob("**/last*.pt"), key=os.path.getctime); in one run directory that is weights/last.pt.
-  const last = i.candidates.find((c) => /(?:^|\/)last[^/]*\.pt$/.test(c.file));
+  // get_latest_run(): max(glob("**/last*.pt", recursive=True), key=os.path.getctime).
+  const last = i.candidates
+    .filter((c) => /(?:^|\/)last[^/]*\.pt$/.test(c.file))
+    .sort((a, b) => i.modifiedMs(b.file) - i.modifiedMs(a.file))[0];
   if (!last) {
     return crashes(
       null,
@@ -261,14 +259,10 @@ function ultralyticsResume(i: FrameworkInputs): FrameworkResume {
     );
   }
   if (last.finished) {
-    return {
-      file: last.file,
-      outcome: "refuses",
-      startsAt: null,
-      restores: [],
-      resets: [],
-      why: `${last.file} was stripped when training finished (${last.finished.from} = ${last.finished.value}): start_epoch = ${last.finished.value + 1}, and resume asserts "training ... is finished, nothing to resume"`,
-    };
+    return crashes(
+      last.file,
+      `${last.file} was stripped when training finished (${last.finished.from} = ${last.finished.value}): start_epoch = ${last.finished.value + 1}, and resume fails its assert "training ... is finished, nothing to resume"`,
+    );
   }
   return loadOutcome(last, i.maxIter, "resume=True loads the newest last.pt,");
 }

@@ -1,5 +1,5 @@
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
-import { isAbsolute, join, relative, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import type { Companion } from "../resume/companions.js";
 import { CONVENTIONS, type ConventionId, counterInName } from "../resume/conventions.js";
 
@@ -30,6 +30,11 @@ export interface CandidateRef {
   readonly mtimeMs: number;
   /** Lightning: the logger version folder (`version_0`) the file belongs to. */
   readonly group: string | undefined;
+  /**
+   * Finer order than the counter, from the name (AllenNLP's `e2_b5` comes after `e2_b0`): compared
+   * element by element after the counter.
+   */
+  readonly nameOrder?: readonly number[];
   /** Files the framework loads together with this one (AllenNLP's model_state beside training_state). */
   readonly companions?: readonly Companion[];
 }
@@ -41,6 +46,11 @@ export interface RunLayout {
   readonly evidence: string;
   readonly pointer: PointerFileInfo | undefined;
   readonly candidates: CandidateRef[];
+  /**
+   * Among checkpoints holding the same state, the one the framework resumes from (torchvision's
+   * checkpoint.pth beside model_N.pth); by default a `last*` file.
+   */
+  readonly preferred?: RegExp;
 }
 
 const CHECKPOINT_FILE = /\.(pt|pth|ckpt|bin|safetensors|pth\.tar)$/;
@@ -101,8 +111,10 @@ function linkPointer(runDir: string, file: string, kind: PointerKind): PointerFi
   const path = join(runDir, file);
   const stats = lstatSafe(path);
   if (!stats) return { kind, file, content: undefined, target: undefined, exists: false };
+  // A symlink names the checkpoint it points at; a copy (Windows) is itself the checkpoint.
   const link = stats.isSymbolicLink() ? readlinkSync(path) : undefined;
-  return { kind, file, content: link, target: existsSync(path) ? path : undefined, exists: true };
+  const target = link === undefined ? path : resolve(runDir, link);
+  return { kind, file, content: link, target: existsSync(path) ? target : undefined, exists: true };
 }
 
 function lstatSafe(path: string) {
@@ -232,7 +244,10 @@ export function detectRunLayout(runDirInput: string): RunLayout {
     const torchvision = filesMatching(runDir, runDir, /(?:^|\/)model_(\d+)\.pth$/).concat(
       filesMatching(runDir, runDir, /(?:^|\/)checkpoint\.pth$/),
     );
-    return layout("torchvision", "checkpoint.pth beside model_N.pth (reference scripts)", torchvision);
+    return {
+      ...layout("torchvision", "checkpoint.pth beside model_N.pth (reference scripts)", torchvision),
+      preferred: /(?:^|\/)checkpoint\.pth$/,
+    };
   }
 
   if (names.has("last.pth.tar") || [...names].some((n) => /^checkpoint-\d+\.pth\.tar$/.test(n))) {
@@ -300,14 +315,27 @@ function findPytracking(runDir: string): CandidateRef[] {
  * (its `weights/` folder is accepted too).
  */
 function ultralyticsLayout(runDir: string): RunLayout | undefined {
-  const inside = /(?:^|\/)weights$/.test(runDir) ? runDir : join(runDir, "weights");
-  const files = list(inside).filter((n) => /^(?:last|best|epoch\d+)\.pt$/.test(n));
-  if (!files.includes("last.pt") && !files.includes("best.pt")) return undefined;
-  const candidates = files.map((n) => candidate(runDir, join(inside, n), "file", /(?:^|\/)epoch(\d+)\.pt$/));
+  // A run (runs/detect/train), its weights/ folder, or the project directory whose runs/<task>/<name>/ it
+  // holds: `resume=True` takes the newest last*.pt anywhere below where it is started.
+  const runs = join(runDir, "runs");
+  const weightDirs = /(?:^|\/)weights$/.test(runDir)
+    ? [runDir]
+    : [join(runDir, "weights")].concat(
+        list(runs).flatMap((task) => list(join(runs, task)).map((name) => join(runs, task, name, "weights"))),
+      );
+  const candidates: CandidateRef[] = [];
+  for (const dir of weightDirs) {
+    const files = list(dir).filter((n) => /^(?:last|best|epoch\d+)\.pt$/.test(n));
+    if (!files.includes("last.pt") && !files.includes("best.pt")) continue;
+    for (const n of files)
+      candidates.push(candidate(runDir, join(dir, n), "file", /(?:^|\/)epoch(\d+)\.pt$/));
+  }
+  if (candidates.length === 0) return undefined;
+  const where = [...new Set(candidates.map((c) => dirname(c.rel) || "."))];
   return {
     runDir,
     convention: "ultralytics",
-    evidence: `${relative(runDir, inside) || "."}/ holds ${files.join(", ")}`,
+    evidence: `${where.join(", ")} hold${where.length === 1 ? "s" : ""} last.pt / best.pt`,
     pointer: undefined,
     candidates,
   };
@@ -317,22 +345,25 @@ function ultralyticsLayout(runDir: string): RunLayout | undefined {
 const ALLENNLP_STATE = /^(model|training)_state_(e(\d+)_b(\d+)|epoch_(\d+))\.th$/;
 
 /**
- * One candidate per saved point in time: the training state (which holds the counters), with the weights as
- * its companion. AllenNLP finds checkpoints by their model_state files and then loads both, so a point whose
- * training state is gone is still listed (and reported missing).
+ * One candidate per saved point in time, named by its model_state file as AllenNLP finds it, with the
+ * training state (optimizer, counters) as its companion: a point whose training state is gone is still
+ * listed, and reported missing, since AllenNLP would pick it and fail.
  */
 function allennlpCandidates(runDir: string, names: ReadonlySet<string>): CandidateRef[] {
+  // AllenNLP's _find_all_checkpoints globs model_state files only.
   const points = new Set<string>();
   for (const name of names) {
     const match = ALLENNLP_STATE.exec(name);
-    if (match) points.add(match[2] as string);
+    if (match?.[1] === "model") points.add(match[2] as string);
   }
   return [...points].sort().map((point) => {
     const training = join(runDir, `training_state_${point}.th`);
     const weights = join(runDir, `model_state_${point}.th`);
+    const [epoch, batch] = (/\d+/g[Symbol.match](point) ?? []).map(Number);
     return {
-      ...candidate(runDir, training, "file", /training_state_(?:e|epoch_)(\d+)/),
-      companions: [{ key: "model", files: [weights] }],
+      ...candidate(runDir, weights, "file", /_state_(?:e|epoch_)(\d+)/),
+      nameOrder: [epoch ?? 0, batch ?? 0],
+      companions: [{ key: "model", files: [training], holdsState: true }],
     };
   });
 }

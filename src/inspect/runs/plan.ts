@@ -79,22 +79,34 @@ function verdictRank(c: CandidateReport): number {
 }
 
 /** `last.pth.tar`, `last.ckpt`: the name a framework resumes from when several files hold the same state. */
-const isLastName = (file: string) => /(?:^|\/)last[^/]*$/.test(file);
+const LAST_NAME = /(?:^|\/)last[^/]*$/;
 
 /** Newest first: by counter, then what restores more, the pointer's target, a "last" file, modification time. */
+/** Element-wise comparison of two name orders (absent sorts first). */
+function compareOrder(a: readonly number[] | undefined, b: readonly number[] | undefined): number {
+  const length = Math.max(a?.length ?? 0, b?.length ?? 0);
+  for (let i = 0; i < length; i++) {
+    const d = (a?.[i] ?? -1) - (b?.[i] ?? -1);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
 function newestFirst(
   candidates: readonly CandidateReport[],
   refs: ReadonlyMap<string, CandidateRef>,
   pointed: string | undefined,
+  preferred: RegExp = LAST_NAME,
 ): CandidateReport[] {
   // Ties (model_final.pth and model_0000029.pth hold the same iteration) go to the file the run's own pointer
   // names; modification times come last, since a copy or a git checkout resets them.
   return [...candidates].sort(
     (a, b) =>
       (b.counter ?? -1) - (a.counter ?? -1) ||
+      compareOrder(refs.get(b.file)?.nameOrder, refs.get(a.file)?.nameOrder) ||
       verdictRank(a) - verdictRank(b) ||
       Number(b.file === pointed) - Number(a.file === pointed) ||
-      Number(isLastName(b.file)) - Number(isLastName(a.file)) ||
+      Number(preferred.test(b.file)) - Number(preferred.test(a.file)) ||
       (refs.get(b.file)?.mtimeMs ?? 0) - (refs.get(a.file)?.mtimeMs ?? 0),
   );
 }
@@ -132,6 +144,8 @@ function choose(ordered: readonly CandidateReport[]): CandidateReport | undefine
   const usable = ordered.filter(
     (c) =>
       c.status === "ok" &&
+      // A checkpoint the framework marked finished (ultralytics' stripped last.pt) resumes nothing.
+      c.finished === null &&
       c.verdict !== null &&
       c.verdict !== "not-a-training-checkpoint" &&
       c.verdict !== "training-state-only",
@@ -255,14 +269,14 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
       await verified(reports.get(targetRef.rel) as CandidateReport, targetRef, runConvention),
     );
   }
-  let ordered = newestFirst([...reports.values()], refs, targetRef?.rel);
+  let ordered = newestFirst([...reports.values()], refs, targetRef?.rel, layout.preferred);
   let chosen = choose(ordered);
   while (options.verify === "chosen" && chosen) {
     const ref = refs.get(chosen.file) as CandidateRef;
     const checked = await verified(chosen, ref, runConvention);
     if (checked.status === "ok") break;
     reports.set(chosen.file, checked);
-    ordered = newestFirst([...reports.values()], refs, targetRef?.rel);
+    ordered = newestFirst([...reports.values()], refs, targetRef?.rel, layout.preferred);
     chosen = choose(ordered);
   }
 
@@ -280,6 +294,7 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
     layout,
     pointerTarget: target,
     candidates: ordered,
+    modifiedMs: (file) => refs.get(file)?.mtimeMs ?? 0,
     maxIter: config?.maxIter,
   });
 
@@ -362,8 +377,18 @@ function planFindings(i: FindingInputs): Finding[] {
       findings.push({ code: "candidate-unsafe", file: c.file, verdict: c.security });
     }
   }
-  if (!i.choice) findings.push({ code: "no-usable-checkpoint", candidates: i.ordered.length });
-  else if (i.choice.verdict !== "resumable") {
+  const loaded = i.ordered.find((c) => c.file === i.framework?.file);
+  if (loaded?.finished) {
+    findings.push({
+      code: "run-finished",
+      label: CONVENTIONS[loaded.convention ?? i.layout.convention].label,
+      counter: `${loaded.finished.from} = ${loaded.finished.value}`,
+      epochs: loaded.finished.end,
+    });
+  }
+  if (!i.choice) {
+    if (!loaded?.finished) findings.push({ code: "no-usable-checkpoint", candidates: i.ordered.length });
+  } else if (i.choice.verdict !== "resumable") {
     findings.push({ code: "resume-loses-state", file: i.choice.file, resets: i.choice.resets });
   }
   if (i.framework && i.choice) {

@@ -107,11 +107,11 @@ export interface TorchStorage {
   readonly numel: number;
   readonly sizeBytes: number;
   /**
-   * Legacy files of torch <= 0.4 could save a storage that is a view of a larger one: the persistent id names
-   * the root storage (`key`) and the view's own key and element offset into it. `numel`/`sizeBytes` are then
-   * the view's.
+   * Legacy files of torch <= 0.4 could save a storage that is a view of a larger one: `key` is then the
+   * view's own key (a storage of its own to torch, as it is here), `root` the key of the storage whose
+   * bytes it shares, from element `offset`; `numel`/`sizeBytes` are the view's.
    */
-  readonly view?: { readonly key: string; readonly offset: number };
+  readonly view?: { readonly root: string; readonly offset: number };
 }
 
 export type TensorLayout =

@@ -164,6 +164,6 @@ export function loadLegacy(source: ByteSource): TorchLegacyCheckpoint {
     storageKeys,
     pickleRange: { start: sysInfo.end, end: main.end },
     byteOrder: "little",
-    locate: (storage) => viewRange(ranges.get(storage.key), storage),
+    locate: (storage) => viewRange(ranges.get(storage.view?.root ?? storage.key), storage),
   };
 }

@@ -45,12 +45,12 @@ export function cachingStorageResolver(storages: Map<string, TorchStorage>, keyP
     const numel = request.view ? request.view.numel : request.numel;
     const storage: TorchStorage = {
       kind: "storage",
-      key: keyPrefix + request.key,
+      key: keyPrefix + (request.view ? request.view.key : request.key),
       dtype: request.dtype,
       device: request.device,
       numel,
       sizeBytes: numel * elementSize(request.dtype),
-      ...(request.view ? { view: { key: request.view.key, offset: request.view.offset } } : {}),
+      ...(request.view ? { view: { root: request.key, offset: request.view.offset } } : {}),
     };
     storages.set(id, storage);
     return storage;
