@@ -101,6 +101,12 @@ describe("ckpt audit", () => {
     expect((await ckpt("audit", join(scratch, "nope"))).code).toBe(2);
   });
 
+  it("a tree with no run and no checkpoint (a folder of notes) is a usage problem: exit 2, not a clean pass", async () => {
+    const notes = await ckpt("audit", join(outputs, "notes_only"), "--json");
+    expect(notes.code).toBe(2);
+    expect(JSON.parse(notes.out)).toMatchObject({ schema: "ckpt.error/1", code: "no-checkpoints" });
+  });
+
   it("--verify streams every record: a flipped bit in a tensor is found", async () => {
     const quick = JSON.parse((await ckpt("audit", join(outputs, "fvcore_bitflip"), "--json")).out);
     const verified = JSON.parse(

@@ -25,7 +25,8 @@ export type ReaderErrorCode =
   | "safetensors-malformed"
   | "safetensors-truncated"
   | "storage-missing"
-  | "unsupported-format";
+  | "unsupported-format"
+  | "no-checkpoints";
 
 /** What the user should do next, per code: kept here so every error carries a hint without repeating it. */
 const NEXT_STEP: Record<ReaderErrorCode, string> = {
@@ -53,6 +54,8 @@ const NEXT_STEP: Record<ReaderErrorCode, string> = {
   "safetensors-truncated": "the safetensors file was cut short; re-download or re-export it",
   "storage-missing": "a tensor's storage record is absent; the file is incomplete",
   "unsupported-format": "this format is recognised but not readable by ckpt yet",
+  "no-checkpoints":
+    "check the path: pass a training run's output tree (OUTPUT_DIR, work_dir, lightning_logs, checkpoint-N dirs) or checkpoint files",
 };
 
 /** An input problem with a stable code, the file it concerns, and a byte offset when one is known. */

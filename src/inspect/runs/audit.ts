@@ -240,6 +240,12 @@ async function planOnWorkers(
 
 export async function audit(roots: readonly string[], options: AuditOptions): Promise<AuditReport> {
   const found = findRuns(roots);
+  // A mistyped path or a folder of notes must not pass CI as "nothing wrong".
+  if (found.runs.length === 0 && found.files.length === 0) {
+    throw new ReaderError("no-checkpoints", "holds no training run and no checkpoint file", {
+      file: roots.join(" "),
+    });
+  }
   const total = found.runs.length + found.files.length;
   let done = 0;
   const tick = () => options.onProgress?.(++done, total);

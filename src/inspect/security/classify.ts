@@ -144,6 +144,12 @@ const DANGEROUS_MODULES: ReadonlyArray<readonly [string, string]> = [
   ["poplib", NETWORK],
   ["xmlrpc", NETWORK],
   ["webbrowser", NETWORK],
+  ["ssl", NETWORK],
+  ["nntplib", NETWORK],
+  ["aiohttp", NETWORK],
+  ["mailcap", `${RUNS_PROCESSES} (findmatch runs a mailcap entry's test command)`],
+  // CPython's own test package: test.support helpers start interpreters and run code.
+  ["test", RUNS_CODE],
   ["mlflow", NETWORK],
   ["pandas.io", FILES],
   ["shutil", FILES],
@@ -290,6 +296,11 @@ const STANDARD_VALUES = new Map<string, string>([
   ["torch.ScriptObject", "a TorchScript custom-class object (quantized packed parameters)"],
   ["torch._utils._rebuild_sparse_csr_tensor", "rebuilds a sparse tensor"],
   ["torch._tensor._rebuild_from_type", "rebuilds a tensor subclass"],
+  ...["posixpath", "ntpath"].flatMap((module) =>
+    ["join", "basename", "dirname", "split", "splitext", "normpath", "normcase", "isabs"].map(
+      (name): [string, string] => [`${module}.${name}`, "pure path arithmetic on strings"],
+    ),
+  ),
 ]);
 
 /** Modules of pure values and constants: nothing in them has side effects. */
