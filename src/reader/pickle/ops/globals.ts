@@ -21,6 +21,11 @@ const PY2_NAMES: Record<string, [string, string]> = {
   "__builtin__.basestring": ["builtins", "str"],
 };
 
+/** The name Python 3 imports for a Python 2 module and name (what `find_class` does below protocol 3). */
+export function python3Name(module: string, name: string): [string, string] {
+  return PY2_NAMES[`${module}.${name}`] ?? [PY2_MODULES[module] ?? module, name];
+}
+
 /** GLOBAL (0): "module\nname\n". */
 export function global(m: MachineState): void {
   m.push(readGlobalLines(m, "GLOBAL"));
@@ -76,11 +81,7 @@ function makeGlobal(
   dynamic = false,
 ): PyGlobal {
   if (module === "" || name === "") throw m.malformed("a global with an empty module or name");
-  if (m.protocol < 3) {
-    const mapped = PY2_NAMES[`${module}.${name}`];
-    if (mapped) [module, name] = mapped;
-    else module = PY2_MODULES[module] ?? module;
-  }
+  if (m.protocol < 3) [module, name] = python3Name(module, name);
   const reference: GlobalReference = dynamic
     ? { module, name, offset: m.opStart, opcode, dynamic }
     : { module, name, offset: m.opStart, opcode };
