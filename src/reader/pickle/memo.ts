@@ -22,7 +22,8 @@ export class Memo {
 
   /** Stores `value` at `index` (an existing entry is replaced); `offset` is the opcode's, for errors. */
   put(index: number, value: PyValue, offset: number): void {
-    const exists = index < this.dense.length || this.sparse.has(index);
+    // Picklers store each index once, in order: no Map lookup while the sparse part is empty.
+    const exists = index < this.dense.length || (this.sparse.size > 0 && this.sparse.has(index));
     if (!exists) {
       if (this.count >= this.maxEntries) {
         throw new ReaderError(
