@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// Fuzz campaign: mutated real checkpoints and random pickle opcode streams through everything a user's
-// command does (read, inspect with --hash --stats, scan). Reports crashes (any exception that is not a
-// ReaderError) and slow inputs; never part of npm test.
+// Fuzz campaign: mutated real checkpoints, mutated corpus pickles (protocol 0/1 without PROTO, FRAME
+// boundary cases) and random pickle opcode streams through everything a user's command does (read, inspect
+// with --hash --stats, scan), and through the pickle machine in both framings. Reports crashes (any exception
+// that is not a ReaderError) and slow inputs; never part of npm test.
 //
 //   npm run build && node bench/fuzz.mjs [inputs=100000] [seconds=300]
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -14,6 +15,7 @@ const { inspectCheckpoint } = await import(join(root, "dist/inspect/report.js"))
 const { scanSource } = await import(join(root, "dist/inspect/security/scan.js"));
 const { BufferSource } = await import(join(root, "dist/reader/source.js"));
 const { ReaderError } = await import(join(root, "dist/reader/errors.js"));
+const { parsePickle } = await import(join(root, "dist/reader/pickle/machine.js"));
 
 const total = Number(process.argv[2] ?? 100_000);
 const deadline = Date.now() + 1000 * Number(process.argv[3] ?? 300);
@@ -29,7 +31,7 @@ const random = () => {
 };
 const int = (n) => Math.floor(random() * n);
 
-const corpus = [
+const checkpoints = [
   "torch2/training_checkpoint.pth",
   "torch1/training_checkpoint.pth",
   "torch1/legacy.pt",
@@ -44,6 +46,17 @@ const corpus = [
   "torch2/whole_module.pt",
   "torch2/dtypes.pt",
 ].map((name) => new Uint8Array(readFileSync(join(root, "samples", name))));
+// The differential corpus's hand-written streams (those CPython's readers disagree on among them) are half
+// of the bases: a checkpoint is mostly tensor bytes, where a mutation seldom reaches the pickle.
+const corpusDir = join(root, "test", "fixtures", "pickle-corpus");
+const pickles = readdirSync(corpusDir)
+  .filter((file) => /^(noproto_|frame_|dumps_|op_)/.test(file))
+  .sort()
+  .map((file) => new Uint8Array(readFileSync(join(corpusDir, file))));
+const pick = () => {
+  const list = random() < 0.5 ? checkpoints : pickles;
+  return list[int(list.length)];
+};
 
 const OPS = [
   0x28, 0x2e, 0x30, 0x31, 0x32, 0x29, 0x5d, 0x7d, 0x4e, 0x88, 0x89, 0x4b, 0x4a, 0x85, 0x86, 0x87, 0x74, 0x6c,
@@ -59,7 +72,7 @@ function mutate() {
       2 + int(4),
       ...Array.from({ length: int(300) }, () => (random() < 0.8 ? OPS[int(OPS.length)] : int(256))),
     ]);
-  const base = corpus[int(corpus.length)];
+  const base = pick();
   const bytes = Uint8Array.from(base);
   switch (kind) {
     case 0: // bit flips
@@ -86,7 +99,7 @@ function mutate() {
     }
     default: {
       // splice two samples
-      const other = corpus[int(corpus.length)];
+      const other = pick();
       const at = int(bytes.length);
       return Uint8Array.from([...bytes.subarray(0, at), ...other.subarray(int(other.length))]);
     }
@@ -103,6 +116,15 @@ for (; done < total && Date.now() < deadline; done++) {
   const t0 = performance.now();
   let outcome = "ok";
   try {
+    for (const frames of ["contiguous", "file"]) {
+      for (const scan of [false, true]) {
+        try {
+          parsePickle(input, { frames, scan });
+        } catch (error) {
+          if (!(error instanceof ReaderError)) throw error;
+        }
+      }
+    }
     const source = new BufferSource(input, "fuzz.pt");
     inspectCheckpoint(readCheckpoint(source), "fuzz.pt", { hash: true, stats: true });
     scanSource(source, { deep: true });
@@ -131,7 +153,7 @@ for (; done < total && Date.now() < deadline; done++) {
 }
 const seconds = (Date.now() - started) / 1000;
 console.log(
-  `${done} inputs in ${seconds.toFixed(1)} s (${Math.round(done / seconds)}/s), seed ${process.env.SEED ?? 20261124}`,
+  `${done} inputs in ${seconds.toFixed(1)} s (${Math.round(done / seconds)}/s), seed ${process.env.SEED ?? 20261124}, ${checkpoints.length + pickles.length} seeds`,
 );
 console.log(
   `crashes: ${crashes.length}${crashes.length ? "" : " (target: 0)"}; inputs slower than ${SLOW_MS} ms: ${slow.length}`,

@@ -101,16 +101,89 @@ describe("robustness", () => {
         const bytes = Uint8Array.from([0x80, 0x04, ...ops]);
         const started = performance.now();
         for (const scan of [false, true]) {
-          try {
-            parsePickle(bytes, { scan });
-          } catch (error) {
-            if (!(error instanceof ReaderError)) throw error;
+          for (const frames of ["contiguous", "file"] as const) {
+            try {
+              parsePickle(bytes, { scan, frames });
+            } catch (error) {
+              if (!(error instanceof ReaderError)) throw error;
+            }
           }
         }
         everything(bytes);
         expect(performance.now() - started).toBeLessThan(2000);
       }),
       { numRuns: 3000 },
+    );
+  });
+
+  it("FRAMEs of any length at any place, read either way, give a result or a ReaderError", () => {
+    // Real opcode streams (one opcode and its operand per entry) cut into FRAMEs at any byte, whose lengths
+    // are right, short, long, zero or past the end.
+    const streams = [
+      [
+        [0x28],
+        [0x4b, 1],
+        [0x58, 2, 0, 0, 0, 0x68, 0x69],
+        [0x63, 0x6f, 0x73, 0x0a, 0x73, 0x0a],
+        [0x86],
+        [0x74],
+      ],
+      [[0x5d], [0x94], [0x28], [0x4a, 1, 2, 3, 4], [0x49, 0x31, 0x0a], [0x8c, 3, 0x61, 0x62, 0x63], [0x65]],
+      [
+        [0x7d],
+        [0x8c, 1, 0x6b],
+        [0x42, 3, 0, 0, 0, 1, 2, 3],
+        [0x73],
+        [0x72, 5, 0, 0, 0],
+        [0x6a, 5, 0, 0, 0],
+        [0x86],
+      ],
+    ];
+    const frame = (length: number) => [0x95, length & 0xff, (length >> 8) & 0xff, 0, 0, 0, 0, 0, 0];
+    const piece = fc.record({ take: fc.nat(12), lie: fc.integer({ min: -3, max: 40 }) });
+    fc.assert(
+      fc.property(fc.constantFrom(...streams), fc.array(piece, { maxLength: 6 }), (opcodes, cuts) => {
+        const ops = opcodes.flat();
+        const out = [0x80, 0x04];
+        let at = 0;
+        for (const { take, lie } of cuts) {
+          const part = ops.slice(at, at + take);
+          at += take;
+          out.push(...frame(Math.max(0, part.length + lie)), ...part);
+        }
+        out.push(...ops.slice(at), 0x2e);
+        for (const scan of [false, true]) {
+          for (const frames of ["contiguous", "file"] as const) {
+            try {
+              parsePickle(Uint8Array.from(out), { scan, frames });
+            } catch (error) {
+              if (!(error instanceof ReaderError)) throw error;
+            }
+          }
+        }
+      }),
+      { numRuns: 2000 },
+    );
+    // Honest FRAMEs at opcode boundaries, as the pickler writes them: no issues, and the value of the
+    // unframed stream in both framings.
+    fc.assert(
+      fc.property(fc.constantFrom(...streams), fc.array(fc.nat(3), { maxLength: 8 }), (opcodes, sizes) => {
+        const plain = parsePickle(Uint8Array.from([0x80, 0x04, ...opcodes.flat(), 0x2e]));
+        const out = [0x80, 0x04];
+        let at = 0;
+        for (const size of sizes) {
+          const part = opcodes.slice(at, at + size).flat();
+          at += size;
+          out.push(...frame(part.length), ...part);
+        }
+        out.push(...opcodes.slice(at).flat(), 0x2e);
+        for (const frames of ["contiguous", "file"] as const) {
+          const result = parsePickle(Uint8Array.from(out), { frames });
+          expect(result.frameIssues).toEqual([]);
+          expect(result.value).toEqual(plain.value);
+        }
+      }),
+      { numRuns: 500 },
     );
   });
 

@@ -41,14 +41,17 @@ const LONG_BINGET = 0x6a;
 const MEMOIZE = 0x94;
 const BINPUT = 0x71;
 const LONG_BINPUT = 0x72;
+const FRAME = 0x95;
 
 /**
  * The memo indices read between `start` and the first STOP, or `undefined` when every entry must be kept:
  * a text GET (protocol 0, whose number the machine parses), MEMOIZE mixed with explicit PUTs (MEMOIZE's index
  * then depends on which PUTs overwrote), or a stream this pass cannot walk (truncated, unknown opcode): the
- * machine itself then reports the error where it meets it.
+ * machine itself then reports the error where it meets it. This pass reads frames contiguously, as
+ * `frames: "contiguous"` does; for the file reader (`contiguous` false) a FRAME may make it read other bytes,
+ * so a stream with one keeps every entry.
  */
-export function findMemoReads(bytes: Uint8Array, start = 0): MemoReads | undefined {
+export function findMemoReads(bytes: Uint8Array, start = 0, contiguous = true): MemoReads | undefined {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const end = bytes.length;
   // Dense indices (every pickler numbers from 0) in a bitmap: a PUT takes at least two bytes, so no stream
@@ -70,6 +73,7 @@ export function findMemoReads(bytes: Uint8Array, start = 0): MemoReads | undefin
     if (fixed >= 0) {
       if (pos + fixed > end) return undefined;
       if (op === BINGET) read(bytes[pos] as number);
+      else if (op === FRAME && !contiguous) return undefined;
       else if (op === LONG_BINGET) read(view.getUint32(pos, true));
       else if (op === MEMOIZE) sawMemoize = true;
       else if (op === BINPUT || op === LONG_BINPUT) sawPut = true;
