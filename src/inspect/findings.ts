@@ -287,6 +287,11 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
         ? `${f.name} is flagged encrypted (torch refuses to read it); its stored bytes were scanned as they lie, but a loader given a password would read others: not clean`
         : `${f.name} is flagged encrypted and compressed: it cannot be scanned, so the file is not clean`,
   },
+  "pickle-frames-not-honoured": {
+    severity: "warning",
+    message: (f) =>
+      `${f.record}'s FRAMEs do not match its opcodes (${f.kinds.join(", ")}, byte ${f.offset}): CPython's readers disagree about such a stream, so every reading was scanned and none is vouched for`,
+  },
   "zip-member-unreadable": {
     severity: "warning",
     message: (f) => `${f.name} cannot be read (${f.detail}): what it holds was not scanned`,

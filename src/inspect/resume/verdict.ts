@@ -87,7 +87,11 @@ function componentState(root: PyValue, component: Component, rule: ComponentRule
           return { component, status: "unused", why: rule.emptyMeansUnused };
         // An optional part saved empty was switched off (a disabled GradScaler's state_dict is {}).
         if (rule.kind === "optional-keys" && isEmptyContainer(value))
-          return { component, status: "unused", why: `${path.join(".")} is saved empty: the feature was off` };
+          return {
+            component,
+            status: "unused",
+            why: `${path.join(".")} is saved empty: the feature was off`,
+          };
       }
       if (rule.kind === "keys") return { component, status: "missing" };
       return rule.absentMeansUnused

@@ -383,10 +383,13 @@ function dangerReason(module: string, name: string): string | undefined {
 export function classifyGlobal(
   module: string,
   name: string,
-  options: { dynamic?: boolean } = {},
+  options: { dynamic?: boolean; unresolvable?: string } = {},
 ): GlobalClassification {
   // The name is computed when the pickle runs: it can be anything at all.
   if (options.dynamic) return found("dangerous", "a name computed at load time: it can be any callable");
+  // find_class fails on it, so it never runs; the stream stops there in every reader.
+  if (options.unresolvable)
+    return found("unknown", `cannot be resolved (${options.unresolvable}): nothing it names runs`);
   const full = `${module}.${name}`;
   const standard = STANDARD_VALUES.get(full);
   if (standard) return found(full.startsWith("torch.ScriptObject") ? "framework" : "safe", standard);

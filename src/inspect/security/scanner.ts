@@ -1,5 +1,11 @@
 import { ReaderError } from "../../reader/errors.js";
-import { type GlobalReference, type PickleHooks, parsePickle } from "../../reader/pickle/machine.js";
+import {
+  type FrameIssue,
+  type FrameReading,
+  type GlobalReference,
+  type PickleHooks,
+  parsePickle,
+} from "../../reader/pickle/machine.js";
 import { isBoxed, type PyGlobal, type PyValue } from "../../reader/pickle/value.js";
 import { moduleClassOf, torchAcceptsPersistentId } from "../../reader/torch/rebuild.js";
 import { classifyGlobal, type GlobalClass } from "./classify.js";
@@ -42,10 +48,18 @@ export type SecurityNote =
   | { readonly code: "zip-junk-before"; readonly bytes: number }
   | { readonly code: "zip-member-outside-archive"; readonly name: string }
   | { readonly code: "archive-not-opened"; readonly kind: string }
-  | { readonly code: "too-large-to-scan"; readonly record: string; readonly bytes: number };
+  | { readonly code: "too-large-to-scan"; readonly record: string; readonly bytes: number }
+  | {
+      readonly code: "pickle-frames-not-honoured";
+      readonly record: string;
+      readonly kinds: FrameIssue["kind"][];
+      readonly offset: number;
+    };
 
 /** Notes that mean part of the file could not be read: the verdict can then never be clean. */
 const UNSCANNED: ReadonlySet<SecurityNote["code"]> = new Set([
+  // CPython's readers disagree about such a stream: ckpt reports what each could run, but vouches for none.
+  "pickle-frames-not-honoured",
   "archive-not-opened",
   "zip-encrypted-member",
   "zip-member-unreadable",
@@ -157,7 +171,40 @@ export class Scanner {
     return scan.kind === "broken" && scan.error.code === "pickle-truncated";
   }
 
+  /**
+   * One pickle, read as every CPython reader could read it: contiguously (`pickle.loads`; and
+   * `pickle._loads`, which reads on through a FRAME longer than the bytes), and, when the stream's frames
+   * do not match its opcodes, as the C unpickler reads a file object (what `torch.load` does), where an operand
+   * that runs past a frame's end is taken from after it. Globals either reading names are all reported.
+   */
   private scanOne(bytes: Uint8Array, record: string, context: PickleContext): OneScan {
+    const issues: FrameIssue[] = [];
+    const scan = this.scanFramed(bytes, record, context, "contiguous", issues);
+    if (issues.length === 0) return scan;
+    this.notes.push({
+      code: "pickle-frames-not-honoured",
+      record,
+      kinds: [...new Set(issues.map((i) => i.kind))],
+      offset: (issues[0] as FrameIssue).offset,
+    });
+    if (issues.some((i) => i.kind !== "frame-past-end")) {
+      const seen = new Set(this.globals.map((g) => `${g.record}@${g.offset}:${g.module}.${g.name}`));
+      const other = new Scanner();
+      other.scanFramed(bytes, record, context, "file", []);
+      for (const g of other.globals) {
+        if (!seen.has(`${g.record}@${g.offset}:${g.module}.${g.name}`)) this.globals.push(g);
+      }
+    }
+    return scan;
+  }
+
+  private scanFramed(
+    bytes: Uint8Array,
+    record: string,
+    context: PickleContext,
+    frames: FrameReading,
+    issues: FrameIssue[],
+  ): OneScan {
     const before = this.globals.length;
     const nested: Uint8Array[] = [];
     const legacy = context.legacy === true;
@@ -175,8 +222,10 @@ export class Scanner {
     try {
       const result = parsePickle(bytes, {
         scan: true,
+        frames,
         hooks,
         trace: {
+          onFrameIssue: (issue) => issues.push(issue),
           onGlobal: (g) => this.addGlobal(g, record),
           // The offset of the persistent-id opcode, as the loaders record it (PickleInfo.foreignPersistentIds).
           onPersistentId: (pid, _start, opcode) => {
@@ -226,7 +275,10 @@ export class Scanner {
 
   private addGlobal(g: GlobalReference, record: string): void {
     const dynamic = g.dynamic === true;
-    const classification = classifyGlobal(g.module, g.name, { dynamic });
+    const classification = classifyGlobal(g.module, g.name, {
+      dynamic,
+      ...(g.unresolvable ? { unresolvable: g.unresolvable } : {}),
+    });
     this.globals.push({
       module: g.module,
       name: g.name,

@@ -40,6 +40,8 @@ export interface GlobalReference {
   readonly opcode: "GLOBAL" | "STACK_GLOBAL" | "INST" | "EXT";
   /** STACK_GLOBAL whose operands were not literal strings: the name is computed when the pickle runs. */
   readonly dynamic?: boolean;
+  /** Why CPython's `find_class` cannot resolve it (the stream then stops there in every reader). */
+  readonly unresolvable?: string;
 }
 
 /**

@@ -1,30 +1,15 @@
+import { isPython2Only, python3Name } from "../compatNames.js";
 import type { MachineState, OpcodeEntries } from "../state.js";
 import { decodeUtf8 } from "../text.js";
 import type { GlobalReference } from "../types.js";
 import { type PyGlobal, pyGlobal } from "../value.js";
 
+export { python3Name } from "../compatNames.js";
+
 /**
  * Globals: the opcodes that name a class or function. Python would import it (`find_class`); the machine
  * records the name, as a `PyGlobal` on the stack and a `GlobalReference` in the result.
  */
-
-/** Python 2 module and class names that protocol 0-2 pickles may use (CPython's `_compat_pickle`, the part that matters here). */
-const PY2_MODULES: Record<string, string> = {
-  __builtin__: "builtins",
-  copy_reg: "copyreg",
-  exceptions: "builtins",
-};
-const PY2_NAMES: Record<string, [string, string]> = {
-  "__builtin__.unicode": ["builtins", "str"],
-  "__builtin__.long": ["builtins", "int"],
-  "__builtin__.xrange": ["builtins", "range"],
-  "__builtin__.basestring": ["builtins", "str"],
-};
-
-/** The name Python 3 imports for a Python 2 module and name (what `find_class` does below protocol 3). */
-export function python3Name(module: string, name: string): [string, string] {
-  return PY2_NAMES[`${module}.${name}`] ?? [PY2_MODULES[module] ?? module, name];
-}
 
 /** GLOBAL (0): "module\nname\n". */
 export function global(m: MachineState): void {
@@ -72,6 +57,17 @@ export function readGlobalLines(m: MachineState, opcode: "GLOBAL" | "INST"): PyG
   return makeGlobal(m, module, name, opcode);
 }
 
+/**
+ * Why `find_class` cannot resolve a name, if it cannot: a dotted name below protocol 4 (only protocol 4
+ * walks attributes; below it `getattr(module, "a.b")` fails), or a Python 2 module from protocol 3 on
+ * (nothing maps it any more, and it does not exist in Python 3).
+ */
+function unresolvableBecause(protocol: number, module: string, name: string): string | undefined {
+  if (protocol < 4 && name.includes(".")) return `a dotted name below protocol 4: getattr fails on it`;
+  if (protocol >= 3 && isPython2Only(module)) return `a Python 2 module, not mapped from protocol 3 on`;
+  return undefined;
+}
+
 /** Names a global as `find_class` would see it (Python 2 names mapped below protocol 3) and records it. */
 function makeGlobal(
   m: MachineState,
@@ -82,11 +78,19 @@ function makeGlobal(
 ): PyGlobal {
   if (module === "" || name === "") throw m.malformed("a global with an empty module or name");
   if (m.protocol < 3) [module, name] = python3Name(module, name);
-  const reference: GlobalReference = dynamic
-    ? { module, name, offset: m.opStart, opcode, dynamic }
-    : { module, name, offset: m.opStart, opcode };
+  const unresolvable = dynamic ? undefined : unresolvableBecause(m.protocol, module, name);
+  const reference: GlobalReference = {
+    module,
+    name,
+    offset: m.opStart,
+    opcode,
+    ...(dynamic ? { dynamic } : {}),
+    ...(unresolvable ? { unresolvable } : {}),
+  };
   m.globals.push(reference);
   m.trace?.onGlobal?.(reference);
+  // CPython's find_class fails here, so no reader gets past this global: neither does the machine.
+  if (unresolvable) throw m.malformed(`${module}.${name} cannot be resolved (${unresolvable})`);
   return pyGlobal(module, name);
 }
 
