@@ -26,9 +26,11 @@ Two kinds of runs:
   resume arithmetic from detectron2 tools/plain_train_net.py, and that transcription is actually run to
   resume; the truth says "established": "reference".
 
-Everything is deterministic (fixed seeds, one thread, PYTHONHASHSEED=0 via make_runs.sh). The bytes of
-some files depend on the absolute location of samples/outputs (Lightning callback state, HF
-training_args.bin, mmengine pointer and meta.cfg), so every truth file records "generatedAt".
+Everything is deterministic (fixed seeds, one thread, PYTHONHASHSEED=0 via make_runs.sh). Runs are built
+under a cluster-like root (CKPT_SAMPLES_CLUSTER, default /mnt/cluster/alice/experiments), shipped to
+samples/outputs as copies, and the root is removed: the absolute paths frameworks write into runs (Lightning
+callback state, HF training_args.bin, mmengine's pointer and meta.cfg) name that cluster on every machine,
+as those of a run copied off a cluster do. Every truth file records "generatedAt", the cluster path.
 """
 
 import argparse
@@ -50,7 +52,13 @@ import warnings
 import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "outputs")
+# Runs are built where a cluster would have written them and shipped as copies: every path a framework
+# writes into a run (mmengine's absolute last_checkpoint, Lightning's callback dirpath, HF's output_dir,
+# timm's args) then names that cluster, the same on every machine that has the samples, as a run copied off
+# a cluster does; never the checkout of the machine that generated them.
+CLUSTER = os.environ.get("CKPT_SAMPLES_CLUSTER", "/mnt/cluster/alice/experiments")
+OUT = os.path.join(CLUSTER, "outputs")
+SHIPPED = os.path.join(HERE, "outputs")
 TRUTH = os.path.join(HERE, "runs-truth")
 SCHEMA = "ckpt.run-truth/1"
 
@@ -869,15 +877,18 @@ def build_mmengine():
         with open(os.path.join(d, "last_checkpoint"), "w") as f:
             f.write(fname)  # absolute path, no newline (CheckpointHook)
     write_text(os.path.join(d, "tiny_config.py"), cfg_text)  # Runner.dump_config
-    pointer = collections.OrderedDict(file="last_checkpoint", content=open(os.path.join(d, "last_checkpoint")).read(), status="ok")
+    pointer_text = open(os.path.join(d, "last_checkpoint")).read()
+    pointer = collections.OrderedDict(file="last_checkpoint", content=pointer_text, status="moved")
     write_truth(
         name, "mmengine", "reference", MMENGINE_REF, pointer,
         collections.OrderedDict(
-            file="epoch_2.pth", outcome="resumes", startsAt=2, counterName="epoch",
-            restores=["model", "optimizer", "scheduler", "counter", "message_hub"], resets=[],
-            notes="Runner(resume=True, load_from=None): find_latest_checkpoint(work_dir) reads last_checkpoint, .strip(), returns the ABSOLUTE path as-is (not joined with work_dir); train_loop._epoch = meta.epoch = 2, _iter = meta.iter = 8, so training continues with the 3rd epoch. The pointer is valid only at generatedAt: tests must resolve it relative to the run dir's location at generation time (content minus generatedAt). If the run dir is moved, mmengine raises FileNotFoundError (or loads a stale file that still exists at the old path). torch >= 2.6 caveat: see observed.",
+            file=None, outcome="crashes", startsAt=None, counterName="epoch",
+            restores=[], resets=[],
+            attempted=pointer_text,
+            error="FileNotFoundError: [Errno 2] No such file or directory: '%s'" % pointer_text,
+            notes="The run was written on the cluster (generatedAt) and is shipped as a copy, as a run copied off a cluster is. Runner(resume=True, load_from=None): find_latest_checkpoint(work_dir) reads last_checkpoint, .strip(), and returns the ABSOLUTE path as-is (not joined with work_dir), so in the copy mmengine's load_checkpoint opens the cluster path, which does not exist off the cluster: FileNotFoundError. Where the pointer is rewritten to the copy's own epoch_2.pth, train_loop._epoch = meta.epoch = 2, _iter = meta.iter = 8, so training continues with the 3rd epoch. torch >= 2.6 caveat: see observed.",
         ),
-        collections.OrderedDict(file="epoch_2.pth", startsAt=2, restores=["model", "optimizer", "scheduler", "counter", "message_hub"], resets=[], why="pointer (rebased from generatedAt to the current location) names epoch_2.pth, the newest complete checkpoint: meta.epoch=2, meta.iter=8, optimizer and param_schedulers present"),
+        collections.OrderedDict(file="epoch_2.pth", startsAt=2, restores=["model", "optimizer", "scheduler", "counter", "message_hub"], resets=[], why="the pointer names the cluster's epoch_2.pth; the copy holds the same file, the newest complete checkpoint: meta.epoch=2, meta.iter=8, optimizer and param_schedulers present"),
         extra={
             "pointerRebase": collections.OrderedDict(generatedAt=d, pointerTarget=open(os.path.join(d, "last_checkpoint")).read(), relativeTarget="epoch_2.pth"),
             "observed": weights_only_probe(os.path.join(d, "epoch_2.pth")),
@@ -1999,18 +2010,25 @@ def main():
     names = list(BUILDERS) if not a.only else a.only
     if not a.only:
         shutil.rmtree(OUT, ignore_errors=True)
+        shutil.rmtree(SHIPPED, ignore_errors=True)
         shutil.rmtree(TRUTH, ignore_errors=True)
     os.makedirs(OUT, exist_ok=True)
     os.makedirs(TRUTH, exist_ok=True)
     for n in names:
-        for r in GROUP_RUNS.get(n, [n]):
+        runs = GROUP_RUNS.get(n, [n])
+        for r in runs:
             shutil.rmtree(run_dir(r), ignore_errors=True)
             tp = os.path.join(TRUTH, r + ".json")
             if os.path.exists(tp):
                 os.remove(tp)
         print("building", n, flush=True)
         BUILDERS[n]()
+        for r in runs:  # ship the run as copied off the cluster: links kept, modification times kept
+            shutil.rmtree(os.path.join(SHIPPED, r), ignore_errors=True)
+            shutil.copytree(run_dir(r), os.path.join(SHIPPED, r), symlinks=True)
     write_readme()
+    # The cluster must not exist where the samples are used: its paths are foreign on every machine.
+    shutil.rmtree(CLUSTER, ignore_errors=True)
 
 
 if __name__ == "__main__":

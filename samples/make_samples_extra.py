@@ -697,7 +697,9 @@ def _legacy04_save(obj, f, version, storages):
             try:
                 import inspect
 
-                source_file = inspect.getsourcefile(o)
+                # The script that defined the class, as it lay on the machine that trained: a cluster path,
+                # never the checkout that generates the samples.
+                source_file = "/mnt/cluster/alice/experiments/train.py"
                 source = inspect.getsource(o)
             except Exception:  # noqa: BLE001 - 0.4: "saving the source is optional"
                 pass

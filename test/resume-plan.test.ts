@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -32,18 +32,11 @@ const scratch = mkdtempSync(join(tmpdir(), "ckpt-runs-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 /**
- * The run dir to plan. mmengine writes an absolute path into its pointer, so a run that moved (as samples do
- * between machines) is relocated to a scratch dir with its pointer written as mmengine would write it there.
+ * The run dir to plan, as it is: every sample was written on a cluster path and shipped as a copy, so a
+ * pointer naming an absolute path (mmengine's) names that cluster here as on every machine.
  */
 function runDirFor(truth: RunTruth): string {
-  const dir = join(SAMPLES_DIR, "outputs", truth.run);
-  if (truth.convention !== "mmengine" || !truth.pointer) return dir;
-  const moved = join(scratch, truth.run);
-  cpSync(dir, moved, { recursive: true });
-  const pointer = join(moved, truth.pointer.file);
-  const old = readFileSync(pointer, "utf8");
-  writeFileSync(pointer, old.replace(truth.generatedAt, moved));
-  return moved;
+  return join(SAMPLES_DIR, "outputs", truth.run);
 }
 
 /** DeepSpeed truths name the model-states file inside the tag directory; ckpt names the directory. */

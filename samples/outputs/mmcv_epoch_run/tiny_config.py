@@ -11,5 +11,5 @@ load_from = None
 resume_from = None
 auto_resume = True
 workflow = [('train', 1)]
-work_dir = '/work/wt-samples/samples/outputs/mmcv_epoch_run'
+work_dir = '/mnt/cluster/alice/experiments/outputs/mmcv_epoch_run'
 gpu_ids = [0]

@@ -7,4 +7,4 @@ default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1))
 randomness = dict(seed=0)
 resume = False
 load_from = None
-work_dir = '/work/main/samples/outputs/mmengine_run'
+work_dir = '/mnt/cluster/alice/experiments/outputs/mmengine_run'
