@@ -165,8 +165,8 @@ function streamCases(file) {
   return [
     { name: "`cat FILE > /dev/null`", argv: cat(file) },
     {
-      name: "ckpt audit FILE --verify --json (CRC-32)",
-      argv: ckpt("audit", file, "--verify", "--json"),
+      name: "ckpt audit FILE --verify-all --json (CRC-32)",
+      argv: ckpt("audit", file, "--verify-all", "--json"),
       ok: [0, 1],
     },
     {
@@ -248,7 +248,7 @@ section(
   bench([
     nodeFloor,
     { name: "ckpt audit --json", argv: ckpt("audit", tree, "--json"), ok: [0, 1] },
-    { name: "ckpt audit --verify --json", argv: ckpt("audit", tree, "--verify", "--json"), ok: [0, 1] },
+    { name: "ckpt audit --verify-all --json", argv: ckpt("audit", tree, "--verify-all", "--json"), ok: [0, 1] },
     { name: "`cat` of every checkpoint", argv: ["sh", "-c", `cat ${tree}/*/*.pth > /dev/null`] },
   ]),
   { ref: "ckpt audit --json" },

@@ -107,21 +107,25 @@ describe("ckpt audit", () => {
     expect(JSON.parse(notes.out)).toMatchObject({ schema: "ckpt.error/1", code: "no-checkpoints" });
   });
 
-  it("--verify streams every record: a flipped bit in a tensor is found", async () => {
-    const quick = JSON.parse((await ckpt("audit", join(outputs, "fvcore_bitflip"), "--json")).out);
+  it("--verify-all streams every record, the default the pointer's target: a flipped bit is found", async () => {
+    const quick = JSON.parse(
+      (await ckpt("audit", join(outputs, "fvcore_bitflip"), "--json", "--no-verify")).out,
+    );
+    const byDefault = JSON.parse((await ckpt("audit", join(outputs, "fvcore_bitflip"), "--json")).out);
     const verified = JSON.parse(
-      (await ckpt("audit", join(outputs, "fvcore_bitflip"), "--json", "--verify", "--jobs", "2")).out,
+      (await ckpt("audit", join(outputs, "fvcore_bitflip"), "--json", "--verify-all", "--jobs", "2")).out,
     );
     const newest = (report: { runs: Array<{ candidates: Array<{ file: string; status: string }> }> }) =>
       report.runs[0]?.candidates.find((c) => c.file === "model_0000019.pth");
     expect(newest(quick)?.status).toBe("ok");
+    expect(newest(byDefault)?.status).toBe("corrupt");
     expect(newest(verified)?.status).toBe("corrupt");
     expect(verified.runs[0].choice.file).toBe("model_0000009.pth");
   });
 
   it("the built CLI's worker threads (--verify --jobs 2) give the same report as one thread", () => {
     const run = (jobs: string) => {
-      const result = ckptBinary(["audit", outputs, "--json", "--verify", "--jobs", jobs]);
+      const result = ckptBinary(["audit", outputs, "--json", "--verify-all", "--jobs", jobs]);
       expect(result.status).toBe(1);
       return JSON.parse(result.stdout);
     };

@@ -53,7 +53,7 @@ describe("digests of byte ranges", () => {
   it("--verify on two threads finds a flipped byte in the half the worker reads", () => {
     const file = join(scratch, "flipped.pt");
     copyFileSync(join(SAMPLES_DIR, "torch2", "state_dict.pt"), file);
-    const before = ckptBinary(["audit", file, "--verify", "--json"], twoThreads);
+    const before = ckptBinary(["audit", file, "--verify-all", "--json"], twoThreads);
     expect((JSON.parse(before.stdout) as { files: Array<{ status: string }> }).files[0]?.status).toBe("ok");
     // The last storage record lies in the later half of the bytes, which the worker digests.
     const bytes = readFileSync(file);
@@ -66,7 +66,7 @@ describe("digests of byte ranges", () => {
     writeFileSync(file, bytes);
     const status = (env?: NodeJS.ProcessEnv) =>
       (
-        JSON.parse(ckptBinary(["audit", file, "--verify", "--json"], env).stdout) as {
+        JSON.parse(ckptBinary(["audit", file, "--verify-all", "--json"], env).stdout) as {
           files: Array<{ status: string }>;
         }
       ).files[0]?.status;

@@ -131,11 +131,23 @@ describe("ckpt repair FILE -o OUT", () => {
     expect(existsSync(join(scratch, "merged.pt"))).toBe(false);
   });
 
-  it("says when an edit changed nothing (exit 1) and needs -o and an edit (exit 2)", async () => {
+  it("refuses an edit that would change nothing, before writing (exit 2); needs -o and an edit (exit 2)", async () => {
     const input = sample("torch2", "state_dict.pt");
-    expect((await ckpt("repair", input, "-o", join(scratch, "z.pt"), "--strip-prefix", "module.")).code).toBe(
-      1,
+    const noPrefix = await ckpt("repair", input, "-o", join(scratch, "z.pt"), "--strip-prefix", "module.");
+    expect(noPrefix.code).toBe(2);
+    expect(noPrefix.err).toContain("[repair-no-change]");
+    expect(existsSync(join(scratch, "z.pt"))).toBe(false);
+    const noKey = await ckpt(
+      "repair",
+      sample("torch2", "training_checkpoint.pth"),
+      "-o",
+      join(scratch, "y.pt"),
+      "--drop",
+      "ema",
     );
+    expect(noKey.code).toBe(2);
+    expect(noKey.err).toMatch(/no top-level key ema.*nothing was written/);
+    expect(existsSync(join(scratch, "y.pt"))).toBe(false);
     expect((await ckpt("repair", input, "--set-counter", "iteration=1")).code).toBe(2);
     expect((await ckpt("repair", input, "-o", join(scratch, "w.pt"))).code).toBe(2);
     expect(

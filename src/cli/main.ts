@@ -116,7 +116,11 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     )
     .argument("<dirs...>", "outputs trees (or checkpoint files)")
     .option("--json", "print the ckpt.audit/1 JSON object", false)
-    .option("--verify", "stream every record of every checkpoint through its CRC", false)
+    .option(
+      "--no-verify",
+      "skip streaming each run's pointer target and chosen checkpoint through their CRCs (structure checks only)",
+    )
+    .option("--verify-all", "stream every record of every checkpoint through its CRC", false)
     .option(
       "--jobs <n>",
       "worker threads for --verify (default: the number of cores)",
@@ -132,14 +136,22 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     .action(
       async (
         dirs: string[],
-        options: { json: boolean; verify: boolean; jobs: number; failOn: "error" | "warning"; html?: string },
+        options: {
+          json: boolean;
+          verify: boolean;
+          verifyAll: boolean;
+          jobs: number;
+          failOn: "error" | "warning";
+          html?: string;
+        },
       ) => {
         const { runAudit } = await import("./commands/audit.js");
+        // The same checks as resume-plan by default, so both commands reach the same verdict on a run.
         exitCode = await runAudit(
           dirs,
           {
             json: options.json,
-            verify: options.verify,
+            verify: options.verifyAll ? "all" : options.verify ? "chosen" : "none",
             jobs: options.jobs,
             failOn: options.failOn,
             html: options.html,

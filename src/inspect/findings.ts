@@ -57,6 +57,7 @@ export type Finding =
       readonly detail: string;
     }
   | { readonly code: "no-usable-checkpoint"; readonly candidates: number }
+  | { readonly code: "candidate-unreadable"; readonly file: string; readonly detail: string }
   | { readonly code: "resume-loses-state"; readonly file: string; readonly resets: Component[] }
   | {
       readonly code: "framework-resume-differs";
@@ -179,6 +180,8 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
           return `${f.file}${named}, which is cut short: resume fails${f.detail ? ` (${f.detail})` : ""}`;
         case "corrupt-target":
           return `${f.file}${named}, which is corrupt${f.detail ? ` (${f.detail})` : ""}`;
+        case "unreadable-target":
+          return `${f.file}${named}, which cannot be read${f.detail ? ` (${f.detail})` : ""}: fix its permissions or the disk; ckpt will not point away from a checkpoint it could not read`;
         case "not-a-checkpoint":
           return `${f.file}${named}, which is not a checkpoint: torch.load fails ("invalid load key")`;
         case "stale":
@@ -193,6 +196,11 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
   "candidate-broken": {
     severity: "warning",
     message: (f) => `${f.file} is ${f.status}: ${f.detail}`,
+  },
+  "candidate-unreadable": {
+    severity: "error",
+    message: (f) =>
+      `${f.file} cannot be read (${f.detail}), which says nothing about its bytes: it may be this run's newest checkpoint. Fix its permissions or the disk (or wait for the writer) and run again; until then --write and repair write nothing`,
   },
   "no-usable-checkpoint": {
     severity: "error",

@@ -26,7 +26,9 @@ export type ReaderErrorCode =
   | "safetensors-truncated"
   | "storage-missing"
   | "unsupported-format"
-  | "no-checkpoints";
+  | "no-checkpoints"
+  | "checkpoint-unreadable"
+  | "repair-no-change";
 
 /** What the user should do next, per code: kept here so every error carries a hint without repeating it. */
 const NEXT_STEP: Record<ReaderErrorCode, string> = {
@@ -54,6 +56,10 @@ const NEXT_STEP: Record<ReaderErrorCode, string> = {
   "safetensors-truncated": "the safetensors file was cut short; re-download or re-export it",
   "storage-missing": "a tensor's storage record is absent; the file is incomplete",
   "unsupported-format": "this format is recognised but not readable by ckpt yet",
+  "repair-no-change":
+    "look at the keys the edit would touch (ckpt inspect FILE --all) and give a prefix or key the file has",
+  "checkpoint-unreadable":
+    "fix the file's permissions or the disk, or wait for the writer to finish, then run again: ckpt moves a pointer only away from bytes it has proven damaged",
   "no-checkpoints":
     "check the path: pass a training run's output tree (OUTPUT_DIR, work_dir, lightning_logs, checkpoint-N dirs) or checkpoint files",
 };

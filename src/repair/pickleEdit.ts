@@ -239,6 +239,15 @@ export function editPickle(bytes: Uint8Array, edits: readonly PickleEdit[], file
       }
     }
   }
+  // An edit that would change nothing is a mistake (a prefix the keys do not have, a key that is absent):
+  // say so before anything is written, rather than write a copy identical to the input.
+  const idle = outcomes.filter((o) => o.changed === 0);
+  if (idle.length > 0) {
+    throw new ReaderError(
+      "repair-no-change",
+      `${idle.map((o) => o.detail).join("; ")}: that edit changes nothing, so nothing was written`,
+    );
+  }
   if (appended.length > 0) {
     const stop = traced.end - 1;
     splices.push({ start: stop, end: stop, bytes: Buffer.concat(appended) });

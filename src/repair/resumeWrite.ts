@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { basename, join, relative, resolve } from "node:path";
 import type { CandidateReport } from "../inspect/runs/candidates.js";
 import type { ResumePlan } from "../inspect/runs/plan.js";
-import type { PointerStatus } from "../inspect/runs/pointerStatus.js";
+import { REWRITABLE_POINTER } from "../inspect/runs/pointerStatus.js";
+import { ReaderError } from "../reader/errors.js";
 import { writeFileAtomic } from "./atomicWrite.js";
 
 /**
@@ -13,35 +14,25 @@ import { writeFileAtomic } from "./atomicWrite.js";
  */
 export const MANIFEST_NAME = "resume-manifest.json";
 
-const REWRITE: ReadonlySet<PointerStatus> = new Set([
-  "missing",
-  "dangling",
-  "truncated-target",
-  "corrupt-target",
-  "not-a-checkpoint",
-  "moved",
-]);
 
 /** What the framework expects in its pointer file (conventions.md, "Pointer-file content formats"). */
 function pointerContent(plan: ResumePlan, chosen: string): string | undefined {
-  switch (plan.convention) {
+  switch (plan.pointer?.kind) {
     case "fvcore":
-    case "detectron2":
-    case "trackron":
       return basename(chosen); // fvcore joins the basename with save_dir; no newline
     case "mmengine":
       return resolve(plan.runDir, chosen); // mmengine reads the path unjoined: absolute, no newline
     case "deepspeed":
       return chosen.split("/")[0]; // the tag: the global_stepN directory name
     default:
-      return undefined;
+      return undefined; // a link (Lightning's last.ckpt, mmcv's latest.pth) is not ckpt's to rewrite
   }
 }
 
 /** Whether `--write` / `repair` rewrite the run's pointer: it is broken, or it must name a repaired copy. */
 export function willRewritePointer(plan: ResumePlan, replacing: boolean): boolean {
   if (!plan.pointer || !plan.choice || pointerContent(plan, plan.choice.file) === undefined) return false;
-  return replacing || REWRITE.has(plan.pointer.status);
+  return replacing || REWRITABLE_POINTER.has(plan.pointer.status);
 }
 
 function insideRunDir(runDir: string, path: string): string {
@@ -69,8 +60,26 @@ export interface WriteOptions {
   readonly replacement?: CandidateReport;
 }
 
+/**
+ * Refuses to write for a run with a checkpoint it could not read: that file may be the newest, and a pointer
+ * moved to an older one would throw its progress away over a permission or a flaky disk.
+ */
+export function refuseIfUnreadable(plan: ResumePlan): void {
+  const unreadable =
+    plan.pointer?.status === "unreadable-target" && plan.pointer.target
+      ? [plan.pointer.target, ...plan.unreadable]
+      : plan.unreadable;
+  if (unreadable.length === 0) return;
+  throw new ReaderError(
+    "checkpoint-unreadable",
+    `${[...new Set(unreadable)].join(", ")} cannot be read; nothing was written`,
+    { file: plan.runDir },
+  );
+}
+
 /** Writes the manifest (and the pointer when it needs fixing); returns the paths written, relative to the run. */
 export async function writeResumeFiles(plan: ResumePlan, options: WriteOptions = {}): Promise<string[]> {
+  refuseIfUnreadable(plan);
   const now = options.now ?? new Date();
   const planned = plan.choice;
   if (!planned) return [];

@@ -3,7 +3,7 @@ import { examineCandidate } from "../inspect/runs/candidates.js";
 import { planResume, type ResumePlan } from "../inspect/runs/plan.js";
 import type { PickleEdit } from "./pickleEdit.js";
 import { repairCheckpointFile } from "./repairFile.js";
-import { willRewritePointer, writeResumeFiles } from "./resumeWrite.js";
+import { refuseIfUnreadable, willRewritePointer, writeResumeFiles } from "./resumeWrite.js";
 
 /**
  * `ckpt repair RUN_DIR`: applies the resume plan. A chosen checkpoint whose counter lives only in its file
@@ -58,6 +58,7 @@ function limitsOf(plan: ResumePlan): string[] {
 
 export async function repairRun(runDir: string, options: { dryRun: boolean }): Promise<RunRepairResult> {
   const plan = await planResume(runDir, { verify: "chosen" });
+  refuseIfUnreadable(plan);
   const steps: RunRepairStep[] = [];
   const written: string[] = [];
   const choice = plan.choice;

@@ -1,6 +1,7 @@
 import { writeFileSync } from "node:fs";
 import type { Severity } from "../../inspect/findings.js";
 import { audit, auditExitCode } from "../../inspect/runs/audit.js";
+import type { VerifyMode } from "../../inspect/runs/plan.js";
 import { ReaderError } from "../../reader/errors.js";
 import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
@@ -10,7 +11,7 @@ import { writeJson } from "../render/json.js";
 
 export interface AuditCommandOptions {
   readonly json: boolean;
-  readonly verify: boolean;
+  readonly verify: VerifyMode;
   readonly jobs: number;
   readonly failOn: Severity;
   readonly html: string | undefined;

@@ -82,7 +82,7 @@ function renderRun(result: RunRepairResult): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** Exit 0 when written (or planned, with --dry-run), 1 when an edit changed nothing, 2 for unusable input. */
+/** Exit 0 when written (or planned, with --dry-run), 2 for unusable input or an edit that changes nothing. */
 export async function runRepair(path: string, options: RepairCommandOptions, io: Output): Promise<number> {
   try {
     let isDir = false;
@@ -113,7 +113,7 @@ export async function runRepair(path: string, options: RepairCommandOptions, io:
     const result = repairCheckpointFile(path, options.output, edits);
     if (options.json) writeJson({ schema: "ckpt.repair/1", ...result }, io.out);
     else io.out(renderFile(result));
-    return result.outcomes.some((o) => o.changed === 0) ? 1 : 0;
+    return 0;
   } catch (error) {
     if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
     const report = errorReport(path, error);

@@ -12,9 +12,14 @@ export interface ResumePlanCommandOptions {
   readonly write: boolean;
 }
 
-/** Exit 0 when the run resumes fully, 1 when it does not, 2 for unusable input. */
-export function exitCodeForPlan(plan: ResumePlan): 0 | 1 {
-  return plan.resumable ? 0 : 1;
+/**
+ * 0 when the run resumes fully with the framework's own resume, as the directory stands; 1 when it does
+ * not (the framework would go wrong, or the best checkpoint loses state); 2 when a checkpoint that may be
+ * the newest cannot be read, so no plan can be trusted.
+ */
+export function exitCodeForPlan(plan: ResumePlan): 0 | 1 | 2 {
+  if (plan.unreadable.length > 0 || plan.pointer?.status === "unreadable-target") return 2;
+  return plan.resumesAsIs ? 0 : 1;
 }
 
 export async function runResumePlan(
@@ -33,7 +38,17 @@ export async function runResumePlan(
     else io.err(`${formatErrorLine(report)}\n`);
     return 2;
   }
-  const written = options.write && write ? await write(plan) : [];
+  let written: string[] = [];
+  if (options.write && write) {
+    try {
+      written = await write(plan);
+    } catch (error) {
+      if (!(error instanceof ReaderError)) throw error;
+      io.err(`${formatErrorLine(errorReport(runDir, error))}\n`);
+      if (!options.json) io.out(renderResumePlanText(plan, [], io.style));
+      return 2;
+    }
+  }
   if (options.json) writeJson(options.write ? { ...plan, written } : plan, io.out);
   else io.out(renderResumePlanText(plan, written, io.style));
   return exitCodeForPlan(plan);

@@ -77,6 +77,16 @@ export function renderResumePlanText(plan: ResumePlan, written: readonly string[
     lines.push("", `Framework's own auto-resume: ${verdict}`);
     lines.push(`  ${framework.why}`);
   }
+  if (plan.unreadable.length > 0) {
+    lines.push(
+      "",
+      style.red(
+        `Cannot be read: ${plan.unreadable.join(", ")}. Fix the permissions or the disk and run again; nothing will be written until then.`,
+      ),
+    );
+  } else if (plan.fix) {
+    lines.push("", style.bold(`Fix: ${plan.fix}`));
+  }
 
   if (plan.candidates.length > 0) {
     const table = new Table({

@@ -56,7 +56,8 @@ export interface AuditReport {
 }
 
 export interface AuditOptions {
-  readonly verify: boolean;
+  /** As `resume-plan`: CRCs of each run's pointer target and chosen checkpoint by default. */
+  readonly verify: VerifyMode;
   /** Worker threads planning runs at once (in the built CLI; from sources, runs interleave on one thread). */
   readonly jobs: number;
   readonly onProgress?: (done: number, total: number) => void;
@@ -249,10 +250,10 @@ export async function audit(roots: readonly string[], options: AuditOptions): Pr
   const total = found.runs.length + found.files.length;
   let done = 0;
   const tick = () => options.onProgress?.(++done, total);
-  const verify: VerifyMode = options.verify ? "all" : "none";
-  // Worker threads pay ~150 ms each to load ckpt; only streaming every byte (--verify) earns that back.
+  const verify = options.verify;
+  // Worker threads pay ~150 ms each to load ckpt; only streaming every byte (--verify-all) earns that back.
   const useWorkers =
-    options.verify && options.jobs > 1 && found.runs.length > 1 && existsSync(fileURLToPath(WORKER));
+    verify === "all" && options.jobs > 1 && found.runs.length > 1 && existsSync(fileURLToPath(WORKER));
   const runs = useWorkers
     ? await planOnWorkers(found.runs, options.jobs, verify, tick)
     : await pool(
@@ -264,7 +265,7 @@ export async function audit(roots: readonly string[], options: AuditOptions): Pr
   const files = await pool(
     found.files.length,
     options.jobs,
-    (i) => looseFile(found.files[i] as string, options.verify),
+    (i) => looseFile(found.files[i] as string, verify !== "none"),
     tick,
   );
   return {

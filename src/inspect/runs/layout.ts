@@ -9,6 +9,9 @@ import { CONVENTIONS, type ConventionId, counterInName } from "../resume/convent
  */
 export type PointerKind = "fvcore" | "mmengine" | "deepspeed" | "lightning-last" | "mmcv-latest";
 
+/** Pointers that are text files ckpt can rewrite as their framework writes them; links are the OS's. */
+export const TEXT_POINTER_KINDS: ReadonlySet<PointerKind> = new Set(["fvcore", "mmengine", "deepspeed"]);
+
 export interface PointerFileInfo {
   readonly kind: PointerKind;
   /** Path relative to the run dir. */

@@ -1,41 +1,33 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, relative, resolve } from "node:path";
 import { ReaderError } from "../../reader/errors.js";
-import { readPointer } from "../../reader/pointer.js";
-import { FileSource } from "../../reader/source.js";
-import { type Finding, type FindingReport, findingReport } from "../findings.js";
-import { CONVENTIONS, type ConventionId, counterInName, nameCounterRule } from "../resume/conventions.js";
-import type { Component, Verdict } from "../resume/verdict.js";
+import { type FindingReport, findingReport } from "../findings.js";
+import { CONVENTIONS, type ConventionId, counterInName } from "../resume/conventions.js";
 import { type CandidateReport, examineCandidate } from "./candidates.js";
+import { type Choice, choiceOf, choose, newestFirst } from "./choice.js";
 import { findRunConfig, readTrainingConfig, type TrainingConfig } from "./config.js";
 import { type FrameworkResume, predictFrameworkResume } from "./frameworkResume.js";
-import { type CandidateRef, detectRunLayout, type RunLayout } from "./layout.js";
-import { movedTarget, type PointerStatus, pointerStatus } from "./pointerStatus.js";
+import {
+  type CandidateRef,
+  detectRunLayout,
+  type PointerKind,
+  type RunLayout,
+  TEXT_POINTER_KINDS,
+} from "./layout.js";
+import { frameworkAgrees, planFindings } from "./planFindings.js";
+import { movedTarget, type PointerStatus, pointerStatus, REWRITABLE_POINTER } from "./pointerStatus.js";
+
+export type { Choice } from "./choice.js";
 
 /** The `ckpt.resume-plan/1` contract. */
 export interface PointerReport {
+  readonly kind: PointerKind;
   readonly file: string;
   readonly content: string | null;
   readonly target: string | null;
   readonly status: PointerStatus;
   /** With status "moved": the checkpoint in this run directory that the pointer's old path named. */
   readonly movedTo?: string;
-}
-
-export interface Choice {
-  readonly file: string;
-  /** The counter training should restart at: from the checkpoint, or from its file name when only that has it. */
-  readonly resumeAt: number | null;
-  readonly counterName: string | null;
-  /** What the counter's value means and how `resumeAt` follows from it (from the conventions table). */
-  readonly counterMeaning: string | null;
-  /** The counter's value as saved (in the file, or in its name). */
-  readonly savedCounter: number | null;
-  /** Where `resumeAt` comes from: the checkpoint (the framework will do this) or the file name (needs repair). */
-  readonly resumeAtSource: "checkpoint" | "file-name" | null;
-  readonly restores: Component[];
-  readonly resets: Component[];
-  readonly verdict: CandidateReport["verdict"];
 }
 
 export interface ResumePlan {
@@ -48,6 +40,18 @@ export interface ResumePlan {
   readonly candidates: CandidateReport[];
   readonly choice: Choice | null;
   readonly resumable: boolean;
+  /**
+   * The framework's own resume, run on the directory as it stands, resumes fully from the plan's choice
+   * (exit code 0). False when its pointer is dangling, moved or broken, or it picks another checkpoint.
+   */
+  readonly resumesAsIs: boolean;
+  /** The ckpt command that makes the framework's own resume right, when one can (`--write`, `repair`). */
+  readonly fix: string | null;
+  /**
+   * Candidates that could not be read (permissions, I/O, still being written) and may be newer than the
+   * choice: their bytes are not known to be bad, so nothing may be written until they can be read.
+   */
+  readonly unreadable: string[];
   /** What the framework's own auto-resume does with this directory as it is. */
   readonly framework: FrameworkResume | null;
   /** What to run to resume correctly. */
@@ -63,52 +67,6 @@ export interface PlanOptions {
   readonly verify: VerifyMode;
   /** A YAML config (detectron2 style); by default the run dir's own `config.yaml`, if any. */
   readonly configFile?: string | undefined;
-}
-
-/** At equal counters, the checkpoint that restores more comes first (a repaired copy before its original). */
-function verdictRank(c: CandidateReport): number {
-  if (c.status !== "ok") return 5;
-  const rank: Record<Verdict, number> = {
-    resumable: 0,
-    incomplete: 1,
-    "weights-only": 2,
-    "training-state-only": 3,
-    "not-a-training-checkpoint": 4,
-  };
-  return rank[c.verdict ?? "not-a-training-checkpoint"];
-}
-
-/** `last.pth.tar`, `last.ckpt`: the name a framework resumes from when several files hold the same state. */
-const LAST_NAME = /(?:^|\/)last[^/]*$/;
-
-/** Newest first: by counter, then what restores more, the pointer's target, a "last" file, modification time. */
-/** Element-wise comparison of two name orders (absent sorts first). */
-function compareOrder(a: readonly number[] | undefined, b: readonly number[] | undefined): number {
-  const length = Math.max(a?.length ?? 0, b?.length ?? 0);
-  for (let i = 0; i < length; i++) {
-    const d = (a?.[i] ?? -1) - (b?.[i] ?? -1);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
-function newestFirst(
-  candidates: readonly CandidateReport[],
-  refs: ReadonlyMap<string, CandidateRef>,
-  pointed: string | undefined,
-  preferred: RegExp = LAST_NAME,
-): CandidateReport[] {
-  // Ties (model_final.pth and model_0000029.pth hold the same iteration) go to the file the run's own pointer
-  // names; modification times come last, since a copy or a git checkout resets them.
-  return [...candidates].sort(
-    (a, b) =>
-      (b.counter ?? -1) - (a.counter ?? -1) ||
-      compareOrder(refs.get(b.file)?.nameOrder, refs.get(a.file)?.nameOrder) ||
-      verdictRank(a) - verdictRank(b) ||
-      Number(b.file === pointed) - Number(a.file === pointed) ||
-      Number(preferred.test(b.file)) - Number(preferred.test(a.file)) ||
-      (refs.get(b.file)?.mtimeMs ?? 0) - (refs.get(a.file)?.mtimeMs ?? 0),
-  );
 }
 
 /** Re-checks a candidate with every record's CRC (streams its bytes). */
@@ -138,43 +96,6 @@ function pointerTargetRef(layout: RunLayout, refs: Map<string, CandidateRef>): C
   };
   refs.set(rel, ref);
   return ref;
-}
-
-function choose(ordered: readonly CandidateReport[]): CandidateReport | undefined {
-  const usable = ordered.filter(
-    (c) =>
-      c.status === "ok" &&
-      // A checkpoint the framework marked finished (ultralytics' stripped last.pt) resumes nothing.
-      c.finished === null &&
-      c.verdict !== null &&
-      c.verdict !== "not-a-training-checkpoint" &&
-      c.verdict !== "training-state-only",
-  );
-  return usable.find((c) => c.verdict === "resumable") ?? usable[0];
-}
-
-function choiceOf(candidate: CandidateReport, convention: ConventionId): Choice {
-  const rule = CONVENTIONS[candidate.convention ?? convention];
-  const nameRule = nameCounterRule(rule, candidate.file);
-  const restores = candidate.components.filter((c) => c.status === "present").map((c) => c.component);
-  const fromCheckpoint = candidate.counterSource === "checkpoint";
-  const resumeAt =
-    candidate.counter === null
-      ? (candidate.resumeAt ?? null)
-      : fromCheckpoint
-        ? candidate.resumeAt
-        : (nameRule?.resumeAt(candidate.counter) ?? candidate.counter);
-  return {
-    file: candidate.file,
-    resumeAt,
-    counterName: candidate.counterName ?? nameRule?.name ?? null,
-    counterMeaning: candidate.counterMeaning ?? nameRule?.meaning ?? null,
-    savedCounter: candidate.counter,
-    resumeAtSource: candidate.counter === null ? null : fromCheckpoint ? "checkpoint" : "file-name",
-    restores,
-    resets: candidate.missing,
-    verdict: candidate.verdict,
-  };
 }
 
 const COMMANDS: Partial<Record<ConventionId, (file: string, dir: string) => string>> = {
@@ -225,6 +146,27 @@ function commandFor(convention: ConventionId, choice: Choice, runDir: string): s
   if (choice.resumeAtSource !== "file-name" || choice.savedCounter === null) return command;
   const counter = choice.counterName ?? "counter";
   return `${choice.file} has no ${counter}: add ${counter}=${choice.savedCounter} to it first (the framework reads it from the file, not the name), then ${command ?? "resume"}`;
+}
+
+/**
+ * What makes the framework's own resume right: `repair` when the chosen checkpoint's counter lives only in
+ * its name (a repaired copy carries it), `resume-plan --write` when the pointer is broken or stale.
+ */
+function fixFor(
+  layout: RunLayout,
+  status: PointerStatus | undefined,
+  choice: Choice | null,
+  runDir: string,
+  agrees: boolean,
+): string | null {
+  if (!choice) return null;
+  // Shell-quoted only when it has to be, so the command can be copied as it is.
+  const dir = /^[\w./@%+=:,-]+$/.test(runDir) ? runDir : `'${runDir.replaceAll("'", "'\\''")}'`;
+  if (choice.resumeAtSource === "file-name") return `ckpt repair ${dir}`;
+  const pointerWritable = layout.pointer !== undefined && TEXT_POINTER_KINDS.has(layout.pointer.kind);
+  if (pointerWritable && status && (REWRITABLE_POINTER.has(status) || status === "stale") && !agrees)
+    return `ckpt resume-plan --write ${dir}`;
+  return null;
 }
 
 /** Builds the plan for one run directory. Throws `ReaderError` only when the directory itself is unusable. */
@@ -310,6 +252,13 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
     runDir,
   });
   const rule = CONVENTIONS[convention];
+  const resumable =
+    choice?.verdict === "resumable" &&
+    !(config?.maxIter !== undefined && (choice.resumeAt ?? 0) >= config.maxIter);
+  const agrees = choice !== null && (framework === null || frameworkAgrees(framework, choice));
+  const unreadable = ordered
+    .filter((c) => c.status === "unreadable" && (c.counter ?? Number.POSITIVE_INFINITY) >= (chosen?.counter ?? -1))
+    .map((c) => c.file);
   return {
     schema: "ckpt.resume-plan/1",
     runDir,
@@ -319,6 +268,7 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
     pointer:
       layout.pointer && status
         ? {
+            kind: layout.pointer.kind,
             file: layout.pointer.file,
             content: layout.pointer.content ?? null,
             target: layout.pointer.target ? relative(runDir, resolve(layout.pointer.target)) : null,
@@ -328,9 +278,10 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
         : null,
     candidates,
     choice,
-    resumable:
-      choice?.verdict === "resumable" &&
-      !(config?.maxIter !== undefined && (choice.resumeAt ?? 0) >= config.maxIter),
+    resumable,
+    resumesAsIs: resumable && agrees && unreadable.length === 0,
+    fix: fixFor(layout, status, choice, runDirInput, agrees),
+    unreadable,
     framework,
     command: choice ? commandFor(convention, choice, runDir) : null,
     config,
@@ -338,109 +289,3 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
   };
 }
 
-interface FindingInputs {
-  readonly layout: RunLayout;
-  readonly status: PointerStatus | undefined;
-  readonly target: CandidateReport | undefined;
-  readonly moved: CandidateReport | undefined;
-  readonly ordered: readonly CandidateReport[];
-  readonly choice: Choice | null;
-  readonly framework: FrameworkResume | null;
-  readonly config: TrainingConfig | null;
-  readonly runDir: string;
-}
-
-function planFindings(i: FindingInputs): Finding[] {
-  const findings: Finding[] = [];
-  const pointerFile = i.layout.pointer?.file ?? "pointer";
-  if (i.status && i.status !== "ok") {
-    findings.push({
-      code: "pointer-problem",
-      file: pointerFile,
-      status: i.status,
-      target: i.layout.pointer?.content?.trim() ?? null,
-      detail: i.moved ? i.moved.file : (i.target?.problem?.message ?? null),
-    });
-  }
-  for (const c of i.ordered) {
-    if (c.status !== "ok" && c !== i.target) {
-      findings.push({
-        code: "candidate-broken",
-        file: c.file,
-        status: c.status,
-        detail: c.problem?.message ?? "",
-      });
-    }
-  }
-  for (const c of i.ordered) {
-    if (c.security === "dangerous" || c.security === "unknown" || c.security === "inconclusive") {
-      findings.push({ code: "candidate-unsafe", file: c.file, verdict: c.security });
-    }
-  }
-  const loaded = i.ordered.find((c) => c.file === i.framework?.file);
-  if (loaded?.finished) {
-    findings.push({
-      code: "run-finished",
-      label: CONVENTIONS[loaded.convention ?? i.layout.convention].label,
-      counter: `${loaded.finished.from} = ${loaded.finished.value}`,
-      epochs: loaded.finished.end,
-    });
-  }
-  if (!i.choice) {
-    if (!loaded?.finished) findings.push({ code: "no-usable-checkpoint", candidates: i.ordered.length });
-  } else if (i.choice.verdict !== "resumable") {
-    findings.push({ code: "resume-loses-state", file: i.choice.file, resets: i.choice.resets });
-  }
-  if (i.framework && i.choice) {
-    const sameFile =
-      i.framework.file !== null &&
-      (i.framework.file === i.choice.file || i.framework.file.startsWith(`${i.choice.file}/`));
-    const goesWrong =
-      i.framework.outcome !== "resumes" ||
-      !sameFile ||
-      (i.choice.resumeAt !== null && i.framework.startsAt !== i.choice.resumeAt);
-    if (goesWrong) {
-      findings.push({
-        code: "framework-resume-differs",
-        outcome: i.framework.outcome,
-        frameworkFile: i.framework.file,
-        frameworkStartsAt: i.framework.startsAt,
-        choiceFile: i.choice.file,
-        choiceStartsAt: i.choice.resumeAt,
-        why: i.framework.why,
-      });
-    }
-  }
-  const maxIter = i.config?.maxIter;
-  if (
-    maxIter !== undefined &&
-    i.choice?.resumeAt !== null &&
-    i.choice?.resumeAt !== undefined &&
-    i.choice.resumeAt >= maxIter
-  ) {
-    findings.push({ code: "counter-past-end", resumeAt: i.choice.resumeAt, maxIter });
-  }
-  const weights = i.config?.modelWeights;
-  if (weights && isPointerFile(weights, i.runDir)) findings.push({ code: "weights-names-pointer", weights });
-  return findings;
-}
-
-/** `MODEL.WEIGHTS: outputs/last_checkpoint`: the text file itself, which torch.load rejects ("invalid load key"). */
-function isPointerFile(weights: string, runDir: string): boolean {
-  const name = basename(weights);
-  if (name === "last_checkpoint" || name === "latest") return true;
-  for (const path of [weights, resolve(runDir, name)]) {
-    if (!existsSync(path)) continue;
-    try {
-      const source = FileSource.open(path);
-      try {
-        return readPointer(source) !== undefined;
-      } finally {
-        source.close();
-      }
-    } catch {
-      return false;
-    }
-  }
-  return false;
-}

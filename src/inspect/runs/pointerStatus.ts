@@ -14,10 +14,25 @@ export type PointerStatus =
   | "dangling"
   | "truncated-target"
   | "corrupt-target"
+  /** The target exists but cannot be read (permissions, I/O, still being written): its bytes are not proven bad. */
+  | "unreadable-target"
   | "not-a-checkpoint"
   | "stale"
   | "escapes-run-dir"
   | "moved";
+
+/**
+ * Pointers that `resume-plan --write` rewrites: the target is gone, or its bytes are proven damaged. A
+ * pointer never moves away from a checkpoint ckpt merely could not read: that would throw away progress.
+ */
+export const REWRITABLE_POINTER: ReadonlySet<PointerStatus> = new Set([
+  "missing",
+  "dangling",
+  "truncated-target",
+  "corrupt-target",
+  "not-a-checkpoint",
+  "moved",
+]);
 
 /**
  * The checkpoint a gone pointer target became when the run directory was moved or copied (a cluster's
@@ -58,8 +73,9 @@ export function pointerStatus(
     case "incomplete-dir":
       return "truncated-target";
     case "corrupt":
-    case "unreadable":
       return "corrupt-target";
+    case "unreadable":
+      return "unreadable-target";
     case "not-a-checkpoint":
       return "not-a-checkpoint";
     case "missing":
