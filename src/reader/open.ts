@@ -5,7 +5,7 @@ import { ReaderError } from "./errors.js";
 import { parsePickle } from "./pickle/machine.js";
 import { dictSet, pyDict, type TorchStorage, type TorchTensor } from "./pickle/value.js";
 import { isPointerName, readPointer, resolvePointerTarget } from "./pointer.js";
-import { looksLikeSafetensors, readSafetensorsHeader } from "./safetensors.js";
+import { looksLikeSafetensors, readSafetensorsHeader, type SafetensorsTensor } from "./safetensors.js";
 import { type ByteSource, FileSource } from "./source.js";
 import { loadLegacy, looksLikeLegacy } from "./torch/legacyLoader.js";
 import { namesStorage } from "./torch/rebuild.js";
@@ -101,6 +101,16 @@ function readZipCheckpoint(source: ByteSource, archive: ZipArchive): Checkpoint 
   );
 }
 
+/**
+ * The shape torch gives a tensor: safetensors counts F4 in 4-bit elements, torch's `float4_e2m1fn_x2` packs two
+ * per element, so `load_file` halves the last dimension (an odd one cannot be loaded at all).
+ */
+function torchShape(entry: SafetensorsTensor): number[] {
+  const last = entry.shape[entry.shape.length - 1];
+  if (entry.code !== "F4" || last === undefined || last % 2 !== 0) return entry.shape;
+  return [...entry.shape.slice(0, -1), last / 2];
+}
+
 /** safetensors has no object graph; ckpt presents it as the dict `safetensors.torch.load_file` returns. */
 function readSafetensors(source: ByteSource): SafetensorsCheckpoint {
   const header = readSafetensorsHeader(source);
@@ -116,11 +126,12 @@ function readSafetensors(source: ByteSource): SafetensorsCheckpoint {
       sizeBytes: entry.end - entry.begin,
     };
     ranges.set(storage, { offset: entry.begin, length: entry.end - entry.begin });
-    const stride = contiguousStride(entry.shape);
+    const shape = torchShape(entry);
+    const stride = contiguousStride(shape);
     const tensor: TorchTensor = {
       kind: "tensor",
       dtype: entry.dtype,
-      shape: entry.shape,
+      shape,
       stride,
       offset: 0,
       storage,
