@@ -229,6 +229,45 @@ export async function main(argv: readonly string[], io: Output = processOutput):
       },
     );
 
+  program
+    .command("convert")
+    .description(
+      "write a checkpoint's tensors as safetensors (a file, or shards transformers reads) or as a torch state dict",
+    )
+    .argument("<path>", "a checkpoint file: torch zip, legacy, TorchScript or safetensors")
+    .option("-o, --output <out>", "OUT.safetensors, OUT.pth (or .pt/.bin), or DIR/ for shards and an index")
+    .option("--max-shard-size <size>", "for DIR/: the most tensor bytes per shard (5GB = 5*10^9; 4GiB)")
+    .option("--select <path>", "convert the tensors under this key (optimizer, ema, model.backbone) instead")
+    .option("--all", "convert every tensor in the file, named by its dotted path", false)
+    .option("--strip-prefix <prefix>", "remove a prefix from the names (module., _orig_mod.)", collect, [])
+    .option("--add-prefix <prefix>", "add a prefix to the names", collect, [])
+    .option("--drop <name>", "leave out a tensor, or every tensor under a dotted prefix", collect, [])
+    .option("--metadata <key>", "carry a top-level value (iteration, epoch) into __metadata__", collect, [])
+    .option("--json", "print ckpt.convert/1 (outputs with sizes and sha256)", false)
+    .action(
+      async (
+        path: string,
+        options: {
+          output?: string;
+          maxShardSize?: string;
+          select?: string;
+          all: boolean;
+          stripPrefix: string[];
+          addPrefix: string[];
+          drop: string[];
+          metadata: string[];
+          json: boolean;
+        },
+      ) => {
+        const { runConvert } = await import("./commands/convert.js");
+        exitCode = runConvert(
+          path,
+          { ...options, output: options.output, maxShardSize: options.maxShardSize, select: options.select },
+          io,
+        );
+      },
+    );
+
   try {
     await program.parseAsync(argv);
   } catch (error) {

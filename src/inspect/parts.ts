@@ -64,29 +64,34 @@ function partKeys(verdict: ResumeVerdict | undefined): PartKey[] {
   return keys;
 }
 
+/** Tells which part a tensor at a key path belongs to, by the keys the verdict found. */
+export function partClassifier(
+  verdict: ResumeVerdict | undefined,
+): (path: KeyPath) => { part: PartName; key: string | null } {
+  const keys = partKeys(verdict);
+  const wholeFileIsModel = !keys.some((k) => k.part === "model");
+  return (path) => {
+    const owner = keys
+      .filter((k) => startsWith(path, k.prefix))
+      .sort((a, b) => b.prefix.length - a.prefix.length)[0];
+    if (owner) return { part: owner.part, key: owner.key };
+    return wholeFileIsModel ? { part: "model", key: "(root)" } : { part: "other", key: null };
+  };
+}
+
 export function summarizeParts(
   tensors: readonly TensorAt[],
   verdict: ResumeVerdict | undefined,
 ): PartSummary[] {
-  const keys = partKeys(verdict);
-  const wholeFileIsModel = !keys.some((k) => k.part === "model");
+  const classify = partClassifier(verdict);
   const totals = new Map<
     PartName,
     { key: string | null; tensors: number; elements: number; bytes: number; parameters: number }
   >();
   const seen = new Set<TorchTensor>();
   for (const { path, tensor } of tensors) {
-    const owner = keys
-      .filter((k) => startsWith(path, k.prefix))
-      .sort((a, b) => b.prefix.length - a.prefix.length)[0];
-    const part: PartName = owner?.part ?? (wholeFileIsModel ? "model" : "other");
-    const total = totals.get(part) ?? {
-      key: owner?.key ?? (part === "model" ? "(root)" : null),
-      tensors: 0,
-      elements: 0,
-      bytes: 0,
-      parameters: 0,
-    };
+    const { part, key } = classify(path);
+    const total = totals.get(part) ?? { key, tensors: 0, elements: 0, bytes: 0, parameters: 0 };
     totals.set(part, total);
     total.tensors++;
     if (seen.has(tensor)) continue;

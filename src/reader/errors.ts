@@ -28,7 +28,11 @@ export type ReaderErrorCode =
   | "unsupported-format"
   | "no-checkpoints"
   | "checkpoint-unreadable"
-  | "repair-no-change";
+  | "repair-no-change"
+  | "convert-refused"
+  | "invalid-shard-size"
+  | "output-inside-source"
+  | "stale-shards";
 
 /** What the user should do next, per code: kept here so every error carries a hint without repeating it. */
 const NEXT_STEP: Record<ReaderErrorCode, string> = {
@@ -56,6 +60,14 @@ const NEXT_STEP: Record<ReaderErrorCode, string> = {
   "safetensors-truncated": "the safetensors file was cut short; re-download or re-export it",
   "storage-missing": "a tensor's storage record is absent; the file is incomplete",
   "unsupported-format": "this format is recognised but not readable by ckpt yet",
+  "convert-refused":
+    "see the file's parts and dtypes with ckpt inspect FILE --all, then leave the tensor out (--drop NAME) or convert another part (--select KEY)",
+  "invalid-shard-size":
+    "write the limit as a size, e.g. --max-shard-size 5GB (10^9 bytes, as the Hub counts) or 4GiB",
+  "output-inside-source":
+    "write the output outside the checkpoint directory: a file added there would be read as part of the checkpoint",
+  "stale-shards":
+    "write into an empty directory, or remove the old weight files first: a reader would mix them with the new ones",
   "repair-no-change":
     "look at the keys the edit would touch (ckpt inspect FILE --all) and give a prefix or key the file has",
   "checkpoint-unreadable":

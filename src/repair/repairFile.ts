@@ -1,14 +1,5 @@
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  openSync,
-  realpathSync,
-  renameSync,
-  rmSync,
-  statSync,
-} from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { existsSync, realpathSync, statSync } from "node:fs";
+import { basename, resolve } from "node:path";
 import type { TorchLegacyCheckpoint, TorchZipCheckpoint } from "../reader/checkpoint.js";
 import { ReaderError } from "../reader/errors.js";
 import { openCheckpoint } from "../reader/open.js";
@@ -16,7 +7,7 @@ import { parsePickle } from "../reader/pickle/machine.js";
 import type { TorchStorage } from "../reader/pickle/value.js";
 import type { ByteSource } from "../reader/source.js";
 import { cachingStorageResolver, torchPickleHooks } from "../reader/torch/rebuild.js";
-import { syncDirectory } from "./atomicWrite.js";
+import { writeFileAtomicWith } from "./atomicWrite.js";
 import { type EditOutcome, editPickle, legacyPidsToZip, type PickleEdit } from "./pickleEdit.js";
 import { type RecordChunk, TorchZipWriter } from "./zipWriter.js";
 
@@ -48,7 +39,7 @@ function* rangeChunks(source: ByteSource, offset: number, length: number): Gener
 }
 
 /** Refuses to write over the input in any disguise: same path, symlink to it, hard link to it. */
-function assertNotInput(input: string, output: string): void {
+export function assertNotInput(input: string, output: string): void {
   const same = (() => {
     if (resolve(input) === resolve(output)) return true;
     if (!existsSync(output)) return false;
@@ -150,8 +141,6 @@ export function repairCheckpointFile(
 ): RepairFileResult {
   assertNotInput(input, output);
   const checkpoint = openCheckpoint(input);
-  const temp = join(dirname(resolve(output)), `.${basename(output)}.ckpt-tmp-${process.pid}-${Date.now()}`);
-  let fd: number | undefined;
   try {
     if (checkpoint.format !== "torch-zip" && checkpoint.format !== "torch-legacy") {
       throw new ReaderError(
@@ -175,20 +164,17 @@ export function repairCheckpointFile(
     const storages = referencedStorages(edited.bytes);
     const keep = new Set(storages.keys());
     const dropped: string[] = [];
-
-    fd = openSync(temp, "wx", 0o644);
-    const writer = new TorchZipWriter(fd, archiveNameFor(output));
-    const records =
-      checkpoint.format === "torch-zip"
-        ? writeZipRecords(writer, checkpoint, edited.bytes, keep, dropped)
-        : writeLegacyRecords(writer, checkpoint, edited.bytes, keep, dropped);
-    writer.finish();
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    checkpoint.source.assertUnchanged();
-    renameSync(temp, output);
-    syncDirectory(dirname(resolve(output)));
+    const records = writeFileAtomicWith(output, (fd) => {
+      const writer = new TorchZipWriter(fd, archiveNameFor(output));
+      const count =
+        checkpoint.format === "torch-zip"
+          ? writeZipRecords(writer, checkpoint, edited.bytes, keep, dropped)
+          : writeLegacyRecords(writer, checkpoint, edited.bytes, keep, dropped);
+      writer.finish();
+      // A trainer still writing the input would make the copy a mix of two files: fail before the rename.
+      checkpoint.source.assertUnchanged();
+      return count;
+    });
     return {
       input,
       output,
@@ -198,10 +184,6 @@ export function repairCheckpointFile(
       sizeBytes: statSync(output).size,
       droppedRecords: dropped,
     };
-  } catch (error) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(temp, { force: true });
-    throw error;
   } finally {
     checkpoint.source.close();
   }

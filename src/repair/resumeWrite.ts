@@ -14,7 +14,6 @@ import { writeFileAtomic } from "./atomicWrite.js";
  */
 export const MANIFEST_NAME = "resume-manifest.json";
 
-
 /** What the framework expects in its pointer file (conventions.md, "Pointer-file content formats"). */
 function pointerContent(plan: ResumePlan, chosen: string): string | undefined {
   switch (plan.pointer?.kind) {

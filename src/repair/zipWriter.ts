@@ -35,12 +35,15 @@ interface WrittenRecord {
 export interface TorchZipWriterOptions {
   /** Data alignment; torch uses 64 (and writes it to `.storage_alignment` since 2.7). */
   readonly alignment?: number;
+  /** Sees every byte written, in file order (for hashing and progress); skipped holes are not seen. */
+  readonly onWrite?: (bytes: Uint8Array) => void;
 }
 
 export class TorchZipWriter {
   private readonly fd: number;
   private readonly prefix: string;
   private readonly alignment: number;
+  private readonly onWrite: ((bytes: Uint8Array) => void) | undefined;
   private readonly records: WrittenRecord[] = [];
   private position = 0;
 
@@ -49,6 +52,7 @@ export class TorchZipWriter {
     this.fd = fd;
     this.prefix = `${archiveName}/`;
     this.alignment = options.alignment ?? 64;
+    this.onWrite = options.onWrite;
   }
 
   get bytesWritten(): number {
@@ -61,6 +65,7 @@ export class TorchZipWriter {
       done += writeSync(this.fd, bytes, done, bytes.length - done, this.position + done);
     }
     this.position += bytes.length;
+    this.onWrite?.(bytes);
   }
 
   /** Adds a record held in memory. */

@@ -105,4 +105,3 @@ export function choiceOf(candidate: CandidateReport, convention: ConventionId): 
     verdict: candidate.verdict,
   };
 }
-

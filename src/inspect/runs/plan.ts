@@ -257,7 +257,9 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
     !(config?.maxIter !== undefined && (choice.resumeAt ?? 0) >= config.maxIter);
   const agrees = choice !== null && (framework === null || frameworkAgrees(framework, choice));
   const unreadable = ordered
-    .filter((c) => c.status === "unreadable" && (c.counter ?? Number.POSITIVE_INFINITY) >= (chosen?.counter ?? -1))
+    .filter(
+      (c) => c.status === "unreadable" && (c.counter ?? Number.POSITIVE_INFINITY) >= (chosen?.counter ?? -1),
+    )
     .map((c) => c.file);
   return {
     schema: "ckpt.resume-plan/1",
@@ -288,4 +290,3 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
     findings: findings.map(findingReport),
   };
 }
-

@@ -5,10 +5,10 @@ import { FileSource } from "../../reader/source.js";
 import type { Finding } from "../findings.js";
 import { CONVENTIONS } from "../resume/conventions.js";
 import type { CandidateReport } from "./candidates.js";
+import type { Choice } from "./choice.js";
 import type { TrainingConfig } from "./config.js";
 import type { FrameworkResume } from "./frameworkResume.js";
 import type { RunLayout } from "./layout.js";
-import type { Choice } from "./choice.js";
 import type { PointerStatus } from "./pointerStatus.js";
 
 /** Whether the framework's own resume, on the directory as it is, resumes from the plan's choice at its point. */
