@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
 import { Command, CommanderError, Option } from "commander";
 import type { FailOn } from "./exitCode.js";
+import { helpTail, positiveInteger } from "./help.js";
 import type { Output } from "./output.js";
 import { styleFor } from "./style.js";
 import { VERSION } from "./version.js";
@@ -25,7 +26,8 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     .description(
       "Open PyTorch checkpoints without Python: inspect them, judge whether a run can resume, repair.",
     )
-    .version(VERSION)
+    .version(VERSION, "-v, --version", "print the version")
+    .addHelpText("after", helpTail("ckpt"))
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
 
@@ -34,12 +36,13 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     .description(
       "format, structure, every tensor, and findings of a checkpoint file (or of each one in a directory)",
     )
+    .addHelpText("after", helpTail("inspect"))
     .argument("<path>", "checkpoint file (.pt, .pth, .ckpt, .bin, .safetensors, pointer) or directory")
-    .option("--json", "print the ckpt.inspect/1 JSON object instead of tables", false)
-    .option("--all", "list every tensor, not only the first 25", false)
+    .option("--json", "print the ckpt.inspect/1 JSON object instead of tables")
+    .option("--all", "list every tensor, not only the first 25")
     .option("--filter <glob>", "only tensors whose dotted key path matches, e.g. 'model.*.weight'")
-    .option("--hash", "add sha256 of each tensor's bytes (reads tensor data, streamed)", false)
-    .option("--stats", "add min/max/mean and NaN/Inf counts per floating tensor (reads tensor data)", false)
+    .option("--hash", "add sha256 of each tensor's bytes (reads tensor data, streamed)")
+    .option("--stats", "add min/max/mean and NaN/Inf counts per floating tensor (reads tensor data)")
     .addOption(
       new Option("--fail-on <level>", "exit 1 when a finding is at or above this level")
         .choices(FAIL_ON_CHOICES)
@@ -49,11 +52,11 @@ export async function main(argv: readonly string[], io: Output = processOutput):
       async (
         path: string,
         options: {
-          json: boolean;
-          all: boolean;
+          json?: boolean;
+          all?: boolean;
           filter?: string;
-          hash: boolean;
-          stats: boolean;
+          hash?: boolean;
+          stats?: boolean;
           failOn: FailOn;
         },
       ) => {
@@ -62,11 +65,11 @@ export async function main(argv: readonly string[], io: Output = processOutput):
         exitCode = await runInspect(
           path,
           {
-            json: options.json,
-            all: options.all,
+            json: options.json === true,
+            all: options.all === true,
             filter: options.filter,
-            hash: options.hash,
-            stats: options.stats,
+            hash: options.hash === true,
+            stats: options.stats === true,
             failOn: options.failOn,
           },
           io,
@@ -79,29 +82,30 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     .description(
       "will this run really resume, and from where? follows the pointer, checks every checkpoint, plans",
     )
+    .addHelpText("after", helpTail("resume-plan"))
     .argument("<run-dir>", "the run's output directory (OUTPUT_DIR, work_dir, output_dir, default_root_dir)")
-    .option("--json", "print the ckpt.resume-plan/1 JSON object", false)
+    .option("--json", "print the ckpt.resume-plan/1 JSON object")
     .option(
       "--config <file>",
       "the run's YAML config (detectron2/Trackron style); default: <run-dir>/config.yaml",
     )
     .option("--no-verify", "skip streaming the chosen checkpoint through its CRCs (structure checks only)")
-    .option("--verify-all", "stream every candidate through its CRCs", false)
-    .option("--write", "write resume-manifest.json and fix a missing, dangling or broken pointer", false)
+    .option("--verify-all", "stream every candidate through its CRCs")
+    .option("--write", "write resume-manifest.json and fix a missing, dangling or broken pointer")
     .action(
       async (
         runDir: string,
-        options: { json: boolean; config?: string; verify: boolean; verifyAll: boolean; write: boolean },
+        options: { json?: boolean; config?: string; verify: boolean; verifyAll?: boolean; write?: boolean },
       ) => {
         const { runResumePlan } = await import("./commands/resumePlan.js");
         const { writeResumeFiles } = await import("../repair/resumeWrite.js");
         exitCode = await runResumePlan(
           runDir,
           {
-            json: options.json,
+            json: options.json === true,
             config: options.config,
             verify: options.verifyAll ? "all" : options.verify ? "chosen" : "none",
-            write: options.write,
+            write: options.write === true,
           },
           io,
           writeResumeFiles,
@@ -114,14 +118,14 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     .description(
       "every run in one or more outputs trees, judged at once: for people (table) and for CI (exit codes)",
     )
+    .addHelpText("after", helpTail("audit"))
     .argument("<dirs...>", "outputs trees (or checkpoint files)")
-    .option("--json", "print the ckpt.audit/1 JSON object", false)
-    .option("--verify", "stream every record of every checkpoint through its CRC", false)
-    .option(
-      "--jobs <n>",
-      "worker threads for --verify (default: the number of cores)",
-      (v) => Math.max(1, Number.parseInt(v, 10) || 1),
-      availableParallelism(),
+    .option("--json", "print the ckpt.audit/1 JSON object")
+    .option("--verify", "stream every record of every checkpoint through its CRC")
+    .addOption(
+      new Option("--jobs <n>", "worker threads for --verify")
+        .argParser(positiveInteger)
+        .default(availableParallelism(), "the number of cores"),
     )
     .addOption(
       new Option("--fail-on <level>", "exit 1 on findings at or above this level")
@@ -132,14 +136,20 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     .action(
       async (
         dirs: string[],
-        options: { json: boolean; verify: boolean; jobs: number; failOn: "error" | "warning"; html?: string },
+        options: {
+          json?: boolean;
+          verify?: boolean;
+          jobs: number;
+          failOn: "error" | "warning";
+          html?: string;
+        },
       ) => {
         const { runAudit } = await import("./commands/audit.js");
         exitCode = await runAudit(
           dirs,
           {
-            json: options.json,
-            verify: options.verify,
+            json: options.json === true,
+            verify: options.verify === true,
             jobs: options.jobs,
             failOn: options.failOn,
             html: options.html,
@@ -154,49 +164,50 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     .description(
       "security: every callable the file's pickles can reach, and whether torch.load(weights_only=True) loads it",
     )
+    .addHelpText("after", helpTail("scan"))
     .argument("<paths...>", "checkpoint files or trees")
-    .option("--json", "print ckpt.scan/1 (an array for several files)", false)
-    .action(async (paths: string[], options: { json: boolean }) => {
+    .option("--json", "print ckpt.scan/1 (an array for several files)")
+    .action(async (paths: string[], options: { json?: boolean }) => {
       const { runScan } = await import("./commands/scan.js");
-      exitCode = runScan(paths, { json: options.json }, io);
+      exitCode = runScan(paths, { json: options.json === true }, io);
     });
 
-  const collect = (value: string, previous: string[]) => [...previous, value];
+  // Repeatable options: no default, so that --help does not print "(default: [])".
+  const collect = (value: string, previous: string[] = []) => [...previous, value];
   program
     .command("repair")
     .description(
       "write a corrected checkpoint (or fix a run: counter, pointer, manifest); inputs are never modified",
     )
+    .addHelpText("after", helpTail("repair"))
     .argument("<path>", "a checkpoint file (with -o and edits) or a run directory")
     .option("-o, --output <file>", "where to write the repaired checkpoint (never the input)")
     .option("--set-counter <name=value>", "add the counter, e.g. iteration=59999 (or epoch=, global_step=)")
     .option(
       "--counter-from-filename",
       "take the counter from the file name (fvcore model_0059999.pth: 59999)",
-      false,
     )
     .option(
       "--strip-prefix <prefix>",
-      "remove a prefix from the state dict keys (module., _orig_mod.)",
+      "remove a prefix from the state dict keys (module., _orig_mod.); repeatable",
       collect,
-      [],
     )
-    .option("--add-prefix <prefix>", "add a prefix to the state dict keys", collect, [])
-    .option("--drop <key>", "remove a top-level entry (e.g. optimizer, scheduler, iteration)", collect, [])
-    .option("--dry-run", "say what would be written, write nothing", false)
-    .option("--json", "print the result as JSON", false)
+    .option("--add-prefix <prefix>", "add a prefix to the state dict keys; repeatable", collect)
+    .option("--drop <key>", "remove a top-level entry (optimizer, scheduler, iteration); repeatable", collect)
+    .option("--dry-run", "say what would be written, write nothing")
+    .option("--json", "print the result as JSON")
     .action(
       async (
         path: string,
         options: {
           output?: string;
           setCounter?: string;
-          counterFromFilename: boolean;
-          stripPrefix: string[];
-          addPrefix: string[];
-          drop: string[];
-          dryRun: boolean;
-          json: boolean;
+          counterFromFilename?: boolean;
+          stripPrefix?: string[];
+          addPrefix?: string[];
+          drop?: string[];
+          dryRun?: boolean;
+          json?: boolean;
         },
       ) => {
         const { runRepair } = await import("./commands/repair.js");
@@ -205,12 +216,12 @@ export async function main(argv: readonly string[], io: Output = processOutput):
           {
             output: options.output,
             setCounter: options.setCounter,
-            counterFromFilename: options.counterFromFilename,
-            stripPrefix: options.stripPrefix,
-            addPrefix: options.addPrefix,
-            drop: options.drop,
-            dryRun: options.dryRun,
-            json: options.json,
+            counterFromFilename: options.counterFromFilename === true,
+            stripPrefix: options.stripPrefix ?? [],
+            addPrefix: options.addPrefix ?? [],
+            drop: options.drop ?? [],
+            dryRun: options.dryRun === true,
+            json: options.json === true,
           },
           io,
         );
