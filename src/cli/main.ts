@@ -3,23 +3,23 @@ import { Command, CommanderError, Option } from "commander";
 import type { FailOn } from "./exitCode.js";
 import { helpTail, positiveInteger } from "./help.js";
 import type { Output } from "./output.js";
+import { pipeSafeWriter } from "./pipe.js";
 import { styleFor } from "./style.js";
 import { VERSION } from "./version.js";
 
 const FAIL_ON_CHOICES: FailOn[] = ["error", "warning", "info", "none"];
 
-const processOutput: Output = {
-  out: (text: string) => {
-    process.stdout.write(text);
-  },
-  err: (text: string) => {
-    process.stderr.write(text);
-  },
-  style: styleFor(process.stdout),
-};
+/** The process's own streams, made when the CLI runs (not when a library user imports this module). */
+function processOutput(): Output {
+  return {
+    out: pipeSafeWriter(process.stdout),
+    err: pipeSafeWriter(process.stderr),
+    style: styleFor(process.stdout),
+  };
+}
 
 /** Runs the CLI and resolves to its exit code; never throws and never calls process.exit. */
-export async function main(argv: readonly string[], io: Output = processOutput): Promise<number> {
+export async function main(argv: readonly string[], io: Output = processOutput()): Promise<number> {
   let exitCode = 0;
   const program = new Command()
     .name("ckpt")
