@@ -154,7 +154,8 @@ describeWith(torchRequirement("any"), "repaired files load in real torch", (pyth
         expect(resumed.startIter).toBe(20);
         expect(resumed.lr).toBeCloseTo(resumed.expectedLr, 12);
         expect(resumed.optimizerRestored).toBe(false); // never saved: ckpt cannot invent it, and says so
-      });
+        // Three trainings in real torch: ~15 s alone, past the default 30 s on a loaded 2-core machine.
+      }, 120_000);
     });
   }
 });
