@@ -167,9 +167,10 @@ export async function main(argv: readonly string[], io: Output = processOutput()
     .addHelpText("after", helpTail("scan"))
     .argument("<paths...>", "checkpoint files or trees")
     .option("--json", "print ckpt.scan/1 (an array for several files)")
-    .action(async (paths: string[], options: { json?: boolean }) => {
+    .option("-q, --quiet", "print only files with findings (and the summary)")
+    .action(async (paths: string[], options: { json?: boolean; quiet?: boolean }) => {
       const { runScan } = await import("./commands/scan.js");
-      exitCode = runScan(paths, { json: options.json === true }, io);
+      exitCode = runScan(paths, { json: options.json === true, quiet: options.quiet === true }, io);
     });
 
   // Repeatable options: no default, so that --help does not print "(default: [])".
