@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -62,7 +62,7 @@ describe("the packed package, installed into an empty project", () => {
     expect(out.trim()).toBe(String(expected));
   });
 
-  it("the declarations type-check a TypeScript consumer of the documented API", () => {
+  it("the declarations type-check a TypeScript consumer of the documented API, and the README's example", () => {
     writeFileSync(
       join(project, "consumer.ts"),
       [
@@ -77,6 +77,11 @@ describe("the packed package, installed into an empty project", () => {
         "export { count, plan, scanned, verdict, fix };",
       ].join("\n"),
     );
+    // The README's library example is compiled too: documentation that does not type-check is wrong.
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const example = /## As a library[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(example).toBeDefined();
+    writeFileSync(join(project, "readme-example.ts"), `${example}\nexport {};\n`);
     const tsc = join(ROOT, "node_modules", "typescript", "bin", "tsc");
     const run = spawnSync(
       process.execPath,
@@ -96,6 +101,7 @@ describe("the packed package, installed into an empty project", () => {
         "--typeRoots",
         join(ROOT, "node_modules", "@types"),
         "consumer.ts",
+        "readme-example.ts",
       ],
       { cwd: project, encoding: "utf8" },
     );
