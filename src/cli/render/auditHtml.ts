@@ -3,7 +3,7 @@ import type { CandidateReport } from "../../inspect/runs/candidates.js";
 import type { ResumePlan } from "../../inspect/runs/plan.js";
 import { attentionText, auditNames, summaryLine } from "./auditText.js";
 import { fixFor, runVerdict, topProblem } from "./runAdvice.js";
-import type { RunName } from "./runNames.js";
+import { nameOf, type RunName } from "./runNames.js";
 
 /**
  * One self-contained HTML file (no network, no CDN, no script): the runs table and, per run, a timeline of its
@@ -90,9 +90,7 @@ function runRows(plan: ResumePlan, name: RunName): string {
 /** `args`: the arguments as typed, which run names are relative to (default: the audited roots). */
 export function renderAuditHtml(report: AuditReport, args: readonly string[] = report.roots): string {
   const names = auditNames(report, args);
-  const rows = report.runs
-    .map((plan) => runRows(plan, names.get(plan.runDir) ?? { label: plan.runDir, path: plan.runDir }))
-    .join("\n");
+  const rows = report.runs.map((plan) => runRows(plan, nameOf(names, plan.runDir))).join("\n");
   const legend = Object.entries(COLORS)
     .map(([name, color]) => `<span><i style="background:${color}"></i>${name}</span>`)
     .join(" ");

@@ -3,7 +3,7 @@ import type { ResumePlan } from "../../inspect/runs/plan.js";
 import { formatBytes } from "../format.js";
 import type { Style } from "../style.js";
 import { fixFor, needsAttention, runVerdict, topProblem } from "./runAdvice.js";
-import { type RunName, runNames } from "./runNames.js";
+import { nameOf, type RunName, runNames } from "./runNames.js";
 import { type Cell, type Column, PLAIN_LAYOUT, painted, renderTable } from "./table.js";
 
 /** "22 runs: 17 resumable, 1 weights-only, 2 pointer dangling, 1 truncated newest checkpoint". */
@@ -34,7 +34,7 @@ export function auditNames(report: AuditReport, args: readonly string[]): Map<st
 
 /** "needs attention: fvcore_dangling, trackron_model_only" (empty when every run is fine). */
 export function attentionText(report: AuditReport, names: ReadonlyMap<string, RunName>): string {
-  const runs = report.runs.filter(needsAttention).map((plan) => names.get(plan.runDir)?.label ?? plan.runDir);
+  const runs = report.runs.filter(needsAttention).map((plan) => nameOf(names, plan.runDir).label);
   return runs.length > 0 ? `needs attention: ${runs.join(", ")}` : "";
 }
 
@@ -76,7 +76,7 @@ function runRow(plan: ResumePlan, name: RunName, style: Style): Array<string | C
     name.label,
     plan.convention,
     choice?.file ?? "-",
-    choice?.resumeAt === null || choice === null ? "-" : String(choice.resumeAt),
+    choice && choice.resumeAt !== null ? String(choice.resumeAt) : "-",
     chosen?.sizeBytes ? formatBytes(chosen.sizeBytes) : "-",
     verdictCell(plan, style),
     painted(pointer ?? "-", pointer === undefined || pointer === "ok" ? undefined : style.red),
@@ -90,7 +90,7 @@ function runRow(plan: ResumePlan, name: RunName, style: Style): Array<string | C
 /** "  fvcore_dangling  ckpt resume-plan --write outputs/fvcore_dangling": whole, so it can be pasted. */
 function fixLines(report: AuditReport, names: ReadonlyMap<string, RunName>): string[] {
   const fixes = report.runs.flatMap((plan) => {
-    const name = names.get(plan.runDir) ?? { label: plan.runDir, path: plan.runDir };
+    const name = nameOf(names, plan.runDir);
     const fix = fixFor(plan, name.path);
     return fix ? [[name.label, fix] as const] : [];
   });
@@ -109,14 +109,12 @@ export function renderAuditText(
   const layout = style.table ?? PLAIN_LAYOUT;
   const lines: string[] = [];
   if (report.runs.length > 0) {
-    const rows = report.runs.map((plan) =>
-      runRow(plan, names.get(plan.runDir) ?? { label: plan.runDir, path: plan.runDir }, style),
-    );
+    const rows = report.runs.map((plan) => runRow(plan, nameOf(names, plan.runDir), style));
     lines.push(renderTable(RUN_COLUMNS, rows, layout));
   }
   if (report.files.length > 0) {
     const rows = report.files.map((f) => [
-      names.get(f.file)?.label ?? f.file,
+      nameOf(names, f.file).label,
       f.format ?? "-",
       painted(f.status, f.status === "ok" ? undefined : style.red),
       f.verdict ?? "-",

@@ -52,3 +52,8 @@ export function runNames(dirs: readonly string[], args: readonly string[]): Map<
   }
   return names;
 }
+
+/** The name of `dir` in `names`, or its own path for one the names were not made for. */
+export function nameOf(names: ReadonlyMap<string, RunName>, dir: string): RunName {
+  return names.get(dir) ?? { label: dir, path: dir };
+}
