@@ -248,7 +248,11 @@ section(
   bench([
     nodeFloor,
     { name: "ckpt audit --json", argv: ckpt("audit", tree, "--json"), ok: [0, 1] },
-    { name: "ckpt audit --verify-all --json", argv: ckpt("audit", tree, "--verify-all", "--json"), ok: [0, 1] },
+    {
+      name: "ckpt audit --verify-all --json",
+      argv: ckpt("audit", tree, "--verify-all", "--json"),
+      ok: [0, 1],
+    },
     { name: "`cat` of every checkpoint", argv: ["sh", "-c", `cat ${tree}/*/*.pth > /dev/null`] },
   ]),
   { ref: "ckpt audit --json" },

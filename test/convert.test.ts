@@ -251,14 +251,14 @@ describe("refusals write nothing", () => {
     const copy = out("input.safetensors");
     writeFileSync(copy, readFileSync(sample("model.safetensors")));
     const before = sha(readFileSync(copy));
-    expect((await convert(copy, "-o", copy)).code).toBe(2);
+    expect((await convert(copy, "-o", copy)).json.code).toBe("output-is-input");
     symlinkSync(copy, out("link.safetensors"));
-    expect((await convert(copy, "-o", out("link.safetensors"))).code).toBe(2);
+    expect((await convert(copy, "-o", out("link.safetensors"))).json.code).toBe("output-is-input");
     expect(sha(readFileSync(copy))).toBe(before);
   });
 
   it("says what it cannot tell: no -o, an unknown extension, a pointer file", async () => {
-    expect((await convert(sample("model_only.pth"))).json.code).toBe("convert-refused");
+    expect((await convert(sample("model_only.pth"))).json.code).toBe("output-required");
     expect((await convert(sample("model_only.pth"), "-o", out("x.onnx"))).json.message).toMatch(
       /\.safetensors/,
     );

@@ -54,7 +54,7 @@ describe("resume-plan exit codes", () => {
     expect(out).toContain("Resume from model_0000009.pth");
     expect(out).toContain("starts at  iteration 10");
     expect(out).toMatch(/Framework's own auto-resume: crashes/);
-    expect(out).toMatch(/model_0000019\.pth\s+│\s+19 \(name\)\s+│\s+truncated/);
+    expect(out).toMatch(/^model_0000019\.pth\s+19 \(name\)\s+truncated/m);
   });
 });
 

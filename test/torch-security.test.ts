@@ -1,17 +1,17 @@
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 import { scanReport } from "../src/inspect/security/report.js";
 import { TorchZipWriter } from "../src/repair/zipWriter.js";
+import { describeWith } from "./helpers/requires.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
-import { findTorchPythons, runPython } from "./helpers/torch.js";
+import { runPython, torchRequirement } from "./helpers/torch.js";
 
 /**
  * ckpt's security answers against real torch 2.x: the weights_only verdict on every sample, and, with a
  * harmless payload (it writes a marker file), proof that torch really runs what ckpt calls dangerous.
  */
-const torch2 = findTorchPythons().filter((t) => t.samples === "torch2");
 const dir = mkdtempSync(join(tmpdir(), "ckpt-torchsec-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -52,9 +52,7 @@ function markerPayload(marker: string): Uint8Array {
   ]);
 }
 
-describe.runIf(torch2.length > 0)("security answers agree with real torch 2.x", () => {
-  const torch = torch2[0] as (typeof torch2)[number];
-
+describeWith(torchRequirement("torch2"), "security answers agree with real torch 2.x", ([torch]) => {
   it(`weights_only verdicts equal what torch ${torch.version} does, on every sample`, () => {
     const files = [
       ...checkpointFiles(join(SAMPLES_DIR, "torch2")),

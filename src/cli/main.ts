@@ -1,31 +1,33 @@
 import { availableParallelism } from "node:os";
 import { Command, CommanderError, Option } from "commander";
 import type { FailOn } from "./exitCode.js";
+import { helpTail, positiveInteger } from "./help.js";
 import type { Output } from "./output.js";
+import { pipeSafeWriter } from "./pipe.js";
 import { styleFor } from "./style.js";
 import { VERSION } from "./version.js";
 
 const FAIL_ON_CHOICES: FailOn[] = ["error", "warning", "info", "none"];
 
-const processOutput: Output = {
-  out: (text: string) => {
-    process.stdout.write(text);
-  },
-  err: (text: string) => {
-    process.stderr.write(text);
-  },
-  style: styleFor(process.stdout),
-};
+/** The process's own streams, made when the CLI runs (not when a library user imports this module). */
+function processOutput(): Output {
+  return {
+    out: pipeSafeWriter(process.stdout),
+    err: pipeSafeWriter(process.stderr),
+    style: styleFor(process.stdout),
+  };
+}
 
 /** Runs the CLI and resolves to its exit code; never throws and never calls process.exit. */
-export async function main(argv: readonly string[], io: Output = processOutput): Promise<number> {
+export async function main(argv: readonly string[], io: Output = processOutput()): Promise<number> {
   let exitCode = 0;
   const program = new Command()
     .name("ckpt")
     .description(
       "Open PyTorch checkpoints without Python: inspect them, judge whether a run can resume, repair.",
     )
-    .version(VERSION)
+    .version(VERSION, "-v, --version", "print the version")
+    .addHelpText("after", helpTail("ckpt"))
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
 
@@ -34,12 +36,13 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     .description(
       "format, structure, every tensor, and findings of a checkpoint file (or of each one in a directory)",
     )
+    .addHelpText("after", helpTail("inspect"))
     .argument("<path>", "checkpoint file (.pt, .pth, .ckpt, .bin, .safetensors, pointer) or directory")
-    .option("--json", "print the ckpt.inspect/1 JSON object instead of tables", false)
-    .option("--all", "list every tensor, not only the first 25", false)
+    .option("--json", "print the ckpt.inspect/1 JSON object instead of tables")
+    .option("--all", "list every tensor, not only the first 25")
     .option("--filter <glob>", "only tensors whose dotted key path matches, e.g. 'model.*.weight'")
-    .option("--hash", "add sha256 of each tensor's bytes (reads tensor data, streamed)", false)
-    .option("--stats", "add min/max/mean and NaN/Inf counts per floating tensor (reads tensor data)", false)
+    .option("--hash", "add sha256 of each tensor's bytes (reads tensor data, streamed)")
+    .option("--stats", "add min/max/mean and NaN/Inf counts per floating tensor (reads tensor data)")
     .addOption(
       new Option("--fail-on <level>", "exit 1 when a finding is at or above this level")
         .choices(FAIL_ON_CHOICES)
@@ -49,11 +52,11 @@ export async function main(argv: readonly string[], io: Output = processOutput):
       async (
         path: string,
         options: {
-          json: boolean;
-          all: boolean;
+          json?: boolean;
+          all?: boolean;
           filter?: string;
-          hash: boolean;
-          stats: boolean;
+          hash?: boolean;
+          stats?: boolean;
           failOn: FailOn;
         },
       ) => {
@@ -62,11 +65,11 @@ export async function main(argv: readonly string[], io: Output = processOutput):
         exitCode = await runInspect(
           path,
           {
-            json: options.json,
-            all: options.all,
+            json: options.json === true,
+            all: options.all === true,
             filter: options.filter,
-            hash: options.hash,
-            stats: options.stats,
+            hash: options.hash === true,
+            stats: options.stats === true,
             failOn: options.failOn,
           },
           io,
@@ -79,29 +82,30 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     .description(
       "will this run really resume, and from where? follows the pointer, checks every checkpoint, plans",
     )
+    .addHelpText("after", helpTail("resume-plan"))
     .argument("<run-dir>", "the run's output directory (OUTPUT_DIR, work_dir, output_dir, default_root_dir)")
-    .option("--json", "print the ckpt.resume-plan/1 JSON object", false)
+    .option("--json", "print the ckpt.resume-plan/1 JSON object")
     .option(
       "--config <file>",
       "the run's YAML config (detectron2/Trackron style); default: <run-dir>/config.yaml",
     )
     .option("--no-verify", "skip streaming the chosen checkpoint through its CRCs (structure checks only)")
-    .option("--verify-all", "stream every candidate through its CRCs", false)
-    .option("--write", "write resume-manifest.json and fix a missing, dangling or broken pointer", false)
+    .option("--verify-all", "stream every candidate through its CRCs")
+    .option("--write", "write resume-manifest.json and fix a missing, dangling or broken pointer")
     .action(
       async (
         runDir: string,
-        options: { json: boolean; config?: string; verify: boolean; verifyAll: boolean; write: boolean },
+        options: { json?: boolean; config?: string; verify: boolean; verifyAll?: boolean; write?: boolean },
       ) => {
         const { runResumePlan } = await import("./commands/resumePlan.js");
         const { writeResumeFiles } = await import("../repair/resumeWrite.js");
         exitCode = await runResumePlan(
           runDir,
           {
-            json: options.json,
+            json: options.json === true,
             config: options.config,
             verify: options.verifyAll ? "all" : options.verify ? "chosen" : "none",
-            write: options.write,
+            write: options.write === true,
           },
           io,
           writeResumeFiles,
@@ -114,18 +118,18 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     .description(
       "every run in one or more outputs trees, judged at once: for people (table) and for CI (exit codes)",
     )
+    .addHelpText("after", helpTail("audit"))
     .argument("<dirs...>", "outputs trees (or checkpoint files)")
-    .option("--json", "print the ckpt.audit/1 JSON object", false)
+    .option("--json", "print the ckpt.audit/1 JSON object")
     .option(
       "--no-verify",
       "skip streaming each run's pointer target and chosen checkpoint through their CRCs (structure checks only)",
     )
-    .option("--verify-all", "stream every record of every checkpoint through its CRC", false)
-    .option(
-      "--jobs <n>",
-      "worker threads for --verify (default: the number of cores)",
-      (v) => Math.max(1, Number.parseInt(v, 10) || 1),
-      availableParallelism(),
+    .option("--verify-all", "stream every record of every checkpoint through its CRC")
+    .addOption(
+      new Option("--jobs <n>", "worker threads for verifying CRCs")
+        .argParser(positiveInteger)
+        .default(availableParallelism(), "the number of cores"),
     )
     .addOption(
       new Option("--fail-on <level>", "exit 1 on findings at or above this level")
@@ -137,9 +141,9 @@ export async function main(argv: readonly string[], io: Output = processOutput):
       async (
         dirs: string[],
         options: {
-          json: boolean;
+          json?: boolean;
           verify: boolean;
-          verifyAll: boolean;
+          verifyAll?: boolean;
           jobs: number;
           failOn: "error" | "warning";
           html?: string;
@@ -150,8 +154,8 @@ export async function main(argv: readonly string[], io: Output = processOutput):
         exitCode = await runAudit(
           dirs,
           {
-            json: options.json,
-            verify: options.verifyAll ? "all" : options.verify ? "chosen" : "none",
+            json: options.json === true,
+            verify: options.verifyAll === true ? "all" : options.verify ? "chosen" : "none",
             jobs: options.jobs,
             failOn: options.failOn,
             html: options.html,
@@ -166,49 +170,51 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     .description(
       "security: every callable the file's pickles can reach, and whether torch.load(weights_only=True) loads it",
     )
+    .addHelpText("after", helpTail("scan"))
     .argument("<paths...>", "checkpoint files or trees")
-    .option("--json", "print ckpt.scan/1 (an array for several files)", false)
-    .action(async (paths: string[], options: { json: boolean }) => {
+    .option("--json", "print ckpt.scan/1 (an array for several files)")
+    .option("-q, --quiet", "print only files with findings (and the summary)")
+    .action(async (paths: string[], options: { json?: boolean; quiet?: boolean }) => {
       const { runScan } = await import("./commands/scan.js");
-      exitCode = runScan(paths, { json: options.json }, io);
+      exitCode = runScan(paths, { json: options.json === true, quiet: options.quiet === true }, io);
     });
 
-  const collect = (value: string, previous: string[]) => [...previous, value];
+  // Repeatable options: no default, so that --help does not print "(default: [])".
+  const collect = (value: string, previous: string[] = []) => [...previous, value];
   program
     .command("repair")
     .description(
       "write a corrected checkpoint (or fix a run: counter, pointer, manifest); inputs are never modified",
     )
+    .addHelpText("after", helpTail("repair"))
     .argument("<path>", "a checkpoint file (with -o and edits) or a run directory")
     .option("-o, --output <file>", "where to write the repaired checkpoint (never the input)")
     .option("--set-counter <name=value>", "add the counter, e.g. iteration=59999 (or epoch=, global_step=)")
     .option(
       "--counter-from-filename",
       "take the counter from the file name (fvcore model_0059999.pth: 59999)",
-      false,
     )
     .option(
       "--strip-prefix <prefix>",
-      "remove a prefix from the state dict keys (module., _orig_mod.)",
+      "remove a prefix from the state dict keys (module., _orig_mod.); repeatable",
       collect,
-      [],
     )
-    .option("--add-prefix <prefix>", "add a prefix to the state dict keys", collect, [])
-    .option("--drop <key>", "remove a top-level entry (e.g. optimizer, scheduler, iteration)", collect, [])
-    .option("--dry-run", "say what would be written, write nothing", false)
-    .option("--json", "print the result as JSON", false)
+    .option("--add-prefix <prefix>", "add a prefix to the state dict keys; repeatable", collect)
+    .option("--drop <key>", "remove a top-level entry (optimizer, scheduler, iteration); repeatable", collect)
+    .option("--dry-run", "say what would be written, write nothing")
+    .option("--json", "print the result as JSON")
     .action(
       async (
         path: string,
         options: {
           output?: string;
           setCounter?: string;
-          counterFromFilename: boolean;
-          stripPrefix: string[];
-          addPrefix: string[];
-          drop: string[];
-          dryRun: boolean;
-          json: boolean;
+          counterFromFilename?: boolean;
+          stripPrefix?: string[];
+          addPrefix?: string[];
+          drop?: string[];
+          dryRun?: boolean;
+          json?: boolean;
         },
       ) => {
         const { runRepair } = await import("./commands/repair.js");
@@ -217,12 +223,12 @@ export async function main(argv: readonly string[], io: Output = processOutput):
           {
             output: options.output,
             setCounter: options.setCounter,
-            counterFromFilename: options.counterFromFilename,
-            stripPrefix: options.stripPrefix,
-            addPrefix: options.addPrefix,
-            drop: options.drop,
-            dryRun: options.dryRun,
-            json: options.json,
+            counterFromFilename: options.counterFromFilename === true,
+            stripPrefix: options.stripPrefix ?? [],
+            addPrefix: options.addPrefix ?? [],
+            drop: options.drop ?? [],
+            dryRun: options.dryRun === true,
+            json: options.json === true,
           },
           io,
         );
@@ -234,16 +240,25 @@ export async function main(argv: readonly string[], io: Output = processOutput):
     .description(
       "write a checkpoint's tensors as safetensors (a file, or shards transformers reads) or as a torch state dict",
     )
+    .addHelpText("after", helpTail("convert"))
     .argument("<path>", "a checkpoint file: torch zip, legacy, TorchScript or safetensors")
     .option("-o, --output <out>", "OUT.safetensors, OUT.pth (or .pt/.bin), or DIR/ for shards and an index")
     .option("--max-shard-size <size>", "for DIR/: the most tensor bytes per shard (5GB = 5*10^9; 4GiB)")
-    .option("--select <path>", "convert the tensors under this key (optimizer, ema, model.backbone) instead")
-    .option("--all", "convert every tensor in the file, named by its dotted path", false)
-    .option("--strip-prefix <prefix>", "remove a prefix from the names (module., _orig_mod.)", collect, [])
-    .option("--add-prefix <prefix>", "add a prefix to the names", collect, [])
-    .option("--drop <name>", "leave out a tensor, or every tensor under a dotted prefix", collect, [])
-    .option("--metadata <key>", "carry a top-level value (iteration, epoch) into __metadata__", collect, [])
-    .option("--json", "print ckpt.convert/1 (outputs with sizes and sha256)", false)
+    .option("--select <key>", "convert the tensors under this key (optimizer, ema, model.backbone) instead")
+    .option("--all", "convert every tensor in the file, named by its dotted path")
+    .option(
+      "--strip-prefix <prefix>",
+      "remove a prefix from the names (module., _orig_mod.); repeatable",
+      collect,
+    )
+    .option("--add-prefix <prefix>", "add a prefix to the names; repeatable", collect)
+    .option("--drop <name>", "leave out a tensor, or every tensor under a dotted prefix; repeatable", collect)
+    .option(
+      "--metadata <key>",
+      "carry a top-level value (iteration, epoch) into __metadata__; repeatable",
+      collect,
+    )
+    .option("--json", "print ckpt.convert/1 (outputs with sizes and sha256)")
     .action(
       async (
         path: string,
@@ -251,18 +266,28 @@ export async function main(argv: readonly string[], io: Output = processOutput):
           output?: string;
           maxShardSize?: string;
           select?: string;
-          all: boolean;
-          stripPrefix: string[];
-          addPrefix: string[];
-          drop: string[];
-          metadata: string[];
-          json: boolean;
+          all?: boolean;
+          stripPrefix?: string[];
+          addPrefix?: string[];
+          drop?: string[];
+          metadata?: string[];
+          json?: boolean;
         },
       ) => {
         const { runConvert } = await import("./commands/convert.js");
         exitCode = runConvert(
           path,
-          { ...options, output: options.output, maxShardSize: options.maxShardSize, select: options.select },
+          {
+            output: options.output,
+            maxShardSize: options.maxShardSize,
+            select: options.select,
+            all: options.all === true,
+            stripPrefix: options.stripPrefix ?? [],
+            addPrefix: options.addPrefix ?? [],
+            drop: options.drop ?? [],
+            metadata: options.metadata ?? [],
+            json: options.json === true,
+          },
           io,
         );
       },

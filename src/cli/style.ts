@@ -1,4 +1,9 @@
-/** Colour, injected into renderers so that they stay pure: on a TTY without NO_COLOR, plain text otherwise. */
+import { type TableLayout, tableLayoutFor } from "./render/table.js";
+
+/**
+ * What the output device can show, injected into renderers so that they stay pure: colour (on a TTY
+ * without NO_COLOR) and how tables are laid out (fitted and boxed on a TTY, plain columns elsewhere).
+ */
 export interface Style {
   readonly bold: (text: string) => string;
   readonly dim: (text: string) => string;
@@ -6,6 +11,8 @@ export interface Style {
   readonly yellow: (text: string) => string;
   readonly green: (text: string) => string;
   readonly cyan: (text: string) => string;
+  /** Absent: plain columns of any width (in-process callers, tests). */
+  readonly table?: TableLayout;
 }
 
 const wrap =
@@ -32,8 +39,15 @@ export const PLAIN: Style = {
   cyan: identity,
 };
 
-export function styleFor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): Style {
+function colourFor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv): Style {
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== "") return PLAIN;
   if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== "0") return COLOR;
   return stream.isTTY ? COLOR : PLAIN;
+}
+
+export function styleFor(
+  stream: { readonly isTTY?: boolean; readonly columns?: number },
+  env: NodeJS.ProcessEnv = process.env,
+): Style {
+  return { ...colourFor(stream, env), table: tableLayoutFor(stream, env) };
 }

@@ -32,7 +32,13 @@ export type ReaderErrorCode =
   | "convert-refused"
   | "invalid-shard-size"
   | "output-inside-source"
-  | "stale-shards";
+  | "stale-shards"
+  | "not-a-run-directory"
+  | "output-is-input"
+  | "output-required"
+  | "no-edit-given"
+  | "no-counter-in-name"
+  | "invalid-counter";
 
 /** What the user should do next, per code: kept here so every error carries a hint without repeating it. */
 const NEXT_STEP: Record<ReaderErrorCode, string> = {
@@ -74,6 +80,14 @@ const NEXT_STEP: Record<ReaderErrorCode, string> = {
     "fix the file's permissions or the disk, or wait for the writer to finish, then run again: ckpt moves a pointer only away from bytes it has proven damaged",
   "no-checkpoints":
     "check the path: pass a training run's output tree (OUTPUT_DIR, work_dir, lightning_logs, checkpoint-N dirs) or checkpoint files",
+  "not-a-run-directory":
+    "pass the directory the run writes to (OUTPUT_DIR, work_dir, output_dir); `ckpt inspect FILE` reads one checkpoint",
+  "output-is-input": "name another -o path: ckpt writes a new file and never modifies its input",
+  "output-required": "add -o OUT, the file to write: ckpt never modifies its input",
+  "no-edit-given":
+    "add --set-counter, --counter-from-filename, --strip-prefix, --add-prefix or --drop, or pass a run directory to apply its resume plan",
+  "no-counter-in-name": "give the counter yourself: --set-counter NAME=VALUE (e.g. iteration=59999)",
+  "invalid-counter": "write it as NAME=INTEGER, e.g. --set-counter iteration=59999",
 };
 
 /** An input problem with a stable code, the file it concerns, and a byte offset when one is known. */

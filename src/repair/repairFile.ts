@@ -48,11 +48,7 @@ export function assertNotInput(input: string, output: string): void {
     const b = statSync(output);
     return a.dev === b.dev && a.ino === b.ino;
   })();
-  if (same)
-    throw new ReaderError(
-      "not-a-file",
-      `refusing to write the output over the input ${input}: repairs never modify an input`,
-    );
+  if (same) throw new ReaderError("output-is-input", `-o ${output} is the input ${input} itself`);
 }
 
 /** The storage keys the pickle references, with the size each must have. */

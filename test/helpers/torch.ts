@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
-import { join } from "node:path";
+import { join, relative } from "node:path";
+import type { Requirement } from "./requires.js";
 
 /**
  * Python interpreters with real torch on this machine, for the tests that prove what ckpt writes loads in
@@ -13,6 +14,7 @@ export interface TorchPython {
   readonly samples: "torch1" | "torch2";
 }
 
+const ROOT = join(import.meta.dirname, "..", "..");
 const CANDIDATES = [
   "/usr/bin/python3",
   "/opt/torch2/bin/python",
@@ -29,14 +31,35 @@ function probe(python: string): TorchPython | undefined {
   return { python, version, samples: version.startsWith("1.") ? "torch1" : "torch2" };
 }
 
+function candidates(): string[] {
+  return process.env.CKPT_TORCH_PYTHONS?.split(":").filter(Boolean) ?? CANDIDATES;
+}
+
 export function findTorchPythons(): TorchPython[] {
-  const candidates = process.env.CKPT_TORCH_PYTHONS?.split(":").filter(Boolean) ?? CANDIDATES;
   const found = new Map<string, TorchPython>();
-  for (const python of candidates) {
+  for (const python of candidates()) {
     const torch = probe(python);
     if (torch && !found.has(torch.version)) found.set(torch.version, torch);
   }
   return [...found.values()];
+}
+
+/**
+ * The interpreters a suite can use (any torch, or torch 2.x only), or one line naming what is missing and
+ * where it was looked for: "needs torch 2.x (none of /opt/torch2/bin/python, .ci/venv/bin/python has it)".
+ */
+export function torchRequirement(which: "any" | "torch2"): Requirement<[TorchPython, ...TorchPython[]]> {
+  const all = findTorchPythons();
+  const [first, ...rest] = which === "torch2" ? all.filter((t) => t.samples === "torch2") : all;
+  if (first) return { found: [first, ...rest] };
+  const shown = (python: string) => (python.startsWith(ROOT) ? relative(ROOT, python) : python);
+  const looked = candidates().filter((python) => !all.some((t) => t.python === python));
+  const facts = [
+    ...(looked.length > 0 ? [`none of ${looked.map(shown).join(", ")} has it`] : []),
+    ...all.map((t) => `${shown(t.python)} has torch ${t.version}`),
+    ".ci/run installs it, CKPT_TORCH_PYTHONS names others",
+  ];
+  return { missing: `needs ${which === "torch2" ? "torch 2.x" : "torch"} (${facts.join("; ")})` };
 }
 
 export function runPython(python: string, script: string, args: readonly string[]): string {

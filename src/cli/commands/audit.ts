@@ -21,7 +21,8 @@ export interface AuditCommandOptions {
 function progress(): ((done: number, total: number) => void) | undefined {
   if (!process.stderr.isTTY) return undefined;
   return (done, total) => {
-    process.stderr.write(`\rckpt audit: ${done}/${total}${done === total ? "\n" : ""}`);
+    // Erased when done: the counter is for watching, not for the scrollback.
+    process.stderr.write(done === total ? "\r\u001b[K" : `\rckpt audit: ${done}/${total}`);
   };
 }
 
@@ -33,9 +34,13 @@ export async function runAudit(roots: string[], options: AuditCommandOptions, io
       jobs: options.jobs,
       ...(onProgress ? { onProgress } : {}),
     });
-    if (options.html) writeFileSync(options.html, renderAuditHtml(report));
+    if (options.html) {
+      writeFileSync(options.html, renderAuditHtml(report, roots));
+      // On stderr: stdout stays the table or the JSON, whichever was asked for.
+      io.err(`ckpt audit: wrote ${options.html}\n`);
+    }
     if (options.json) writeJson(report, io.out);
-    else io.out(renderAuditText(report, io.style));
+    else io.out(renderAuditText(report, io.style, roots));
     return auditExitCode(report, options.failOn);
   } catch (error) {
     if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);

@@ -87,7 +87,7 @@ export function runConvert(path: string, options: ConvertCommandOptions, io: Out
   try {
     if (options.output === undefined) {
       throw new ReaderError(
-        "convert-refused",
+        "output-required",
         "-o OUT is required: a .safetensors file, a .pth file, or DIR/ for shards",
       );
     }

@@ -106,7 +106,7 @@ export async function runInspect(
     const single = payload.length === 1 && target === (payload[0] as { file: string }).file;
     writeJson(single ? payload[0] : payload, io.out, ["tensors"]);
   } else {
-    // The tables (cli-table3) load only for people: machines asking for --json skip them.
+    // The text renderer loads only for people: machines asking for --json skip it.
     const { renderInspectText } = await import("../render/inspectText.js");
     outcomes.forEach((o, i) => {
       if ("error" in o) io.err(`${formatErrorLine(o.error)}\n`);

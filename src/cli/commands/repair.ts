@@ -1,10 +1,10 @@
 import { statSync } from "node:fs";
 import { CONVENTIONS, counterInName, nameCounterRule } from "../../inspect/resume/conventions.js";
 import { detectFileConvention } from "../../inspect/resume/fingerprints.js";
-import { ReaderError } from "../../reader/errors.js";
+import { ReaderError, type ReaderErrorCode } from "../../reader/errors.js";
 import { openCheckpoint } from "../../reader/open.js";
 import type { PickleEdit } from "../../repair/pickleEdit.js";
-import { type RepairFileResult, repairCheckpointFile } from "../../repair/repairFile.js";
+import { assertNotInput, type RepairFileResult, repairCheckpointFile } from "../../repair/repairFile.js";
 import { type RunRepairResult, repairRun } from "../../repair/runRepair.js";
 import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
@@ -21,8 +21,8 @@ export interface RepairCommandOptions {
   readonly json: boolean;
 }
 
-function usage(message: string): ReaderError {
-  return new ReaderError("not-a-file", message);
+function usage(code: ReaderErrorCode, message: string): ReaderError {
+  return new ReaderError(code, message);
 }
 
 /** `--counter-from-filename`: the convention's counter, read from the name as the framework wrote it. */
@@ -35,7 +35,7 @@ function counterFromFileName(path: string): PickleEdit {
     const value = counterInName(rule.counterInName, path);
     const counter = nameCounterRule(rule, path);
     if (!counter || value === undefined) {
-      throw usage(`the file name ${path} carries no ${rule.label} counter; use --set-counter NAME=VALUE`);
+      throw usage("no-counter-in-name", `the file name ${path} carries no ${rule.label} counter`);
     }
     return { kind: "set-counter", name: counter.name, value };
   } finally {
@@ -47,8 +47,7 @@ function fileEdits(path: string, options: RepairCommandOptions): PickleEdit[] {
   const edits: PickleEdit[] = [];
   if (options.setCounter !== undefined) {
     const match = /^([A-Za-z_][\w.]*)=(-?\d+)$/.exec(options.setCounter);
-    if (!match)
-      throw usage(`--set-counter takes NAME=INTEGER (e.g. iteration=59999), not ${options.setCounter}`);
+    if (!match) throw usage("invalid-counter", `--set-counter takes NAME=INTEGER, not ${options.setCounter}`);
     edits.push({ kind: "set-counter", name: match[1] as string, value: Number(match[2]) });
   }
   if (options.counterFromFilename) edits.push(counterFromFileName(path));
@@ -98,11 +97,9 @@ export async function runRepair(path: string, options: RepairCommandOptions, io:
       return result.plan.choice ? 0 : 1;
     }
     const edits = fileEdits(path, options);
-    if (edits.length === 0)
-      throw usage(
-        "say what to repair: --set-counter, --counter-from-filename, --strip-prefix, --add-prefix or --drop",
-      );
-    if (options.output === undefined) throw usage("-o OUT is required: ckpt never modifies its input");
+    if (edits.length === 0) throw usage("no-edit-given", "no edit option given: say what to repair");
+    if (options.output === undefined) throw usage("output-required", "-o OUT is required");
+    assertNotInput(path, options.output);
     if (options.dryRun) {
       writeJson(
         { schema: "ckpt.repair/1", input: path, output: options.output, edits, dryRun: true },

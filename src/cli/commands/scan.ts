@@ -2,14 +2,13 @@ import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type ScanReport, scanReport } from "../../inspect/security/report.js";
 import { ReaderError } from "../../reader/errors.js";
-import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
+import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
 import { writeJson } from "../render/json.js";
-import { weightsOnlyText } from "../render/weightsOnlyText.js";
-import type { Style } from "../style.js";
+import { hasFindings, renderScanFile, renderScanSummary, type ScanOutcome } from "../render/scanText.js";
 
 /** Files `ckpt scan` looks at inside a tree: checkpoints and anything named like a pickle. */
-const SCANNED = /\.(pt|pth|ckpt|bin|pkl|pickle|pth\.tar|tar|safetensors|model|data|distcp)$/;
+const SCANNED = /\.(pt|pth|ckpt|bin|pkl|pickle|pth\.tar|tar|safetensors|model|data|distcp|npy|npz|joblib)$/;
 const SKIPPED_DIRS = new Set([".git", "node_modules", "__pycache__"]);
 
 function filesUnder(path: string): string[] {
@@ -34,29 +33,15 @@ const EXIT: Record<ScanReport["verdict"], number> = {
   inconclusive: 2,
 };
 
-function renderScan(report: ScanReport, style: Style): string {
-  const color =
-    report.verdict === "dangerous" || report.verdict === "inconclusive"
-      ? style.red
-      : report.verdict === "unknown"
-        ? style.yellow
-        : style.green;
-  const lines = [`${style.bold(report.file)}: ${color(report.verdict)} (${report.format})`];
-  for (const cls of ["dangerous", "unknown", "framework"] as const) {
-    const names = [
-      ...new Set(report.globals.filter((g) => g.class === cls).map((g) => `${g.module}.${g.name}`)),
-    ];
-    if (names.length > 0) lines.push(`  ${cls.padEnd(9)} ${names.join(", ")}`);
-  }
-  const wo = weightsOnlyText(report.weightsOnly, { detail: true });
-  lines.push(`  ${wo}`);
-  for (const f of report.findings) lines.push(`  ${f.severity.padEnd(7)} ${f.code}: ${f.message}`);
-  return `${lines.join("\n")}\n`;
+export interface ScanCommandOptions {
+  readonly json: boolean;
+  /** Only files with findings, and the summary. */
+  readonly quiet: boolean;
 }
 
 /** `ckpt scan PATH...`: exit 0 clean, 1 dangerous or unknown code found, 2 unreadable or inconclusive. */
-export function runScan(paths: string[], options: { json: boolean }, io: Output): number {
-  const outcomes: Array<ScanReport | ErrorReport> = [];
+export function runScan(paths: string[], options: ScanCommandOptions, io: Output): number {
+  const outcomes: ScanOutcome[] = [];
   for (const path of paths.flatMap(filesUnder)) {
     try {
       outcomes.push(scanReport(path));
@@ -70,8 +55,9 @@ export function runScan(paths: string[], options: { json: boolean }, io: Output)
   } else {
     for (const o of outcomes) {
       if (o.schema === "ckpt.error/1") io.err(`${formatErrorLine(o)}\n`);
-      else io.out(renderScan(o, io.style));
+      else if (!options.quiet || hasFindings(o)) io.out(renderScanFile(o, io.style));
     }
+    io.out(renderScanSummary(outcomes, io.style));
   }
   if (outcomes.length === 0) return 2;
   return outcomes.reduce((worst, o) => Math.max(worst, o.schema === "ckpt.error/1" ? 2 : EXIT[o.verdict]), 0);

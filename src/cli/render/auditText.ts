@@ -1,17 +1,10 @@
-import { relative } from "node:path";
-import Table from "cli-table3";
 import type { AuditReport, AuditSummary } from "../../inspect/runs/audit.js";
 import type { ResumePlan } from "../../inspect/runs/plan.js";
 import { formatBytes } from "../format.js";
 import type { Style } from "../style.js";
-
-const COMPACT = { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" };
-
-/** Where a run sits, relative to the audited root that contains it. */
-export function runLabel(report: AuditReport, runDir: string): string {
-  const root = report.roots.find((r) => runDir === r || runDir.startsWith(`${r}/`));
-  return root ? relative(root, runDir) || "." : runDir;
-}
+import { fixFor, needsAttention, runVerdict, topProblem } from "./runAdvice.js";
+import { nameOf, type RunName, runNames } from "./runNames.js";
+import { type Cell, type Column, PLAIN_LAYOUT, painted, renderTable } from "./table.js";
 
 /** "22 runs: 17 resumable, 1 weights-only, 2 pointer dangling, 1 truncated newest checkpoint". */
 export function summaryLine(summary: AuditSummary): string {
@@ -34,64 +27,102 @@ export function summaryLine(summary: AuditSummary): string {
   return summary.files > 0 ? `${runs}; ${files}` : runs;
 }
 
-/** The run's verdict in one word: its choice's verdict, or "finished" when resuming would train nothing. */
-export function runVerdict(plan: ResumePlan): string {
-  if (!plan.choice) return "none usable";
-  if (plan.findings.some((f) => f.code === "counter-past-end" || f.code === "run-finished"))
-    return "finished";
-  return plan.choice.verdict ?? "?";
+/** Names of every run and loose file in the report, relative to the arguments they were found under. */
+export function auditNames(report: AuditReport, args: readonly string[]): Map<string, RunName> {
+  return runNames([...report.runs.map((r) => r.runDir), ...report.files.map((f) => f.file)], args);
 }
 
-function problems(plan: ResumePlan): string {
-  return plan.findings
-    .filter((f) => f.severity !== "info")
-    .map((f) => f.code)
-    .filter((code, i, all) => all.indexOf(code) === i)
-    .join(", ");
+/** "needs attention: fvcore_dangling, trackron_model_only" (empty when every run is fine). */
+export function attentionText(report: AuditReport, names: ReadonlyMap<string, RunName>): string {
+  const runs = report.runs.filter(needsAttention).map((plan) => nameOf(names, plan.runDir).label);
+  return runs.length > 0 ? `needs attention: ${runs.join(", ")}` : "";
 }
 
-export function renderAuditText(report: AuditReport, style: Style): string {
-  const table = new Table({
-    head: ["run", "convention", "newest checkpoint", "counter", "size", "verdict", "pointer", "problems"],
-    chars: COMPACT,
-    style: { head: [], border: [] },
+/**
+ * Where each run resumes from and what is wrong with it, in words. On a narrow terminal the convention,
+ * pointer and size columns go first (the problem says what is wrong with the pointer); run, choice, verdict
+ * and problem stay, shortened with "…", the problem to no fewer than 30 columns so that it still reads.
+ */
+const RUN_COLUMNS: readonly Column[] = [
+  { header: "run", elide: "middle", minWidth: 24 },
+  { header: "convention", drop: 6 },
+  { header: "resumes from", elide: "middle", minWidth: 14 },
+  { header: "at", align: "right" },
+  { header: "size", align: "right", drop: 4 },
+  { header: "verdict" },
+  { header: "pointer", drop: 5 },
+  { header: "problem", elide: "end", minWidth: 30 },
+];
+
+const FILE_COLUMNS: readonly Column[] = [
+  { header: "loose file", elide: "middle", minWidth: 16 },
+  { header: "format", drop: 2 },
+  { header: "status" },
+  { header: "verdict", drop: 1 },
+];
+
+function verdictCell(plan: ResumePlan, style: Style): Cell {
+  const verdict = runVerdict(plan);
+  const paint = verdict === "resumable" ? style.green : verdict === "none usable" ? style.red : style.yellow;
+  return painted(verdict, paint);
+}
+
+function runRow(plan: ResumePlan, name: RunName, style: Style): Array<string | Cell> {
+  const choice = plan.choice;
+  const chosen = choice ? plan.candidates.find((c) => c.file === choice.file) : undefined;
+  const problem = topProblem(plan);
+  const pointer = plan.pointer?.status;
+  return [
+    name.label,
+    plan.convention,
+    choice?.file ?? "-",
+    choice && choice.resumeAt !== null ? String(choice.resumeAt) : "-",
+    chosen?.sizeBytes ? formatBytes(chosen.sizeBytes) : "-",
+    verdictCell(plan, style),
+    painted(pointer ?? "-", pointer === undefined || pointer === "ok" ? undefined : style.red),
+    painted(
+      problem?.message ?? "-",
+      problem?.severity === "error" ? style.red : problem?.severity === "warning" ? style.yellow : undefined,
+    ),
+  ];
+}
+
+/** "  fvcore_dangling  ckpt resume-plan --write outputs/fvcore_dangling": whole, so it can be pasted. */
+function fixLines(report: AuditReport, names: ReadonlyMap<string, RunName>): string[] {
+  const fixes = report.runs.flatMap((plan) => {
+    const name = nameOf(names, plan.runDir);
+    const fix = fixFor(plan, name.path);
+    return fix ? [[name.label, fix] as const] : [];
   });
-  for (const plan of report.runs) {
-    const newest = plan.candidates[0];
-    const verdictText = runVerdict(plan);
-    const verdict =
-      verdictText === "resumable"
-        ? style.green(verdictText)
-        : verdictText === "none usable"
-          ? style.red(verdictText)
-          : style.yellow(verdictText);
-    const pointer = plan.pointer
-      ? plan.pointer.status === "ok"
-        ? "ok"
-        : style.red(plan.pointer.status)
-      : "-";
-    table.push([
-      runLabel(report, plan.runDir),
-      plan.convention,
-      newest ? `${newest.file}${newest.status === "ok" ? "" : ` (${style.red(newest.status)})`}` : "-",
-      newest?.counter === null || newest === undefined ? "-" : String(newest.counter),
-      newest?.sizeBytes ? formatBytes(newest.sizeBytes) : "-",
-      verdict,
-      pointer,
-      problems(plan),
-    ]);
+  if (fixes.length === 0) return [];
+  const width = Math.max(...fixes.map(([label]) => label.length));
+  return ["To fix:", ...fixes.map(([label, fix]) => `  ${label.padEnd(width)}  ${fix}`)];
+}
+
+/** `args`: the arguments as typed, which run names are relative to (default: the audited roots). */
+export function renderAuditText(
+  report: AuditReport,
+  style: Style,
+  args: readonly string[] = report.roots,
+): string {
+  const names = auditNames(report, args);
+  const layout = style.table ?? PLAIN_LAYOUT;
+  const lines: string[] = [];
+  if (report.runs.length > 0) {
+    const rows = report.runs.map((plan) => runRow(plan, nameOf(names, plan.runDir), style));
+    lines.push(renderTable(RUN_COLUMNS, rows, layout));
   }
-  const lines = report.runs.length > 0 ? [table.toString()] : [];
   if (report.files.length > 0) {
-    const files = new Table({
-      head: ["loose file", "format", "status", "verdict"],
-      chars: COMPACT,
-      style: { head: [], border: [] },
-    });
-    for (const f of report.files)
-      files.push([f.file, f.format ?? "-", f.status === "ok" ? "ok" : style.red(f.status), f.verdict ?? "-"]);
-    lines.push(files.toString());
+    const rows = report.files.map((f) => [
+      nameOf(names, f.file).label,
+      f.format ?? "-",
+      painted(f.status, f.status === "ok" ? undefined : style.red),
+      f.verdict ?? "-",
+    ]);
+    lines.push(renderTable(FILE_COLUMNS, rows, layout));
   }
-  lines.push(style.bold(summaryLine(report.summary)));
+  lines.push(...fixLines(report, names));
+  const attention = attentionText(report, names);
+  lines.push(style.bold(`${summaryLine(report.summary)}${attention ? `; ${attention}` : ""}`));
   return `${lines.join("\n")}\n`;
 }

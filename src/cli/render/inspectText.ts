@@ -1,9 +1,9 @@
-import Table from "cli-table3";
 import type { Severity } from "../../inspect/findings.js";
 import type { InspectReport, TensorReport } from "../../inspect/report.js";
 import type { TensorSummary, TreeNode } from "../../inspect/tree.js";
 import { formatBytes, formatCount, formatPath, formatShape } from "../format.js";
 import type { Style } from "../style.js";
+import { type Column, PLAIN_LAYOUT, renderTable } from "./table.js";
 import { weightsOnlyText } from "./weightsOnlyText.js";
 
 export interface InspectTextOptions {
@@ -15,8 +15,6 @@ export interface InspectTextOptions {
 }
 
 const DEFAULT_ROWS = 25;
-/** Box drawing without a rule between rows: a 25-row table stays 25 lines. */
-const COMPACT = { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" };
 const MAX_INLINE_ITEMS = 8;
 
 function severityLabel(severity: Severity, style: Style): string {
@@ -173,12 +171,30 @@ export function renderTree(root: TreeNode, style: Style): string[] {
   return lines;
 }
 
-function tensorTable(tensors: readonly TensorReport[], hashes: boolean, stats: boolean): string {
-  const head = ["key path", "dtype", "shape", "stride", "offset", "storage", "bytes"];
-  if (hashes) head.push("sha256");
-  if (stats) head.push("min / max / mean", "nan/inf");
-  const table = new Table({ head, chars: COMPACT, style: { head: [], border: [] } });
-  for (const t of tensors) {
+/** The key path stays; on a narrow terminal stride, offset and storage go before bytes, shape and dtype. */
+const TENSOR_COLUMNS: readonly Column[] = [
+  { header: "key path", elide: "middle", minWidth: 20 },
+  { header: "dtype" },
+  { header: "shape", elide: "end", minWidth: 8, drop: 2 },
+  { header: "stride", elide: "end", minWidth: 8, drop: 6 },
+  { header: "offset", align: "right", drop: 5 },
+  { header: "storage", elide: "middle", drop: 4 },
+  { header: "bytes", align: "right", drop: 3 },
+];
+const HASH_COLUMN: Column = { header: "sha256", drop: 1 };
+const STATS_COLUMNS: readonly Column[] = [
+  { header: "min / max / mean", drop: 1 },
+  { header: "nan/inf", drop: 1 },
+];
+
+function tensorTable(
+  tensors: readonly TensorReport[],
+  hashes: boolean,
+  stats: boolean,
+  style: Style,
+): string {
+  const columns = [...TENSOR_COLUMNS, ...(hashes ? [HASH_COLUMN] : []), ...(stats ? STATS_COLUMNS : [])];
+  const rows = tensors.map((t) => {
     const storage = t.storage
       ? `${t.storage.key}${t.storage.device === "cpu" ? "" : ` @${t.storage.device}`}`
       : "-";
@@ -201,20 +217,26 @@ function tensorTable(tensors: readonly TensorReport[], hashes: boolean, stats: b
         s ? `${s.nan}/${s.inf}` : "-",
       );
     }
-    table.push(row);
-  }
-  return table.toString();
+    return row;
+  });
+  return renderTable(columns, rows, style.table ?? PLAIN_LAYOUT);
 }
 
-function dtypeTable(report: InspectReport): string {
-  const table = new Table({
-    head: ["dtype", "tensors", "elements", "bytes"],
-    style: { head: [], border: [] },
-  });
-  for (const [dtype, entry] of Object.entries(report.summary.byDtype)) {
-    table.push([dtype, String(entry.tensors), formatCount(entry.elements), formatBytes(entry.bytes)]);
-  }
-  return table.toString();
+const DTYPE_COLUMNS: readonly Column[] = [
+  { header: "dtype" },
+  { header: "tensors", align: "right" },
+  { header: "elements", align: "right" },
+  { header: "bytes", align: "right" },
+];
+
+function dtypeTable(report: InspectReport, style: Style): string {
+  const rows = Object.entries(report.summary.byDtype).map(([dtype, entry]) => [
+    dtype,
+    String(entry.tensors),
+    formatCount(entry.elements),
+    formatBytes(entry.bytes),
+  ]);
+  return renderTable(DTYPE_COLUMNS, rows, style.table ?? PLAIN_LAYOUT);
 }
 
 export function renderInspectText(report: InspectReport, options: InspectTextOptions): string {
@@ -262,7 +284,7 @@ export function renderInspectText(report: InspectReport, options: InspectTextOpt
   }
 
   if (Object.keys(report.summary.byDtype).length > 0) {
-    lines.push("", style.bold("By dtype"), dtypeTable(report));
+    lines.push("", style.bold("By dtype"), dtypeTable(report, style));
   }
 
   if (report.tensors.length > 0) {
@@ -273,7 +295,7 @@ export function renderInspectText(report: InspectReport, options: InspectTextOpt
       shown.length < report.tensors.length
         ? `Tensors (first ${shown.length} of ${report.tensors.length}; --all lists every tensor, --filter GLOB selects)`
         : `Tensors (${report.tensors.length})`;
-    lines.push("", style.bold(title), tensorTable(shown, hashes, stats));
+    lines.push("", style.bold(title), tensorTable(shown, hashes, stats, style));
   } else if (options.filtered) {
     lines.push("", style.dim("No tensor matches the filter."));
   }

@@ -1,9 +1,16 @@
-import Table from "cli-table3";
 import type { Severity } from "../../inspect/findings.js";
 import type { ResumePlan } from "../../inspect/runs/plan.js";
 import type { Style } from "../style.js";
+import { type Column, PLAIN_LAYOUT, painted, renderTable } from "./table.js";
 
-const COMPACT = { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" };
+/** The file, its counter and its status say which to resume from; verdict and missing parts explain. */
+const CANDIDATE_COLUMNS: readonly Column[] = [
+  { header: "checkpoint", elide: "middle", minWidth: 16 },
+  { header: "counter" },
+  { header: "status" },
+  { header: "verdict", drop: 1 },
+  { header: "missing", elide: "end", drop: 2 },
+];
 
 function severityLabel(severity: Severity, style: Style): string {
   return severity === "error"
@@ -89,18 +96,15 @@ export function renderResumePlanText(plan: ResumePlan, written: readonly string[
   }
 
   if (plan.candidates.length > 0) {
-    const table = new Table({
-      head: ["checkpoint", "counter", "status", "verdict", "missing"],
-      chars: COMPACT,
-      style: { head: [], border: [] },
-    });
-    for (const c of plan.candidates) {
-      const counter =
-        c.counter === null ? "-" : `${c.counter}${c.counterSource === "file-name" ? " (name)" : ""}`;
-      const status = c.status === "ok" ? c.status : style.red(c.status);
-      table.push([c.file, counter, status, c.verdict ?? "-", c.missing.join(", ")]);
-    }
-    lines.push("", style.bold("Candidates (newest first)"), table.toString());
+    const rows = plan.candidates.map((c) => [
+      c.file,
+      c.counter === null ? "-" : `${c.counter}${c.counterSource === "file-name" ? " (name)" : ""}`,
+      painted(c.status, c.status === "ok" ? undefined : style.red),
+      c.verdict ?? "-",
+      c.missing.join(", "),
+    ]);
+    const table = renderTable(CANDIDATE_COLUMNS, rows, style.table ?? PLAIN_LAYOUT);
+    lines.push("", style.bold("Candidates (newest first)"), table);
   }
 
   if (plan.findings.length > 0) {

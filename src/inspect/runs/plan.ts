@@ -176,8 +176,8 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
   if (!stats) throw new ReaderError("file-not-found", "no such directory", { file: runDirInput });
   if (!stats.isDirectory()) {
     throw new ReaderError(
-      "not-a-file",
-      "a file, not a run directory: resume-plan wants the directory a training run writes to (ckpt inspect reads single files)",
+      "not-a-run-directory",
+      "a file, not a run directory: resume-plan wants the directory a training run writes to",
       { file: runDirInput },
     );
   }
