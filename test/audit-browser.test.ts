@@ -36,8 +36,8 @@ describe.runIf(existsSync(CHROMIUM))("the audit HTML report in Chromium", () => 
       });
       await page.goto(`file://${html}`);
       expect(await page.locator("h1").textContent()).toBe("ckpt audit");
-      expect(await page.locator("tr.run").count()).toBe(22);
-      expect(await page.locator(".summary").textContent()).toMatch(/^22 runs: 20 resumable, 1 weights-only/);
+      expect(await page.locator("tr.run").count()).toBe(30);
+      expect(await page.locator(".summary").textContent()).toMatch(/^30 runs: 27 resumable, 1 weights-only/);
 
       const trackron = page.locator("tr.run", { hasText: "trackron_model_only" });
       expect(await trackron.locator(".verdict").textContent()).toBe("weights-only");
@@ -59,7 +59,7 @@ describe.runIf(existsSync(CHROMIUM))("the audit HTML report in Chromium", () => 
       expect(await newest.getAttribute("data-status")).toBe("truncated");
       expect(await newest.locator(".pointer-mark").count()).toBe(1);
       expect(await timeline.locator('g[data-file="model_0000009.pth"] circle[stroke]').count()).toBe(1);
-      expect(await page.locator("svg.timeline").count()).toBe(22);
+      expect(await page.locator("svg.timeline").count()).toBe(29);
 
       await page.screenshot({ path: join(artifacts, "audit-report.png"), fullPage: true });
       expect(requests).toEqual([]); // self-contained: nothing fetched
