@@ -1,7 +1,9 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { openShardedPath } from "../src/reader/nodeTree.js";
 import { parsePickle } from "../src/reader/pickle/machine.js";
 import {
+  closeSharded,
   decodeDcpMetadata,
   detectSharded,
   openSharded,
@@ -228,6 +230,15 @@ describe("Hugging Face index completeness", () => {
       "torch",
       21,
     ]);
+    const onDisk = openShardedPath(join(SHARDED_DIR, "hf", "bin_shards", "pytorch_model.bin.index.json"));
+    expect(onDisk.kind === "hf-index" && [onDisk.dir, onDisk.indexFile]).toEqual([
+      "",
+      "pytorch_model.bin.index.json",
+    ]);
+    closeSharded(onDisk);
+    expect(() => openShardedPath(join(SHARDED_DIR, "nothing-here"))).toThrow(
+      expect.objectContaining({ code: "file-not-found" }),
+    );
   });
 });
 

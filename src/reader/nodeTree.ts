@@ -1,6 +1,7 @@
 import { readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { ReaderError } from "./errors.js";
+import { openSharded, type ShardedCheckpoint } from "./sharded/open.js";
 import {
   joinPath,
   type TreeEntry,
@@ -46,6 +47,17 @@ export class NodeTree implements TreeSource {
     const relative = joinPath(path);
     return relative === "" ? this.root : join(this.root, relative);
   }
+}
+
+/**
+ * Opens a sharded checkpoint on the file system: a DCP or DeepSpeed directory, a Hugging Face directory, or an
+ * `*.index.json` file (its directory becomes the tree). Close it with `closeSharded`.
+ */
+export function openShardedPath(path: string): ShardedCheckpoint {
+  const stats = statOf(path);
+  if (stats.kind === "file") return openSharded(new NodeTree(dirname(path)), basename(path));
+  if (stats.missing) throw new ReaderError("file-not-found", "no such file or directory", { file: path });
+  return openSharded(new NodeTree(path));
 }
 
 function statOf(path: string): { kind: TreeEntryKind; size: number; missing?: boolean } {
