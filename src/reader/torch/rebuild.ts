@@ -57,7 +57,8 @@ export function cachingStorageResolver(storages: Map<string, TorchStorage>, keyP
   };
 }
 
-function asInt(value: PyValue | undefined): number | undefined {
+/** A Python int (or bool) as a JS number, when it is one that fits exactly. */
+export function asInt(value: PyValue | undefined): number | undefined {
   if (typeof value === "number" && Number.isInteger(value)) return value;
   if (typeof value === "boolean") return value ? 1 : 0;
   if (
@@ -75,7 +76,8 @@ function asFloat(value: PyValue | undefined): number | undefined {
   return asInt(value);
 }
 
-function asIntTuple(value: PyValue | undefined): number[] | undefined {
+/** A tuple or list of ints (a `torch.Size`, a stride), or `undefined` when it is not one. */
+export function asIntTuple(value: PyValue | undefined): number[] | undefined {
   if (!isBoxed(value, "tuple") && !isBoxed(value, "list")) return undefined;
   // Sizes and strides are small ints: share the tuple's items rather than copy them (one array per tensor
   // fewer, which a 200,000-tensor state dict notices).

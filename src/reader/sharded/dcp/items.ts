@@ -1,0 +1,144 @@
+import { type Checkpoint, hasTensors } from "../../checkpoint.js";
+import { ReaderError } from "../../errors.js";
+import { readCheckpoint } from "../../open.js";
+import { isBoxed } from "../../pickle/value.js";
+import { looksLikeSafetensors, readSafetensorsHeader } from "../../safetensors.js";
+import { elementSize } from "../../torch/dtypes.js";
+import { looksLikeZip } from "../../zip.js";
+import { type AssembleOptions, assembleRowMajor, type Piece, volume } from "../assemble.js";
+import { RangeSource } from "../rangeSource.js";
+import { sourcesOf } from "../sources.js";
+import { rowMajorReader } from "../tensorReader.js";
+import { joinPath } from "../tree.js";
+import type { DcpStorageInfo } from "./metadata.js";
+import type { DcpBytesItem, DcpCheckpoint, DcpChunk, DcpTensor } from "./open.js";
+
+/**
+ * The bytes of DCP items, as `FileSystemWriter._write_item` wrote them (torch/distributed/checkpoint/
+ * filesystem.py): with the default `SerializationFormat.TORCH_SAVE` every item, tensor chunk or bytes item, is
+ * a complete `torch.save` archive at `[offset, offset + length)` of its data file (a tensor chunk is the
+ * narrowed local shard, cloned when its storage was larger, so its own storage is its bytes; torch 1.13 wrote
+ * one file per item, later versions one per rank and writer thread). With `SerializationFormat.SAFETENSORS`
+ * the bytes items come first and every tensor of the file is in one safetensors blob after them; a tensor's
+ * `offset` is where that blob starts and `length` its element bytes.
+ */
+
+function itemError(checkpoint: DcpCheckpoint, info: DcpStorageInfo, message: string): ReaderError {
+  return new ReaderError(
+    "storage-missing",
+    `${info.relativePath} bytes ${info.offset}..${info.offset + info.length}: ${message}`,
+    {
+      file: `${checkpoint.tree.name}/${joinPath(checkpoint.dir, info.relativePath)}`,
+    },
+  );
+}
+
+function assertReadable(checkpoint: DcpCheckpoint, info: DcpStorageInfo): void {
+  if (info.transformDescriptors && info.transformDescriptors.length > 0) {
+    throw new ReaderError(
+      "unsupported-format",
+      `${info.relativePath}: the item was written through ${info.transformDescriptors.join(", ")}, which ckpt does not undo`,
+    );
+  }
+  const source = sourcesOf(checkpoint).get(joinPath(checkpoint.dir, info.relativePath));
+  if (info.offset + info.length > source.size) {
+    throw itemError(checkpoint, info, `the file has ${source.size} bytes`);
+  }
+}
+
+/**
+ * One item's bytes opened as a checkpoint of its own (a `torch.save` archive read by the usual readers): for a
+ * bytes item, the Python value torch.load returns (`root`); for a tensor chunk, the chunk tensor.
+ */
+export function openDcpItem(checkpoint: DcpCheckpoint, info: DcpStorageInfo): Checkpoint {
+  assertReadable(checkpoint, info);
+  const file = sourcesOf(checkpoint).get(joinPath(checkpoint.dir, info.relativePath));
+  const range = new RangeSource(
+    file,
+    info.offset,
+    info.length,
+    `${file.name}[${info.offset}..${info.offset + info.length}]`,
+  );
+  return readCheckpoint(range);
+}
+
+/** A bytes item's value, as `DefaultLoadPlanner.load_bytes` gets it (`torch.load` of the item's bytes). */
+export function readDcpBytesItem(checkpoint: DcpCheckpoint, item: DcpBytesItem): Checkpoint {
+  if (!item.storage) throw new ReaderError("storage-missing", `${item.fqn} has no storage_data entry`);
+  return openDcpItem(checkpoint, item.storage);
+}
+
+/** One chunk as a piece of its tensor: the item opened on first read, its tensor checked against the chunk. */
+function chunkPiece(checkpoint: DcpCheckpoint, tensor: DcpTensor, chunk: DcpChunk): Piece {
+  let read: Piece["read"] | undefined;
+  return {
+    offsets: chunk.offsets,
+    sizes: chunk.sizes,
+    read(start, into) {
+      read ??= openChunk(checkpoint, tensor, chunk);
+      read(start, into);
+    },
+  };
+}
+
+function openChunk(checkpoint: DcpCheckpoint, tensor: DcpTensor, chunk: DcpChunk): Piece["read"] {
+  const info = chunk.storage;
+  if (!info) throw new ReaderError("storage-missing", `a chunk of ${tensor.fqn} has no storage_data entry`);
+  assertReadable(checkpoint, info);
+  const file = sourcesOf(checkpoint).get(joinPath(checkpoint.dir, info.relativePath));
+  const head = file.read(info.offset, Math.min(16, file.size - info.offset));
+  if (!looksLikeZip(head) && looksLikeSafetensors(head, file.size - info.offset)) {
+    return safetensorsChunk(checkpoint, tensor, chunk, info);
+  }
+  const item = openDcpItem(checkpoint, info);
+  const saved = hasTensors(item) && isBoxed(item.root, "tensor") ? item.root : undefined;
+  if (!saved || !hasTensors(item)) throw itemError(checkpoint, info, "not a torch.save'd tensor");
+  if (saved.dtype !== tensor.dtype || saved.shape.join(",") !== chunk.sizes.join(",")) {
+    throw itemError(
+      checkpoint,
+      info,
+      `holds a ${saved.dtype} [${saved.shape.join(", ")}] tensor where .metadata declares ${tensor.dtype} [${chunk.sizes.join(", ")}]`,
+    );
+  }
+  return rowMajorReader(item, saved);
+}
+
+function safetensorsChunk(
+  checkpoint: DcpCheckpoint,
+  tensor: DcpTensor,
+  chunk: DcpChunk,
+  info: DcpStorageInfo,
+): Piece["read"] {
+  const file = sourcesOf(checkpoint).get(joinPath(checkpoint.dir, info.relativePath));
+  const blob = new RangeSource(file, info.offset, file.size - info.offset);
+  const entry = readSafetensorsHeader(blob).tensors.find((t) => t.name === tensor.fqn);
+  if (!entry || entry.dtype !== tensor.dtype || entry.shape.join(",") !== chunk.sizes.join(",")) {
+    throw itemError(
+      checkpoint,
+      info,
+      `the safetensors blob holds no ${tensor.dtype} [${chunk.sizes.join(", ")}] ${tensor.fqn}`,
+    );
+  }
+  return (start, into) => {
+    blob.readInto(into, entry.begin + start);
+  };
+}
+
+/** The pieces of a tensor: one per non-empty chunk. */
+export function dcpPieces(checkpoint: DcpCheckpoint, tensor: DcpTensor): Piece[] {
+  return tensor.chunks
+    .filter((chunk) => volume(chunk.sizes) > 0)
+    .map((chunk) => chunkPiece(checkpoint, tensor, chunk));
+}
+
+/**
+ * The consolidated tensor's bytes in row-major order (what `dcp_to_torch_save` writes for it), streamed with
+ * memory bounded by `chunkBytes`.
+ */
+export function dcpTensorBytes(
+  checkpoint: DcpCheckpoint,
+  tensor: DcpTensor,
+  options: AssembleOptions = {},
+): Generator<Uint8Array> {
+  return assembleRowMajor(tensor.shape, elementSize(tensor.dtype), dcpPieces(checkpoint, tensor), options);
+}

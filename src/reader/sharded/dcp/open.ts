@@ -1,0 +1,161 @@
+import { ReaderError } from "../../errors.js";
+import type { ShardedFinding } from "../findings.js";
+import { joinPath, type TreeEntry, type TreeSource } from "../tree.js";
+import { checkDcp } from "./check.js";
+import {
+  type DcpMetadata,
+  type DcpStorageInfo,
+  type DcpTensorProperties,
+  decodeDcpMetadata,
+} from "./metadata.js";
+import { DCP_METADATA_FILE, dataFileNumbers, isDcpDataFile, isPartialMetadata, rankOfFile } from "./names.js";
+
+/** A data file of the directory, with the rank and file counter its name encodes. */
+export interface DcpDataFile {
+  readonly name: string;
+  readonly rank: number | null;
+  readonly index: number | null;
+  readonly size: number;
+}
+
+/** One chunk as `.metadata` declares it, with where its bytes are (`null`: `storage_data` has no entry). */
+export interface DcpChunk {
+  readonly offsets: readonly number[];
+  readonly sizes: readonly number[];
+  readonly storage: DcpStorageInfo | null;
+  /** The rank that wrote it, from the data file's name. */
+  readonly rank: number | null;
+}
+
+export interface DcpTensor {
+  /** The flattened FQN DCP keys it by (`model.fc1.weight`, `optimizer.state.fc1.weight.exp_avg`). */
+  readonly fqn: string;
+  /** Keys into the nested state dict the save came from (planner data), or null when not recorded. */
+  readonly path: ReadonlyArray<string | number> | null;
+  readonly shape: readonly number[];
+  readonly dtype: string;
+  readonly properties: DcpTensorProperties;
+  readonly chunks: readonly DcpChunk[];
+}
+
+/** A `BytesStorageMetadata` item: any Python value, `torch.save`d into a data file. */
+export interface DcpBytesItem {
+  readonly fqn: string;
+  readonly path: ReadonlyArray<string | number> | null;
+  readonly storage: DcpStorageInfo | null;
+  readonly rank: number | null;
+}
+
+export interface DcpCheckpoint {
+  readonly kind: "dcp";
+  readonly tree: TreeSource;
+  /** The checkpoint directory within the tree. */
+  readonly dir: string;
+  /** `.metadata` when it is there, else null (the save did not finish). */
+  readonly metadataFile: string | null;
+  readonly metadata: DcpMetadata | null;
+  readonly files: readonly DcpDataFile[];
+  readonly tensors: readonly DcpTensor[];
+  readonly bytesItems: readonly DcpBytesItem[];
+  /** Completeness: every file present and long enough, chunks tiling each tensor. */
+  readonly findings: readonly ShardedFinding[];
+}
+
+/** `.metadata` or a data file: what makes a directory a DCP checkpoint (finished or not). */
+export function looksLikeDcp(entries: readonly TreeEntry[]): boolean {
+  return entries.some((e) => e.kind === "file" && (e.name === DCP_METADATA_FILE || isDcpDataFile(e.name)));
+}
+
+function dataFiles(entries: readonly TreeEntry[]): DcpDataFile[] {
+  const out: DcpDataFile[] = [];
+  for (const entry of entries) {
+    const numbers = entry.kind === "file" ? dataFileNumbers(entry.name) : null;
+    if (numbers) out.push({ name: entry.name, ...numbers, size: entry.size });
+  }
+  return out.sort(
+    (a, b) => (a.rank as number) - (b.rank as number) || (a.index as number) - (b.index as number),
+  );
+}
+
+const storageKey = (fqn: string, offsets: readonly number[] | null) =>
+  offsets === null ? `${fqn}\u0000` : `${fqn}\u0000${offsets.join(",")}`;
+
+/**
+ * Opens the DCP checkpoint in `dir`: reads `.metadata` (one read of the whole file) and lists the directory;
+ * no data file is opened. A directory of data files without `.metadata` opens too, with no tensors and a
+ * `metadata-missing` finding.
+ */
+export function openDcp(tree: TreeSource, dir: string): DcpCheckpoint {
+  const entries = tree.list(dir) ?? [];
+  const files = dataFiles(entries);
+  const hasMetadata = entries.some((e) => e.kind === "file" && e.name === DCP_METADATA_FILE);
+  if (!hasMetadata) {
+    const partial = entries.filter((e) => isPartialMetadata(e.name)).map((e) => e.name);
+    const finding: ShardedFinding = {
+      code: "metadata-missing",
+      severity: "error",
+      dataFiles: files.map((f) => f.name),
+      ranks: [...new Set(files.map((f) => f.rank as number))],
+      partial,
+    };
+    return {
+      kind: "dcp",
+      tree,
+      dir,
+      metadataFile: null,
+      metadata: null,
+      files,
+      tensors: [],
+      bytesItems: [],
+      findings: [finding],
+    };
+  }
+  const metadata = readMetadata(tree, joinPath(dir, DCP_METADATA_FILE));
+  const storage = new Map(metadata.storage.map((s) => [storageKey(s.index.fqn, s.index.offset), s.info]));
+  const pathOf = (fqn: string) => metadata.plannerData?.get(fqn) ?? null;
+  const rankOf = (info: DcpStorageInfo | null) => (info ? rankOfFile(info.relativePath) : null);
+  const tensors: DcpTensor[] = [];
+  const bytesItems: DcpBytesItem[] = [];
+  for (const [fqn, item] of metadata.items) {
+    if (item.kind === "bytes") {
+      const info = storage.get(storageKey(fqn, null)) ?? null;
+      bytesItems.push({ fqn, path: pathOf(fqn), storage: info, rank: rankOf(info) });
+      continue;
+    }
+    const chunks = item.chunks.map((chunk) => {
+      const info = storage.get(storageKey(fqn, chunk.offsets)) ?? null;
+      return { offsets: chunk.offsets, sizes: chunk.sizes, storage: info, rank: rankOf(info) };
+    });
+    tensors.push({
+      fqn,
+      path: pathOf(fqn),
+      shape: item.size,
+      dtype: item.properties.dtype,
+      properties: item.properties,
+      chunks,
+    });
+  }
+  const partial = {
+    kind: "dcp",
+    tree,
+    dir,
+    metadataFile: DCP_METADATA_FILE,
+    metadata,
+    files,
+    tensors,
+    bytesItems,
+  } as const;
+  return { ...partial, findings: checkDcp(partial, entries) };
+}
+
+function readMetadata(tree: TreeSource, path: string): DcpMetadata {
+  const source = tree.open(path);
+  try {
+    return decodeDcpMetadata(source.read(0, source.size));
+  } catch (error) {
+    if (error instanceof ReaderError) error.file ??= `${tree.name}/${path}`;
+    throw error;
+  } finally {
+    source.close();
+  }
+}
