@@ -23,16 +23,19 @@ export {
   type AuditOptions,
   type AuditReport,
   type AuditSummary,
-  audit,
+  type AuditTreeOptions,
   auditExitCode,
+  auditTree,
   type LooseFile,
 } from "./inspect/runs/audit.js";
+export { audit, planResume } from "./inspect/runs/node.js";
 export {
   type Choice,
   type PlanOptions,
   type PointerReport,
-  planResume,
+  planRun,
   type ResumePlan,
+  type RunPlanOptions,
   type VerifyMode,
 } from "./inspect/runs/plan.js";
 // Security: every callable a file's pickles can reach, without running any (ckpt.scan/1), and whether
@@ -40,6 +43,7 @@ export {
 export { type ScanReport, scanReport } from "./inspect/security/report.js";
 export { type FileScan, type ScannedGlobal, type ScanVerdict, scanFile } from "./inspect/security/scan.js";
 export type { WeightsOnlyVerdict } from "./inspect/security/weightsOnly.js";
+export { type TreeFiles, treeFiles } from "./inspect/treeFiles.js";
 export type { KeyPath } from "./inspect/walk.js";
 // Reading: a file's structure (zip records, pickle, tensors' dtype/shape/storage); the caller closes
 // `checkpoint.source` when done.
@@ -57,7 +61,9 @@ export type {
 } from "./reader/checkpoint.js";
 export { hasTensors } from "./reader/checkpoint.js";
 export { isReaderError, ReaderError, type ReaderErrorCode } from "./reader/errors.js";
+export { NodeTree } from "./reader/nodeTree.js";
 export { openCheckpoint } from "./reader/open.js";
+export type { TreeEntry, TreeSource, TreeStat } from "./reader/tree.js";
 // Repairing: a corrected copy of one checkpoint (the input is never modified), or a run's resume plan
 // applied (counter, pointer, manifest).
 export type { PickleEdit } from "./repair/pickleEdit.js";

@@ -15,6 +15,7 @@ import { type ScanVerdict, scanCheckpoint } from "./security/scan.js";
 import { judgeWeightsOnly, type WeightsOnlyVerdict } from "./security/weightsOnly.js";
 import { StatsAccumulator, supportsStats, type TensorStats } from "./stats.js";
 import { buildTree, type TreeNode } from "./tree.js";
+import type { TreeFiles } from "./treeFiles.js";
 import { findTensors, type KeyPath, type TensorAt } from "./walk.js";
 
 /** The `ckpt.inspect/1` contract. Later versions add fields; these are never renamed. */
@@ -106,6 +107,11 @@ export interface InspectOptions {
   readonly filter?: (path: KeyPath) => boolean;
   /** sha256 already computed for some tensors (`tensorSha256s`); the others are hashed here. */
   readonly sha256?: ReadonlyMap<TorchTensor, string>;
+  /**
+   * The tree the file lives in and its path there, where the companion files its framework loads beside it
+   * are looked for (AllenNLP's model_state beside training_state); without it none are.
+   */
+  readonly neighbours?: { readonly fs: TreeFiles; readonly path: string };
 }
 
 function storageDescription(tensor: TorchTensor): TensorDescription["storage"] {
@@ -341,7 +347,9 @@ export function inspectCheckpoint(
     }
   }
 
-  const judged = judgeFile(checkpoint, file);
+  const judged = options.neighbours
+    ? judgeFile(checkpoint, options.neighbours.path, options.neighbours.fs)
+    : judgeFile(checkpoint, file, undefined);
   if (judged) {
     const { verdict } = judged;
     if (verdict.verdict !== "resumable") {

@@ -20,7 +20,14 @@ const MAX_PLAIN_PICKLE = 256 * 1024 * 1024;
  * checkpoint's `source` and closes it when done.
  */
 export function openCheckpoint(path: string): Checkpoint {
-  const source = FileSource.open(path);
+  return readOpenedCheckpoint(FileSource.open(path), path);
+}
+
+/**
+ * Reads a checkpoint from a source just opened for `path` (from any tree): the source is closed when reading
+ * fails, and the error names the file.
+ */
+export function readOpenedCheckpoint(source: ByteSource, path: string): Checkpoint {
   try {
     return readCheckpoint(source, path);
   } catch (error) {
