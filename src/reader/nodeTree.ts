@@ -1,6 +1,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { ReaderError } from "./errors.js";
+import { FileSource } from "./fileSource.js";
 import { openSharded, type ShardedCheckpoint } from "./sharded/open.js";
 import {
   joinPath,
@@ -9,7 +10,7 @@ import {
   type TreeSource,
   type TreeStat,
 } from "./sharded/tree.js";
-import { type ByteSource, FileSource } from "./source.js";
+import type { ByteSource } from "./source.js";
 
 /** A directory on the file system as a `TreeSource`: files open as `FileSource`s (positional reads, no cache). */
 export class NodeTree implements TreeSource {

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { basename, resolve } from "node:path";
+import { FileSource } from "../../reader/fileSource.js";
 import { readPointer } from "../../reader/pointer.js";
-import { FileSource } from "../../reader/source.js";
 import type { Finding } from "../findings.js";
 import { CONVENTIONS } from "../resume/conventions.js";
 import type { CandidateReport } from "./candidates.js";
