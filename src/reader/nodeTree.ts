@@ -1,8 +1,9 @@
 import { lstatSync, readdirSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { ReaderError } from "./errors.js";
+import { FileSource } from "./fileSource.js";
 import { openSharded, type ShardedCheckpoint } from "./sharded/open.js";
-import { type ByteSource, FileSource } from "./source.js";
+import type { ByteSource } from "./source.js";
 import { joinPath, type TreeEntry, type TreeEntryKind, type TreeSource, type TreeStat } from "./tree.js";
 
 /** A directory on the file system as a `TreeSource`: files open as `FileSource`s (positional reads, no cache). */

@@ -1,7 +1,7 @@
 import { type Checkpoint, hasTensors } from "../../checkpoint.js";
 import { ReaderError } from "../../errors.js";
-import { readCheckpoint } from "../../open.js";
 import { isBoxed } from "../../pickle/value.js";
+import { readCheckpoint } from "../../read.js";
 import { looksLikeSafetensors, readSafetensorsHeader } from "../../safetensors.js";
 import { elementSize } from "../../torch/dtypes.js";
 import { joinPath } from "../../tree.js";

@@ -1,7 +1,7 @@
 import { type Checkpoint, hasTensors, type TensorCheckpoint } from "../../checkpoint.js";
 import { ReaderError } from "../../errors.js";
-import { readCheckpoint } from "../../open.js";
 import { isBoxed, type TorchTensor } from "../../pickle/value.js";
+import { readCheckpoint } from "../../read.js";
 import { elementCount } from "../../tensorData.js";
 import { elementSize } from "../../torch/dtypes.js";
 import { baseName, isPlainName, joinPath, parentPath, type TreeEntry, type TreeSource } from "../../tree.js";
