@@ -67,7 +67,7 @@ function inlineList(node: TreeNode): string | undefined {
   return node.type === "tuple" ? `(${body}${items.length === 1 ? "," : ""})` : `[${body}]`;
 }
 
-function scalarText(node: TreeNode, style: Style): string | undefined {
+export function scalarText(node: TreeNode, style: Style): string | undefined {
   const inline = inlineList(node);
   if (inline !== undefined) return inline;
   switch (node.type) {
@@ -108,7 +108,7 @@ function scalarText(node: TreeNode, style: Style): string | undefined {
   }
 }
 
-function containerHeader(node: TreeNode): string {
+export function containerHeader(node: TreeNode): string {
   const suffix = (t: TensorSummary | undefined) => (t ? ` - ${tensorSummaryText(t)}` : "");
   switch (node.type) {
     case "dict": {
@@ -125,7 +125,7 @@ function containerHeader(node: TreeNode): string {
   }
 }
 
-function children(node: TreeNode): Array<{ label: string; node: TreeNode }> {
+export function children(node: TreeNode): Array<{ label: string; node: TreeNode }> {
   switch (node.type) {
     case "dict":
       return node.entries.map((e) => ({ label: String(e.key), node: e.value }));
@@ -139,7 +139,7 @@ function children(node: TreeNode): Array<{ label: string; node: TreeNode }> {
   }
 }
 
-function hiddenCount(node: TreeNode): number {
+export function hiddenCount(node: TreeNode): number {
   switch (node.type) {
     case "dict":
       return node.length - node.entries.length;
@@ -239,19 +239,25 @@ function dtypeTable(report: InspectReport, style: Style): string {
   return renderTable(DTYPE_COLUMNS, rows, style.table ?? PLAIN_LAYOUT);
 }
 
-export function renderInspectText(report: InspectReport, options: InspectTextOptions): string {
-  const { style } = options;
-  const lines: string[] = [];
+/** `torch-zip: torch.save, torch >= 2.7, pickle protocol 2, 22 records in archive/`. */
+export function formatLine(report: InspectReport): string {
   const c = report.container;
-  lines.push(`${style.bold(report.file)}  ${style.dim(formatBytes(report.sizeBytes))}`);
-  const containerBits = [
+  const bits = [
     c.producer,
     c.pickleProtocol !== undefined ? `pickle protocol ${c.pickleProtocol}` : undefined,
     c.records !== undefined
       ? `${c.records} records in ${c.archivePrefix ? `${c.archivePrefix}/` : "the archive root"}`
       : undefined,
   ].filter((x) => x !== undefined);
-  lines.push(`Format     ${report.format}: ${containerBits.join(", ")}`);
+  return `${report.format}: ${bits.join(", ")}`;
+}
+
+export function renderInspectText(report: InspectReport, options: InspectTextOptions): string {
+  const { style } = options;
+  const lines: string[] = [];
+  const c = report.container;
+  lines.push(`${style.bold(report.file)}  ${style.dim(formatBytes(report.sizeBytes))}`);
+  lines.push(`Format     ${formatLine(report)}`);
   if (c.metadata) lines.push(`Metadata   ${JSON.stringify(c.metadata)}`);
 
   if (report.pointer) {
@@ -313,7 +319,7 @@ export function renderInspectText(report: InspectReport, options: InspectTextOpt
 const PART_LABEL = { model: "Model", ema: "EMA", optimizer: "Optimizer", other: "Other" } as const;
 
 /** `Model      25.6M parameters, 97.5 MiB (model_state_dict)` and the optimizer's size relative to it. */
-function partLines(parts: InspectReport["summary"]["parts"]): string[] {
+export function partLines(parts: InspectReport["summary"]["parts"]): string[] {
   const model = parts.find((p) => p.part === "model");
   // A file that is only weights says nothing beyond the Tensors line.
   if (parts.length === 1 && model && model.parameters === model.elements) {
