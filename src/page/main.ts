@@ -56,8 +56,8 @@ function back(): HTMLElement | null {
   return button;
 }
 
-worker.onmessage = (event: MessageEvent<Reply>) => {
-  const reply = event.data;
+worker.onmessage = (event: MessageEvent<string>) => {
+  const reply = JSON.parse(event.data) as Reply;
   switch (reply.kind) {
     case "file": {
       const rendered = renderFile(reply.view, reply.ms, (index) => send({ kind: "hash", index }));

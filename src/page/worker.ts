@@ -32,8 +32,12 @@ interface Open {
 let open: Open | undefined;
 let tree: (TreeSource & { files(): string[] }) | undefined;
 
+/**
+ * Replies go as JSON text: a report of 200,000 tensors is one string to copy, where structured cloning walks
+ * millions of small objects (measured on 200,000 tensors in Chromium, on a loaded machine: 4.8 s for stringify, copy and parse, against 6.9 s for the clone).
+ */
 function post(reply: Reply): void {
-  (globalThis as unknown as { postMessage(message: Reply): void }).postMessage(reply);
+  (globalThis as unknown as { postMessage(message: string): void }).postMessage(JSON.stringify(reply));
 }
 
 function close(): void {

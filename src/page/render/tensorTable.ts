@@ -159,7 +159,13 @@ export function tensorTable(
     const sortable = column.key !== "storage" && column.key !== "sha256";
     const cell = h(
       sortable ? "button" : "span",
-      sortable ? { type: "button", "data-sort": column.key } : null,
+      sortable
+        ? {
+            type: "button",
+            "data-sort": column.key,
+            ...(column.key === "elements" || column.key === "bytes" ? { class: "num" } : {}),
+          }
+        : null,
       column.label,
     );
     if (sortable) {
