@@ -4,7 +4,15 @@ import { InvalidArgumentError } from "commander";
  * What every `--help` ends with: a few examples and the exit codes, so a person sees how it is called and a
  * CI author sees what the exit status means without opening the README.
  */
-export type CommandName = "ckpt" | "inspect" | "resume-plan" | "audit" | "scan" | "repair" | "convert";
+export type CommandName =
+  | "ckpt"
+  | "inspect"
+  | "resume-plan"
+  | "audit"
+  | "scan"
+  | "repair"
+  | "convert"
+  | "view";
 
 interface HelpTail {
   readonly examples: readonly string[];
@@ -89,6 +97,14 @@ const TAILS: Record<CommandName, HelpTail> = {
     exitCodes: [
       [0, "written"],
       [2, "a tensor the target cannot hold exactly, unusable input, or a usage error: nothing is written"],
+      [3, "a bug in ckpt (CKPT_DEBUG=1 shows the stack)"],
+    ],
+  },
+  view: {
+    examples: ["ckpt view model_0059999.pth", "ckpt view outputs/my_run --port 8080 --no-open"],
+    exitCodes: [
+      [0, "stopped with Ctrl-C"],
+      [2, "no such path, the port is taken, or a usage error"],
       [3, "a bug in ckpt (CKPT_DEBUG=1 shows the stack)"],
     ],
   },

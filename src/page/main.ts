@@ -141,7 +141,9 @@ if (served) {
     .then((response) => response.json() as Promise<ServedListing>)
     .then((listing) => {
       if (listing.kind === "directory") folderView = undefined;
-      send({ kind: "open-served", listing });
+      // Absolute URLs: the worker's own base is its blob: URL, against which no path resolves.
+      const files = listing.files.map((f) => ({ ...f, url: new URL(f.url, location.href).href }));
+      send({ kind: "open-served", listing: { ...listing, files } });
     })
     .catch((error: unknown) =>
       showError({
