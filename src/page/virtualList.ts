@@ -1,7 +1,7 @@
 /**
  * A virtualised list of fixed-height rows: only the rows in view (and a few either side) exist in the DOM,
  * so 200,000 tensors scroll as smoothly as 20. Fixed heights make this arithmetic, not measurement, which is
- * why it is this small (README, "The page": why not a library).
+ * why it is this small (README, "In the browser": why not a library).
  */
 export interface VirtualList {
   readonly element: HTMLElement;
