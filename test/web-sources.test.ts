@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -134,5 +134,21 @@ describe("FileTree: a dropped folder", () => {
       expect(decide(dropped), run).toEqual(decide(onDisk));
       expect(reader.reads, run).toBeGreaterThan(0);
     }
+  });
+});
+
+describe("the page's bundle", () => {
+  const page = join(import.meta.dirname, "..", "dist", "web", "index.html");
+
+  it("imports no Node built-in, evaluates no strings, and names its script and style in its CSP", () => {
+    // npm test builds first; web/build.mjs also stops the build on a Node built-in in the page's graph.
+    expect(existsSync(page), `${page} is missing: npm run build writes it`).toBe(true);
+    const html = readFileSync(page, "utf8");
+    expect(html).not.toMatch(
+      /(?:\bfrom|\bimport|\brequire)\s*\(?\s*["'`](?:node:|fs\b|path\b|worker_threads\b)/,
+    );
+    expect(html).not.toMatch(/\beval\(|new Function\(/);
+    expect(html).toMatch(/script-src 'sha256-[A-Za-z0-9+/=]+'; style-src 'sha256-[A-Za-z0-9+/=]+'/);
+    expect(html.match(/<script>/g)).toHaveLength(1);
   });
 });
