@@ -4,7 +4,8 @@
 // dist/bundle/ sits as deep as dist/cli/, so version.js still finds ../../package.json.
 //
 // Then the page (issue 17, src/page/): its worker and its script, bundled from the TypeScript sources for
-// browsers, put into one self-contained dist/web/index.html by `webPage` (web/build.mjs).
+// browsers, put into one self-contained dist/web/index.html by `webPage` (web/build.mjs). The worker comes
+// first: rolldown builds the list in order, and the page inlines the worker it has just written.
 import { defineConfig } from "rolldown";
 import { nodeFree, webPage } from "./web/build.mjs";
 
