@@ -1,5 +1,6 @@
 import type { Severity } from "../../inspect/findings.js";
 import type { InspectReport, TensorReport } from "../../inspect/report.js";
+import type { TensorStats } from "../../inspect/stats.js";
 import type { TensorSummary, TreeNode } from "../../inspect/tree.js";
 import { formatBytes, formatCount, formatPath, formatShape } from "../format.js";
 import type { Style } from "../style.js";
@@ -17,7 +18,7 @@ export interface InspectTextOptions {
 const DEFAULT_ROWS = 25;
 const MAX_INLINE_ITEMS = 8;
 
-function severityLabel(severity: Severity, style: Style): string {
+export function severityLabel(severity: Severity, style: Style): string {
   switch (severity) {
     case "error":
       return style.red("error  ");
@@ -187,6 +188,15 @@ const STATS_COLUMNS: readonly Column[] = [
   { header: "nan/inf", drop: 1 },
 ];
 
+/** The `min / max / mean` and `nan/inf` cells of a tensor's statistics (`-` when it has none). */
+export function statsCells(s: TensorStats | undefined): [string, string] {
+  if (!s) return ["-", "-"];
+  return [
+    `${s.min?.toPrecision(4) ?? "-"} / ${s.max?.toPrecision(4) ?? "-"} / ${s.mean?.toPrecision(4) ?? "-"}`,
+    `${s.nan}/${s.inf}`,
+  ];
+}
+
 function tensorTable(
   tensors: readonly TensorReport[],
   hashes: boolean,
@@ -208,15 +218,7 @@ function tensorTable(
       t.storage ? formatBytes(t.storage.sizeBytes) : "-",
     ];
     if (hashes) row.push(t.sha256 ? t.sha256.slice(0, 16) : "-");
-    if (stats) {
-      const s = t.stats;
-      row.push(
-        s
-          ? `${s.min?.toPrecision(4) ?? "-"} / ${s.max?.toPrecision(4) ?? "-"} / ${s.mean?.toPrecision(4) ?? "-"}`
-          : "-",
-        s ? `${s.nan}/${s.inf}` : "-",
-      );
-    }
+    if (stats) row.push(...statsCells(t.stats));
     return row;
   });
   return renderTable(columns, rows, style.table ?? PLAIN_LAYOUT);
@@ -333,7 +335,7 @@ function partLines(parts: InspectReport["summary"]["parts"]): string[] {
   });
 }
 
-const VERDICT_COLOR = {
+export const VERDICT_COLOR = {
   resumable: "green",
   "weights-only": "red",
   incomplete: "yellow",
@@ -341,7 +343,7 @@ const VERDICT_COLOR = {
   "not-a-training-checkpoint": "dim",
 } as const;
 
-const COMPONENT_MARK = {
+export const COMPONENT_MARK = {
   present: "✓",
   missing: "✗",
   "not-needed": "(derived)",

@@ -58,6 +58,7 @@ export {
   openSharded,
   type ShardedCheckpoint,
   type ShardedKind,
+  shardedFileBytes,
   shardedTensors,
 } from "./open.js";
 export { RangeSource } from "./rangeSource.js";

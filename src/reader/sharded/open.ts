@@ -121,3 +121,15 @@ export function logicalTensorBytes(
 export function closeSharded(checkpoint: ShardedCheckpoint): void {
   closeSources(checkpoint);
 }
+
+/** Bytes of the files the checkpoint is made of (present ones: a missing file counts 0). */
+export function shardedFileBytes(checkpoint: ShardedCheckpoint): number {
+  switch (checkpoint.kind) {
+    case "dcp":
+      return checkpoint.files.reduce((n, f) => n + f.size, 0);
+    case "deepspeed":
+      return [...checkpoint.modelFiles, ...checkpoint.optimFiles].reduce((n, f) => n + f.size, 0);
+    case "hf-index":
+      return checkpoint.shards.reduce((n, s) => n + s.size, 0);
+  }
+}
