@@ -14,7 +14,7 @@ import {
   hfShardTensor,
   openHfIndex,
 } from "./hf/open.js";
-import { closeSources } from "./sources.js";
+import { assertSourcesUnchanged, closeSources } from "./sources.js";
 import { rowMajorReader } from "./tensorReader.js";
 
 /** One logical checkpoint spread over many files. */
@@ -120,4 +120,9 @@ export function logicalTensorBytes(
 /** Closes every file the checkpoint's readers opened. */
 export function closeSharded(checkpoint: ShardedCheckpoint): void {
   closeSources(checkpoint);
+}
+
+/** Throws `file-changed` when a file read so far has changed since it was opened: a save still in progress. */
+export function assertShardedUnchanged(checkpoint: ShardedCheckpoint): void {
+  assertSourcesUnchanged(checkpoint);
 }
