@@ -161,6 +161,23 @@ describe("what goes in by default", () => {
     expect(refused.json.code).toBe("convert-refused");
   });
 
+  it("into a torch state dict: the same bytes, the tied name sharing its storage", async () => {
+    const target = out("ds.pth");
+    const run = await convert(join(SHARDED_DIR, "deepspeed", "zero1"), "-o", target);
+    expect(run.code, run.out).toBe(0);
+    const checkpoint = openCheckpoint(target);
+    try {
+      if (!hasTensors(checkpoint)) throw new Error("no tensors");
+      const found = findTensors(checkpoint.root).tensors;
+      const storage = (name: string) => found.find((t) => t.path.join(".") === name)?.tensor.storage?.key;
+      expect(found.length).toBe(10);
+      expect(storage("emb.weight")).toBeDefined();
+      expect(storage("emb.weight")).toBe(storage("decoder.weight"));
+    } finally {
+      checkpoint.source.close();
+    }
+  });
+
   it("Hugging Face shards to shards: the index transformers reads, from a directory or its index file", async () => {
     const directory = join(scratch, "hf-out/");
     const index = join(SHARDED_DIR, "hf", "bin_shards", "pytorch_model.bin.index.json");
