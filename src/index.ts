@@ -85,6 +85,18 @@ export {
 export type { TreeEntry, TreeSource, TreeStat } from "./reader/tree.js";
 // Repairing: a corrected copy of one checkpoint (the input is never modified), or a run's resume plan
 // applied (counter, pointer, manifest).
+// Converting: a checkpoint (one file, or a DCP / DeepSpeed / Hugging Face sharded one) to safetensors (a file,
+// or shards with the index transformers reads) or to a torch state dict, streamed, never over an input.
+export {
+  type ConvertOptions,
+  type ConvertOutput,
+  type ConvertProgress,
+  type ConvertResult,
+  type ConvertTarget,
+  convertCheckpoint,
+  convertTarget,
+} from "./repair/convert/convert.js";
+export { parseShardSize } from "./repair/convert/shards.js";
 export type { PickleEdit } from "./repair/pickleEdit.js";
 export { type RepairFileResult, repairCheckpointFile } from "./repair/repairFile.js";
 export { writeResumeFiles } from "./repair/resumeWrite.js";

@@ -85,6 +85,8 @@ const TAILS: Record<CommandName, HelpTail> = {
       "ckpt convert pytorch_model.bin -o model.safetensors",
       "ckpt convert last.ckpt -o hf_model/ --strip-prefix model. --max-shard-size 5GB",
       "ckpt convert model.safetensors -o model.pth",
+      "ckpt convert checkpoint/step-1000 -o consolidated.safetensors",
+      "ckpt convert global_step500/ -o fp32/ --max-shard-size 2GB",
     ],
     exitCodes: [
       [0, "written"],

@@ -241,10 +241,16 @@ export async function main(argv: readonly string[], io: Output = processOutput()
       "write a checkpoint's tensors as safetensors (a file, or shards transformers reads) or as a torch state dict",
     )
     .addHelpText("after", helpTail("convert"))
-    .argument("<path>", "a checkpoint file: torch zip, legacy, TorchScript or safetensors")
+    .argument(
+      "<path>",
+      "a checkpoint file (torch zip, legacy, TorchScript, safetensors) or a sharded one: a DCP or DeepSpeed directory, Hugging Face shards (DIR or its *.index.json)",
+    )
     .option("-o, --output <out>", "OUT.safetensors, OUT.pth (or .pt/.bin), or DIR/ for shards and an index")
     .option("--max-shard-size <size>", "for DIR/: the most tensor bytes per shard (5GB = 5*10^9; 4GiB)")
-    .option("--select <key>", "convert the tensors under this key (optimizer, ema, model.backbone) instead")
+    .option(
+      "--select <key>",
+      "convert the tensors under this key (optimizer, ema, model.backbone) instead; for DCP a top-level key",
+    )
     .option("--all", "convert every tensor in the file, named by its dotted path")
     .option(
       "--strip-prefix <prefix>",
@@ -255,7 +261,7 @@ export async function main(argv: readonly string[], io: Output = processOutput()
     .option("--drop <name>", "leave out a tensor, or every tensor under a dotted prefix; repeatable", collect)
     .option(
       "--metadata <key>",
-      "carry a top-level value (iteration, epoch) into __metadata__; repeatable",
+      "carry a top-level value (iteration, epoch; a DCP value such as train_state.step) into __metadata__; repeatable",
       collect,
     )
     .option("--json", "print ckpt.convert/1 (outputs with sizes and sha256)")

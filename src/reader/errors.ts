@@ -33,6 +33,7 @@ export type ReaderErrorCode =
   | "invalid-shard-size"
   | "output-inside-source"
   | "stale-shards"
+  | "sharded-incomplete"
   | "not-a-run-directory"
   | "output-is-input"
   | "output-required"
@@ -74,6 +75,8 @@ const NEXT_STEP: Record<ReaderErrorCode, string> = {
     "write the output outside the checkpoint directory: a file added there would be read as part of the checkpoint",
   "stale-shards":
     "write into an empty directory, or remove the old weight files first: a reader would mix them with the new ones",
+  "sharded-incomplete":
+    "copy the missing or short files back from where the save ran, or convert an earlier checkpoint: ckpt writes nothing from a checkpoint torch could not load whole",
   "repair-no-change":
     "look at the keys the edit would touch (ckpt inspect FILE --all) and give a prefix or key the file has",
   "checkpoint-unreadable":

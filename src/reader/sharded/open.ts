@@ -14,7 +14,7 @@ import {
   hfShardTensor,
   openHfIndex,
 } from "./hf/open.js";
-import { closeSources } from "./sources.js";
+import { assertSourcesUnchanged, closeSources } from "./sources.js";
 import { rowMajorReader } from "./tensorReader.js";
 
 /** One logical checkpoint spread over many files. */
@@ -132,4 +132,9 @@ export function shardedFileBytes(checkpoint: ShardedCheckpoint): number {
     case "hf-index":
       return checkpoint.shards.reduce((n, s) => n + s.size, 0);
   }
+}
+
+/** Throws `file-changed` when a file read so far has changed since it was opened: a save still in progress. */
+export function assertShardedUnchanged(checkpoint: ShardedCheckpoint): void {
+  assertSourcesUnchanged(checkpoint);
 }

@@ -48,7 +48,8 @@ function dotted(path: KeyPath): string {
   return path.filter((s) => !MODULE_LEVELS.has(String(s))).join(".");
 }
 
-function renamed(name: string, options: SelectOptions): string {
+/** A name after `--strip-prefix` then `--add-prefix`, as `repair` renames. */
+export function renamed(name: string, options: SelectOptions): string {
   let out = name;
   for (const prefix of options.stripPrefix ?? []) if (out.startsWith(prefix)) out = out.slice(prefix.length);
   for (const prefix of options.addPrefix ?? []) out = `${prefix}${out}`;
@@ -56,7 +57,7 @@ function renamed(name: string, options: SelectOptions): string {
 }
 
 /** A non-tensor value as a metadata string: what Python's str() would print for a scalar. */
-function metadataValue(key: string, value: PyValue | undefined): string {
+export function metadataValue(key: string, value: PyValue | undefined): string {
   if (value === undefined)
     throw new ReaderError("convert-refused", `--metadata ${key}: the file has no such key`);
   if (typeof value === "string") return value;
