@@ -67,7 +67,7 @@ function inlineList(node: TreeNode): string | undefined {
   return node.type === "tuple" ? `(${body}${items.length === 1 ? "," : ""})` : `[${body}]`;
 }
 
-function scalarText(node: TreeNode, style: Style): string | undefined {
+export function scalarText(node: TreeNode, style: Style): string | undefined {
   const inline = inlineList(node);
   if (inline !== undefined) return inline;
   switch (node.type) {
@@ -108,7 +108,7 @@ function scalarText(node: TreeNode, style: Style): string | undefined {
   }
 }
 
-function containerHeader(node: TreeNode): string {
+export function containerHeader(node: TreeNode): string {
   const suffix = (t: TensorSummary | undefined) => (t ? ` - ${tensorSummaryText(t)}` : "");
   switch (node.type) {
     case "dict": {
