@@ -1,6 +1,8 @@
 import { readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { globFilter, type InspectReport, inspectCheckpoint, tensorSha256s } from "../../inspect/report.js";
+import { join, resolve } from "node:path";
+import { globFilter, type InspectReport, inspectCheckpoint } from "../../inspect/report.js";
+import { localFiles } from "../../inspect/runs/node.js";
+import { tensorSha256s } from "../../inspect/tensorHashes.js";
 import { ReaderError } from "../../reader/errors.js";
 import { openCheckpoint } from "../../reader/open.js";
 import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
@@ -25,6 +27,7 @@ async function inspectFile(path: string, options: InspectCommandOptions): Promis
     checkpoint = openCheckpoint(path);
     const filter = options.filter ? globFilter(options.filter) : undefined;
     const report = inspectCheckpoint(checkpoint, path, {
+      neighbours: { fs: localFiles(), path: resolve(path) },
       hash: options.hash,
       stats: options.stats,
       ...(filter ? { filter } : {}),

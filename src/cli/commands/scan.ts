@@ -1,6 +1,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { type ScanReport, scanReport } from "../../inspect/security/report.js";
+import type { ScanReport } from "../../inspect/security/report.js";
+import { scanReport } from "../../inspect/security/scanFile.js";
 import { ReaderError } from "../../reader/errors.js";
 import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
