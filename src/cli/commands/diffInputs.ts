@@ -2,7 +2,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import type { SideDescription } from "../../inspect/diff/diff.js";
 import { checkpointSide, type DiffSide, shardedSide } from "../../inspect/diff/side.js";
-import { planResume } from "../../inspect/runs/plan.js";
+import { planResume } from "../../inspect/runs/node.js";
 import type { Checkpoint } from "../../reader/checkpoint.js";
 import { ReaderError } from "../../reader/errors.js";
 import { NodeTree, openShardedPath } from "../../reader/nodeTree.js";

@@ -112,10 +112,23 @@ function accumulateComplex(a: Float64Array, b: Float64Array, n: number, s: Sums)
   }
 }
 
+/** Node's native memcmp where there is one (no import: the module stays portable), else a word loop. */
+const nativeEquals = (globalThis as { Buffer?: { compare(a: Uint8Array, b: Uint8Array): number } }).Buffer
+  ?.compare;
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
-    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-  );
+  if (a.length !== b.length) return false;
+  if (nativeEquals) return nativeEquals(a, b) === 0;
+  let i = 0;
+  if (a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0) {
+    const words = a.length >>> 2;
+    const wa = new Uint32Array(a.buffer, a.byteOffset, words);
+    const wb = new Uint32Array(b.buffer, b.byteOffset, words);
+    for (; i < words; i++) if (wa[i] !== wb[i]) return false;
+    i = words * 4;
+  }
+  for (; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**

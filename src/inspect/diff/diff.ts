@@ -110,7 +110,7 @@ export interface DiffSummary {
     readonly onlyInA: number;
     readonly onlyInB: number;
   };
-  /** The compared tensor with the largest relative L2 difference. */
+  /** The compared tensor with the largest relative L2 difference (a floating one before counters and masks). */
   readonly largestChange: {
     readonly name: string;
     readonly relL2: number | null;
@@ -285,6 +285,8 @@ export async function diffSides(
   };
 }
 
+const isFloating = (dtype: string) => /^(float|bfloat|complex)/.test(dtype);
+
 function summarize(
   tensors: readonly TensorDiff[],
   values: readonly ValueDiff[],
@@ -294,6 +296,7 @@ function summarize(
 ): DiffSummary {
   const count = (status: TensorDiff["status"]) => tensors.filter((t) => t.status === status).length;
   let largest: DiffSummary["largestChange"] = null;
+  let largestFloating = false;
   let nanAppeared = 0;
   let infAppeared = 0;
   for (const t of tensors) {
@@ -302,9 +305,19 @@ function summarize(
     infAppeared += t.values.infAppeared;
     if (t.values.identicalBytes) continue;
     const relL2 = t.values.relL2;
+    const floating = isFloating(t.a.dtype);
+    // Weights before counters: a BatchNorm's num_batches_tracked going 5 -> 10 is rel. L2 1.0, and no news.
     const better =
-      !largest || (relL2 === null ? largest.relL2 !== null : largest.relL2 !== null && relL2 > largest.relL2);
-    if (better) largest = { name: t.name, relL2, maxAbsDiff: t.values.maxAbsDiff };
+      !largest ||
+      (floating !== largestFloating
+        ? floating
+        : relL2 === null
+          ? largest.relL2 !== null
+          : largest.relL2 !== null && relL2 > largest.relL2);
+    if (better) {
+      largest = { name: t.name, relL2, maxAbsDiff: t.values.maxAbsDiff };
+      largestFloating = floating;
+    }
   }
   const summary = {
     tensors: {

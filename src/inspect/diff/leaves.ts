@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { codecs } from "../../reader/codecs.js";
 import { isBoxed, type PyObject, type PyValue, qualifiedName } from "../../reader/pickle/value.js";
 import { buildTree, describeNumpy, type TreeNode } from "../tree.js";
 import { type KeyPath, objectFields, type WalkLimit, walkPaths } from "../walk.js";
@@ -24,7 +24,9 @@ const MAX_CANONICAL_ITEMS = 64;
 const MAX_CANONICAL_DEPTH = 4;
 
 function digest(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
+  const hash = codecs().sha256();
+  hash.update(bytes);
+  return hash.hex();
 }
 
 /**

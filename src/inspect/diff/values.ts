@@ -1,5 +1,6 @@
-import { createHash, type Hash } from "node:crypto";
+import { codecs } from "../../reader/codecs.js";
 import { ReaderError } from "../../reader/errors.js";
+import type { Hasher } from "../../reader/sha256.js";
 import { elementSize } from "../../reader/torch/dtypes.js";
 import { ValueComparison, type ValueDifference } from "./compare.js";
 import type { SideTensor } from "./side.js";
@@ -81,7 +82,11 @@ function* readingSide(side: "a" | "b", tensor: SideTensor): Generator<Uint8Array
   }
 }
 
-function comparePass(pair: TensorPair, skipIdenticalChunks: boolean, hashes?: [Hash, Hash]): ValueComparison {
+function comparePass(
+  pair: TensorPair,
+  skipIdenticalChunks: boolean,
+  hashes?: [Hasher, Hasher],
+): ValueComparison {
   const comparison = new ValueComparison(pair.a.dtype, pair.b.dtype, { skipIdenticalChunks });
   const a = readingSide("a", pair.a);
   const b = readingSide("b", pair.b);
@@ -102,8 +107,8 @@ export function comparePair(pair: TensorPair, options: CompareOptions): ValueOut
     const reason = pair[side].unreadable;
     if (reason !== undefined) return { kind: "unreadable", side, reason };
   }
-  const hashes: [Hash, Hash] | undefined = options.hash
-    ? [createHash("sha256"), createHash("sha256")]
+  const hashes: [Hasher, Hasher] | undefined = options.hash
+    ? [codecs().sha256(), codecs().sha256()]
     : undefined;
   let comparison: ValueComparison;
   try {
@@ -114,7 +119,7 @@ export function comparePair(pair: TensorPair, options: CompareOptions): ValueOut
       return { kind: "unreadable", side: error.side, reason: error.message };
     throw error;
   }
-  const sha256 = hashes ? { sha256: { a: hashes[0].digest("hex"), b: hashes[1].digest("hex") } } : {};
+  const sha256 = hashes ? { sha256: { a: hashes[0].hex(), b: hashes[1].hex() } } : {};
   return { kind: "compared", ...comparison.result(), ...sha256 };
 }
 
