@@ -44,9 +44,8 @@ const TAILS: Record<CommandName, HelpTail> = {
   diff: {
     examples: [
       "ckpt diff model_0059999.pth model_final.pth",
-      "ckpt diff pretrained.pth finetuned.pth --select model --values --filter 'model.backbone.*'",
+      "ckpt diff pretrained.pth finetuned.pth --select model --values --filter 'backbone.*'",
       "ckpt diff last.pth.tar --select-a state_dict --select-b state_dict_ema --values",
-      "ckpt diff outputs/run_a outputs/run_b --values --json | jq '.summary'",
     ],
     exitCodes: [
       [
@@ -94,7 +93,7 @@ const TAILS: Record<CommandName, HelpTail> = {
   repair: {
     examples: [
       "ckpt repair model_0059999.pth -o model_0059999.resumable.pth --counter-from-filename",
-      "ckpt repair ddp_weights.pt -o weights.pt --strip-prefix module.",
+      "ckpt repair embeddings.pt -o embeddings.compact.pt --compact",
       "ckpt repair outputs/my_run --dry-run",
     ],
     exitCodes: [

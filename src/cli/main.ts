@@ -257,6 +257,10 @@ export async function main(argv: readonly string[], io: Output = processOutput()
     )
     .option("--add-prefix <prefix>", "add a prefix to the state dict keys; repeatable", collect)
     .option("--drop <key>", "remove a top-level entry (optimizer, scheduler, iteration); repeatable", collect)
+    .option(
+      "--compact",
+      "write each storage with only the bytes its tensors reach (a saved slice keeps its whole storage otherwise)",
+    )
     .option("--dry-run", "say what would be written, write nothing")
     .option("--json", "print the result as JSON")
     .action(
@@ -269,6 +273,7 @@ export async function main(argv: readonly string[], io: Output = processOutput()
           stripPrefix?: string[];
           addPrefix?: string[];
           drop?: string[];
+          compact?: boolean;
           dryRun?: boolean;
           json?: boolean;
         },
@@ -283,6 +288,7 @@ export async function main(argv: readonly string[], io: Output = processOutput()
             stripPrefix: options.stripPrefix ?? [],
             addPrefix: options.addPrefix ?? [],
             drop: options.drop ?? [],
+            compact: options.compact === true,
             dryRun: options.dryRun === true,
             json: options.json === true,
           },
