@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { DiffReport, PairedTensor, TensorDiff } from "../src/inspect/diff/diff.js";
-import { ckpt } from "./helpers/cli.js";
+import { ckpt, ckptBinary } from "./helpers/cli.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 
 /**
@@ -196,4 +196,22 @@ describe("ckpt diff refuses what it cannot compare", () => {
     expect(nothing.code).toBe(2);
     expect(nothing.err).toMatch(/nothing-selected/);
   });
+});
+
+describe("ckpt diff --values on two threads", () => {
+  const twoThreads = { ...process.env, CKPT_PARALLEL_MIN_BYTES: "1" };
+  const oneThread = { ...process.env, CKPT_PARALLEL_MIN_BYTES: "1e15" };
+  for (const pair of ["earlier_iteration", "diverged", "bf16", "dcp_steps"]) {
+    it(`${pair}: the worker's figures are this thread's`, () => {
+      const truth = truths.find((t) => t.pair === pair);
+      if (!truth) throw new Error(`no ${pair} pair`);
+      const run = (env: NodeJS.ProcessEnv) => {
+        const result = ckptBinary([...args(truth, "--json", "--values", "--hash")], env);
+        expect(result.stderr).toBe("");
+        expect(result.status).toBe(truth.equal ? 0 : 1);
+        return JSON.parse(result.stdout) as DiffReport;
+      };
+      expect(run(twoThreads)).toEqual(run(oneThread));
+    });
+  }
 });

@@ -43,7 +43,7 @@ export async function runDiff(
       values: options.values || options.hash,
       hash: options.hash,
       ...(glob ? { filter: { glob, test: nameFilter(glob) } } : {}),
-      ...(comparer ? { comparer } : {}),
+      comparer: comparer ?? (await import("../../inspect/diff/parallel.js")).compareInParallel,
     });
     // A trainer still writing either file would make the comparison one of bytes that changed underneath.
     for (const [i, input] of opened.entries()) {

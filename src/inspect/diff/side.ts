@@ -3,8 +3,9 @@ import type { TorchTensor } from "../../reader/pickle/value.js";
 import { readDcpBytesItem } from "../../reader/sharded/dcp/items.js";
 import { hfShardTensor } from "../../reader/sharded/hf/open.js";
 import { logicalTensorBytes, type ShardedCheckpoint } from "../../reader/sharded/open.js";
-import type { FileIdentity } from "../../reader/source.js";
+import type { ByteSource, FileIdentity } from "../../reader/source.js";
 import { contiguousByteRange, tensorBytes } from "../../reader/tensorData.js";
+import { elementSize } from "../../reader/torch/dtypes.js";
 import { pathBelow } from "../select.js";
 import type { TreeNode } from "../tree.js";
 import { findTensors, formatKeyPath, type KeyPath, type WalkLimit } from "../walk.js";
@@ -65,14 +66,36 @@ function unreadable(tensor: TorchTensor): string | undefined {
   return undefined;
 }
 
+/** 256 KiB per read: both sides' chunks stay in L2 while they are compared (4 MiB reads ran at half the speed). */
+export const RANGE_CHUNK_BYTES = 256 * 1024;
+
+/** A plain byte range of a source in reused chunks of whole elements. */
+export function* rangeBytes(
+  source: Pick<ByteSource, "readInto">,
+  offset: number,
+  length: number,
+  elementBytes: number,
+): Generator<Uint8Array> {
+  const step = Math.max(elementBytes, RANGE_CHUNK_BYTES - (RANGE_CHUNK_BYTES % elementBytes));
+  const buffer = new Uint8Array(Math.min(step, length));
+  for (let done = 0; done < length; done += step) {
+    const size = Math.min(step, length - done);
+    yield source.readInto(size === buffer.length ? buffer : buffer.subarray(0, size), offset + done);
+  }
+}
+
 function savedTensor(checkpoint: TensorCheckpoint, name: string, tensor: TorchTensor): SideTensor {
+  const range = fileRange(checkpoint, tensor);
+  const plain = contiguousByteRange(checkpoint, tensor);
   return {
     name,
     dtype: tensor.dtype,
     shape: tensor.shape,
     unreadable: unreadable(tensor),
-    bytes: () => tensorBytes(checkpoint, tensor),
-    range: fileRange(checkpoint, tensor),
+    bytes: plain
+      ? () => rangeBytes(checkpoint.source, plain.offset, plain.length, elementSize(tensor.dtype))
+      : () => tensorBytes(checkpoint, tensor),
+    range,
   };
 }
 
