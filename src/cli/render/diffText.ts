@@ -100,7 +100,9 @@ export function summaryLine(report: DiffReport): string {
   if (t.shapeChanged > 0) parts.push(`${t.shapeChanged} with another shape`);
   if (t.unreadable > 0) parts.push(`${t.unreadable} unreadable`);
   const largest = report.summary.largestChange;
-  if (largest) parts.push(`largest change ${largest.name} rel. L2 ${figure(largest.relL2)}`);
+  // A change only in values that are not finite has no finite difference to rank (rel. L2 0): not named.
+  if (largest && largest.relL2 !== 0)
+    parts.push(`largest change ${largest.name} rel. L2 ${figure(largest.relL2)}`);
   if (report.summary.nanAppeared + report.summary.infAppeared > 0)
     parts.push(`${report.summary.nanAppeared} NaN and ${report.summary.infAppeared} inf appeared`);
   if (t.onlyInA > 0) parts.push(`${t.onlyInA} only in A`);
