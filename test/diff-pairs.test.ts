@@ -215,3 +215,20 @@ describe("ckpt diff --values on two threads", () => {
     });
   }
 });
+
+describe("ckpt diff of two runs", () => {
+  it("compares the checkpoints their resume plans choose", async () => {
+    const outputs = join(SAMPLES_DIR, "outputs");
+    const { code, out } = await ckpt(
+      "diff",
+      join(outputs, "fvcore_dangling"),
+      join(outputs, "fvcore_finished"),
+      "--json",
+    );
+    const report = JSON.parse(out) as DiffReport;
+    expect(report.a.run?.choice).toBe("model_0000009.pth");
+    expect(report.b.run?.choice).toBe("model_final.pth");
+    expect(report.a.file).toBe(join(outputs, "fvcore_dangling", "model_0000009.pth"));
+    expect(code).toBe(report.summary.equal ? 0 : 1);
+  });
+});
