@@ -2,23 +2,54 @@
 // ~70 modules one by one cost ~20 ms of every command's start-up (BENCHMARKS.md). The worker threads are
 // entries of their own, next to the chunks that start them (their URLs are relative to import.meta.url), and
 // dist/bundle/ sits as deep as dist/cli/, so version.js still finds ../../package.json.
+//
+// Then the page (issue 17, src/page/): its worker and its script, bundled from the TypeScript sources for
+// browsers, put into one self-contained dist/web/index.html by `webPage` (web/build.mjs). The worker comes
+// first: rolldown builds the list in order, and the page inlines the worker it has just written.
 import { defineConfig } from "rolldown";
+import { nodeFree, webPage } from "./web/build.mjs";
 
-export default defineConfig({
-  input: {
-    ckpt: "dist/cli/main.js",
-    auditWorker: "dist/inspect/runs/auditWorker.js",
-    rangeDigestWorker: "dist/reader/rangeDigestWorker.js",
-    compareWorker: "dist/inspect/diff/compareWorker.js",
+const web = {
+  platform: "browser",
+  resolve: { extensionAlias: { ".js": [".ts", ".js"] } },
+  plugins: [nodeFree()],
+};
+
+export default defineConfig([
+  {
+    input: {
+      ckpt: "dist/cli/main.js",
+      auditWorker: "dist/inspect/runs/auditWorker.js",
+      rangeDigestWorker: "dist/reader/rangeDigestWorker.js",
+      compareWorker: "dist/inspect/diff/compareWorker.js",
+    },
+    platform: "node",
+    external: [/^node:/],
+    output: {
+      dir: "dist/bundle",
+      format: "esm",
+      entryFileNames: "[name].js",
+      chunkFileNames: "[name]-[hash].js",
+      sourcemap: false,
+      cleanDir: true,
+    },
   },
-  platform: "node",
-  external: [/^node:/],
-  output: {
-    dir: "dist/bundle",
-    format: "esm",
-    entryFileNames: "[name].js",
-    chunkFileNames: "[name]-[hash].js",
-    sourcemap: false,
-    cleanDir: true,
+  {
+    ...web,
+    input: "src/page/worker.ts",
+    output: { file: "dist/page/worker.js", format: "iife", sourcemap: false, minify: true },
   },
-});
+  {
+    ...web,
+    input: "src/page/main.ts",
+    plugins: [...web.plugins, webPage({ worker: "dist/page/worker.js", out: "index.html" })],
+    output: {
+      dir: "dist/web",
+      format: "iife",
+      entryFileNames: "page.js",
+      sourcemap: false,
+      minify: true,
+      cleanDir: true,
+    },
+  },
+]);

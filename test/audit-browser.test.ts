@@ -1,9 +1,10 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { chromiumRequirement, launchChromium } from "./helpers/browser.js";
 import { ckpt } from "./helpers/cli.js";
-import { describeWith, type Requirement } from "./helpers/requires.js";
+import { describeWith } from "./helpers/requires.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 
 /**
@@ -11,7 +12,6 @@ import { SAMPLES_DIR } from "./helpers/samples.js";
  * a laptop's 1,280 px and a narrow 800 px window. Screenshots are kept in test/artifacts/. `.ci/run`
  * installs Chromium; without it this suite says so in one line and does not run.
  */
-const CHROMIUM = process.env.CKPT_CHROMIUM ?? "/usr/bin/chromium";
 const artifacts = join(import.meta.dirname, "artifacts");
 /** Every sample run, counted from the truths rather than from ckpt (a directory of notes is none). */
 const runCount = readdirSync(join(SAMPLES_DIR, "runs-truth"))
@@ -19,11 +19,6 @@ const runCount = readdirSync(join(SAMPLES_DIR, "runs-truth"))
   .filter(
     (n) => !readFileSync(join(SAMPLES_DIR, "runs-truth", n), "utf8").includes('"convention": "none"'),
   ).length;
-const chromiumRequirement: Requirement<string> = existsSync(CHROMIUM)
-  ? { found: CHROMIUM }
-  : {
-      missing: `needs Chromium (nothing at ${CHROMIUM}; .ci/run installs Debian's chromium, CKPT_CHROMIUM names another)`,
-    };
 
 interface Report {
   runs: Array<{ candidates: Array<{ counter: number | null }> }>;
@@ -60,18 +55,7 @@ describeWith(chromiumRequirement, "the audit HTML report in Chromium", (executab
     const run = await ckpt("audit", join(SAMPLES_DIR, "outputs"), "--html", html, "--json");
     report = JSON.parse(run.out) as Report; // stdout stays the JSON asked for
     stderr = run.err;
-    browser = await chromium.launch({
-      executablePath,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
+    browser = await launchChromium(executablePath);
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

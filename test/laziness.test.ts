@@ -6,8 +6,8 @@ import { inspectCheckpoint } from "../src/inspect/report.js";
 import { FileSource } from "../src/reader/fileSource.js";
 import { readCheckpoint } from "../src/reader/open.js";
 import { CountingSource } from "../src/reader/source.js";
-import { TorchZipWriter } from "../src/repair/zipWriter.js";
 import { stateDictPickle } from "./helpers/pickleWriter.js";
+import { writeSparseCheckpoint as writeSparseIn } from "./helpers/sparse.js";
 
 /**
  * Reading a checkpoint's structure must touch the end records, the central directory and data.pkl, never
@@ -16,41 +16,7 @@ import { stateDictPickle } from "./helpers/pickleWriter.js";
  */
 const dir = mkdtempSync(join(tmpdir(), "ckpt-lazy-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function writeSparseCheckpoint(name: string, bigElements: number): string {
-  const path = join(dir, `${name}.pt`);
-  const fd = openSync(path, "w");
-  try {
-    const writer = new TorchZipWriter(fd, name);
-    const tensors = [
-      {
-        name: "small.weight",
-        storageClass: "FloatStorage",
-        key: "0",
-        numel: 16,
-        shape: [4, 4],
-        stride: [4, 1],
-      },
-      {
-        name: "big.weight",
-        storageClass: "FloatStorage",
-        key: "1",
-        numel: bigElements,
-        shape: [bigElements / 1024, 1024],
-        stride: [1024, 1],
-      },
-    ];
-    writer.addRecord("data.pkl", stateDictPickle(tensors));
-    writer.addRecord("data/0", new Uint8Array(64));
-    // The big record is a hole: declared size, no bytes written, CRC "not computed" (0) as torch 2.6+ allows.
-    writer.addRecordStream("data/1", bigElements * 4, [bigElements * 4], 0);
-    writer.addRecord("version", new TextEncoder().encode("3\n"));
-    writer.finish();
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
+const writeSparseCheckpoint = (name: string, bigElements: number) => writeSparseIn(dir, name, bigElements);
 
 function structureReadCost(path: string) {
   const source = new CountingSource(FileSource.open(path));

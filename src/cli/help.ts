@@ -12,7 +12,8 @@ export type CommandName =
   | "audit"
   | "scan"
   | "repair"
-  | "convert";
+  | "convert"
+  | "view";
 
 interface HelpTail {
   readonly examples: readonly string[];
@@ -114,6 +115,14 @@ const TAILS: Record<CommandName, HelpTail> = {
     exitCodes: [
       [0, "written"],
       [2, "a tensor the target cannot hold exactly, unusable input, or a usage error: nothing is written"],
+      [3, "a bug in ckpt (CKPT_DEBUG=1 shows the stack)"],
+    ],
+  },
+  view: {
+    examples: ["ckpt view model_0059999.pth", "ckpt view outputs/my_run --port 8080 --no-open"],
+    exitCodes: [
+      [0, "stopped with Ctrl-C"],
+      [2, "no such path, the port is taken, or a usage error"],
       [3, "a bug in ckpt (CKPT_DEBUG=1 shows the stack)"],
     ],
   },

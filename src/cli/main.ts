@@ -361,6 +361,18 @@ export async function main(argv: readonly string[], io: Output = processOutput()
       },
     );
 
+  program
+    .command("view")
+    .description("serve the page that shows a checkpoint or a run in your browser, on 127.0.0.1 only")
+    .addHelpText("after", helpTail("view"))
+    .argument("<path>", "a checkpoint file, or a directory (a run, an outputs tree, a sharded checkpoint)")
+    .option("--port <port>", "the port to listen on (default: a free one)", positiveInteger)
+    .option("--no-open", "print the URL, do not open a browser")
+    .action(async (path: string, options: { port?: number; open: boolean }) => {
+      const { runView } = await import("./commands/view.js");
+      exitCode = await runView(path, { port: options.port ?? 0, open: options.open }, io);
+    });
+
   try {
     await program.parseAsync(argv);
   } catch (error) {

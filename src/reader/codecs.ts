@@ -27,7 +27,7 @@ export interface Inflater {
 /**
  * The byte codecs the reader uses. The defaults are portable TypeScript and a library (fflate), so the same
  * reader runs in a browser; a Node program gets Node's native zlib, ~3x faster to inflate, ~10x to CRC and faster to hash
- * (README, "Reading in a browser"), installed by `nodeCodecs.ts`, which `FileSource` imports: whatever opens a
+ * (README, "In the browser"), installed by `nodeCodecs.ts`, which `FileSource` imports: whatever opens a
  * file in Node has them.
  */
 export interface Codecs {

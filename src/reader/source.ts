@@ -41,23 +41,20 @@ export function outOfBounds(name: string, offset: number, length: number, size: 
   );
 }
 
-/** In-memory bytes behind the same interface, for tests and for archives nested inside other files. */
-export class BufferSource implements ByteSource {
-  readonly name: string;
-  readonly size: number;
-  private readonly bytes: Uint8Array;
+/**
+ * A source whose `read` answers with fresh bytes (a copy, or memory of its own), so `readInto` is a copy and
+ * there is nothing to check or close: in-memory bytes, and the browser's blob and HTTP sources.
+ */
+export abstract class SnapshotSource implements ByteSource {
+  abstract readonly name: string;
+  abstract readonly size: number;
+  abstract read(offset: number, length: number): Uint8Array;
 
-  constructor(bytes: Uint8Array, name = "<buffer>") {
-    this.bytes = bytes;
-    this.size = bytes.length;
-    this.name = name;
-  }
-
-  read(offset: number, length: number): Uint8Array {
+  /** Throws `outOfBounds` unless `[offset, offset + length)` lies in the source. */
+  protected check(offset: number, length: number): void {
     if (offset < 0 || length < 0 || offset + length > this.size) {
       throw outOfBounds(this.name, offset, length, this.size);
     }
-    return this.bytes.subarray(offset, offset + length);
   }
 
   readInto(target: Uint8Array, offset: number): Uint8Array {
@@ -68,6 +65,25 @@ export class BufferSource implements ByteSource {
   assertUnchanged(): void {}
 
   close(): void {}
+}
+
+/** In-memory bytes behind the same interface, for tests and for archives nested inside other files. */
+export class BufferSource extends SnapshotSource {
+  readonly name: string;
+  readonly size: number;
+  private readonly bytes: Uint8Array;
+
+  constructor(bytes: Uint8Array, name = "<buffer>") {
+    super();
+    this.bytes = bytes;
+    this.size = bytes.length;
+    this.name = name;
+  }
+
+  read(offset: number, length: number): Uint8Array {
+    this.check(offset, length);
+    return this.bytes.subarray(offset, offset + length);
+  }
 }
 
 /** Wraps a source and counts what is read: the proof that structure reads stay small. */

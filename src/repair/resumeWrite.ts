@@ -1,10 +1,12 @@
 import { existsSync, readFileSync } from "node:fs";
-import { basename, join, relative, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import type { CandidateReport } from "../inspect/runs/candidates.js";
 import type { ResumePlan } from "../inspect/runs/plan.js";
-import { REWRITABLE_POINTER } from "../inspect/runs/pointerStatus.js";
 import { ReaderError } from "../reader/errors.js";
 import { writeFileAtomic } from "./atomicWrite.js";
+import { pointerContent, willRewritePointer as rewrites } from "./pointerRewrite.js";
+
+export { willRewritePointer } from "./pointerRewrite.js";
 
 /**
  * `ckpt resume-plan --write`: the resume manifest, and a corrected pointer when the run's pointer is missing,
@@ -13,26 +15,6 @@ import { writeFileAtomic } from "./atomicWrite.js";
  * the run directory is ever written.
  */
 export const MANIFEST_NAME = "resume-manifest.json";
-
-/** What the framework expects in its pointer file (conventions.md, "Pointer-file content formats"). */
-function pointerContent(plan: ResumePlan, chosen: string): string | undefined {
-  switch (plan.pointer?.kind) {
-    case "fvcore":
-      return basename(chosen); // fvcore joins the basename with save_dir; no newline
-    case "mmengine":
-      return resolve(plan.runDir, chosen); // mmengine reads the path unjoined: absolute, no newline
-    case "deepspeed":
-      return chosen.split("/")[0]; // the tag: the global_stepN directory name
-    default:
-      return undefined; // a link (Lightning's last.ckpt, mmcv's latest.pth) is not ckpt's to rewrite
-  }
-}
-
-/** Whether `--write` / `repair` rewrite the run's pointer: it is broken, or it must name a repaired copy. */
-export function willRewritePointer(plan: ResumePlan, replacing: boolean): boolean {
-  if (!plan.pointer || !plan.choice || pointerContent(plan, plan.choice.file) === undefined) return false;
-  return replacing || REWRITABLE_POINTER.has(plan.pointer.status);
-}
 
 function insideRunDir(runDir: string, path: string): string {
   const rel = relative(runDir, resolve(path));
@@ -99,7 +81,7 @@ export async function writeResumeFiles(plan: ResumePlan, options: WriteOptions =
   let pointerAfter: string | null = null;
   let backup: string | null = null;
   const content = pointerContent(plan, choice.file);
-  if (plan.pointer && willRewritePointer(plan, replacement !== undefined) && content !== undefined) {
+  if (plan.pointer && rewrites(plan, replacement !== undefined) && content !== undefined) {
     const pointerPath = insideRunDir(runDir, join(runDir, plan.pointer.file));
     if (existsSync(pointerPath)) {
       const stamp = now.toISOString().replace(/[:.]/g, "-");

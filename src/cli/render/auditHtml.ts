@@ -1,9 +1,9 @@
 import type { AuditReport } from "../../inspect/runs/audit.js";
-import type { CandidateReport } from "../../inspect/runs/candidates.js";
 import type { ResumePlan } from "../../inspect/runs/plan.js";
 import { attentionText, auditNames, summaryLine } from "./auditText.js";
 import { fixFor, runVerdict, topProblem } from "./runAdvice.js";
 import { nameOf, type RunName } from "./runNames.js";
+import { TIMELINE_HEIGHT, TIMELINE_WIDTH, timelineMarks, VERDICT_COLORS } from "./timeline.js";
 
 /**
  * One self-contained HTML file (no network, no CDN, no script): the runs table and, per run, a timeline of its
@@ -11,15 +11,6 @@ import { nameOf, type RunName } from "./runNames.js";
  * It fits the window it is opened in: long paths wrap (the whole path is also their hover title), and the
  * timelines are SVGs that scale with the page.
  */
-const COLORS: Record<string, string> = {
-  resumable: "#2e7d32",
-  incomplete: "#f9a825",
-  "weights-only": "#c62828",
-  "training-state-only": "#c62828",
-  "not-a-training-checkpoint": "#757575",
-  broken: "#000000",
-};
-
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
@@ -33,41 +24,25 @@ function pathHtml(path: string): string {
   return `<span class="path" title="${escapeHtml(path)}">${pieces.join("<wbr>")}</span>`;
 }
 
-function colorOf(c: CandidateReport): string {
-  return c.status !== "ok"
-    ? (COLORS.broken as string)
-    : (COLORS[c.verdict ?? "not-a-training-checkpoint"] ?? "#757575");
-}
-
 function timeline(plan: ResumePlan): string {
-  const points = plan.candidates.filter((c) => c.counter !== null);
-  const width = 640;
-  const height = 56;
-  if (points.length === 0) return `<p class="muted">no checkpoint carries a counter</p>`;
-  const counters = points.map((c) => c.counter as number);
-  const min = Math.min(0, ...counters);
-  const max = Math.max(...counters, min + 1);
-  const x = (v: number) => 20 + ((v - min) / (max - min)) * (width - 40);
-  const pointerTarget = plan.pointer?.target ?? null;
-  const marks = points
-    .map((c) => {
-      const cx = x(c.counter as number).toFixed(1);
-      const isPointer =
-        pointerTarget !== null && (pointerTarget === c.file || pointerTarget.startsWith(`${c.file}/`));
-      const isChoice = plan.choice?.file === c.file;
-      const title = `${c.file}: ${c.status === "ok" ? c.verdict : c.status} at ${c.counter}`;
+  const marks = timelineMarks(plan);
+  if (marks.length === 0) return `<p class="muted">no checkpoint carries a counter</p>`;
+  const body = marks
+    .map((m) => {
+      const cx = m.x.toFixed(1);
       return [
-        `<g data-file="${escapeHtml(c.file)}" data-status="${escapeHtml(c.status)}" data-verdict="${escapeHtml(c.verdict ?? "")}">`,
-        `<title>${escapeHtml(title)}</title>`,
-        `<circle cx="${cx}" cy="28" r="7" fill="${colorOf(c)}"${isChoice ? ` stroke="#1565c0" stroke-width="3"` : ""}/>`,
-        isPointer ? `<path d="M ${cx} 6 l -5 -6 h 10 z" fill="#1565c0" class="pointer-mark"/>` : "",
-        `<text x="${cx}" y="52" text-anchor="middle">${c.counter}</text>`,
+        `<g data-file="${escapeHtml(m.file)}" data-status="${escapeHtml(m.status)}" data-verdict="${escapeHtml(m.verdict)}">`,
+        `<title>${escapeHtml(m.title)}</title>`,
+        `<circle cx="${cx}" cy="28" r="7" fill="${m.color}"${m.choice ? ` stroke="#1565c0" stroke-width="3"` : ""}/>`,
+        m.pointer ? `<path d="M ${cx} 6 l -5 -6 h 10 z" fill="#1565c0" class="pointer-mark"/>` : "",
+        `<text x="${cx}" y="52" text-anchor="middle">${m.counter}</text>`,
         "</g>",
       ].join("");
     })
     .join("");
+  const [width, height] = [TIMELINE_WIDTH, TIMELINE_HEIGHT];
   // viewBox and a width of 100%: the timeline scales with the window instead of being 640 px wide.
-  return `<svg class="timeline" width="100%" viewBox="0 0 ${width} ${height}" preserveAspectRatio="xMinYMid meet" role="img" aria-label="checkpoints of ${escapeHtml(plan.runDir)}"><line x1="20" y1="28" x2="${width - 20}" y2="28" stroke="#bbb"/>${marks}</svg>`;
+  return `<svg class="timeline" width="100%" viewBox="0 0 ${width} ${height}" preserveAspectRatio="xMinYMid meet" role="img" aria-label="checkpoints of ${escapeHtml(plan.runDir)}"><line x1="20" y1="28" x2="${width - 20}" y2="28" stroke="#bbb"/>${body}</svg>`;
 }
 
 function runRows(plan: ResumePlan, name: RunName): string {
@@ -91,7 +66,7 @@ function runRows(plan: ResumePlan, name: RunName): string {
 export function renderAuditHtml(report: AuditReport, args: readonly string[] = report.roots): string {
   const names = auditNames(report, args);
   const rows = report.runs.map((plan) => runRows(plan, nameOf(names, plan.runDir))).join("\n");
-  const legend = Object.entries(COLORS)
+  const legend = Object.entries(VERDICT_COLORS)
     .map(([name, color]) => `<span><i style="background:${color}"></i>${name}</span>`)
     .join(" ");
   const attention = attentionText(report, names);

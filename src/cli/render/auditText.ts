@@ -1,41 +1,17 @@
-import type { AuditReport, AuditSummary } from "../../inspect/runs/audit.js";
+import type { AuditReport } from "../../inspect/runs/audit.js";
 import type { ResumePlan } from "../../inspect/runs/plan.js";
 import { formatBytes } from "../format.js";
 import type { Style } from "../style.js";
-import { fixFor, needsAttention, runVerdict, topProblem } from "./runAdvice.js";
+import { attentionText, summaryLine } from "./auditSummary.js";
+import { fixFor, runVerdict, topProblem } from "./runAdvice.js";
 import { nameOf, type RunName, runNames } from "./runNames.js";
 import { type Cell, type Column, PLAIN_LAYOUT, painted, renderTable } from "./table.js";
 
-/** "22 runs: 17 resumable, 1 weights-only, 2 pointer dangling, 1 truncated newest checkpoint". */
-export function summaryLine(summary: AuditSummary): string {
-  const parts: string[] = [];
-  parts.push(`${summary.resumable} resumable`);
-  for (const [verdict, count] of Object.entries(summary.byVerdict)) {
-    if (verdict !== "resumable") parts.push(`${count} ${verdict}`);
-  }
-  const notResumableButResumableVerdict = (summary.byVerdict.resumable ?? 0) - summary.resumable;
-  if (notResumableButResumableVerdict > 0) parts.push(`${notResumableButResumableVerdict} finished`);
-  for (const [status, count] of Object.entries(summary.pointer))
-    parts.push(`${count} pointer ${status.replaceAll("-", " ")}`);
-  if (summary.brokenNewest > 0) parts.push(`${summary.brokenNewest} with a broken newest checkpoint`);
-  if (summary.frameworkGoesWrong > 0)
-    parts.push(`${summary.frameworkGoesWrong} where the framework's own resume goes wrong`);
-  const files = `${summary.files} loose checkpoint file${summary.files === 1 ? "" : "s"}`;
-  // Files alone (`ckpt audit FILE`): "0 runs: 0 resumable" would only be noise.
-  if (summary.runs === 0 && summary.files > 0) return files;
-  const runs = `${summary.runs} run${summary.runs === 1 ? "" : "s"}: ${parts.join(", ")}`;
-  return summary.files > 0 ? `${runs}; ${files}` : runs;
-}
+export { attentionText, summaryLine };
 
 /** Names of every run and loose file in the report, relative to the arguments they were found under. */
 export function auditNames(report: AuditReport, args: readonly string[]): Map<string, RunName> {
   return runNames([...report.runs.map((r) => r.runDir), ...report.files.map((f) => f.file)], args);
-}
-
-/** "needs attention: fvcore_dangling, trackron_model_only" (empty when every run is fine). */
-export function attentionText(report: AuditReport, names: ReadonlyMap<string, RunName>): string {
-  const runs = report.runs.filter(needsAttention).map((plan) => nameOf(names, plan.runDir).label);
-  return runs.length > 0 ? `needs attention: ${runs.join(", ")}` : "";
 }
 
 /**

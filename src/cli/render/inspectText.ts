@@ -127,7 +127,7 @@ export function containerHeader(node: TreeNode): string {
   }
 }
 
-function children(node: TreeNode): Array<{ label: string; node: TreeNode }> {
+export function children(node: TreeNode): Array<{ label: string; node: TreeNode }> {
   switch (node.type) {
     case "dict":
       return node.entries.map((e) => ({ label: String(e.key), node: e.value }));
@@ -141,7 +141,7 @@ function children(node: TreeNode): Array<{ label: string; node: TreeNode }> {
   }
 }
 
-function hiddenCount(node: TreeNode): number {
+export function hiddenCount(node: TreeNode): number {
   switch (node.type) {
     case "dict":
       return node.length - node.entries.length;
@@ -242,19 +242,25 @@ function dtypeTable(report: InspectReport, style: Style): string {
   return renderTable(DTYPE_COLUMNS, rows, style.table ?? PLAIN_LAYOUT);
 }
 
-export function renderInspectText(report: InspectReport, options: InspectTextOptions): string {
-  const { style } = options;
-  const lines: string[] = [];
+/** `torch-zip: torch.save, torch >= 2.7, pickle protocol 2, 22 records in archive/`. */
+export function formatLine(report: InspectReport): string {
   const c = report.container;
-  lines.push(`${style.bold(report.file)}  ${style.dim(formatBytes(report.sizeBytes))}`);
-  const containerBits = [
+  const bits = [
     c.producer,
     c.pickleProtocol !== undefined ? `pickle protocol ${c.pickleProtocol}` : undefined,
     c.records !== undefined
       ? `${c.records} records in ${c.archivePrefix ? `${c.archivePrefix}/` : "the archive root"}`
       : undefined,
   ].filter((x) => x !== undefined);
-  lines.push(`Format     ${report.format}: ${containerBits.join(", ")}`);
+  return `${report.format}: ${bits.join(", ")}`;
+}
+
+export function renderInspectText(report: InspectReport, options: InspectTextOptions): string {
+  const { style } = options;
+  const lines: string[] = [];
+  const c = report.container;
+  lines.push(`${style.bold(report.file)}  ${style.dim(formatBytes(report.sizeBytes))}`);
+  lines.push(`Format     ${formatLine(report)}`);
   if (c.metadata) lines.push(`Metadata   ${JSON.stringify(c.metadata)}`);
 
   if (report.pointer) {
@@ -373,7 +379,7 @@ export function sizeLines(size: SizeReport): string[] {
 const PART_LABEL = { model: "Model", ema: "EMA", optimizer: "Optimizer", other: "Other" } as const;
 
 /** `Model      25.6M parameters, 97.5 MiB (model_state_dict)` and the optimizer's size relative to it. */
-function partLines(parts: InspectReport["summary"]["parts"]): string[] {
+export function partLines(parts: InspectReport["summary"]["parts"]): string[] {
   const model = parts.find((p) => p.part === "model");
   // A file that is only weights says nothing beyond the Tensors line.
   if (parts.length === 1 && model && model.parameters === model.elements) {

@@ -1,6 +1,6 @@
 import { atLeast, type FindingReport } from "../../inspect/findings.js";
 import type { ResumePlan } from "../../inspect/runs/plan.js";
-import { willRewritePointer } from "../../repair/resumeWrite.js";
+import { willRewritePointer } from "../../repair/pointerRewrite.js";
 
 /** What the audit says about one run beyond its plan: its verdict in a word, its problem, and the fix. */
 

@@ -1,14 +1,7 @@
 import { basename, join, normalize, relative, resolve } from "node:path";
+import type { RunName } from "./auditSummary.js";
 
-/**
- * What the audit calls each run and loose file: its path relative to the argument it was found under
- * (`fvcore_healthy` for `ckpt audit outputs`), or the argument as typed when the run is the argument itself
- * (`ckpt audit outputs/*`), never ".". `path` is what to type to reach it from here, for fix commands.
- */
-export interface RunName {
-  readonly label: string;
-  readonly path: string;
-}
+export { nameOf, type RunName } from "./auditSummary.js";
 
 /** An argument as typed, without "./" or a trailing slash. */
 function tidy(arg: string): string {
@@ -51,9 +44,4 @@ export function runNames(dirs: readonly string[], args: readonly string[]): Map<
     if ((count.get(name.label) ?? 0) > 1) names.set(dir, { label: name.path, path: name.path });
   }
   return names;
-}
-
-/** The name of `dir` in `names`, or its own path for one the names were not made for. */
-export function nameOf(names: ReadonlyMap<string, RunName>, dir: string): RunName {
-  return names.get(dir) ?? { label: dir, path: dir };
 }

@@ -1,7 +1,8 @@
 import type { Checkpoint } from "../../reader/checkpoint.js";
+import { digestRanges } from "../../reader/digests.js";
 import { ReaderError, type ReaderErrorCode } from "../../reader/errors.js";
-import { readOpenedCheckpoint } from "../../reader/open.js";
-import { digestRanges } from "../../reader/rangeDigest.js";
+import { POSIX_PATHS } from "../../reader/pointer.js";
+import { readCheckpoint } from "../../reader/read.js";
 import type { ZipArchive } from "../../reader/zip.js";
 import type { TreeFiles } from "../treeFiles.js";
 
@@ -118,6 +119,18 @@ function storageProblem(checkpoint: Checkpoint): FileProblem | undefined {
   };
 }
 
+/** A file of the tree read as a checkpoint, a pointer's target looked up in the same tree. */
+function readInTree(fs: TreeFiles, path: string): Checkpoint {
+  const source = fs.tree.open(path);
+  try {
+    return readCheckpoint(source, path, { exists: fs.exists, paths: POSIX_PATHS });
+  } catch (error) {
+    source.close();
+    if (error instanceof ReaderError) error.file ??= path;
+    throw error;
+  }
+}
+
 /** Opens and checks one file. The caller closes `checkpoint.source` of an `ok` result. */
 export async function checkFile(
   path: string,
@@ -125,7 +138,7 @@ export async function checkFile(
 ): Promise<FileCheck> {
   let checkpoint: Checkpoint;
   try {
-    checkpoint = readOpenedCheckpoint(options.fs.tree.open(path), path);
+    checkpoint = readInTree(options.fs, path);
   } catch (error) {
     return failed(error, undefined);
   }

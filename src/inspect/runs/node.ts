@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { ReaderError, type ReaderErrorCode } from "../../reader/errors.js";
 import { NodeTree } from "../../reader/nodeTree.js";
+import "../../reader/rangeDigest.js"; // installs the two-thread digester for --verify
 import { type TreeFiles, treeFiles } from "../treeFiles.js";
 import {
   type AuditOptions,
