@@ -9,6 +9,7 @@ export default defineConfig({
     ckpt: "dist/cli/main.js",
     auditWorker: "dist/inspect/runs/auditWorker.js",
     rangeDigestWorker: "dist/reader/rangeDigestWorker.js",
+    compareWorker: "dist/inspect/diff/compareWorker.js",
   },
   platform: "node",
   external: [/^node:/],

@@ -33,12 +33,17 @@ export type ReaderErrorCode =
   | "invalid-shard-size"
   | "output-inside-source"
   | "stale-shards"
+  | "sharded-incomplete"
   | "not-a-run-directory"
   | "output-is-input"
   | "output-required"
   | "no-edit-given"
   | "no-counter-in-name"
-  | "invalid-counter";
+  | "invalid-counter"
+  | "pointer-target-missing"
+  | "no-chosen-checkpoint"
+  | "nothing-selected"
+  | "diff-needs-two";
 
 /** What the user should do next, per code: kept here so every error carries a hint without repeating it. */
 const NEXT_STEP: Record<ReaderErrorCode, string> = {
@@ -74,6 +79,8 @@ const NEXT_STEP: Record<ReaderErrorCode, string> = {
     "write the output outside the checkpoint directory: a file added there would be read as part of the checkpoint",
   "stale-shards":
     "write into an empty directory, or remove the old weight files first: a reader would mix them with the new ones",
+  "sharded-incomplete":
+    "copy the missing or short files back from where the save ran, or convert an earlier checkpoint: ckpt writes nothing from a checkpoint torch could not load whole",
   "repair-no-change":
     "look at the keys the edit would touch (ckpt inspect FILE --all) and give a prefix or key the file has",
   "checkpoint-unreadable":
@@ -88,6 +95,14 @@ const NEXT_STEP: Record<ReaderErrorCode, string> = {
     "add --set-counter, --counter-from-filename, --strip-prefix, --add-prefix or --drop, or pass a run directory to apply its resume plan",
   "no-counter-in-name": "give the counter yourself: --set-counter NAME=VALUE (e.g. iteration=59999)",
   "invalid-counter": "write it as NAME=INTEGER, e.g. --set-counter iteration=59999",
+  "pointer-target-missing":
+    "the pointer names a checkpoint that is not there; pass a checkpoint file, or fix the pointer with ckpt resume-plan --write RUN_DIR",
+  "no-chosen-checkpoint":
+    "ckpt resume-plan RUN_DIR says why none of the run's checkpoints is usable; pass a checkpoint file instead",
+  "nothing-selected":
+    "see the keys it has with ckpt inspect FILE, then --select one of them (a dotted key such as model or state_dict_ema)",
+  "diff-needs-two":
+    "pass two checkpoints (files, sharded directories or run directories), or one with --select-a KEY and --select-b KEY to compare two parts of it",
 };
 
 /** An input problem with a stable code, the file it concerns, and a byte offset when one is known. */

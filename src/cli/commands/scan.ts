@@ -1,8 +1,11 @@
 import { readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
-import type { ScanReport } from "../../inspect/security/report.js";
+import { join, resolve } from "node:path";
+import { localFiles } from "../../inspect/runs/node.js";
+import { type ScanReport, scanReportOf } from "../../inspect/security/report.js";
 import { scanReport } from "../../inspect/security/scanFile.js";
+import { scanSharded } from "../../inspect/sharded/scan.js";
 import { ReaderError } from "../../reader/errors.js";
+import { closeSharded, detectSharded, openSharded } from "../../reader/sharded/index.js";
 import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
 import { writeJson } from "../render/json.js";
@@ -12,18 +15,43 @@ import { hasFindings, renderScanFile, renderScanSummary, type ScanOutcome } from
 const SCANNED = /\.(pt|pth|ckpt|bin|pkl|pickle|pth\.tar|tar|safetensors|model|data|distcp|npy|npz|joblib)$/;
 const SKIPPED_DIRS = new Set([".git", "node_modules", "__pycache__"]);
 
-function filesUnder(path: string): string[] {
+/** What scan reads: files, and DCP directories, whose data files are runs of torch.save archives. */
+type ScanTarget =
+  | { readonly kind: "file"; readonly path: string }
+  | { readonly kind: "dcp"; readonly dir: string };
+
+function isDcpDir(path: string): boolean {
+  return detectSharded(localFiles().tree, resolve(path)) === "dcp";
+}
+
+function targetsUnder(path: string): ScanTarget[] {
   const stats = statSync(path, { throwIfNoEntry: false });
-  if (!stats?.isDirectory()) return [path];
-  const out: string[] = [];
+  if (!stats?.isDirectory()) return [{ kind: "file", path }];
+  if (isDcpDir(path)) return [{ kind: "dcp", dir: path }];
+  const out: ScanTarget[] = [];
   for (const name of readdirSync(path).sort()) {
     if (SKIPPED_DIRS.has(name)) continue;
     const child = join(path, name);
     const s = statSync(child, { throwIfNoEntry: false });
-    if (s?.isDirectory()) for (const file of filesUnder(child)) out.push(file);
-    else if (s?.isFile() && (SCANNED.test(name) || name === ".metadata")) out.push(child);
+    if (s?.isDirectory()) out.push(...targetsUnder(child));
+    else if (s?.isFile() && (SCANNED.test(name) || name === ".metadata"))
+      out.push({ kind: "file", path: child });
   }
   return out;
+}
+
+/** One report per file of a DCP directory, each item of a data file scanned on its own bytes. */
+function dcpReports(dir: string): ScanOutcome[] {
+  const checkpoint = openSharded(localFiles().tree, resolve(dir));
+  try {
+    return scanSharded(checkpoint).map((s) => ({
+      ...scanReportOf(join(dir, s.file), s.scan),
+      items: s.items,
+      loadedBy: s.loadedBy,
+    }));
+  } finally {
+    closeSharded(checkpoint);
+  }
 }
 
 const EXIT: Record<ScanReport["verdict"], number> = {
@@ -43,12 +71,14 @@ export interface ScanCommandOptions {
 /** `ckpt scan PATH...`: exit 0 clean, 1 dangerous or unknown code found, 2 unreadable or inconclusive. */
 export function runScan(paths: string[], options: ScanCommandOptions, io: Output): number {
   const outcomes: ScanOutcome[] = [];
-  for (const path of paths.flatMap(filesUnder)) {
+  for (const target of paths.flatMap(targetsUnder)) {
+    const name = target.kind === "file" ? target.path : target.dir;
     try {
-      outcomes.push(scanReport(path));
+      if (target.kind === "file") outcomes.push(scanReport(target.path));
+      else outcomes.push(...dcpReports(target.dir));
     } catch (error) {
       if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
-      outcomes.push(errorReport(path, error));
+      outcomes.push(errorReport(name, error));
     }
   }
   if (options.json) {
