@@ -20,6 +20,10 @@ class Obj:
         self.state = state
 
 
+class Dict(dict):
+    """OrderedDict: a dict that BUILD can give attributes (a state dict's `_metadata`)."""
+
+
 class Tensor:
     def __init__(self, storage, offset, size, stride, *rest):
         self.storage, self.size = storage, tuple(size)
@@ -28,7 +32,7 @@ class Tensor:
 class Peeker(pickle.Unpickler):
     def find_class(self, module, name):
         if module == "collections" and name == "OrderedDict":
-            return dict
+            return Dict
         if module == "torch._utils" and name == "_rebuild_tensor_v2":
             return Tensor
         if module == "torch._utils" and name == "_rebuild_parameter":
@@ -53,18 +57,24 @@ def walk(value, path, out):
             walk(v, path + [str(i)], out)
 
 
-path = sys.argv[1]
-if zipfile.is_zipfile(path):
-    with zipfile.ZipFile(path) as archive:
-        name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
-        with archive.open(name) as f:
+def peek(path):
+    """The tensor lines of one checkpoint."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
+            with archive.open(name) as f:
+                obj = Peeker(f).load()
+    else:  # legacy: magic number, protocol, sys info, then the object; storages follow
+        with open(path, "rb") as f:
+            for _ in range(3):
+                pickle.load(f)
             obj = Peeker(f).load()
-else:  # legacy: magic number, protocol, sys info, then the object; storages follow
-    with open(path, "rb") as f:
-        for _ in range(3):
-            pickle.load(f)
-        obj = Peeker(f).load()
-lines = []
-walk(obj, [], lines)
-print("\n".join(lines))
-print("%d tensors" % len(lines))
+    lines = []
+    walk(obj, [], lines)
+    return lines
+
+
+if __name__ == "__main__":
+    lines = peek(sys.argv[1])
+    print("\n".join(lines))
+    print("%d tensors" % len(lines))

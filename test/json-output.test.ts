@@ -31,6 +31,35 @@ describe("writeJson", () => {
     );
   });
 
+  it("writes a tensor line exactly as JSON.stringify does, whatever its fields hold", () => {
+    const int = fc.oneof(fc.integer(), fc.constant(-0), fc.double(), fc.constant(2 ** 60));
+    const text = fc.oneof(fc.string(), fc.constantFrom("float32", "cpu", "strided", "a.b-c/d:e", 'q"\\'));
+    const tensor = fc.record({
+      path: fc.array(fc.oneof(text, int), { maxLength: 4 }),
+      dtype: text,
+      shape: fc.array(int, { maxLength: 4 }),
+      stride: fc.array(int, { maxLength: 4 }),
+      offset: int,
+      storage: fc.oneof(
+        fc.constant(null),
+        fc.record({ key: text, device: text, sizeBytes: int }),
+        fc.record({ device: text, key: text, sizeBytes: int }),
+      ),
+      requiresGrad: fc.oneof(fc.boolean(), fc.constant(undefined)),
+      parameter: fc.boolean(),
+      layout: text,
+    });
+    fc.assert(
+      fc.property(fc.array(fc.oneof(tensor, fc.jsonValue())), (items) => {
+        const lines = printed({ tensors: items }, ["tensors"]).split("\n").slice(2, -3);
+        expect(lines).toEqual(
+          items.map((item, i) => `    ${JSON.stringify(item) ?? "null"}${i < items.length - 1 ? "," : ""}`),
+        );
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it("hands out a large report in pieces of about 1 MB", () => {
     const tensors = Array.from({ length: 50_000 }, (_, i) => ({ path: [`layer.${i}`], shape: [i, 3] }));
     const chunks: string[] = [];

@@ -68,34 +68,46 @@ function partKeys(verdict: ResumeVerdict | undefined): PartKey[] {
 export function partClassifier(
   verdict: ResumeVerdict | undefined,
 ): (path: KeyPath) => { part: PartName; key: string | null } {
-  const keys = partKeys(verdict);
+  // Longest prefix first, so the first match is the owner (a stable sort keeps ties in the verdict's order).
+  const keys = partKeys(verdict).sort((a, b) => b.prefix.length - a.prefix.length);
   const wholeFileIsModel = !keys.some((k) => k.part === "model");
   return (path) => {
-    const owner = keys
-      .filter((k) => startsWith(path, k.prefix))
-      .sort((a, b) => b.prefix.length - a.prefix.length)[0];
-    if (owner) return { part: owner.part, key: owner.key };
+    for (const k of keys) if (startsWith(path, k.prefix)) return { part: k.part, key: k.key };
     return wholeFileIsModel ? { part: "model", key: "(root)" } : { part: "other", key: null };
   };
 }
 
+/** 1 where an entry is the first one of its tensor, 0 where the same tensor came earlier (tied weights). */
+export function firstOccurrences(tensors: readonly TensorAt[]): Uint8Array {
+  const first = new Uint8Array(tensors.length);
+  const seen = new Set<TorchTensor>();
+  for (let i = 0; i < tensors.length; i++) {
+    const { tensor } = tensors[i] as TensorAt;
+    if (seen.has(tensor)) continue;
+    seen.add(tensor);
+    first[i] = 1;
+  }
+  return first;
+}
+
+/** `firstAt` as `firstOccurrences(tensors)` makes it, when the caller has it already. */
 export function summarizeParts(
   tensors: readonly TensorAt[],
   verdict: ResumeVerdict | undefined,
+  firstAt: Uint8Array = firstOccurrences(tensors),
 ): PartSummary[] {
   const classify = partClassifier(verdict);
   const totals = new Map<
     PartName,
     { key: string | null; tensors: number; elements: number; bytes: number; parameters: number }
   >();
-  const seen = new Set<TorchTensor>();
-  for (const { path, tensor } of tensors) {
+  for (let i = 0; i < tensors.length; i++) {
+    const { path, tensor } = tensors[i] as TensorAt;
     const { part, key } = classify(path);
     const total = totals.get(part) ?? { key, tensors: 0, elements: 0, bytes: 0, parameters: 0 };
     totals.set(part, total);
     total.tensors++;
-    if (seen.has(tensor)) continue;
-    seen.add(tensor);
+    if (firstAt[i] !== 1) continue;
     const n = elementCount(tensor.shape);
     total.elements += n;
     total.bytes += n * elementSize(tensor.dtype);

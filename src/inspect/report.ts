@@ -4,7 +4,7 @@ import type { TorchTensor } from "../reader/pickle/value.js";
 import { elementCount, smallTensorValues, tensorBytes } from "../reader/tensorData.js";
 import { elementSize } from "../reader/torch/dtypes.js";
 import { type Finding, type FindingReport, findingReport } from "./findings.js";
-import { type PartSummary, summarizeParts } from "./parts.js";
+import { firstOccurrences, type PartSummary, summarizeParts } from "./parts.js";
 import { CONVENTIONS, type ConventionId } from "./resume/conventions.js";
 import { judgeFile } from "./resume/judgeFile.js";
 import { sanityFindings } from "./resume/sanity.js";
@@ -211,17 +211,17 @@ function tensorReport(
 }
 
 function summarize(tensors: readonly TensorAt[], verdict?: ResumeVerdict): SummaryReport {
-  const seenTensors = new Set<TorchTensor>();
+  const firstAt = firstOccurrences(tensors);
   const seenStorages = new Set<object>();
   let elements = 0;
   let storageBytes = 0;
   const byDtype: SummaryReport["byDtype"] = {};
-  for (const { tensor } of tensors) {
+  for (let i = 0; i < tensors.length; i++) {
+    const { tensor } = tensors[i] as TensorAt;
     const entry = byDtype[tensor.dtype] ?? { tensors: 0, elements: 0, bytes: 0 };
     byDtype[tensor.dtype] = entry;
     entry.tensors++;
-    if (seenTensors.has(tensor)) continue;
-    seenTensors.add(tensor);
+    if (firstAt[i] !== 1) continue;
     const n = elementCount(tensor.shape);
     elements += n;
     entry.elements += n;
@@ -231,7 +231,7 @@ function summarize(tensors: readonly TensorAt[], verdict?: ResumeVerdict): Summa
       storageBytes += tensor.storage.sizeBytes;
     }
   }
-  const parts = summarizeParts(tensors, verdict);
+  const parts = summarizeParts(tensors, verdict, firstAt);
   const parameters = parts.find((p) => p.part === "model")?.parameters ?? null;
   return { tensorCount: tensors.length, elementCount: elements, storageBytes, byDtype, parameters, parts };
 }
@@ -269,7 +269,7 @@ function containerReport(checkpoint: Checkpoint): ContainerReport {
         producer,
         pickleProtocol: checkpoint.pickle.protocol,
         archivePrefix: checkpoint.archive.prefix,
-        records: checkpoint.archive.entries.length,
+        records: checkpoint.archive.entryCount,
         textRecords: checkpoint.records,
       };
     case "torch-legacy":

@@ -3,12 +3,23 @@ import "./nodeCodecs.js";
 import { ReaderError } from "./errors.js";
 import { type ByteSource, type FileIdentity, outOfBounds } from "./source.js";
 
-/** A file read with positional reads; nothing is cached, so memory does not grow with the file. */
+/**
+ * Files at most this large are read whole by their first read and served from memory after: the dozen small
+ * reads of a small checkpoint (end records, central directory, local headers, data.pkl, text records, CRCs)
+ * become one system call. An audit of 10,000 fvcore checkpoints of ~100 KB pays one read per file.
+ */
+export const WHOLE_FILE_BYTES = 256 * 1024;
+
+/**
+ * A file read with positional reads. Nothing is cached for files larger than `WHOLE_FILE_BYTES`, so memory
+ * does not grow with the file; smaller ones are held whole once read.
+ */
 export class FileSource implements ByteSource {
   readonly name: string;
   readonly size: number;
   private readonly fd: number;
   private readonly mtimeMs: number;
+  private whole: Uint8Array | undefined;
 
   private constructor(name: string, fd: number, size: number, mtimeMs: number) {
     this.name = name;
@@ -37,10 +48,32 @@ export class FileSource implements ByteSource {
   }
 
   read(offset: number, length: number): Uint8Array {
-    return this.readInto(Buffer.allocUnsafe(length), offset);
+    const whole = this.small(offset, length);
+    // A copy: callers own what read returns, as they own a fresh buffer.
+    if (whole) return Buffer.from(whole.subarray(offset, offset + length));
+    return this.readAt(Buffer.allocUnsafe(length), offset);
   }
 
   readInto(buffer: Uint8Array, offset: number): Uint8Array {
+    const whole = this.small(offset, buffer.length);
+    if (whole) {
+      buffer.set(whole.subarray(offset, offset + buffer.length));
+      return buffer;
+    }
+    return this.readAt(buffer, offset);
+  }
+
+  /** The whole file when it is small (read on first use), after checking the range; else undefined. */
+  private small(offset: number, length: number): Uint8Array | undefined {
+    if (this.size > WHOLE_FILE_BYTES) return undefined;
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw outOfBounds(this.name, offset, length, this.size);
+    }
+    this.whole ??= this.readAt(new Uint8Array(this.size), 0);
+    return this.whole;
+  }
+
+  private readAt(buffer: Uint8Array, offset: number): Uint8Array {
     const length = buffer.length;
     if (offset < 0 || offset + length > this.size) {
       throw outOfBounds(this.name, offset, length, this.size);
@@ -77,6 +110,7 @@ export class FileSource implements ByteSource {
   }
 
   close(): void {
+    this.whole = undefined;
     closeSync(this.fd);
   }
 }

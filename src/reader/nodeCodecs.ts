@@ -1,13 +1,31 @@
 import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
 import { pipeline, Readable } from "node:stream";
-import * as zlib from "node:zlib";
 import { InflateError, type Inflater, installCodecs } from "./codecs.js";
 import { crc32Portable } from "./zip/crc32Portable.js";
 
 /**
  * Node's native zlib as the reader's codecs (see `codecs.ts`): imported for its effect by `FileSource`, so
- * any Node program that opens a file inflates and checks CRCs at native speed.
+ * any Node program that opens a file inflates and checks CRCs at native speed. zlib itself loads on first use
+ * (it is not in Node's start-up snapshot: a few ms of every command that never inflates); CRCs of the small
+ * records every inspect checks (data.pkl of a small file) take the portable table until a record is large.
  */
+type Zlib = typeof import("node:zlib");
+const require = createRequire(import.meta.url);
+let zlibModule: Zlib | undefined;
+const zlibLoaded = (): Zlib => {
+  zlibModule ??= require("node:zlib") as Zlib;
+  return zlibModule;
+};
+/** Below this many bytes the table CRC is as fast as loading zlib would make it. */
+const NATIVE_CRC_MIN_BYTES = 4 * 1024;
+let nativeCrc: ((data: Uint8Array, value?: number) => number) | undefined;
+function crc32(data: Uint8Array, value = 0): number {
+  if (nativeCrc === undefined && data.length < NATIVE_CRC_MIN_BYTES) return crc32Portable(data, value);
+  // A namespace lookup: zlib.crc32 is missing on older Node 20 releases.
+  nativeCrc ??= typeof zlibLoaded().crc32 === "function" ? zlibLoaded().crc32 : crc32Portable;
+  return nativeCrc(data, value);
+}
 
 function failure(error: unknown): InflateError {
   const tooLarge = (error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE";
@@ -15,6 +33,7 @@ function failure(error: unknown): InflateError {
 }
 
 async function* inflateStream(input: Iterable<Uint8Array>, chunkSize: number): AsyncGenerator<Uint8Array> {
+  const zlib = zlibLoaded();
   const inflate = zlib.createInflateRaw({ chunkSize: Math.max(64, Math.min(chunkSize, 1024 * 1024)) });
   // Errors of either stream destroy the other and surface from the iteration below.
   pipeline(Readable.from(input), inflate, () => undefined);
@@ -29,6 +48,7 @@ async function* inflateStream(input: Iterable<Uint8Array>, chunkSize: number): A
 
 const zlibInflater: Inflater = {
   inflate(data, maxOutput) {
+    const zlib = zlibLoaded();
     try {
       // maxOutputLength must be >= 1; callers compare the length with what they expected.
       return zlib.inflateRawSync(data, { maxOutputLength: Math.max(1, maxOutput) });
@@ -37,6 +57,7 @@ const zlibInflater: Inflater = {
     }
   },
   inflatePrefix(data, maxOutput) {
+    const zlib = zlibLoaded();
     try {
       return zlib.inflateRawSync(data, {
         finishFlush: zlib.constants.Z_SYNC_FLUSH,
@@ -49,9 +70,8 @@ const zlibInflater: Inflater = {
   stream: inflateStream,
 };
 
-// A namespace import: a named import of a missing export would fail at link time on older Node 20 releases.
 installCodecs({
-  crc32: typeof zlib.crc32 === "function" ? zlib.crc32 : crc32Portable,
+  crc32,
   inflater: zlibInflater,
   sha256: () => {
     const hash = createHash("sha256");

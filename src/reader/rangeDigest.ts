@@ -1,6 +1,5 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
 import {
   type ByteRange,
   type DigestKind,
@@ -113,6 +112,8 @@ export async function digestRanges<K extends DigestKind>(
 
   const work = sharedWork(ranges.length, kind);
   const job: WorkerJob = { identity, ranges, work };
+  // Loaded here, not with the module: commands that never hash skip loading worker_threads.
+  const { Worker } = await import("node:worker_threads");
   const worker = new Worker(WORKER, { workerData: job });
   const answer = new Promise<WorkerResult>((resolve) => {
     worker.once("message", resolve);

@@ -2,10 +2,11 @@ import { bytesEqual } from "./bytes.js";
 import { codecs, InflateError } from "./codecs.js";
 import { isReaderError, type ReaderError } from "./errors.js";
 import type { ByteSource } from "./source.js";
-import { parseCentralDirectory, type ZipEntry } from "./zip/centralDirectory.js";
+import { type CentralColumns, entryOf, parseCentralColumns, type ZipEntry } from "./zip/centralDirectory.js";
 import { crc32 } from "./zip/crc32.js";
 import { type ArchiveLayout, readArchiveLayout } from "./zip/endRecords.js";
 import {
+  FLAG_ENCRYPTED,
   hex,
   LOCAL_FILE_HEADER_LENGTH,
   METHOD_DEFLATE,
@@ -14,6 +15,7 @@ import {
   viewOf,
   zipError,
 } from "./zip/format.js";
+import { NameIndex } from "./zip/nameIndex.js";
 
 /**
  * The zip container of `torch.save` / `torch.jit.save` files, read the way torch reads it: the central
@@ -73,20 +75,20 @@ export function openZip(source: ByteSource): ZipArchive {
     offset >= tailOffset
       ? tail.subarray(offset - tailOffset, offset - tailOffset + size)
       : source.read(offset, size);
-  const entries = parseCentralDirectory(cd, {
+  const columns = parseCentralColumns(cd, {
     file: source.name,
     fileOffset: offset,
     entryCount: layout.entryCount,
     junkBefore: layout.junkBefore,
   });
-  return new ZipArchive(source, entries, layout);
+  return new ZipArchive(source, columns, layout);
 }
 
 /** An opened archive: its entries as plain data, plus methods that read a record's bytes on demand. */
 export class ZipArchive {
   readonly source: ByteSource;
-  /** In central-directory order. */
-  readonly entries: readonly ZipEntry[];
+  /** How many entries the central directory holds. */
+  readonly entryCount: number;
   /**
    * torch's archive folder: entry 0's name up to its first `/` (torch's own rule), "" when it has none.
    * Record names (`data.pkl`, `data/0`) are relative to it.
@@ -104,22 +106,24 @@ export class ZipArchive {
   readonly centralDirectoryOffset: number;
   readonly centralDirectorySize: number;
 
-  private readonly byName = new Map<string, ZipEntry>();
+  private readonly columns: CentralColumns;
+  /** Entries made so far, by index (each made once, so that an entry's identity is stable). */
+  private readonly made: Array<ZipEntry | undefined>;
+  private all: readonly ZipEntry[] | undefined;
+  private readonly byName: NameIndex;
   private readonly localHeaders = new Map<ZipEntry, LocalHeader>();
 
   /** Use `openZip`. */
-  constructor(source: ByteSource, entries: readonly ZipEntry[], layout: ArchiveLayout) {
+  constructor(source: ByteSource, columns: CentralColumns, layout: ArchiveLayout) {
     this.source = source;
-    this.entries = entries;
-    const first = entries[0]?.name ?? "";
+    this.columns = columns;
+    this.entryCount = columns.count;
+    this.made = new Array(columns.count);
+    const first = columns.count > 0 ? this.entryAt(0).name : "";
     const slash = first.indexOf("/");
     this.prefix = slash < 0 ? "" : first.slice(0, slash);
-    const duplicates = new Set<string>();
-    for (const entry of entries) {
-      if (this.byName.has(entry.name)) duplicates.add(entry.name);
-      else this.byName.set(entry.name, entry);
-    }
-    this.duplicates = [...duplicates];
+    this.byName = new NameIndex(columns, (i) => this.entryAt(i).name);
+    this.duplicates = this.byName.duplicates;
     this.junkBefore = layout.junkBefore;
     this.junkAfter = layout.junkAfter;
     this.zip64 = layout.zip64 !== undefined;
@@ -134,9 +138,47 @@ export class ZipArchive {
     return entry.name.startsWith(folder) ? entry.name.slice(folder.length) : undefined;
   }
 
+  /** In central-directory order (made on first use: most reads only look records up by name). */
+  get entries(): readonly ZipEntry[] {
+    this.all ??= Array.from({ length: this.entryCount }, (_, i) => this.entryAt(i));
+    return this.all;
+  }
+
+  /** The entry at `index` in central-directory order. */
+  entryAt(index: number): ZipEntry {
+    let entry = this.made[index];
+    if (entry === undefined) {
+      if (!(index >= 0 && index < this.entryCount)) throw new RangeError(`no zip entry ${index}`);
+      entry = entryOf(this.columns, index);
+      this.made[index] = entry;
+    }
+    return entry;
+  }
+
   /** The first entry named `prefix/record`, in O(1). */
   get(record: string): ZipEntry | undefined {
-    return this.byName.get(this.prefix === "" ? record : `${this.prefix}/${record}`);
+    const index = this.indexOf(record);
+    return index < 0 ? undefined : this.entryAt(index);
+  }
+
+  /**
+   * The uncompressed size of the first entry named `prefix/record`, or -1 when there is none: what checking
+   * 200,000 storage records against their persistent ids needs, without making their entries.
+   */
+  uncompressedSizeOf(record: string): number {
+    const index = this.indexOf(record);
+    return index < 0 ? -1 : (this.columns.uncompressedSize[index] as number);
+  }
+
+  /** Whether any entry's flags say it is encrypted. */
+  hasEncrypted(): boolean {
+    for (let i = 0; i < this.entryCount; i++)
+      if (((this.columns.flags[i] as number) & FLAG_ENCRYPTED) !== 0) return true;
+    return false;
+  }
+
+  private indexOf(record: string): number {
+    return this.byName.find(this.prefix === "" ? record : `${this.prefix}/${record}`);
   }
 
   /**

@@ -1,7 +1,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { globFilter, type InspectReport, inspectCheckpoint } from "../../inspect/report.js";
-import { localFiles } from "../../inspect/runs/node.js";
+import { localFiles } from "../../inspect/runs/localFiles.js";
 import { inspectSharded, type ShardedInspectReport } from "../../inspect/sharded/report.js";
 import { tensorSha256s } from "../../inspect/tensorHashes.js";
 import { ReaderError } from "../../reader/errors.js";

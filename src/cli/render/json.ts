@@ -24,7 +24,16 @@ export function writeJson(
   };
   const oneLine = new Set(oneLineItems);
 
-  const visit = (node: unknown, indent: string, compactItems: boolean): void => {
+  const visit = (node: unknown, indent: string, compactItems: boolean, depth: number): void => {
+    // Below the first levels, a subtree that holds none of the one-line arrays is what V8's own serializer
+    // prints, re-indented: several times faster than emitting it piece by piece (an audit of 1,000
+    // checkpoints is 3.5 MB of JSON). The first levels stay here, so the text still goes out in pieces.
+    if (depth >= NATIVE_DEPTH && !compactItems && typeof node === "object" && node !== null) {
+      if (!holdsKey(node, oneLine, 0)) {
+        emit(nativeText(node, indent));
+        return;
+      }
+    }
     if (Array.isArray(node)) {
       if (node.length === 0) {
         emit("[]");
@@ -34,8 +43,8 @@ export function writeJson(
       emit("[");
       node.forEach((item, i) => {
         emit(i === 0 ? `\n${inner}` : `,\n${inner}`);
-        if (compactItems) emit(JSON.stringify(item) ?? "null");
-        else visit(item ?? null, inner, false);
+        if (compactItems) emit(compactText(item));
+        else visit(item ?? null, inner, false, depth + 1);
       });
       emit(`\n${indent}]`);
       return;
@@ -50,20 +59,141 @@ export function writeJson(
       emit("{");
       entries.forEach(([key, v], i) => {
         emit(`${i === 0 ? "\n" : ",\n"}${inner}${JSON.stringify(key)}: `);
-        visit(v, inner, oneLine.has(key));
+        visit(v, inner, oneLine.has(key), depth + 1);
       });
       emit(`\n${indent}}`);
       return;
     }
-    emit(JSON.stringify(node, null, 2)?.replaceAll("\n", `\n${indent}`) ?? "null");
+    emit(nativeText(node, indent));
   };
 
-  visit(value, "", false);
+  visit(value, "", false, 0);
   emit("\n");
   flush();
 }
 
 const CHUNK_CHARS = 1 << 20;
+/** Levels written piece by piece; deeper subtrees are serialized whole (see `visit`). */
+const NATIVE_DEPTH = 2;
+
+/** `JSON.stringify(item)`. */
+function compactText(item: unknown): string {
+  return tensorLine(item) ?? JSON.stringify(item) ?? "null";
+}
+
+/** The fields of an inspect report's tensor, in the order the report builds them, when it has no others. */
+const TENSOR_KEYS = [
+  "path",
+  "dtype",
+  "shape",
+  "stride",
+  "offset",
+  "storage",
+  "requiresGrad",
+  "parameter",
+  "layout",
+] as const;
+const STORAGE_KEYS = ["key", "device", "sizeBytes"] as const;
+/** Strings JSON writes as they are, between quotes. */
+const PLAIN = /^[\w .:/+-]*$/;
+
+/**
+ * What `JSON.stringify` writes for a tensor of an inspect report, written from its fields: several times
+ * faster for the 200,000 lines of a large state dict. Anything else (other fields, another key order,
+ * numbers that are not safe integers, strings that need escaping) is left to `JSON.stringify`: undefined.
+ */
+function tensorLine(item: unknown): string | undefined {
+  if (typeof item !== "object" || item === null || !hasKeys(item, TENSOR_KEYS)) return undefined;
+  const t = item as Record<(typeof TENSOR_KEYS)[number], unknown>;
+  const { storage } = t;
+  let storageText: string | undefined;
+  if (storage === null) storageText = "null";
+  else if (typeof storage === "object" && hasKeys(storage, STORAGE_KEYS)) {
+    const { key, device, sizeBytes } = storage as Record<(typeof STORAGE_KEYS)[number], unknown>;
+    if (plain(key) && plain(device) && Number.isSafeInteger(sizeBytes))
+      storageText = `{"key":"${key}","device":"${device}","sizeBytes":${sizeBytes}}`;
+  }
+  const path = pathText(t.path);
+  const shape = intsText(t.shape);
+  const stride = intsText(t.stride);
+  if (
+    storageText === undefined ||
+    path === undefined ||
+    shape === undefined ||
+    stride === undefined ||
+    !plain(t.dtype) ||
+    !plain(t.layout) ||
+    !Number.isSafeInteger(t.offset) ||
+    typeof t.requiresGrad !== "boolean" ||
+    typeof t.parameter !== "boolean" ||
+    Object.is(t.offset, -0)
+  )
+    return undefined;
+  return (
+    `{"path":${path},"dtype":"${t.dtype}","shape":${shape},"stride":${stride},"offset":${t.offset},` +
+    `"storage":${storageText},"requiresGrad":${t.requiresGrad},"parameter":${t.parameter},"layout":"${t.layout}"}`
+  );
+}
+
+/** Whether `object`'s own enumerable keys are exactly `keys`, in that order. */
+function hasKeys(object: object, keys: readonly string[]): boolean {
+  if (Array.isArray(object) || "toJSON" in object) return false;
+  let i = 0;
+  for (const key in object) {
+    if (!Object.hasOwn(object, key)) return false;
+    if (key !== keys[i++]) return false;
+  }
+  return i === keys.length;
+}
+
+function plain(value: unknown): value is string {
+  return typeof value === "string" && PLAIN.test(value);
+}
+
+function intsText(value: unknown): string | undefined {
+  if (!Array.isArray(value)) return undefined;
+  for (const n of value) if (!Number.isSafeInteger(n) || Object.is(n, -0)) return undefined;
+  return `[${value.join(",")}]`;
+}
+
+function pathText(value: unknown): string | undefined {
+  if (!Array.isArray(value)) return undefined;
+  let text = "[";
+  for (let i = 0; i < value.length; i++) {
+    const segment: unknown = value[i];
+    if (i > 0) text += ",";
+    if (typeof segment === "string") text += PLAIN.test(segment) ? `"${segment}"` : JSON.stringify(segment);
+    else if (Number.isSafeInteger(segment) && !Object.is(segment, -0)) text += String(segment);
+    else return undefined;
+  }
+  return `${text}]`;
+}
+
+/** `JSON.stringify(node, null, 2)`, its lines indented by `indent`. */
+function nativeText(node: unknown, indent: string): string {
+  const text = JSON.stringify(node, null, 2) ?? "null";
+  return indent === "" ? text : text.replaceAll("\n", `\n${indent}`);
+}
+
+/**
+ * Whether an array under one of `keys` lies anywhere below `node` (where `writeJson` must write it itself).
+ * Deeper than any report nests, it answers yes, and the writer then walks it as before.
+ */
+function holdsKey(node: object, keys: ReadonlySet<string>, depth: number): boolean {
+  if (keys.size === 0) return false;
+  if (depth > 64) return true;
+  if (Array.isArray(node)) {
+    for (const item of node)
+      if (typeof item === "object" && item !== null && holdsKey(item, keys, depth + 1)) return true;
+    return false;
+  }
+  if ("toJSON" in node) return false;
+  for (const [key, value] of Object.entries(node)) {
+    if (keys.has(key) && Array.isArray(value)) return true;
+    if (typeof value === "object" && value !== null && holdsKey(value, keys, depth + 1)) return true;
+  }
+  return false;
+}
 
 /** What `JSON.stringify` keeps as an object property. */
 function isSerializable(value: unknown): boolean {

@@ -2,10 +2,11 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
+import { CachedTree } from "../../reader/cachedTree.js";
 import { ReaderError, type ReaderErrorCode } from "../../reader/errors.js";
 import { NodeTree } from "../../reader/nodeTree.js";
 import "../../reader/rangeDigest.js"; // installs the two-thread digester for --verify
-import { type TreeFiles, treeFiles } from "../treeFiles.js";
+import { treeFiles } from "../treeFiles.js";
 import {
   type AuditOptions,
   type AuditReport,
@@ -15,6 +16,7 @@ import {
   type RunPlanner,
 } from "./audit.js";
 import type { WorkerRequest, WorkerResponse } from "./auditWorker.js";
+import { localFiles } from "./localFiles.js";
 import { type PlanOptions, planRun, type ResumePlan, type VerifyMode } from "./plan.js";
 
 /**
@@ -22,13 +24,7 @@ import { type PlanOptions, planRun, type ResumePlan, type VerifyMode } from "./p
  * through a `NodeTree` at `/`, and audits spread over worker threads when that pays. Everything else in
  * `runs/` works on any tree; only this module knows it is Node.
  */
-let local: TreeFiles | undefined;
-
-/** The file system as a tree, paths absolute. */
-export function localFiles(): TreeFiles {
-  local ??= treeFiles(new NodeTree("/"));
-  return local;
-}
+export { localFiles };
 
 export function planResume(runDir: string, options: PlanOptions): Promise<ResumePlan> {
   return planRun(resolve(runDir), {
@@ -55,9 +51,11 @@ export function audit(roots: readonly string[], options: AuditOptions): Promise<
       throw new ReaderError("file-not-found", "no such file or directory", { file: root });
   // Worker threads pay ~150 ms each to load ckpt; only streaming every byte (--verify-all) earns that back.
   const workers = options.verify === "all" && options.jobs > 1 && existsSync(fileURLToPath(WORKER));
+  // An audit only reads: each directory is listed and each file stat-ed once, not once per question.
+  const fs = treeFiles(new CachedTree(new NodeTree("/")));
   return auditTree(
     roots.map((r) => resolve(r)),
-    { ...options, fs: localFiles(), planRuns: workers ? onWorkers(options.jobs) : undefined },
+    { ...options, fs, planRuns: workers ? onWorkers(options.jobs) : undefined },
   );
 }
 

@@ -40,19 +40,30 @@ export type StorageResolver = (request: StorageRequest) => TorchStorage;
  */
 export function cachingStorageResolver(storages: Map<string, TorchStorage>, keyPrefix = ""): StorageResolver {
   return (request) => {
-    const id = request.view ? `${request.key}/${request.view.key}` : request.key;
+    const { view } = request;
+    const id = view ? `${request.key}/${view.key}` : request.key;
     const cached = storages.get(id);
     if (cached) return cached;
-    const numel = request.view ? request.view.numel : request.numel;
-    const storage: TorchStorage = {
-      kind: "storage",
-      key: keyPrefix + (request.view ? request.view.key : request.key),
-      dtype: request.dtype,
-      device: request.device,
-      numel,
-      sizeBytes: numel * elementSize(request.dtype),
-      ...(request.view ? { view: { root: request.key, offset: request.view.offset } } : {}),
-    };
+    const numel = view ? view.numel : request.numel;
+    // Built without spreading: a 200,000-tensor state dict names 200,000 storages.
+    const storage: TorchStorage = view
+      ? {
+          kind: "storage",
+          key: keyPrefix + view.key,
+          dtype: request.dtype,
+          device: request.device,
+          numel,
+          sizeBytes: numel * elementSize(request.dtype),
+          view: { root: request.key, offset: view.offset },
+        }
+      : {
+          kind: "storage",
+          key: keyPrefix === "" ? request.key : keyPrefix + request.key,
+          dtype: request.dtype,
+          device: request.device,
+          numel,
+          sizeBytes: numel * elementSize(request.dtype),
+        };
     storages.set(id, storage);
     return storage;
   };
@@ -183,16 +194,23 @@ function stridedTensor(
   if (!isBoxed(storage, "storage") || offset === undefined || shape === undefined || stride === undefined) {
     return undefined;
   }
-  return tensor({
+  // The common case of every state dict, built directly (no parts object): one object per tensor.
+  return {
+    kind: "tensor",
     dtype: dtypeOverride ?? storage.dtype,
     shape,
     stride,
     offset,
     storage,
     requiresGrad: args[requiresGradAt] === true,
+    parameter: false,
+    layout: "strided",
+    quantization,
+    sparse: undefined,
     rebuild: name,
-    ...(quantization ? { quantization } : {}),
-  });
+    pythonState: undefined,
+    subclass: undefined,
+  };
 }
 
 function quantizationOf(params: PyValue | undefined): Quantization | undefined {
@@ -398,32 +416,64 @@ export function torchPickleHooks(
 ): PickleHooks {
   return {
     persistentLoad(pid: PyValue, offset: number): PyValue {
-      if (!torchAcceptsPersistentId(pid, options.legacy === true)) foreignIds.push(offset);
       if (isBoxed(pid, "tuple")) {
-        const [tag, storageType, key, location, numel, viewMetadata] = pid.items;
-        if (isStorageTag(tag)) {
-          const dtype = isBoxed(storageType, "global")
-            ? storageClassDtype(storageType.module, storageType.name)
-            : undefined;
-          const count = asInt(numel);
-          const keyText = typeof key === "string" ? key : typeof key === "number" ? String(key) : undefined;
-          if (dtype !== undefined && count !== undefined && keyText !== undefined) {
-            const view = storageView(viewMetadata);
-            return resolveStorage({
-              key: keyText,
-              dtype,
-              device: typeof location === "string" ? location : "cpu",
-              numel: count,
-              offset,
-              ...(view ? { view } : {}),
-            });
+        const { items } = pid;
+        const tag = items[0];
+        // torch's own ids: ('storage', <Storage class>, key, location, numel), by far the most common.
+        if (tag === "storage") {
+          const storageType = items[1];
+          const key = items[2];
+          const numel = items[4];
+          const location = items[3];
+          if (
+            items.length === 5 &&
+            typeof key === "string" &&
+            typeof numel === "number" &&
+            Number.isInteger(numel) &&
+            isBoxed(storageType, "global")
+          ) {
+            const dtype = storageClassDtype(storageType.module, storageType.name);
+            if (dtype !== undefined)
+              return resolveStorage({
+                key,
+                dtype,
+                device: typeof location === "string" ? location : "cpu",
+                numel,
+                offset,
+              });
           }
         }
-        const moduleClass = moduleClassOf(pid);
-        if (moduleClass !== undefined) return moduleClass;
       }
-      return { kind: "persistent", id: pid };
+      return slowPersistentLoad(pid, offset);
     },
     call: callTorch,
   };
+
+  function slowPersistentLoad(pid: PyValue, offset: number): PyValue {
+    if (!torchAcceptsPersistentId(pid, options.legacy === true)) foreignIds.push(offset);
+    if (isBoxed(pid, "tuple")) {
+      const [tag, storageType, key, location, numel, viewMetadata] = pid.items;
+      if (isStorageTag(tag)) {
+        const dtype = isBoxed(storageType, "global")
+          ? storageClassDtype(storageType.module, storageType.name)
+          : undefined;
+        const count = asInt(numel);
+        const keyText = typeof key === "string" ? key : typeof key === "number" ? String(key) : undefined;
+        if (dtype !== undefined && count !== undefined && keyText !== undefined) {
+          const view = storageView(viewMetadata);
+          return resolveStorage({
+            key: keyText,
+            dtype,
+            device: typeof location === "string" ? location : "cpu",
+            numel: count,
+            offset,
+            ...(view ? { view } : {}),
+          });
+        }
+      }
+      const moduleClass = moduleClassOf(pid);
+      if (moduleClass !== undefined) return moduleClass;
+    }
+    return { kind: "persistent", id: pid };
+  }
 }

@@ -93,14 +93,14 @@ function checkStorages(
   notes: ReaderNote[],
 ) {
   for (const [key, storage] of storages) {
-    const entry = archive.get(storageDir + key);
-    if (!entry) notes.push({ code: "storage-record-missing", key: storage.key, record: storageDir + key });
-    else if (entry.uncompressedSize !== storage.sizeBytes) {
+    const size = archive.uncompressedSizeOf(storageDir + key);
+    if (size < 0) notes.push({ code: "storage-record-missing", key: storage.key, record: storageDir + key });
+    else if (size !== storage.sizeBytes) {
       notes.push({
         code: "storage-size-mismatch",
         key: storage.key,
         expected: storage.sizeBytes,
-        actual: entry.uncompressedSize,
+        actual: size,
       });
     }
   }
