@@ -9,6 +9,7 @@ export default defineConfig({
     ckpt: "dist/cli/main.js",
     auditWorker: "dist/inspect/runs/auditWorker.js",
     rangeDigestWorker: "dist/reader/rangeDigestWorker.js",
+    ioWorker: "dist/reader/remote/ioWorker.js",
   },
   platform: "node",
   external: [/^node:/],

@@ -31,7 +31,12 @@ export function openCheckpoint(path: string): Checkpoint {
 }
 
 /** Format sniffing in a fixed order, cheapest and most specific first; then the matching reader. */
-export function readCheckpoint(source: ByteSource, path?: string): Checkpoint {
+/** `exists` answers whether a pointer's target is there (a remote input's caller probes its server). */
+export function readCheckpoint(
+  source: ByteSource,
+  path?: string,
+  exists: (path: string) => boolean = existsSync,
+): Checkpoint {
   if (source.size === 0) throw new ReaderError("empty-file", "the file is empty (0 bytes)");
   const head = source.read(0, Math.min(HEAD_BYTES, source.size));
 
@@ -50,7 +55,7 @@ export function readCheckpoint(source: ByteSource, path?: string): Checkpoint {
     );
   }
   if (looksLikeSafetensors(head, source.size)) return readSafetensors(source);
-  const pointer = path === undefined ? undefined : readPointerFile(source, path);
+  const pointer = path === undefined ? undefined : readPointerFile(source, path, exists);
   if (pointer) return pointer;
   // Protocols 0 and 1 have no PROTO opcode: whether the bytes are a pickle is for the machine to say.
   const pickle = readPlainPickle(source);
@@ -65,11 +70,15 @@ export function readCheckpoint(source: ByteSource, path?: string): Checkpoint {
  * A small text file is a pointer when it is named as the conventions name theirs (`last_checkpoint`,
  * `latest`, ...) or when what it names exists beside it; any other note is not a checkpoint of any kind.
  */
-function readPointerFile(source: ByteSource, path: string): Checkpoint | undefined {
+function readPointerFile(
+  source: ByteSource,
+  path: string,
+  exists: (path: string) => boolean,
+): Checkpoint | undefined {
   const pointer = readPointer(source, basename(path));
   if (!pointer) return undefined;
   const target = resolvePointerTarget(path, pointer);
-  const targetExists = existsSync(target);
+  const targetExists = exists(target);
   if (!targetExists && !isPointerName(basename(path))) return undefined;
   return { format: "pointer", source, notes: [], pointer, target, targetExists };
 }

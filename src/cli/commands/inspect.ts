@@ -2,11 +2,16 @@ import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { globFilter, type InspectReport, inspectCheckpoint, tensorSha256s } from "../../inspect/report.js";
 import { ReaderError } from "../../reader/errors.js";
-import { openCheckpoint } from "../../reader/open.js";
+import { isRemotePath, openLocation, openSource, pathExists, transferOf } from "../../reader/location.js";
+import { readCheckpoint } from "../../reader/open.js";
+import type { Transfer } from "../../reader/remote/protocol.js";
+import type { TreeSource } from "../../reader/sharded/tree.js";
+import type { ByteSource } from "../../reader/source.js";
 import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
 import { exitCodeFor, type FailOn } from "../exitCode.js";
 import type { Output } from "../output.js";
 import { writeJson } from "../render/json.js";
+import { addTransfers, transferLine } from "../transfer.js";
 
 export interface InspectCommandOptions {
   readonly json: boolean;
@@ -17,12 +22,20 @@ export interface InspectCommandOptions {
   readonly failOn: FailOn;
 }
 
-type Outcome = { readonly report: InspectReport } | { readonly error: ErrorReport };
+/** A remote input's report says what reading it moved (`transfer`); a local one's is unchanged. */
+type Report = InspectReport & { readonly transfer?: Readonly<Transfer> };
+type Outcome = { readonly report: Report } | { readonly error: ErrorReport };
 
-async function inspectFile(path: string, options: InspectCommandOptions): Promise<Outcome> {
-  let checkpoint: ReturnType<typeof openCheckpoint> | undefined;
+async function inspectFile(
+  path: string,
+  options: InspectCommandOptions,
+  open: (path: string) => ByteSource = openSource,
+): Promise<Outcome> {
+  let source: ByteSource | undefined;
+  let checkpoint: ReturnType<typeof readCheckpoint> | undefined;
   try {
-    checkpoint = openCheckpoint(path);
+    source = open(path);
+    checkpoint = readCheckpoint(source, path, pathExists);
     const filter = options.filter ? globFilter(options.filter) : undefined;
     const report = inspectCheckpoint(checkpoint, path, {
       hash: options.hash,
@@ -32,13 +45,33 @@ async function inspectFile(path: string, options: InspectCommandOptions): Promis
     });
     // A trainer may still be writing the file: an answer about bytes that changed underneath would be wrong.
     checkpoint.source.assertUnchanged();
-    return { report };
+    source.close();
+    const transfer = transferOf(source);
+    return { report: transfer ? { ...report, transfer: { ...transfer } } : report };
   } catch (error) {
+    source?.close();
     if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
     return { error: errorReport(path, error) };
-  } finally {
-    checkpoint?.source.close();
   }
+}
+
+/** A remote file, or each file of a remote directory (an S3 prefix, a Hub repo's directory), as for a local one. */
+async function remoteOutcomes(target: string, options: InspectCommandOptions): Promise<Outcome[]> {
+  let tree: TreeSource;
+  try {
+    const opened = openLocation(target);
+    if (opened.kind === "file") return [await inspectFile(target, options, () => opened.source)];
+    tree = opened.tree;
+  } catch (error) {
+    return [{ error: errorReport(target, error) }];
+  }
+  const outcomes: Outcome[] = [];
+  const base = target.replace(/\/+$/, "");
+  for (const entry of tree.list("") ?? []) {
+    if (entry.kind !== "file") continue;
+    outcomes.push(await inspectFile(`${base}/${entry.name}`, options, () => tree.open(entry.name)));
+  }
+  return outcomes.filter((o) => !("error" in o && o.error.code === "not-a-checkpoint"));
 }
 
 /** The files of a directory that ckpt can read, in name order; other files (logs, configs) are skipped. */
@@ -64,6 +97,7 @@ function holdsDirectories(dir: string): boolean {
 }
 
 async function outcomesFor(target: string, options: InspectCommandOptions): Promise<Outcome[]> {
+  if (isRemotePath(target)) return remoteOutcomes(target, options);
   let isDir = false;
   try {
     isDir = statSync(target).isDirectory();
@@ -93,7 +127,7 @@ export async function runInspect(
       file: target,
       code: "not-a-checkpoint",
       message: "the directory holds no checkpoint file",
-      next: holdsDirectories(target)
+      next: !isRemotePath(target) && holdsDirectories(target)
         ? `for run directories and outputs/ trees, use \`ckpt audit ${target}\` or \`ckpt resume-plan RUN_DIR\``
         : "pass a checkpoint file, or a directory that holds some",
     };
@@ -115,6 +149,8 @@ export async function runInspect(
           `${i > 0 ? "\n" : ""}${renderInspectText(o.report, { style: io.style, all: options.all, filtered: options.filter !== undefined })}`,
         );
     });
+    const transfer = addTransfers(outcomes.map((o) => ("report" in o ? o.report.transfer : undefined)));
+    if (transfer) io.out(transferLine(transfer));
   }
   return outcomes.reduce((worst, o) => Math.max(worst, exitCodeOf(o, options.failOn)), 0);
 }

@@ -1,3 +1,4 @@
+import type { ByteSource } from "../../reader/source.js";
 import { type Finding, type FindingReport, findingReport } from "../findings.js";
 import { formatKeyPath } from "../walk.js";
 import { type FileScan, type ScannedGlobal, type ScanVerdict, scanFile } from "./scan.js";
@@ -58,8 +59,8 @@ export function securityFindings(scan: FileScan, weightsOnly: WeightsOnlyVerdict
   return findings;
 }
 
-export function scanReport(file: string): ScanReport {
-  const scan = scanFile(file);
+export function scanReport(file: string, open?: (file: string) => ByteSource): ScanReport {
+  const scan = scanFile(file, open);
   const weightsOnly = judgeWeightsOnly(scan);
   return {
     schema: "ckpt.scan/1",

@@ -235,8 +235,9 @@ function visitObjects(root: PyValue, visit: (object: PyObject) => void): void {
   }
 }
 
-export function scanFile(path: string): FileScan {
-  const source = FileSource.open(path);
+/** `open`: how the path becomes bytes (a local file by default; the CLI passes remote openers too). */
+export function scanFile(path: string, open: (path: string) => ByteSource = FileSource.open): FileScan {
+  const source = open(path);
   try {
     return scanSource(source, { deep: true });
   } finally {

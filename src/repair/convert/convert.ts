@@ -4,7 +4,9 @@ import { join, relative, resolve, sep } from "node:path";
 import type { PartSummary } from "../../inspect/parts.js";
 import { type Checkpoint, hasTensors } from "../../reader/checkpoint.js";
 import { ReaderError } from "../../reader/errors.js";
-import { openCheckpoint } from "../../reader/open.js";
+import { isRemotePath, openSource, transferOf } from "../../reader/location.js";
+import type { Transfer } from "../../reader/remote/protocol.js";
+import { readCheckpoint } from "../../reader/open.js";
 import { ELEMENT_SIZE } from "../../reader/torch/dtypes.js";
 import { writeFileAtomic, writeFileAtomicWith } from "../atomicWrite.js";
 import { archiveNameFor, assertNotInput } from "../repairFile.js";
@@ -50,7 +52,13 @@ export interface ConvertOutput {
 }
 
 export interface ConvertResult {
-  readonly source: { readonly path: string; readonly format: string; readonly sizeBytes: number };
+  readonly source: {
+    readonly path: string;
+    readonly format: string;
+    readonly sizeBytes: number;
+    /** For a remote input: requests and bytes, final once the source is closed (this object is the source's own). */
+    readonly transfer?: Readonly<Transfer>;
+  };
   readonly target: ConvertTarget;
   /** What was converted: "model (model_state_dict)", "optimizer", "every tensor". */
   readonly taken: string;
@@ -75,6 +83,11 @@ export interface ConvertResult {
 /** The standard metadata transformers writes and requires (`{"format": "pt"}`). */
 const DEFAULT_METADATA: ReadonlyArray<[string, string]> = [["format", "pt"]];
 
+function transferField(source: unknown): { transfer?: Readonly<Transfer> } {
+  const transfer = transferOf(source);
+  return transfer ? { transfer } : {};
+}
+
 /** Where an output path says to write. */
 export function convertTarget(output: string): ConvertTarget {
   if (output.endsWith("/") || output.endsWith(sep) || (existsSync(output) && statSync(output).isDirectory()))
@@ -88,7 +101,14 @@ export function convertTarget(output: string): ConvertTarget {
 }
 
 function openTensorSource(path: string): Checkpoint & { root: unknown } {
-  const checkpoint = openCheckpoint(path);
+  const source = openSource(path);
+  let checkpoint: Checkpoint;
+  try {
+    checkpoint = readCheckpoint(source, path);
+  } catch (error) {
+    source.close();
+    throw error;
+  }
   if (hasTensors(checkpoint)) return checkpoint;
   checkpoint.source.close();
   if (checkpoint.format === "pointer") {
@@ -295,7 +315,12 @@ export function convertCheckpoint(
   options: ConvertOptions = {},
 ): ConvertResult {
   const started = performance.now();
+  if (isRemotePath(output)) {
+    throw new ReaderError("remote-unsupported", `-o ${output}: ckpt writes local files only`);
+  }
   const target = convertTarget(output);
+  // A remote input cannot be the output, nor hold it: the checks below compare local files.
+  const inputs = isRemotePath(input) ? [] : [input];
   if (statSync(input, { throwIfNoEntry: false })?.isDirectory()) {
     throw new ReaderError(
       "unsupported-format",
@@ -325,16 +350,16 @@ export function convertCheckpoint(
     const aliasPairs = [...set.aliases];
     let outputs: ConvertOutput[];
     if (target === "safetensors-directory") {
-      outputs = writeDirectory(output, set, metadata, options.maxShardSize ?? 5e9, meter, [input]);
+      outputs = writeDirectory(output, set, metadata, options.maxShardSize ?? 5e9, meter, inputs);
     } else {
-      assertNotInput(input, output);
+      for (const local of inputs) assertNotInput(local, output);
       outputs =
         target === "safetensors"
           ? [writeOneSafetensors(output, set.written, safetensorsMetadata(metadata, aliasPairs), meter)]
           : [writeTorchFile(output, tensors, set, meter)];
     }
     return {
-      source: { path: input, format: checkpoint.format, sizeBytes: checkpoint.source.size },
+      source: { path: input, format: checkpoint.format, sizeBytes: checkpoint.source.size, ...transferField(checkpoint.source) },
       target,
       taken: selection.taken,
       selected: selection.key,

@@ -1,0 +1,192 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ckpt, ckptBinary } from "./helpers/cli.js";
+import { type RangeServer, startRangeServer } from "./helpers/rangeServer.js";
+import { withoutSource } from "./helpers/remote.js";
+import { SAMPLES_DIR } from "./helpers/samples.js";
+
+/**
+ * Remote reads over plain HTTP against Node's own server in a child process: every sample inspected remotely
+ * says what it says locally, what it moved is what the server counted, and each way a server can fail gets
+ * its own code and exit 2.
+ */
+
+const TORCH2 = join(SAMPLES_DIR, "torch2");
+let server: RangeServer;
+
+beforeAll(async () => {
+  server = await startRangeServer(SAMPLES_DIR);
+});
+afterAll(async () => {
+  await server?.close();
+});
+beforeEach(async () => {
+  await server.reset();
+});
+
+const files = readdirSync(TORCH2).filter(
+  (n) => !n.endsWith(".json") && !n.endsWith(".md") && statSync(join(TORCH2, n)).isFile(),
+);
+
+describe("inspect over HTTP", () => {
+  it.each(files)("%s: the same report as the local file, and the transfer the server counted", async (name) => {
+    const local = await ckpt("inspect", join(TORCH2, name), "--json", "--all");
+    const remote = await ckpt("inspect", `${server.url}/torch2/${name}`, "--json", "--all");
+    expect(remote.code).toBe(local.code);
+    expect(withoutSource(remote.out, server.url)).toEqual(withoutSource(local.out, SAMPLES_DIR));
+    const served = await server.served();
+    const report = JSON.parse(remote.out);
+    if (report.schema === "ckpt.inspect/1") {
+      // A pointer's target is probed too: those requests are the pointer's, not the file's.
+      if (report.format !== "pointer") expect(report.transfer).toEqual({ requests: served.requests, bytes: served.bytes });
+      expect(report.transfer.bytes).toBeLessThanOrEqual(statSync(join(TORCH2, name)).size);
+    }
+  });
+
+  it("--hash and --stats read tensor data remotely and agree with the local file", async () => {
+    const name = "adamw_known_size.pt";
+    const local = await ckpt("inspect", join(TORCH2, name), "--json", "--hash", "--stats");
+    const remote = await ckpt("inspect", `${server.url}/torch2/${name}`, "--json", "--hash", "--stats");
+    expect(remote.code).toBe(local.code);
+    expect(withoutSource(remote.out, server.url)).toEqual(withoutSource(local.out, SAMPLES_DIR));
+    expect(JSON.parse(remote.out).tensors.every((t: { sha256?: string }) => /^[0-9a-f]{64}$/.test(t.sha256 ?? "")));
+  });
+
+  it("the built CLI hashes on its digest workers and counts their requests", async () => {
+    const name = "adamw_known_size.pt";
+    const local = ckptBinary(["inspect", join(TORCH2, name), "--json", "--hash"]);
+    const remote = ckptBinary(["inspect", `${server.url}/torch2/${name}`, "--json", "--hash"]);
+    expect(remote.status).toBe(local.status);
+    expect(withoutSource(remote.stdout, server.url)).toEqual(withoutSource(local.stdout, SAMPLES_DIR));
+    const served = await server.served();
+    expect(JSON.parse(remote.stdout).transfer).toEqual({ requests: served.requests, bytes: served.bytes });
+  });
+
+  it("text output says what was transferred in one line", async () => {
+    const result = await ckpt("inspect", `${server.url}/torch2/model_only.pth`);
+    const served = await server.served();
+    const lines = result.out.trimEnd().split("\n");
+    expect(lines.at(-1)).toMatch(new RegExp(`^transferred: ${served.requests} requests?, `));
+    expect(lines.filter((l) => l.startsWith("transferred:"))).toHaveLength(1);
+  });
+
+  it("a small checkpoint is read with one request", async () => {
+    const result = await ckpt("inspect", `${server.url}/torch2/model_only.pth`, "--json");
+    expect(result.code).toBe(0);
+    const served = await server.served();
+    expect(served.requests).toBe(1);
+    expect(served.log[0]?.range).toBe("bytes=0-65535");
+  });
+});
+
+describe("scan and convert over HTTP", () => {
+  it.each(files)("scan %s: the same verdict and findings as the local file", async (name) => {
+    const local = await ckpt("scan", join(TORCH2, name), "--json");
+    const remote = await ckpt("scan", `${server.url}/torch2/${name}`, "--json");
+    expect(remote.code).toBe(local.code);
+    expect(withoutSource(remote.out, server.url)).toEqual(withoutSource(local.out, SAMPLES_DIR));
+  });
+
+  it("convert writes the same safetensors from a remote source as from the local file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ckpt-remote-convert-"));
+    try {
+      const local = await ckpt("convert", join(TORCH2, "model_only.pth"), "-o", join(dir, "local.safetensors"));
+      const remote = await ckpt("convert", `${server.url}/torch2/model_only.pth`, "-o", join(dir, "remote.safetensors"), "--json");
+      expect(local.code).toBe(0);
+      expect(remote.code).toBe(0);
+      expect(readFileSync(join(dir, "remote.safetensors"))).toEqual(readFileSync(join(dir, "local.safetensors")));
+      const served = await server.served();
+      expect(JSON.parse(remote.out).source.transfer).toEqual({ requests: served.requests, bytes: served.bytes });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("convert refuses a remote output: writes stay local", async () => {
+    const result = await ckpt("convert", join(TORCH2, "model_only.pth"), "-o", `${server.url}/out.safetensors`, "--json");
+    expect(result.code).toBe(2);
+    expect(JSON.parse(result.out).code).toBe("remote-unsupported");
+  });
+});
+
+describe("failures: a clear error with its code, exit 2", () => {
+  const url = () => `${server.url}/torch2/adamw_known_size.pt`;
+  const quick = { CKPT_REMOTE_TIMEOUT: "0.5", CKPT_REMOTE_RETRIES: "2", CKPT_REMOTE_BACKOFF_MS: "20" };
+
+  async function failure(env: Record<string, string> = {}): Promise<{ code: string; message: string; exit: number }> {
+    const saved = { ...process.env };
+    Object.assign(process.env, quick, env);
+    try {
+      const result = await ckpt("inspect", url(), "--json");
+      return { ...JSON.parse(result.out), exit: result.code };
+    } finally {
+      process.env = saved;
+    }
+  }
+
+  it("404: remote-not-found", async () => {
+    const result = await ckpt("inspect", `${server.url}/torch2/no-such-file.pt`, "--json");
+    expect(result.code).toBe(2);
+    expect(JSON.parse(result.out)).toMatchObject({ schema: "ckpt.error/1", code: "remote-not-found" });
+  });
+
+  it("403: remote-forbidden, not retried", async () => {
+    await server.misbehave("forbidden");
+    expect(await failure()).toMatchObject({ code: "remote-forbidden", exit: 2 });
+    expect((await server.served()).requests).toBe(1);
+  });
+
+  it("a server that ignores Range: remote-range-ignored, and the body is not downloaded", async () => {
+    await server.misbehave("ignore-range");
+    const result = await failure();
+    expect(result).toMatchObject({ code: "remote-range-ignored", exit: 2 });
+    expect(result.message).toMatch(/ignored the Range request/);
+    const served = await server.served();
+    expect(served.requests).toBe(1);
+  });
+
+  it("a short body, every time: remote-short-body after the retries", async () => {
+    await server.misbehave("short-body");
+    expect(await failure()).toMatchObject({ code: "remote-short-body", exit: 2 });
+    expect((await server.served()).requests).toBeGreaterThan(1);
+  });
+
+  it("no answer: remote-timeout after the retries", async () => {
+    await server.misbehave("hang");
+    const result = await failure();
+    expect(result).toMatchObject({ code: "remote-timeout", exit: 2 });
+    expect(result.message).toMatch(/3 attempts/);
+    expect((await server.served()).requests).toBe(3);
+  });
+
+  it("an ETag that changes between reads: remote-changed", async () => {
+    await server.misbehave("changing-etag");
+    expect(await failure()).toMatchObject({ code: "remote-changed", exit: 2 });
+  });
+
+  it("503 twice, then the file: the retries make it a success", async () => {
+    await server.misbehave("flaky", 2);
+    const result = await ckpt("inspect", url(), "--json");
+    expect(result.code).toBe(0);
+    const statuses = (await server.served()).log.map((l) => l.status);
+    expect(statuses.slice(0, 2)).toEqual([503, 503]);
+    expect(statuses.slice(2).every((s) => s === 206)).toBe(true);
+  });
+
+  it("a plain HTTP directory has no listing: remote-unsupported", async () => {
+    const result = await ckpt("inspect", `${server.url}/torch2/`, "--json");
+    expect(result.code).toBe(2);
+    expect(JSON.parse(result.out).code).toBe("remote-unsupported");
+  });
+
+  it("the built CLI prints the error in one line with its code and a next step, no stack", async () => {
+    await server.misbehave("ignore-range");
+    const result = ckptBinary(["inspect", url()], { ...process.env, ...quick });
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim().split("\n")).toHaveLength(1);
+    expect(result.stderr).toMatch(/\[remote-range-ignored\]\. Next: /);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+});
