@@ -15,7 +15,6 @@ export {
   inspectCheckpoint,
   type SummaryReport,
   type TensorReport,
-  tensorSha256s,
 } from "./inspect/report.js";
 // Resuming: will a run resume, and from where (ckpt.resume-plan/1); every run of a tree at once
 // (ckpt.audit/1); the manifest and pointer `resume-plan --write` writes.
@@ -23,23 +22,29 @@ export {
   type AuditOptions,
   type AuditReport,
   type AuditSummary,
-  audit,
+  type AuditTreeOptions,
   auditExitCode,
+  auditTree,
   type LooseFile,
 } from "./inspect/runs/audit.js";
+export { audit, planResume } from "./inspect/runs/node.js";
 export {
   type Choice,
   type PlanOptions,
   type PointerReport,
-  planResume,
+  planRun,
   type ResumePlan,
+  type RunPlanOptions,
   type VerifyMode,
 } from "./inspect/runs/plan.js";
 // Security: every callable a file's pickles can reach, without running any (ckpt.scan/1), and whether
 // torch.load(weights_only=True) loads it.
-export { type ScanReport, scanReport } from "./inspect/security/report.js";
-export { type FileScan, type ScannedGlobal, type ScanVerdict, scanFile } from "./inspect/security/scan.js";
+export type { ScanReport } from "./inspect/security/report.js";
+export type { FileScan, ScannedGlobal, ScanVerdict } from "./inspect/security/scan.js";
+export { scanFile, scanReport } from "./inspect/security/scanFile.js";
 export type { WeightsOnlyVerdict } from "./inspect/security/weightsOnly.js";
+export { tensorSha256s } from "./inspect/tensorHashes.js";
+export { type TreeFiles, treeFiles } from "./inspect/treeFiles.js";
 export type { KeyPath } from "./inspect/walk.js";
 // Reading: a file's structure (zip records, pickle, tensors' dtype/shape/storage); the caller closes
 // `checkpoint.source` when done.
@@ -57,7 +62,9 @@ export type {
 } from "./reader/checkpoint.js";
 export { hasTensors } from "./reader/checkpoint.js";
 export { isReaderError, ReaderError, type ReaderErrorCode } from "./reader/errors.js";
+export { NodeTree } from "./reader/nodeTree.js";
 export { openCheckpoint } from "./reader/open.js";
+export type { TreeEntry, TreeSource, TreeStat } from "./reader/tree.js";
 // Repairing: a corrected copy of one checkpoint (the input is never modified), or a run's resume plan
 // applied (counter, pointer, manifest).
 export type { PickleEdit } from "./repair/pickleEdit.js";

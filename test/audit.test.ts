@@ -11,7 +11,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { findRuns } from "../src/inspect/runs/audit.js";
+import { findRuns } from "../src/inspect/runs/node.js";
 import { ckpt, ckptBinary } from "./helpers/cli.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 

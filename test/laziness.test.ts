@@ -3,8 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { inspectCheckpoint } from "../src/inspect/report.js";
+import { FileSource } from "../src/reader/fileSource.js";
 import { readCheckpoint } from "../src/reader/open.js";
-import { CountingSource, FileSource } from "../src/reader/source.js";
+import { CountingSource } from "../src/reader/source.js";
 import { TorchZipWriter } from "../src/repair/zipWriter.js";
 import { stateDictPickle } from "./helpers/pickleWriter.js";
 

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type ScanReport, scanReport } from "../src/inspect/security/report.js";
-import { scanFile } from "../src/inspect/security/scan.js";
+import type { ScanReport } from "../src/inspect/security/report.js";
+import { scanFile, scanReport } from "../src/inspect/security/scanFile.js";
 
 /**
  * ckpt scan against files whose truth was established without ckpt: other scanners' test corpora rebuilt

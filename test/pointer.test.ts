@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Checkpoint } from "../src/reader/checkpoint.js";
+import { FileSource } from "../src/reader/fileSource.js";
 import { openCheckpoint } from "../src/reader/open.js";
 import {
   classifyPointerTarget,
@@ -11,7 +12,7 @@ import {
   readPointer,
   resolvePointerTarget,
 } from "../src/reader/pointer.js";
-import { BufferSource, FileSource } from "../src/reader/source.js";
+import { BufferSource } from "../src/reader/source.js";
 import { findTruths } from "./helpers/samples.js";
 
 function pointerOf(content: string | Uint8Array): PointerFile | undefined {

@@ -2,7 +2,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { planResume, type ResumePlan } from "../src/inspect/runs/plan.js";
+import { planResume } from "../src/inspect/runs/node.js";
+import type { ResumePlan } from "../src/inspect/runs/plan.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 
 /**

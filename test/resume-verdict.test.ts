@@ -1,8 +1,9 @@
 import { closeSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type InspectReport, inspectCheckpoint } from "../src/inspect/report.js";
+import { localFiles } from "../src/inspect/runs/node.js";
 import { openCheckpoint } from "../src/reader/open.js";
 import { TorchZipWriter } from "../src/repair/zipWriter.js";
 import { assemble, type Op, stateDictPickle } from "./helpers/pickleWriter.js";
@@ -13,7 +14,8 @@ import { findTruths, SAMPLES_DIR } from "./helpers/samples.js";
 function inspectFile(file: string): InspectReport {
   const checkpoint = openCheckpoint(file);
   try {
-    return inspectCheckpoint(checkpoint, file);
+    // As the CLI does: companion files (ZeRO optimizer shards, AllenNLP pairs) are looked for beside it.
+    return inspectCheckpoint(checkpoint, file, { neighbours: { fs: localFiles(), path: resolve(file) } });
   } finally {
     checkpoint.source.close();
   }

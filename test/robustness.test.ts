@@ -15,9 +15,10 @@ import { afterAll, describe, expect, it } from "vitest";
 import { inspectCheckpoint } from "../src/inspect/report.js";
 import { scanSource } from "../src/inspect/security/scan.js";
 import { ReaderError } from "../src/reader/errors.js";
+import { FileSource } from "../src/reader/fileSource.js";
 import { readCheckpoint } from "../src/reader/open.js";
 import { parsePickle } from "../src/reader/pickle/machine.js";
-import { BufferSource, FileSource } from "../src/reader/source.js";
+import { BufferSource } from "../src/reader/source.js";
 import { TorchZipWriter } from "../src/repair/zipWriter.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 

@@ -2,13 +2,14 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { isReaderError, type ReaderErrorCode } from "../src/reader/errors.js";
+import { FileSource } from "../src/reader/fileSource.js";
 import {
   looksLikeSafetensors,
   readSafetensorsHeader,
   SAFETENSORS_DTYPES,
   type SafetensorsFile,
 } from "../src/reader/safetensors.js";
-import { BufferSource, CountingSource, FileSource } from "../src/reader/source.js";
+import { BufferSource, CountingSource } from "../src/reader/source.js";
 import { findTruths } from "./helpers/samples.js";
 
 interface TensorSpec {

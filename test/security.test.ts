@@ -2,7 +2,8 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { type ScanReport, scanReport } from "../src/inspect/security/report.js";
+import type { ScanReport } from "../src/inspect/security/report.js";
+import { scanReport } from "../src/inspect/security/scanFile.js";
 import { TorchZipWriter } from "../src/repair/zipWriter.js";
 import { ckpt } from "./helpers/cli.js";
 import { findTruths } from "./helpers/samples.js";

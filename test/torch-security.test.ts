@@ -2,7 +2,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, rmSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
-import { scanReport } from "../src/inspect/security/report.js";
+import { scanReport } from "../src/inspect/security/scanFile.js";
 import { TorchZipWriter } from "../src/repair/zipWriter.js";
 import { describeWith } from "./helpers/requires.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";

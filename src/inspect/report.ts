@@ -1,8 +1,7 @@
-import { createHash } from "node:crypto";
 import { type Checkpoint, hasTensors, type TensorCheckpoint } from "../reader/checkpoint.js";
+import { codecs } from "../reader/codecs.js";
 import type { TorchTensor } from "../reader/pickle/value.js";
-import { type ByteRange, digestRanges } from "../reader/rangeDigest.js";
-import { contiguousByteRange, elementCount, smallTensorValues, tensorBytes } from "../reader/tensorData.js";
+import { elementCount, smallTensorValues, tensorBytes } from "../reader/tensorData.js";
 import { elementSize } from "../reader/torch/dtypes.js";
 import { type Finding, type FindingReport, findingReport } from "./findings.js";
 import { type PartSummary, summarizeParts } from "./parts.js";
@@ -15,6 +14,7 @@ import { type ScanVerdict, scanCheckpoint } from "./security/scan.js";
 import { judgeWeightsOnly, type WeightsOnlyVerdict } from "./security/weightsOnly.js";
 import { StatsAccumulator, supportsStats, type TensorStats } from "./stats.js";
 import { buildTree, type TreeNode } from "./tree.js";
+import type { TreeFiles } from "./treeFiles.js";
 import { findTensors, type KeyPath, type TensorAt } from "./walk.js";
 
 /** The `ckpt.inspect/1` contract. Later versions add fields; these are never renamed. */
@@ -106,6 +106,11 @@ export interface InspectOptions {
   readonly filter?: (path: KeyPath) => boolean;
   /** sha256 already computed for some tensors (`tensorSha256s`); the others are hashed here. */
   readonly sha256?: ReadonlyMap<TorchTensor, string>;
+  /**
+   * The tree the file lives in and its path there, where the companion files its framework loads beside it
+   * are looked for (AllenNLP's model_state beside training_state); without it none are.
+   */
+  readonly neighbours?: { readonly fs: TreeFiles; readonly path: string };
 }
 
 function storageDescription(tensor: TorchTensor): TensorDescription["storage"] {
@@ -123,34 +128,6 @@ function describeTensor(tensor: TorchTensor): TensorDescription {
   };
 }
 
-/**
- * sha256 of every tensor `--hash` lists whose bytes are one plain range of the file, computed on two threads
- * (`digestRanges`): hashing, not reading, bounds `--hash`. Pass the result as `InspectOptions.sha256`.
- */
-export async function tensorSha256s(
-  checkpoint: Checkpoint,
-  filter?: (path: KeyPath) => boolean,
-): Promise<ReadonlyMap<TorchTensor, string>> {
-  if (!hasTensors(checkpoint)) return new Map();
-  const tensors = new Set<TorchTensor>();
-  for (const { path, tensor } of findTensors(checkpoint.root).tensors) {
-    if (filter && !filter(path)) continue;
-    if (tensor.sparse) tensors.add(tensor.sparse.indices).add(tensor.sparse.values);
-    else tensors.add(tensor);
-  }
-  const ranged: TorchTensor[] = [];
-  const ranges: ByteRange[] = [];
-  for (const tensor of tensors) {
-    const range = contiguousByteRange(checkpoint, tensor);
-    if (range) {
-      ranged.push(tensor);
-      ranges.push(range);
-    }
-  }
-  const digests = await digestRanges(checkpoint.source, ranges, "sha256");
-  return new Map(ranged.map((tensor, i) => [tensor, digests[i] as string]));
-}
-
 function sha256Of(
   checkpoint: TensorCheckpoint,
   tensor: TorchTensor,
@@ -158,9 +135,14 @@ function sha256Of(
 ): string {
   const precomputed = known?.get(tensor);
   if (precomputed !== undefined) return precomputed;
-  const hash = createHash("sha256");
+  return tensorSha256(checkpoint, tensor);
+}
+
+/** sha256 of the tensor's row-major bytes, streamed (what `--hash` prints, and what the page hashes on demand). */
+export function tensorSha256(checkpoint: TensorCheckpoint, tensor: TorchTensor): string {
+  const hash = codecs().sha256();
   for (const chunk of tensorBytes(checkpoint, tensor)) hash.update(chunk);
-  return hash.digest("hex");
+  return hash.hex();
 }
 
 function statsOf(checkpoint: TensorCheckpoint, tensor: TorchTensor): TensorStats {
@@ -341,7 +323,9 @@ export function inspectCheckpoint(
     }
   }
 
-  const judged = judgeFile(checkpoint, file);
+  const judged = options.neighbours
+    ? judgeFile(checkpoint, options.neighbours.path, options.neighbours.fs)
+    : judgeFile(checkpoint, file, undefined);
   if (judged) {
     const { verdict } = judged;
     if (verdict.verdict !== "resumable") {

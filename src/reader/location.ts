@@ -1,11 +1,16 @@
 import { existsSync, statSync } from "node:fs";
 import { ReaderError } from "./errors.js";
 import { NodeTree } from "./nodeTree.js";
+import { readCheckpoint as readLocal } from "./open.js";
+import { POSIX_PATHS } from "./pointer.js";
+import { readCheckpoint } from "./read.js";
+import type { Checkpoint } from "./checkpoint.js";
 import { displayName, isRemotePath, objectTarget, parseRemote, type RemoteLocation } from "./remote/location.js";
 import { RemoteSource, transferOf } from "./remote/remoteSource.js";
 import { HfTree, HttpTree, S3Tree } from "./remote/trees.js";
-import type { TreeSource } from "./sharded/tree.js";
-import { type ByteSource, FileSource } from "./source.js";
+import type { TreeSource } from "./tree.js";
+import { FileSource } from "./fileSource.js";
+import type { ByteSource } from "./source.js";
 
 /**
  * The one place a path the user typed becomes bytes: a local file or directory, or a remote one (`https://`,
@@ -132,4 +137,13 @@ export function pathExists(path: string): boolean {
       return false;
     throw error;
   }
+}
+
+/**
+ * The checkpoint in `source`, opened for `path`: a pointer's target is looked up where the pointer lives (the
+ * file system, or the pointer's server, by the URL beside it).
+ */
+export function readLocated(source: ByteSource, path: string): Checkpoint {
+  if (!isRemotePath(path)) return readLocal(source, path);
+  return readCheckpoint(source, path, { exists: pathExists, paths: POSIX_PATHS });
 }

@@ -1,15 +1,10 @@
-import { readdirSync, statSync } from "node:fs";
+import { lstatSync, readdirSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { ReaderError } from "./errors.js";
+import { FileSource } from "./fileSource.js";
 import { openSharded, type ShardedCheckpoint } from "./sharded/open.js";
-import {
-  joinPath,
-  type TreeEntry,
-  type TreeEntryKind,
-  type TreeSource,
-  type TreeStat,
-} from "./sharded/tree.js";
-import { type ByteSource, FileSource } from "./source.js";
+import type { ByteSource } from "./source.js";
+import { joinPath, type TreeEntry, type TreeEntryKind, type TreeSource, type TreeStat } from "./tree.js";
 
 /** A directory on the file system as a `TreeSource`: files open as `FileSource`s (positional reads, no cache). */
 export class NodeTree implements TreeSource {
@@ -31,16 +26,42 @@ export class NodeTree implements TreeSource {
       return undefined;
     }
     names.sort();
-    return names.map((name) => ({ name, ...statOf(join(path, name)) }));
+    return names.map((name) => {
+      const { missing: _, ...stats } = statOf(join(path, name));
+      return { name, ...stats };
+    });
   }
 
   stat(path: string): TreeStat | undefined {
     const stats = statOf(this.resolve(path));
-    return stats.kind === "other" && stats.missing ? undefined : { kind: stats.kind, size: stats.size };
+    if (stats.kind === "other" && stats.missing) return undefined;
+    return {
+      kind: stats.kind,
+      size: stats.size,
+      ...(stats.mtimeMs !== undefined ? { mtimeMs: stats.mtimeMs } : {}),
+    };
   }
 
   open(path: string): ByteSource {
     return FileSource.open(this.resolve(path));
+  }
+
+  readlink(path: string): string | undefined {
+    const full = this.resolve(path);
+    try {
+      return lstatSync(full).isSymbolicLink() ? readlinkSync(full) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  realpath(path: string): string {
+    const full = this.resolve(path);
+    try {
+      return realpathSync(full);
+    } catch {
+      return full;
+    }
   }
 
   private resolve(path: string): string {
@@ -60,11 +81,11 @@ export function openShardedPath(path: string): ShardedCheckpoint {
   return openSharded(new NodeTree(path));
 }
 
-function statOf(path: string): { kind: TreeEntryKind; size: number; missing?: boolean } {
+function statOf(path: string): { kind: TreeEntryKind; size: number; mtimeMs?: number; missing?: boolean } {
   try {
     const stats = statSync(path);
     const kind: TreeEntryKind = stats.isFile() ? "file" : stats.isDirectory() ? "directory" : "other";
-    return { kind, size: stats.isFile() ? stats.size : 0 };
+    return { kind, size: stats.isFile() ? stats.size : 0, mtimeMs: stats.mtimeMs };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ENOTDIR") return { kind: "other", size: 0, missing: true };

@@ -1,4 +1,3 @@
-import { dirname, sep } from "node:path";
 import type { ByteSource } from "./source.js";
 
 /**
@@ -16,6 +15,29 @@ import type { ByteSource } from "./source.js";
  * All three readers open the file, `.strip()` the text, and either use it as is (mmengine) or join it to the
  * pointer's directory (fvcore, DeepSpeed).
  */
+
+/** How paths are split and joined where the pointer lives: Node passes `node:path`'s, a page POSIX's. */
+export interface PathStyle {
+  readonly dirname: (path: string) => string;
+  readonly basename: (path: string) => string;
+  readonly sep: string;
+}
+
+/** `path.posix`'s dirname and basename, for relative paths in a dropped folder or a URL's path. */
+export const POSIX_PATHS: PathStyle = {
+  dirname(path) {
+    const trimmed = path.replace(/\/+$/, "");
+    if (trimmed === "") return path.startsWith("/") ? "/" : ".";
+    const slash = trimmed.lastIndexOf("/");
+    if (slash < 0) return ".";
+    return slash === 0 ? "/" : trimmed.slice(0, slash).replace(/\/+$/, "") || "/";
+  },
+  basename(path) {
+    const trimmed = path.replace(/\/+$/, "");
+    return trimmed.slice(trimmed.lastIndexOf("/") + 1);
+  },
+  sep: "/",
+};
 
 /** Megatron-LM's pointer file. */
 const MEGATRON_TRACKER = "latest_checkpointed_iteration.txt";
@@ -120,8 +142,13 @@ export function classifyPointerTarget(target: string): PointerStyle {
  * names a directory). The join is textual like Python's, without normalising `..`, so symlinks resolve as they
  * would for the framework.
  */
-export function resolvePointerTarget(pointerPath: string, pointer: PointerFile): string {
+export function resolvePointerTarget(
+  pointerPath: string,
+  pointer: PointerFile,
+  paths: PathStyle = POSIX_PATHS,
+): string {
   if (pointer.style === "absolute-path" || pointer.style === "uri") return pointer.target;
+  const { dirname, sep } = paths;
   const directory = dirname(pointerPath);
   // Megatron's get_checkpoint_name: os.path.join(checkpoints_path, "iter_{:07d}" or "release").
   const name =

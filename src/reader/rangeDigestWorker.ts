@@ -1,6 +1,6 @@
 import { parentPort, workerData } from "node:worker_threads";
+import { FileSource } from "./fileSource.js";
 import { takeRanges, type WorkerJob, type WorkerResult } from "./rangeDigest.js";
-import { FileSource } from "./source.js";
 
 /** The second thread of `digestRanges`: opens the file, checks it is the caller's, takes ranges until none is left. */
 function run(job: WorkerJob): WorkerResult {

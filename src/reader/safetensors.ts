@@ -1,3 +1,4 @@
+import { utf8Length } from "./bytes.js";
 import { ReaderError } from "./errors.js";
 import type { ByteSource } from "./source.js";
 
@@ -164,7 +165,7 @@ export function readSafetensorsHeader(source: ByteSource): SafetensorsFile {
     root = new JsonParser(text).parseDocument();
   } catch (error) {
     if (!(error instanceof JsonSyntaxError)) throw error;
-    const at = 8 + Buffer.byteLength(text.slice(0, error.position));
+    const at = 8 + utf8Length(text.slice(0, error.position));
     throw malformed(`the header is not valid JSON: ${error.message} at byte ${at}`, at);
   }
   if (!(root instanceof JsonObject)) throw malformed("the header is not a JSON object", 8);

@@ -1,6 +1,5 @@
-import { Buffer } from "node:buffer";
-import { pipeline, Readable } from "node:stream";
-import { createInflateRaw, inflateRawSync, constants as zlibConstants } from "node:zlib";
+import { bytesEqual } from "./bytes.js";
+import { codecs, InflateError } from "./codecs.js";
 import { isReaderError, type ReaderError } from "./errors.js";
 import type { ByteSource } from "./source.js";
 import { parseCentralDirectory, type ZipEntry } from "./zip/centralDirectory.js";
@@ -211,7 +210,7 @@ export class ZipArchive {
       flags,
       method,
       nameRaw,
-      nameMatches: Buffer.compare(nameRaw, entry.nameRaw) === 0,
+      nameMatches: bytesEqual(nameRaw, entry.nameRaw),
       extraLength,
       dataOffset,
     };
@@ -247,10 +246,10 @@ export class ZipArchive {
     const dataOffset = this.dataOffset(entry);
     const data = this.source.read(dataOffset, entry.compressedSize);
     if (entry.method === METHOD_STORED) return data;
-    let inflated: Buffer;
+    let inflated: Uint8Array;
     try {
-      // maxOutputLength must be >= 1; an empty record inflating to 1 byte is caught by the size check below.
-      inflated = inflateRawSync(data, { maxOutputLength: Math.max(1, entry.uncompressedSize) });
+      // An empty record inflating to 1 byte is caught by the size check below.
+      inflated = codecs().inflater.inflate(data, Math.max(1, entry.uncompressedSize));
     } catch (error) {
       throw this.inflateError(entry, dataOffset, error);
     }
@@ -275,14 +274,11 @@ export class ZipArchive {
     let take = Math.min(entry.compressedSize, wanted + 1024);
     let shrinking = false;
     for (;;) {
-      let inflated: Buffer;
+      let inflated: Uint8Array;
       try {
-        inflated = inflateRawSync(this.source.read(dataOffset, take), {
-          finishFlush: zlibConstants.Z_SYNC_FLUSH,
-          maxOutputLength: cap,
-        });
+        inflated = codecs().inflater.inflatePrefix(this.source.read(dataOffset, take), cap);
       } catch (error) {
-        const tooLarge = (error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE";
+        const tooLarge = error instanceof InflateError && error.tooLarge;
         if (!tooLarge || take <= 1) throw this.inflateError(entry, dataOffset, error);
         take = Math.max(1, Math.floor(take / 2));
         shrinking = true;
@@ -313,12 +309,9 @@ export class ZipArchive {
       yield* raw;
       return;
     }
-    const inflate = createInflateRaw({ chunkSize: Math.max(64, Math.min(chunkSize, MiB)) });
-    // Errors of either stream destroy the other and surface from the iteration below.
-    pipeline(Readable.from(raw), inflate, () => undefined);
     let produced = 0;
     try {
-      for await (const piece of inflate as AsyncIterable<Buffer>) {
+      for await (const piece of codecs().inflater.stream(raw, chunkSize)) {
         produced += piece.length;
         if (produced > entry.uncompressedSize)
           throw this.sizeMismatch(entry, dataOffset, produced, "at least ");
@@ -326,8 +319,6 @@ export class ZipArchive {
       }
     } catch (error) {
       throw isReaderError(error) ? error : this.inflateError(entry, dataOffset, error);
-    } finally {
-      inflate.destroy();
     }
     if (produced !== entry.uncompressedSize) throw this.sizeMismatch(entry, dataOffset, produced);
   }
@@ -376,11 +367,10 @@ export class ZipArchive {
   }
 
   private inflateError(entry: ZipEntry, dataOffset: number, error: unknown): ReaderError {
-    const code = (error as NodeJS.ErrnoException).code;
     const reason =
-      code === "ERR_BUFFER_TOO_LARGE"
+      error instanceof InflateError && error.tooLarge
         ? `it inflates to more than the ${entry.uncompressedSize} bytes the central directory declares`
-        : `zlib says: ${error instanceof Error ? error.message : String(error)}`;
+        : `the inflater says: ${error instanceof Error ? error.message : String(error)}`;
     return zipError(
       "zip-malformed",
       this.source.name,

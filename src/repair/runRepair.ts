@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { examineCandidate } from "../inspect/runs/candidates.js";
-import { planResume, type ResumePlan } from "../inspect/runs/plan.js";
+import { localFiles, planResume } from "../inspect/runs/node.js";
+import type { ResumePlan } from "../inspect/runs/plan.js";
 import type { PickleEdit } from "./pickleEdit.js";
 import { repairCheckpointFile } from "./repairFile.js";
 import { refuseIfUnreadable, willRewritePointer, writeResumeFiles } from "./resumeWrite.js";
@@ -98,7 +99,7 @@ export async function repairRun(runDir: string, options: { dryRun: boolean }): P
           mtimeMs: Date.now(),
           group: undefined,
         },
-        { verify: true, runConvention: plan.convention },
+        { verify: true, runConvention: plan.convention, fs: localFiles() },
       );
     }
   }

@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { ReaderError } from "../../src/reader/errors.js";
 import { isBoxed, type PyValue } from "../../src/reader/pickle/value.js";
 import { logicalTensorBytes, type ShardedCheckpoint } from "../../src/reader/sharded/index.js";
-import type { TreeEntry, TreeSource, TreeStat } from "../../src/reader/sharded/tree.js";
 import { BufferSource, type ByteSource } from "../../src/reader/source.js";
+import { joinPath, type TreeEntry, type TreeSource, type TreeStat } from "../../src/reader/tree.js";
 import { SAMPLES_DIR } from "./samples.js";
 
 /** `samples/sharded/`, written by `samples/make_sharded.py`. */
@@ -75,13 +75,22 @@ export function summarize(value: PyValue): { type: string; value?: unknown } {
   }
 }
 
-/** An in-memory tree: `files` maps relative paths to bytes; directories are implied by the paths. */
+/**
+ * An in-memory tree: `files` maps relative paths to bytes; directories are implied by the paths. Paths asked
+ * for are normalised as every tree's are (`/a/b` and `a/b` are the same file), with optional mtimes.
+ */
 export class MemoryTree implements TreeSource {
   readonly name: string;
   readonly files: Map<string, Uint8Array>;
+  private readonly mtimes: ReadonlyMap<string, number>;
 
-  constructor(files: Record<string, Uint8Array | string>, name = "<memory>") {
+  constructor(
+    files: Record<string, Uint8Array | string>,
+    name = "<memory>",
+    mtimes: ReadonlyMap<string, number> = new Map(),
+  ) {
     this.name = name;
+    this.mtimes = mtimes;
     this.files = new Map(
       Object.entries(files).map(([path, bytes]) => [
         path,
@@ -90,7 +99,8 @@ export class MemoryTree implements TreeSource {
     );
   }
 
-  list(dir: string): TreeEntry[] | undefined {
+  list(dirAsked: string): TreeEntry[] | undefined {
+    const dir = joinPath(dirAsked);
     const prefix = dir === "" ? "" : `${dir}/`;
     const seen = new Map<string, TreeEntry>();
     for (const [path, bytes] of this.files) {
@@ -100,32 +110,46 @@ export class MemoryTree implements TreeSource {
       const name = slash < 0 ? rest : rest.slice(0, slash);
       seen.set(
         name,
-        slash < 0 ? { name, kind: "file", size: bytes.length } : { name, kind: "directory", size: 0 },
+        slash < 0 ? { name, ...this.fileStat(prefix + name, bytes) } : { name, kind: "directory", size: 0 },
       );
     }
     if (seen.size === 0 && dir !== "") return undefined;
     return [...seen.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
-  stat(path: string): TreeStat | undefined {
+  stat(pathAsked: string): TreeStat | undefined {
+    const path = joinPath(pathAsked);
     const bytes = this.files.get(path);
-    if (bytes) return { kind: "file", size: bytes.length };
+    if (bytes) return this.fileStat(path, bytes);
     return this.list(path) ? { kind: "directory", size: 0 } : undefined;
   }
 
-  open(path: string): ByteSource {
+  open(pathAsked: string): ByteSource {
+    const path = joinPath(pathAsked);
     const bytes = this.files.get(path);
     if (!bytes) throw new ReaderError("file-not-found", "no such file", { file: path });
     return new BufferSource(bytes, path);
+  }
+
+  private fileStat(path: string, bytes: Uint8Array): TreeStat {
+    const mtimeMs = this.mtimes.get(path);
+    return mtimeMs === undefined
+      ? { kind: "file", size: bytes.length }
+      : { kind: "file", size: bytes.length, mtimeMs };
   }
 }
 
 /** Every file below `dir` as a `MemoryTree` (for variants damaged in the test itself). */
 export function memoryTreeOf(dir: string): MemoryTree {
   const files: Record<string, Uint8Array> = {};
+  const mtimes = new Map<string, number>();
   for (const name of readdirSync(dir, { recursive: true, encoding: "utf8" })) {
     const path = join(dir, name);
-    if (statSync(path).isFile()) files[name.split("\\").join("/")] = readFileSync(path);
+    const stats = statSync(path, { throwIfNoEntry: false });
+    if (!stats?.isFile()) continue;
+    const key = name.split("\\").join("/");
+    files[key] = readFileSync(path);
+    mtimes.set(key, stats.mtimeMs);
   }
-  return new MemoryTree(files, dir);
+  return new MemoryTree(files, dir, mtimes);
 }

@@ -1,6 +1,7 @@
 import { writeFileSync } from "node:fs";
 import type { Severity } from "../../inspect/findings.js";
-import { audit, auditExitCode } from "../../inspect/runs/audit.js";
+import { auditExitCode } from "../../inspect/runs/audit.js";
+import { audit } from "../../inspect/runs/node.js";
 import type { VerifyMode } from "../../inspect/runs/plan.js";
 import { ReaderError } from "../../reader/errors.js";
 import { errorReport, formatErrorLine } from "../errors.js";

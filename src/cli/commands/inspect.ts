@@ -1,11 +1,13 @@
 import { readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { globFilter, type InspectReport, inspectCheckpoint, tensorSha256s } from "../../inspect/report.js";
+import { join, resolve } from "node:path";
+import { globFilter, type InspectReport, inspectCheckpoint } from "../../inspect/report.js";
+import { localFiles } from "../../inspect/runs/node.js";
+import { tensorSha256s } from "../../inspect/tensorHashes.js";
+import type { Checkpoint } from "../../reader/checkpoint.js";
 import { ReaderError } from "../../reader/errors.js";
-import { isRemotePath, openLocation, openSource, pathExists, transferOf } from "../../reader/location.js";
-import { readCheckpoint } from "../../reader/open.js";
+import { isRemotePath, openLocation, openSource, readLocated, transferOf } from "../../reader/location.js";
 import type { Transfer } from "../../reader/remote/protocol.js";
-import type { TreeSource } from "../../reader/sharded/tree.js";
+import type { TreeSource } from "../../reader/tree.js";
 import type { ByteSource } from "../../reader/source.js";
 import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
 import { exitCodeFor, type FailOn } from "../exitCode.js";
@@ -32,12 +34,14 @@ async function inspectFile(
   open: (path: string) => ByteSource = openSource,
 ): Promise<Outcome> {
   let source: ByteSource | undefined;
-  let checkpoint: ReturnType<typeof readCheckpoint> | undefined;
+  let checkpoint: Checkpoint | undefined;
   try {
     source = open(path);
-    checkpoint = readCheckpoint(source, path, pathExists);
+    checkpoint = readLocated(source, path);
     const filter = options.filter ? globFilter(options.filter) : undefined;
     const report = inspectCheckpoint(checkpoint, path, {
+      // A remote file's neighbours are not looked for: that would be a listing, or a probe per name, over the network.
+      ...(isRemotePath(path) ? {} : { neighbours: { fs: localFiles(), path: resolve(path) } }),
       hash: options.hash,
       stats: options.stats,
       ...(filter ? { filter } : {}),

@@ -1,4 +1,5 @@
-import { planResume, type ResumePlan, type VerifyMode } from "../../inspect/runs/plan.js";
+import { planResume } from "../../inspect/runs/node.js";
+import type { ResumePlan, VerifyMode } from "../../inspect/runs/plan.js";
 import { ReaderError } from "../../reader/errors.js";
 import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";

@@ -1,10 +1,11 @@
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { type ScanReport, scanReport } from "../../inspect/security/report.js";
+import { type ScanReport, scanReportOf } from "../../inspect/security/report.js";
+import { scanSource } from "../../inspect/security/scan.js";
 import { ReaderError } from "../../reader/errors.js";
 import { isRemotePath, openLocation, openSource, transferOf } from "../../reader/location.js";
 import type { Transfer } from "../../reader/remote/protocol.js";
-import { joinPath, type TreeSource } from "../../reader/sharded/tree.js";
+import { joinPath, type TreeSource } from "../../reader/tree.js";
 import type { ByteSource } from "../../reader/source.js";
 import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
@@ -92,15 +93,15 @@ export function runScan(paths: string[], options: ScanCommandOptions, io: Output
   for (const { path, open } of inputs) {
     let source: ByteSource | undefined;
     try {
-      const report = scanReport(path, (p) => {
-        source = open(p);
-        return source;
-      });
+      source = open(path);
+      const report = scanReportOf(path, scanSource(source, { deep: true }));
+      source.close();
       const transfer = transferOf(source);
       outcomes.push(transfer ? { ...report, transfer: { ...transfer } } : report);
     } catch (error) {
       if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
       outcomes.push(errorReport(path, error));
+      source?.close();
     }
   }
   if (options.json) {

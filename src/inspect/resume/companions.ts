@@ -1,5 +1,5 @@
-import { readdirSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "../../reader/posixPath.js";
+import type { TreeFiles } from "../treeFiles.js";
 import type { ConventionId } from "./conventions.js";
 
 /**
@@ -30,19 +30,11 @@ function weightsBeside(file: string): string | undefined {
   return join(dirname(file), name.replace("training_state", "model_state"));
 }
 
-function list(dir: string): string[] {
-  try {
-    return readdirSync(dir).sort();
-  } catch {
-    return [];
-  }
-}
-
 /**
  * The companions a file of this convention has, whether or not they exist (the caller checks): a missing
  * companion is itself a finding.
  */
-export function companionsOf(file: string, convention: ConventionId): Companion[] {
+export function companionsOf(file: string, convention: ConventionId, fs: TreeFiles): Companion[] {
   switch (convention) {
     case "allennlp":
     case "training-loop": {
@@ -50,7 +42,7 @@ export function companionsOf(file: string, convention: ConventionId): Companion[
       return weights ? [{ key: "model", files: [weights] }] : [];
     }
     case "deepspeed": {
-      const shards = list(dirname(file)).filter((n) => /optim_states\.pt$/.test(n));
+      const shards = fs.list(dirname(file)).filter((n) => /optim_states\.pt$/.test(n));
       return shards.length > 0
         ? [{ key: "optimizer", files: shards.map((n) => join(dirname(file), n)) }]
         : [];

@@ -1,7 +1,7 @@
-import { existsSync } from "node:fs";
-import { basename } from "node:path";
 import type { Checkpoint } from "../../reader/checkpoint.js";
 import { dictGet, dictSet, isBoxed, type PyValue, pyDict } from "../../reader/pickle/value.js";
+import { basename } from "../../reader/posixPath.js";
+import type { TreeFiles } from "../treeFiles.js";
 import { type Companion, companionsOf } from "./companions.js";
 import { detectFileConvention } from "./fingerprints.js";
 import { isPresent } from "./lookup.js";
@@ -21,13 +21,13 @@ interface Completed {
 }
 
 /** `root` with each absent companion key standing for the files that hold it, where they exist. */
-function withCompanions(root: PyValue, companions: readonly Companion[]): Completed {
+function withCompanions(root: PyValue, companions: readonly Companion[], fs: TreeFiles): Completed {
   if (!isBoxed(root, "dict")) return { root, found: [], missing: [] };
   const found: Array<{ companion: Companion; files: string[] }> = [];
   const missing: string[] = [];
   for (const companion of companions) {
     if (isPresent(dictGet(root, companion.key))) continue;
-    const files = companion.files.filter((f) => existsSync(f));
+    const files = companion.files.filter((f) => fs.exists(f));
     if (files.length > 0) found.push({ companion, files });
     else missing.push(...companion.files.map((f) => basename(f)));
   }
@@ -52,11 +52,22 @@ function relabel(verdict: ResumeVerdict, found: Completed["found"]): ResumeVerdi
   return { ...verdict, components };
 }
 
-/** The convention and resume verdict of a file that holds an object graph (TorchScript modules are not judged). */
-export function judgeFile(checkpoint: Checkpoint, file: string): FileJudgement | undefined {
+/**
+ * The convention and resume verdict of a file that holds an object graph (TorchScript modules are not judged),
+ * with the companion files its framework loads beside it looked up in `fs`, the tree `file` is a path of.
+ * Without a tree (a single file given as bytes), companions are not looked for.
+ */
+export function judgeFile(
+  checkpoint: Checkpoint,
+  file: string,
+  fs: TreeFiles | undefined,
+): FileJudgement | undefined {
   if (checkpoint.format === "pointer" || checkpoint.format === "torchscript") return undefined;
   const guess = detectFileConvention(checkpoint.root, file);
-  const completed = withCompanions(checkpoint.root, companionsOf(file, guess.convention));
+  const companions = fs ? companionsOf(file, guess.convention, fs) : [];
+  const completed = fs
+    ? withCompanions(checkpoint.root, companions, fs)
+    : { root: checkpoint.root, found: [], missing: [] };
   const verdict = relabel(judgeResume(completed.root, guess, file), completed.found);
   return { verdict, missingCompanions: completed.missing };
 }

@@ -1,18 +1,15 @@
-import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
-import { ReaderError, type ReaderErrorCode } from "../../reader/errors.js";
+import { ReaderError } from "../../reader/errors.js";
+import { join, normalize } from "../../reader/posixPath.js";
 import { atLeast, type Severity } from "../findings.js";
 import { judgeFile } from "../resume/judgeFile.js";
-import type { WorkerRequest, WorkerResponse } from "./auditWorker.js";
+import type { TreeFiles } from "../treeFiles.js";
 import { checkFile } from "./integrity.js";
 import { detectRunLayout } from "./layout.js";
-import { planResume, type ResumePlan, type VerifyMode } from "./plan.js";
+import { planRun, type ResumePlan, type VerifyMode } from "./plan.js";
 
 /**
  * `ckpt audit DIR...`: every run in an outputs tree, judged like `resume-plan`, plus every loose checkpoint
- * file. The walk follows symlinks once (no loops) and skips trees that never hold runs.
+ * file, over any tree. The walk follows symlinks once (no loops) and skips trees that never hold runs.
  */
 const SKIPPED_DIRS = new Set([
   ".git",
@@ -63,71 +60,68 @@ export interface AuditOptions {
   readonly onProgress?: (done: number, total: number) => void;
 }
 
-interface Found {
+/** Plans many runs; the Node build may spread them over worker threads. */
+export type RunPlanner = (
+  runDirs: readonly string[],
+  verify: VerifyMode,
+  tick: () => void,
+) => Promise<ResumePlan[]>;
+
+export interface AuditTreeOptions extends AuditOptions {
+  readonly fs: TreeFiles;
+  /** Overrides planning every run here, in order, `jobs` at a time. */
+  readonly planRuns?: RunPlanner | undefined;
+}
+
+export interface Found {
   readonly runs: string[];
   readonly files: string[];
 }
 
 /** A directory is a run when its layout is a framework's, or its checkpoints carry a counter in their names. */
-function isRun(dir: string): boolean {
-  const layout = detectRunLayout(dir);
+function isRun(dir: string, fs: TreeFiles): boolean {
+  const layout = detectRunLayout(dir, fs);
   if (layout.convention !== "unknown") return layout.candidates.length > 0 || layout.pointer?.exists === true;
   return layout.candidates.filter((c) => c.counterFromName !== undefined).length >= 2;
 }
 
-export function findRuns(roots: readonly string[]): Found {
+/** Runs and loose checkpoint files under `roots`, absolute paths in `fs`'s tree. */
+export function findRunsIn(roots: readonly string[], fs: TreeFiles): Found {
   const runs: string[] = [];
   const files: string[] = [];
   const visited = new Set<string>();
   const walk = (dir: string) => {
-    let real: string;
-    try {
-      real = realpathSync(dir);
-    } catch {
-      return;
-    }
+    const real = fs.realpath(dir);
     if (visited.has(real)) return; // a symlink back into the tree
     visited.add(real);
-    if (isRun(dir)) {
+    if (isRun(dir, fs)) {
       runs.push(dir);
       return;
     }
-    let names: string[];
-    try {
-      names = readdirSync(dir).sort();
-    } catch {
-      return;
-    }
-    for (const name of names) {
-      const path = join(dir, name);
-      let stats: ReturnType<typeof statSync>;
-      try {
-        stats = statSync(path);
-      } catch {
-        continue; // a dangling symlink
-      }
-      if (stats.isDirectory()) {
-        if (!SKIPPED_DIRS.has(name)) walk(path);
-      } else if (stats.isFile() && CHECKPOINT_FILE.test(name)) {
+    for (const entry of fs.tree.list(dir) ?? []) {
+      const path = join(dir, entry.name);
+      if (entry.kind === "directory") {
+        if (!SKIPPED_DIRS.has(entry.name)) walk(path);
+      } else if (entry.kind === "file" && CHECKPOINT_FILE.test(entry.name)) {
         files.push(path);
       }
     }
   };
-  for (const root of roots) {
-    const stats = statSync(root, { throwIfNoEntry: false });
-    if (!stats) throw new ReaderError("file-not-found", "no such file or directory", { file: root });
-    if (stats.isDirectory()) walk(resolve(root));
-    else files.push(resolve(root));
+  for (const root of roots.map((r) => normalize(r))) {
+    if (!fs.exists(root))
+      throw new ReaderError("file-not-found", "no such file or directory", { file: root });
+    if (fs.isDirectory(root)) walk(root);
+    else files.push(root);
   }
   return { runs, files };
 }
 
-async function looseFile(path: string, verify: boolean): Promise<LooseFile> {
-  const check = await checkFile(path, { verify });
+async function looseFile(path: string, verify: boolean, fs: TreeFiles): Promise<LooseFile> {
+  const check = await checkFile(path, { verify, fs });
   if (check.status !== "ok")
     return { file: path, format: null, status: check.status, verdict: null, convention: null };
   try {
-    const judged = judgeFile(check.checkpoint, path);
+    const judged = judgeFile(check.checkpoint, path, fs);
     return {
       file: path,
       format: check.checkpoint.format,
@@ -193,54 +187,10 @@ function summarize(runs: readonly ResumePlan[], files: readonly LooseFile[]): Au
   };
 }
 
-/** The compiled worker beside this module; absent when running from TypeScript sources (tests). */
-const WORKER = new URL("./auditWorker.js", import.meta.url);
-
-/** Plans runs on `jobs` worker threads: reading and CRC work then use every core. */
-async function planOnWorkers(
-  runDirs: readonly string[],
-  jobs: number,
-  verify: VerifyMode,
-  tick: () => void,
-): Promise<ResumePlan[]> {
-  const results = new Array<ResumePlan>(runDirs.length);
-  const workers = Array.from({ length: Math.min(jobs, runDirs.length) }, () => new Worker(WORKER));
-  let next = 0;
-  try {
-    await Promise.all(
-      workers.map(
-        (worker) =>
-          new Promise<void>((done, reject) => {
-            const send = () => {
-              if (next >= runDirs.length) return done();
-              const id = next++;
-              worker.postMessage({ id, runDir: runDirs[id] as string, verify } satisfies WorkerRequest);
-            };
-            worker.on("message", (response: WorkerResponse) => {
-              if ("error" in response) {
-                const code = (response.error.code as ReaderErrorCode | undefined) ?? "io-error";
-                reject(
-                  new ReaderError(code, response.error.message, { file: runDirs[response.id] as string }),
-                );
-                return;
-              }
-              results[response.id] = response.plan;
-              tick();
-              send();
-            });
-            worker.on("error", reject);
-            send();
-          }),
-      ),
-    );
-  } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
-  }
-  return results;
-}
-
-export async function audit(roots: readonly string[], options: AuditOptions): Promise<AuditReport> {
-  const found = findRuns(roots);
+/** Audits `roots`, absolute paths in `options.fs`'s tree. */
+export async function auditTree(roots: readonly string[], options: AuditTreeOptions): Promise<AuditReport> {
+  const { fs } = options;
+  const found = findRunsIn(roots, fs);
   // A mistyped path or a folder of notes must not pass CI as "nothing wrong".
   if (found.runs.length === 0 && found.files.length === 0) {
     throw new ReaderError("no-checkpoints", "holds no training run and no checkpoint file", {
@@ -251,26 +201,23 @@ export async function audit(roots: readonly string[], options: AuditOptions): Pr
   let done = 0;
   const tick = () => options.onProgress?.(++done, total);
   const verify = options.verify;
-  // Worker threads pay ~150 ms each to load ckpt; only streaming every byte (--verify-all) earns that back.
-  const useWorkers =
-    verify === "all" && options.jobs > 1 && found.runs.length > 1 && existsSync(fileURLToPath(WORKER));
-  const runs = useWorkers
-    ? await planOnWorkers(found.runs, options.jobs, verify, tick)
+  const runs = options.planRuns
+    ? await options.planRuns(found.runs, verify, tick)
     : await pool(
         found.runs.length,
         options.jobs,
-        (i) => planResume(found.runs[i] as string, { verify }),
+        (i) => planRun(found.runs[i] as string, { verify, fs }),
         tick,
       );
   const files = await pool(
     found.files.length,
     options.jobs,
-    (i) => looseFile(found.files[i] as string, verify !== "none"),
+    (i) => looseFile(found.files[i] as string, verify !== "none", fs),
     tick,
   );
   return {
     schema: "ckpt.audit/1",
-    roots: roots.map((r) => resolve(r)),
+    roots: roots.map((r) => normalize(r)),
     runs,
     files,
     summary: summarize(runs, files),

@@ -1,6 +1,7 @@
 import { parentPort } from "node:worker_threads";
 import { ReaderError } from "../../reader/errors.js";
-import { planResume, type VerifyMode } from "./plan.js";
+import { planResume } from "./node.js";
+import type { VerifyMode } from "./plan.js";
 
 /**
  * A worker thread for `ckpt audit --jobs N`: plans the runs it is sent, one at a time, so that N runs are

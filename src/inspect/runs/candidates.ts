@@ -1,6 +1,5 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
 import { dictSet, isBoxed, type PyDict, type PyValue, pyDict } from "../../reader/pickle/value.js";
+import { dirname, join, relative } from "../../reader/posixPath.js";
 import type { ConventionId, CounterName } from "../resume/conventions.js";
 import { detectFileConvention } from "../resume/fingerprints.js";
 import { lookup } from "../resume/lookup.js";
@@ -14,6 +13,7 @@ import {
   type Verdict,
 } from "../resume/verdict.js";
 import { type ScanVerdict, scanCheckpoint } from "../security/scan.js";
+import type { TreeFiles } from "../treeFiles.js";
 import { checkFile, type FileProblem, type FileStatus } from "./integrity.js";
 import type { CandidateRef } from "./layout.js";
 
@@ -51,6 +51,7 @@ export interface CandidateReport {
 export interface ExamineOptions {
   readonly verify: boolean;
   readonly runConvention: ConventionId;
+  readonly fs: TreeFiles;
 }
 
 function report(
@@ -202,8 +203,8 @@ function withCompanions(
 }
 
 /** The first of `names` that exists in `dir`. */
-function firstExisting(dir: string, names: readonly string[]): string | undefined {
-  return names.find((name) => existsSync(join(dir, name)));
+function firstExisting(fs: TreeFiles, dir: string, names: readonly string[]): string | undefined {
+  return names.find((name) => fs.exists(join(dir, name)));
 }
 
 interface DirFiles {
@@ -272,7 +273,7 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
   const convention = options.runConvention;
   const files = DIR_FILES[convention];
   if (files) {
-    const model = firstExisting(ref.path, files.model);
+    const model = firstExisting(options.fs, ref.path, files.model);
     if (model === undefined) {
       return report(ref, {
         status: "incomplete-dir",
@@ -283,10 +284,10 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
       });
     }
     await checkInto("model", model);
-    for (const [key, names] of files.parts) await checkInto(key, firstExisting(ref.path, names));
-    if (convention === "hf-trainer") addTrainerState(root, ref.path);
+    for (const [key, names] of files.parts) await checkInto(key, firstExisting(options.fs, ref.path, names));
+    if (convention === "hf-trainer") addTrainerState(options.fs, root, ref.path);
   } else if (convention === "deepspeed") {
-    const modelStates = readdirSafe(ref.path).find((n) => /model_states\.pt$/.test(n));
+    const modelStates = options.fs.list(ref.path).find((n) => /model_states\.pt$/.test(n));
     if (modelStates === undefined) {
       return report(ref, {
         status: "incomplete-dir",
@@ -294,7 +295,7 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
       });
     }
     const states = await checkInto("states", modelStates);
-    const shards = readdirSafe(ref.path).filter((n) => /optim_states\.pt$/.test(n));
+    const shards = options.fs.list(ref.path).filter((n) => /optim_states\.pt$/.test(n));
     for (const key of ["module", "lr_scheduler", "global_steps"]) {
       const value = lookup(states, [key]);
       if (value !== undefined) dictSet(root, key, value);
@@ -305,7 +306,7 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
     else if (shards.length > 0 && (await checkInto("optimizer", shards[0])) !== undefined)
       dictSet(root, "optimizer", true);
   } else if (convention === "dcp") {
-    if (!existsSync(join(ref.path, ".metadata"))) {
+    if (!options.fs.exists(join(ref.path, ".metadata"))) {
       return report(ref, {
         status: "incomplete-dir",
         problem: { code: "metadata-missing", message: "no .metadata (the save did not finish)" },
@@ -327,18 +328,10 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
   return report(ref, { status: "ok", sizeBytes: total, ...fromVerdict(judgeResume(root, guess, ref.path)) });
 }
 
-function readdirSafe(dir: string): string[] {
-  try {
-    return readdirSync(dir).sort();
-  } catch {
-    return [];
-  }
-}
-
 /** `trainer_state.json` holds HF's counter; without it the Trainer restarts at step 0. */
-function addTrainerState(root: PyDict, dir: string): void {
+function addTrainerState(fs: TreeFiles, root: PyDict, dir: string): void {
   try {
-    const state = JSON.parse(readFileSync(join(dir, "trainer_state.json"), "utf8")) as {
+    const state = JSON.parse(fs.readText(join(dir, "trainer_state.json")) ?? "") as {
       global_step?: unknown;
     };
     if (typeof state.global_step === "number") {

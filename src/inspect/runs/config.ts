@@ -1,7 +1,7 @@
-import { existsSync, readFileSync } from "node:fs";
-import { isAbsolute, join } from "node:path";
 import { parse } from "yaml";
 import { ReaderError } from "../../reader/errors.js";
+import { isAbsolute, join } from "../../reader/posixPath.js";
+import type { TreeFiles } from "../treeFiles.js";
 
 /**
  * The few keys of a detectron2/Trackron-style YAML config that decide a resume: where the run writes, which
@@ -23,31 +23,37 @@ function get(node: unknown, path: readonly string[]): unknown {
   return current;
 }
 
-export function readTrainingConfig(file: string): TrainingConfig {
+export function readTrainingConfig(file: string, fs: TreeFiles): TrainingConfig {
+  const text = fs.readText(file);
+  if (text === undefined) {
+    const code = fs.exists(file) ? "io-error" : "file-not-found";
+    throw new ReaderError(code, "cannot read the config", { file });
+  }
   let document: unknown;
   try {
-    document = parse(readFileSync(file, "utf8"));
+    document = parse(text);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code === "ENOENT" ? "file-not-found" : "not-a-checkpoint";
-    throw new ReaderError(code, `cannot read the config: ${(error as Error).message.split("\n")[0]}`, {
-      file,
-    });
+    throw new ReaderError(
+      "not-a-checkpoint",
+      `cannot read the config: ${(error as Error).message.split("\n")[0]}`,
+      { file },
+    );
   }
-  const text = (v: unknown) => (typeof v === "string" ? v : undefined);
+  const string = (v: unknown) => (typeof v === "string" ? v : undefined);
   const maxIter = get(document, ["SOLVER", "MAX_ITER"]);
   return {
     file,
-    outputDir: text(get(document, ["OUTPUT_DIR"])),
-    modelWeights: text(get(document, ["MODEL", "WEIGHTS"])),
+    outputDir: string(get(document, ["OUTPUT_DIR"])),
+    modelWeights: string(get(document, ["MODEL", "WEIGHTS"])),
     maxIter: typeof maxIter === "number" && Number.isInteger(maxIter) ? maxIter : undefined,
   };
 }
 
 /** The config the run was started with, when it sits in the run dir (detectron2 writes `config.yaml` there). */
-export function findRunConfig(runDir: string): string | undefined {
+export function findRunConfig(runDir: string, fs: TreeFiles): string | undefined {
   for (const name of ["config.yaml", "config.yml"]) {
     const path = join(runDir, name);
-    if (existsSync(path)) return path;
+    if (fs.exists(path)) return path;
   }
   return undefined;
 }

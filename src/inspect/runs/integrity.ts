@@ -1,8 +1,9 @@
 import type { Checkpoint } from "../../reader/checkpoint.js";
 import { ReaderError, type ReaderErrorCode } from "../../reader/errors.js";
-import { openCheckpoint } from "../../reader/open.js";
+import { readOpenedCheckpoint } from "../../reader/open.js";
 import { digestRanges } from "../../reader/rangeDigest.js";
 import type { ZipArchive } from "../../reader/zip.js";
+import type { TreeFiles } from "../treeFiles.js";
 
 /**
  * Is a checkpoint file whole and loadable? The checks torch itself would trip over, done before a resume
@@ -118,10 +119,13 @@ function storageProblem(checkpoint: Checkpoint): FileProblem | undefined {
 }
 
 /** Opens and checks one file. The caller closes `checkpoint.source` of an `ok` result. */
-export async function checkFile(path: string, options: { verify: boolean }): Promise<FileCheck> {
+export async function checkFile(
+  path: string,
+  options: { verify: boolean; fs: TreeFiles },
+): Promise<FileCheck> {
   let checkpoint: Checkpoint;
   try {
-    checkpoint = openCheckpoint(path);
+    checkpoint = readOpenedCheckpoint(options.fs.tree.open(path), path);
   } catch (error) {
     return failed(error, undefined);
   }

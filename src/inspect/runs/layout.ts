@@ -1,7 +1,7 @@
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { dirname, isAbsolute, join, normalize, relative, resolve } from "../../reader/posixPath.js";
 import type { Companion } from "../resume/companions.js";
 import { CONVENTIONS, type ConventionId, counterInName } from "../resume/conventions.js";
+import type { TreeFiles } from "../treeFiles.js";
 
 /**
  * How a run directory is laid out: which convention wrote it, its pointer file, and every checkpoint in it
@@ -58,23 +58,8 @@ export interface RunLayout {
 
 const CHECKPOINT_FILE = /\.(pt|pth|ckpt|bin|safetensors|pth\.tar)$/;
 
-function safeStat(path: string) {
-  try {
-    return statSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-function list(dir: string): string[] {
-  try {
-    return readdirSync(dir).sort();
-  } catch {
-    return [];
-  }
-}
-
 function candidate(
+  fs: TreeFiles,
   runDir: string,
   path: string,
   kind: "file" | "dir",
@@ -86,23 +71,15 @@ function candidate(
     rel: relative(runDir, path),
     kind,
     counterFromName: counterInName(pattern, path),
-    mtimeMs: safeStat(path)?.mtimeMs ?? 0,
+    mtimeMs: fs.mtimeMs(path),
     group,
   };
 }
 
-function readPointerText(path: string): string | undefined {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return undefined;
-  }
-}
-
 /** A file pointer as its framework reads it: fvcore and DeepSpeed join with the run dir, mmengine does not. */
-function filePointer(runDir: string, file: string, kind: PointerKind): PointerFileInfo {
+function filePointer(fs: TreeFiles, runDir: string, file: string, kind: PointerKind): PointerFileInfo {
   const path = join(runDir, file);
-  const content = readPointerText(path);
+  const content = fs.readText(path);
   if (content === undefined) return { kind, file, content: undefined, target: undefined, exists: false };
   const text = content.trim();
   const target = kind === "mmengine" || isAbsolute(text) ? text : join(runDir, text);
@@ -110,50 +87,43 @@ function filePointer(runDir: string, file: string, kind: PointerKind): PointerFi
 }
 
 /** A pointer that is a file or a symlink to one (mmcv `latest.pth`, Lightning `last.ckpt`). */
-function linkPointer(runDir: string, file: string, kind: PointerKind): PointerFileInfo {
+function linkPointer(fs: TreeFiles, runDir: string, file: string, kind: PointerKind): PointerFileInfo {
   const path = join(runDir, file);
-  const stats = lstatSafe(path);
-  if (!stats) return { kind, file, content: undefined, target: undefined, exists: false };
+  if (!fs.present(path)) return { kind, file, content: undefined, target: undefined, exists: false };
   // A symlink names the checkpoint it points at; a copy (Windows) is itself the checkpoint.
-  const link = stats.isSymbolicLink() ? readlinkSync(path) : undefined;
+  const link = fs.readlink(path);
   const target = link === undefined ? path : resolve(runDir, link);
-  return { kind, file, content: link, target: existsSync(path) ? target : undefined, exists: true };
+  return { kind, file, content: link, target: fs.exists(path) ? target : undefined, exists: true };
 }
 
-function lstatSafe(path: string) {
-  try {
-    return lstatSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-function filesMatching(runDir: string, dir: string, pattern: RegExp): CandidateRef[] {
-  return list(dir)
+function filesMatching(fs: TreeFiles, runDir: string, dir: string, pattern: RegExp): CandidateRef[] {
+  return fs
+    .list(dir)
     .map((name) => join(dir, name))
-    .filter((path) => pattern.test(path) && safeStat(path)?.isFile())
-    .map((path) => candidate(runDir, path, "file", pattern));
+    .filter((path) => pattern.test(path) && fs.isFile(path))
+    .map((path) => candidate(fs, runDir, path, "file", pattern));
 }
 
-function dirsMatching(runDir: string, dir: string, pattern: RegExp): CandidateRef[] {
-  return list(dir)
+function dirsMatching(fs: TreeFiles, runDir: string, dir: string, pattern: RegExp): CandidateRef[] {
+  return fs
+    .list(dir)
     .map((name) => join(dir, name))
-    .filter((path) => pattern.test(path) && safeStat(path)?.isDirectory())
-    .map((path) => candidate(runDir, path, "dir", pattern));
+    .filter((path) => pattern.test(path) && fs.isDirectory(path))
+    .map((path) => candidate(fs, runDir, path, "dir", pattern));
 }
 
-function lightningLayout(runDir: string): RunLayout | undefined {
+function lightningLayout(fs: TreeFiles, runDir: string): RunLayout | undefined {
   const logs = join(runDir, "lightning_logs");
-  const versions = list(logs).filter((v) => /^version_\d+$/.test(v));
+  const versions = fs.list(logs).filter((v) => /^version_\d+$/.test(v));
   const candidates: CandidateRef[] = [];
   for (const version of versions) {
     const dir = join(logs, version, "checkpoints");
-    for (const name of list(dir).filter((n) => n.endsWith(".ckpt"))) {
-      candidates.push(candidate(runDir, join(dir, name), "file", /step=(\d+)/, version));
+    for (const name of fs.list(dir).filter((n) => n.endsWith(".ckpt"))) {
+      candidates.push(candidate(fs, runDir, join(dir, name), "file", /step=(\d+)/, version));
     }
   }
-  for (const name of list(join(runDir, "checkpoints")).filter((n) => n.endsWith(".ckpt"))) {
-    candidates.push(candidate(runDir, join(runDir, "checkpoints", name), "file", /step=(\d+)/));
+  for (const name of fs.list(join(runDir, "checkpoints")).filter((n) => n.endsWith(".ckpt"))) {
+    candidates.push(candidate(fs, runDir, join(runDir, "checkpoints", name), "file", /step=(\d+)/));
   }
   if (versions.length === 0 && candidates.length === 0) return undefined;
   // ckpt_path="last" looks in ModelCheckpoint's dirpath. An explicit dirpath (checkpoints/) is stable across
@@ -161,9 +131,9 @@ function lightningLayout(runDir: string): RunLayout | undefined {
   const explicit = join(runDir, "checkpoints", "last.ckpt");
   const numbers = versions.map((v) => Number(v.slice("version_".length)));
   const nextVersion = `version_${numbers.length > 0 ? Math.max(...numbers) + 1 : 0}`;
-  const lastPath = existsSync(explicit) ? explicit : join(logs, nextVersion, "checkpoints", "last.ckpt");
-  const exists = existsSync(lastPath);
-  const link = exists && lstatSync(lastPath).isSymbolicLink() ? readlinkSync(lastPath) : undefined;
+  const lastPath = fs.exists(explicit) ? explicit : join(logs, nextVersion, "checkpoints", "last.ckpt");
+  const exists = fs.exists(lastPath);
+  const link = exists ? fs.readlink(lastPath) : undefined;
   return {
     runDir,
     convention: "lightning",
@@ -179,10 +149,13 @@ function lightningLayout(runDir: string): RunLayout | undefined {
   };
 }
 
-/** Recognises the run's convention from what the directory holds, most specific layout first. */
-export function detectRunLayout(runDirInput: string): RunLayout {
-  const runDir = resolve(runDirInput);
-  const names = new Set(list(runDir));
+/**
+ * Recognises the run's convention from what the directory holds, most specific layout first. `runDirInput` is
+ * an absolute path in `fs`'s tree.
+ */
+export function detectRunLayout(runDirInput: string, fs: TreeFiles): RunLayout {
+  const runDir = normalize(runDirInput);
+  const names = new Set(fs.list(runDir));
   const layout = (
     convention: ConventionId,
     evidence: string,
@@ -190,62 +163,62 @@ export function detectRunLayout(runDirInput: string): RunLayout {
     pointer?: PointerFileInfo,
   ): RunLayout => ({ runDir, convention, evidence, pointer, candidates });
 
-  const globalSteps = dirsMatching(runDir, runDir, /global_step(\d+)$/);
+  const globalSteps = dirsMatching(fs, runDir, runDir, /global_step(\d+)$/);
   if (names.has("latest") || globalSteps.length > 0) {
     return layout(
       "deepspeed",
       "latest / global_stepN directories",
       globalSteps,
-      filePointer(runDir, "latest", "deepspeed"),
+      filePointer(fs, runDir, "latest", "deepspeed"),
     );
   }
 
-  const fvcoreFiles = filesMatching(runDir, runDir, /(?:^|\/)model_(\d{7})(?:\.resumable)?\.pth$/).concat(
-    filesMatching(runDir, runDir, /(?:^|\/)model_final\.pth$/),
+  const fvcoreFiles = filesMatching(fs, runDir, runDir, /(?:^|\/)model_(\d{7})(?:\.resumable)?\.pth$/).concat(
+    filesMatching(fs, runDir, runDir, /(?:^|\/)model_final\.pth$/),
   );
-  const mmFiles = filesMatching(runDir, runDir, /(?:^|\/)(?:epoch|iter)_(\d+)\.pth$/);
+  const mmFiles = filesMatching(fs, runDir, runDir, /(?:^|\/)(?:epoch|iter)_(\d+)\.pth$/);
   if (names.has("last_checkpoint")) {
-    const text = readPointerText(join(runDir, "last_checkpoint"))?.trim() ?? "";
+    const text = fs.readText(join(runDir, "last_checkpoint"))?.trim() ?? "";
     const mm = isAbsolute(text) || /^[a-z][a-z0-9+.-]*:\/\//i.test(text) || mmFiles.length > 0;
     if (mm) {
       return layout(
         "mmengine",
         "last_checkpoint holds a path",
         mmFiles,
-        filePointer(runDir, "last_checkpoint", "mmengine"),
+        filePointer(fs, runDir, "last_checkpoint", "mmengine"),
       );
     }
     return layout(
       "fvcore",
       "last_checkpoint holds a basename",
       fvcoreFiles,
-      filePointer(runDir, "last_checkpoint", "fvcore"),
+      filePointer(fs, runDir, "last_checkpoint", "fvcore"),
     );
   }
 
-  const lightning = lightningLayout(runDir);
+  const lightning = lightningLayout(fs, runDir);
   if (lightning) return lightning;
 
-  const hf = dirsMatching(runDir, runDir, /checkpoint-(\d+)$/);
+  const hf = dirsMatching(fs, runDir, runDir, /checkpoint-(\d+)$/);
   if (hf.length > 0) return layout("hf-trainer", "checkpoint-N directories", hf);
 
   const accelerateRoot = names.has("checkpoints") ? join(runDir, "checkpoints") : runDir;
-  const accelerate = dirsMatching(runDir, accelerateRoot, /checkpoint_(\d+)$/);
+  const accelerate = dirsMatching(fs, runDir, accelerateRoot, /checkpoint_(\d+)$/);
   if (accelerate.length > 0) return layout("accelerate", "checkpoint_N directories", accelerate);
 
   const dcpRoot = names.has("checkpoint") ? join(runDir, "checkpoint") : runDir;
-  const dcp = dirsMatching(runDir, dcpRoot, /step-(\d+)$/);
+  const dcp = dirsMatching(fs, runDir, dcpRoot, /step-(\d+)$/);
   if (dcp.length > 0) return layout("dcp", "step-N directories", dcp);
 
-  const ultralytics = ultralyticsLayout(runDir);
+  const ultralytics = ultralyticsLayout(fs, runDir);
   if (ultralytics) return ultralytics;
 
-  const allennlp = allennlpCandidates(runDir, names);
+  const allennlp = allennlpCandidates(fs, runDir, names);
   if (allennlp.length > 0) return layout("allennlp", "model_state_* / training_state_* pairs", allennlp);
 
   if (names.has("checkpoint.pth") && [...names].some((n) => /^model_\d+\.pth$/.test(n))) {
-    const torchvision = filesMatching(runDir, runDir, /(?:^|\/)model_(\d+)\.pth$/).concat(
-      filesMatching(runDir, runDir, /(?:^|\/)checkpoint\.pth$/),
+    const torchvision = filesMatching(fs, runDir, runDir, /(?:^|\/)model_(\d+)\.pth$/).concat(
+      filesMatching(fs, runDir, runDir, /(?:^|\/)checkpoint\.pth$/),
     );
     return {
       ...layout("torchvision", "checkpoint.pth beside model_N.pth (reference scripts)", torchvision),
@@ -254,13 +227,13 @@ export function detectRunLayout(runDirInput: string): RunLayout {
   }
 
   if (names.has("last.pth.tar") || [...names].some((n) => /^checkpoint-\d+\.pth\.tar$/.test(n))) {
-    const timm = filesMatching(runDir, runDir, /checkpoint-(\d+)\.pth\.tar$/).concat(
-      filesMatching(runDir, runDir, /(?:last|model_best)\.pth\.tar$/),
+    const timm = filesMatching(fs, runDir, runDir, /checkpoint-(\d+)\.pth\.tar$/).concat(
+      filesMatching(fs, runDir, runDir, /(?:last|model_best)\.pth\.tar$/),
     );
     return layout("timm", "last.pth.tar / checkpoint-N.pth.tar", timm);
   }
 
-  const pytracking = findPytracking(runDir);
+  const pytracking = findPytracking(fs, runDir);
   if (pytracking.length > 0) return layout("pytracking", "*_epNNNN.pth.tar files", pytracking);
 
   if (fvcoreFiles.length > 0) {
@@ -268,15 +241,15 @@ export function detectRunLayout(runDirInput: string): RunLayout {
       "fvcore",
       "model_NNNNNNN.pth files",
       fvcoreFiles,
-      filePointer(runDir, "last_checkpoint", "fvcore"),
+      filePointer(fs, runDir, "last_checkpoint", "fvcore"),
     );
   }
-  if (mmFiles.length > 0 && lstatSafe(join(runDir, "latest.pth"))) {
+  if (mmFiles.length > 0 && fs.present(join(runDir, "latest.pth"))) {
     return layout(
       "mmcv",
       "latest.pth beside epoch_N.pth / iter_N.pth",
       mmFiles,
-      linkPointer(runDir, "latest.pth", "mmcv-latest"),
+      linkPointer(fs, runDir, "latest.pth", "mmcv-latest"),
     );
   }
   if (mmFiles.length > 0) {
@@ -284,10 +257,10 @@ export function detectRunLayout(runDirInput: string): RunLayout {
       "mmengine",
       "epoch_N.pth files",
       mmFiles,
-      filePointer(runDir, "last_checkpoint", "mmengine"),
+      filePointer(fs, runDir, "last_checkpoint", "mmengine"),
     );
   }
-  const loose = filesMatching(runDir, runDir, CHECKPOINT_FILE).map((c) => ({
+  const loose = filesMatching(fs, runDir, runDir, CHECKPOINT_FILE).map((c) => ({
     ...c,
     counterFromName: counterInName(CONVENTIONS.unknown.counterInName, c.path),
   }));
@@ -295,21 +268,20 @@ export function detectRunLayout(runDirInput: string): RunLayout {
 }
 
 /** ltr keeps checkpoints under `checkpoints/<project path>/<NetType>_epNNNN.pth.tar`, a few levels down. */
-function findPytracking(runDir: string): CandidateRef[] {
+function findPytracking(fs: TreeFiles, runDir: string): CandidateRef[] {
   const found: CandidateRef[] = [];
   const walk = (dir: string, depth: number) => {
     if (depth > 4) return;
-    for (const name of list(dir)) {
+    for (const name of fs.list(dir)) {
       const path = join(dir, name);
-      const stats = safeStat(path);
-      if (stats?.isDirectory()) walk(path, depth + 1);
+      if (fs.isDirectory(path)) walk(path, depth + 1);
       else if (/_ep(\d{4})\.pth\.tar$/.test(name))
-        found.push(candidate(runDir, path, "file", /_ep(\d{4})\.pth\.tar$/));
+        found.push(candidate(fs, runDir, path, "file", /_ep(\d{4})\.pth\.tar$/));
     }
   };
   // ltr writes to {workspace}/checkpoints/{project path}/: only a workspace's checkpoints/ is searched.
   const root = join(runDir, "checkpoints");
-  if (safeStat(root)?.isDirectory()) walk(root, 1);
+  if (fs.isDirectory(root)) walk(root, 1);
   return found;
 }
 
@@ -317,21 +289,23 @@ function findPytracking(runDir: string): CandidateRef[] {
  * Ultralytics writes `runs/<task>/<name>/weights/{last,best,epochN}.pt`; the run directory is `<name>/`
  * (its `weights/` folder is accepted too).
  */
-function ultralyticsLayout(runDir: string): RunLayout | undefined {
+function ultralyticsLayout(fs: TreeFiles, runDir: string): RunLayout | undefined {
   // A run (runs/detect/train), its weights/ folder, or the project directory whose runs/<task>/<name>/ it
   // holds: `resume=True` takes the newest last*.pt anywhere below where it is started.
   const runs = join(runDir, "runs");
   const weightDirs = /(?:^|\/)weights$/.test(runDir)
     ? [runDir]
     : [join(runDir, "weights")].concat(
-        list(runs).flatMap((task) => list(join(runs, task)).map((name) => join(runs, task, name, "weights"))),
+        fs
+          .list(runs)
+          .flatMap((task) => fs.list(join(runs, task)).map((name) => join(runs, task, name, "weights"))),
       );
   const candidates: CandidateRef[] = [];
   for (const dir of weightDirs) {
-    const files = list(dir).filter((n) => /^(?:last|best|epoch\d+)\.pt$/.test(n));
+    const files = fs.list(dir).filter((n) => /^(?:last|best|epoch\d+)\.pt$/.test(n));
     if (!files.includes("last.pt") && !files.includes("best.pt")) continue;
     for (const n of files)
-      candidates.push(candidate(runDir, join(dir, n), "file", /(?:^|\/)epoch(\d+)\.pt$/));
+      candidates.push(candidate(fs, runDir, join(dir, n), "file", /(?:^|\/)epoch(\d+)\.pt$/));
   }
   if (candidates.length === 0) return undefined;
   const where = [...new Set(candidates.map((c) => dirname(c.rel) || "."))];
@@ -352,7 +326,7 @@ const ALLENNLP_STATE = /^(model|training)_state_(e(\d+)_b(\d+)|epoch_(\d+))\.th$
  * training state (optimizer, counters) as its companion: a point whose training state is gone is still
  * listed, and reported missing, since AllenNLP would pick it and fail.
  */
-function allennlpCandidates(runDir: string, names: ReadonlySet<string>): CandidateRef[] {
+function allennlpCandidates(fs: TreeFiles, runDir: string, names: ReadonlySet<string>): CandidateRef[] {
   // AllenNLP's _find_all_checkpoints globs model_state files only.
   const points = new Set<string>();
   for (const name of names) {
@@ -364,7 +338,7 @@ function allennlpCandidates(runDir: string, names: ReadonlySet<string>): Candida
     const weights = join(runDir, `model_state_${point}.th`);
     const [epoch, batch] = (/\d+/g[Symbol.match](point) ?? []).map(Number);
     return {
-      ...candidate(runDir, weights, "file", /_state_(?:e|epoch_)(\d+)/),
+      ...candidate(fs, runDir, weights, "file", /_state_(?:e|epoch_)(\d+)/),
       nameOrder: [epoch ?? 0, batch ?? 0],
       companions: [{ key: "model", files: [training], holdsState: true }],
     };

@@ -1,8 +1,8 @@
-import { existsSync, statSync } from "node:fs";
-import { basename, relative, resolve } from "node:path";
 import { ReaderError } from "../../reader/errors.js";
+import { basename, normalize, relative } from "../../reader/posixPath.js";
 import { type FindingReport, findingReport } from "../findings.js";
 import { CONVENTIONS, type ConventionId, counterInName } from "../resume/conventions.js";
+import type { TreeFiles } from "../treeFiles.js";
 import { type CandidateReport, examineCandidate } from "./candidates.js";
 import { type Choice, choiceOf, choose, newestFirst } from "./choice.js";
 import { findRunConfig, readTrainingConfig, type TrainingConfig } from "./config.js";
@@ -69,29 +69,42 @@ export interface PlanOptions {
   readonly configFile?: string | undefined;
 }
 
+/** What planning a run in some tree needs besides the options a user gives. */
+export interface RunPlanOptions extends PlanOptions {
+  /** The tree the run lives in; `runDir` and `configFile` are absolute paths in it. */
+  readonly fs: TreeFiles;
+  /** The run directory as the user wrote it, for the fix command they will paste (default: `runDir`). */
+  readonly displayDir?: string;
+}
+
 /** Re-checks a candidate with every record's CRC (streams its bytes). */
 async function verified(
   candidate: CandidateReport,
   ref: CandidateRef,
   runConvention: ConventionId,
+  fs: TreeFiles,
 ): Promise<CandidateReport> {
   if (candidate.status !== "ok") return candidate;
-  return examineCandidate(ref, { verify: true, runConvention });
+  return examineCandidate(ref, { verify: true, runConvention, fs });
 }
 
-function pointerTargetRef(layout: RunLayout, refs: Map<string, CandidateRef>): CandidateRef | undefined {
+function pointerTargetRef(
+  layout: RunLayout,
+  refs: Map<string, CandidateRef>,
+  fs: TreeFiles,
+): CandidateRef | undefined {
   const target = layout.pointer?.target;
   if (!target) return undefined;
-  const rel = relative(layout.runDir, resolve(target));
+  const rel = relative(layout.runDir, normalize(target));
   const known = refs.get(rel);
   if (known) return known;
   // DeepSpeed's tag names a directory; a pointer may also name a file no pattern matched (a log file).
   const ref: CandidateRef = {
-    path: resolve(target),
+    path: normalize(target),
     rel,
     kind: layout.convention === "deepspeed" ? "dir" : "file",
     counterFromName: counterInName(CONVENTIONS[layout.convention].counterInName, target),
-    mtimeMs: existsSync(target) ? statSync(target).mtimeMs : 0,
+    mtimeMs: fs.mtimeMs(target),
     group: undefined,
   };
   refs.set(rel, ref);
@@ -169,25 +182,32 @@ function fixFor(
   return null;
 }
 
-/** Builds the plan for one run directory. Throws `ReaderError` only when the directory itself is unusable. */
-export async function planResume(runDirInput: string, options: PlanOptions): Promise<ResumePlan> {
-  const runDir = resolve(runDirInput);
-  const stats = statSync(runDir, { throwIfNoEntry: false });
-  if (!stats) throw new ReaderError("file-not-found", "no such directory", { file: runDirInput });
-  if (!stats.isDirectory()) {
+/**
+ * Builds the plan for one run directory, an absolute path in `options.fs`'s tree. Throws `ReaderError` only
+ * when the directory itself is unusable.
+ */
+export async function planRun(runDirInput: string, options: RunPlanOptions): Promise<ResumePlan> {
+  const { fs } = options;
+  const runDir = normalize(runDirInput);
+  const shown = options.displayDir ?? runDirInput;
+  if (!fs.exists(runDir)) throw new ReaderError("file-not-found", "no such directory", { file: shown });
+  if (!fs.isDirectory(runDir)) {
     throw new ReaderError(
       "not-a-run-directory",
       "a file, not a run directory: resume-plan wants the directory a training run writes to",
-      { file: runDirInput },
+      { file: shown },
     );
   }
-  const layout = detectRunLayout(runDir);
+  const layout = detectRunLayout(runDir, fs);
   const refs = new Map(layout.candidates.map((c) => [c.rel, c]));
-  const targetRef = pointerTargetRef(layout, refs);
+  const targetRef = pointerTargetRef(layout, refs, fs);
   const examineAll = async (runConvention: ConventionId) => {
     const reports = new Map<string, CandidateReport>();
     for (const ref of refs.values()) {
-      reports.set(ref.rel, await examineCandidate(ref, { verify: options.verify === "all", runConvention }));
+      reports.set(
+        ref.rel,
+        await examineCandidate(ref, { verify: options.verify === "all", runConvention, fs }),
+      );
     }
     return reports;
   };
@@ -199,7 +219,10 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
     runConvention = "trackron";
     for (const ref of refs.values()) {
       if (reports.get(ref.rel)?.convention !== "fvcore") continue;
-      reports.set(ref.rel, await examineCandidate(ref, { verify: options.verify === "all", runConvention }));
+      reports.set(
+        ref.rel,
+        await examineCandidate(ref, { verify: options.verify === "all", runConvention, fs }),
+      );
     }
   }
 
@@ -208,25 +231,25 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
   if (options.verify === "chosen" && targetRef) {
     reports.set(
       targetRef.rel,
-      await verified(reports.get(targetRef.rel) as CandidateReport, targetRef, runConvention),
+      await verified(reports.get(targetRef.rel) as CandidateReport, targetRef, runConvention, fs),
     );
   }
   let ordered = newestFirst([...reports.values()], refs, targetRef?.rel, layout.preferred);
   let chosen = choose(ordered);
   while (options.verify === "chosen" && chosen) {
     const ref = refs.get(chosen.file) as CandidateRef;
-    const checked = await verified(chosen, ref, runConvention);
+    const checked = await verified(chosen, ref, runConvention, fs);
     if (checked.status === "ok") break;
     reports.set(chosen.file, checked);
     ordered = newestFirst([...reports.values()], refs, targetRef?.rel, layout.preferred);
     chosen = choose(ordered);
   }
 
-  const configFile = options.configFile ?? findRunConfig(runDir);
-  const config = configFile ? readTrainingConfig(configFile) : null;
+  const configFile = options.configFile ?? findRunConfig(runDir, fs);
+  const config = configFile ? readTrainingConfig(configFile, fs) : null;
   const target = targetRef ? reports.get(targetRef.rel) : undefined;
-  const moved = movedTarget(layout, ordered);
-  const status = pointerStatus(layout, target, ordered, moved);
+  const moved = movedTarget(layout, ordered, fs);
+  const status = pointerStatus(layout, target, ordered, moved, fs);
   // The pointer target is reported among candidates only when it is one (a log file named by a pointer is not).
   const candidates = ordered.filter((c) => c !== target || layout.candidates.some((r) => r.rel === c.file));
   const choice = chosen ? choiceOf(chosen, layout.convention) : null;
@@ -250,6 +273,7 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
     framework,
     config,
     runDir,
+    fs,
   });
   const rule = CONVENTIONS[convention];
   const resumable =
@@ -273,7 +297,7 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
             kind: layout.pointer.kind,
             file: layout.pointer.file,
             content: layout.pointer.content ?? null,
-            target: layout.pointer.target ? relative(runDir, resolve(layout.pointer.target)) : null,
+            target: layout.pointer.target ? relative(runDir, normalize(layout.pointer.target)) : null,
             status,
             ...(moved ? { movedTo: moved.file } : {}),
           }
@@ -282,7 +306,7 @@ export async function planResume(runDirInput: string, options: PlanOptions): Pro
     choice,
     resumable,
     resumesAsIs: resumable && agrees && unreadable.length === 0,
-    fix: fixFor(layout, status, choice, runDirInput, agrees),
+    fix: fixFor(layout, status, choice, shown, agrees),
     unreadable,
     framework,
     command: choice ? commandFor(convention, choice, runDir) : null,

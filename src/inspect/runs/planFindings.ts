@@ -1,9 +1,8 @@
-import { existsSync } from "node:fs";
-import { basename, resolve } from "node:path";
 import { readPointer } from "../../reader/pointer.js";
-import { FileSource } from "../../reader/source.js";
+import { basename, isAbsolute, resolve } from "../../reader/posixPath.js";
 import type { Finding } from "../findings.js";
 import { CONVENTIONS } from "../resume/conventions.js";
+import type { TreeFiles } from "../treeFiles.js";
 import type { CandidateReport } from "./candidates.js";
 import type { Choice } from "./choice.js";
 import type { TrainingConfig } from "./config.js";
@@ -34,6 +33,7 @@ export interface FindingInputs {
   readonly framework: FrameworkResume | null;
   readonly config: TrainingConfig | null;
   readonly runDir: string;
+  readonly fs: TreeFiles;
 }
 
 export function planFindings(i: FindingInputs): Finding[] {
@@ -102,18 +102,21 @@ export function planFindings(i: FindingInputs): Finding[] {
     findings.push({ code: "counter-past-end", resumeAt: i.choice.resumeAt, maxIter });
   }
   const weights = i.config?.modelWeights;
-  if (weights && isPointerFile(weights, i.runDir)) findings.push({ code: "weights-names-pointer", weights });
+  if (weights && isPointerFile(weights, i.runDir, i.fs))
+    findings.push({ code: "weights-names-pointer", weights });
   return findings;
 }
 
 /** `MODEL.WEIGHTS: outputs/last_checkpoint`: the text file itself, which torch.load rejects ("invalid load key"). */
-function isPointerFile(weights: string, runDir: string): boolean {
+function isPointerFile(weights: string, runDir: string, fs: TreeFiles): boolean {
   const name = basename(weights);
   if (name === "last_checkpoint" || name === "latest") return true;
-  for (const path of [weights, resolve(runDir, name)]) {
-    if (!existsSync(path)) continue;
+  // A relative MODEL.WEIGHTS is relative to where training was started, unknown here: the run dir's file
+  // of that name is the one it meant.
+  for (const path of [...(isAbsolute(weights) ? [weights] : []), resolve(runDir, name)]) {
+    if (!fs.isFile(path)) continue;
     try {
-      const source = FileSource.open(path);
+      const source = fs.tree.open(path);
       try {
         return readPointer(source) !== undefined;
       } finally {

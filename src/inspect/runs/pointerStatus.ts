@@ -1,5 +1,5 @@
-import { existsSync } from "node:fs";
-import { isAbsolute, relative, resolve, sep } from "node:path";
+import { isAbsolute, relative } from "../../reader/posixPath.js";
+import type { TreeFiles } from "../treeFiles.js";
 import type { CandidateReport } from "./candidates.js";
 import type { RunLayout } from "./layout.js";
 
@@ -43,11 +43,12 @@ export const REWRITABLE_POINTER: ReadonlySet<PointerStatus> = new Set([
 export function movedTarget(
   layout: RunLayout,
   ordered: readonly CandidateReport[],
+  fs: TreeFiles,
 ): CandidateReport | undefined {
   const target = layout.pointer?.target;
-  if (!target || !isAbsolute(target) || existsSync(target)) return undefined;
+  if (!target || !isAbsolute(target) || fs.exists(target)) return undefined;
   if (!relative(layout.runDir, target).startsWith("..")) return undefined;
-  const segments = target.split(sep).filter((part) => part !== "");
+  const segments = target.split("/").filter((part) => part !== "");
   for (let start = 0; start < segments.length; start++) {
     const tail = segments.slice(start).join("/");
     const found = ordered.find((c) => c.file === tail);
@@ -61,13 +62,14 @@ export function pointerStatus(
   target: CandidateReport | undefined,
   ordered: readonly CandidateReport[],
   moved: CandidateReport | undefined,
+  fs: TreeFiles,
 ): PointerStatus | undefined {
   const pointer = layout.pointer;
   if (!pointer) return undefined;
   if (!pointer.exists) return "missing";
   if (moved) return "moved";
-  if (!target || !pointer.target || !existsSync(pointer.target)) return "dangling";
-  if (relative(layout.runDir, resolve(pointer.target)).startsWith("..")) return "escapes-run-dir";
+  if (!target || !pointer.target || !fs.exists(pointer.target)) return "dangling";
+  if (relative(layout.runDir, pointer.target).startsWith("..")) return "escapes-run-dir";
   switch (target.status) {
     case "truncated":
     case "incomplete-dir":

@@ -1,7 +1,6 @@
-import type { ByteSource } from "../../reader/source.js";
 import { type Finding, type FindingReport, findingReport } from "../findings.js";
 import { formatKeyPath } from "../walk.js";
-import { type FileScan, type ScannedGlobal, type ScanVerdict, scanFile } from "./scan.js";
+import type { FileScan, ScannedGlobal, ScanVerdict } from "./scan.js";
 import { judgeWeightsOnly, type WeightsOnlyVerdict } from "./weightsOnly.js";
 
 /** The `ckpt.scan/1` contract: one object per file. */
@@ -59,8 +58,8 @@ export function securityFindings(scan: FileScan, weightsOnly: WeightsOnlyVerdict
   return findings;
 }
 
-export function scanReport(file: string, open?: (file: string) => ByteSource): ScanReport {
-  const scan = scanFile(file, open);
+/** The `ckpt.scan/1` report of a scan (`scanSource` with `deep`; `scanFile.ts` reads files by path). */
+export function scanReportOf(file: string, scan: FileScan): ScanReport {
   const weightsOnly = judgeWeightsOnly(scan);
   return {
     schema: "ckpt.scan/1",

@@ -1,7 +1,7 @@
 import type { Checkpoint, PlainPickle, TorchZipCheckpoint } from "../../reader/checkpoint.js";
 import { appendAll, isBoxed, type PyObject, type PyValue } from "../../reader/pickle/value.js";
 import { looksLikeSafetensors } from "../../reader/safetensors.js";
-import { type ByteSource, FileSource } from "../../reader/source.js";
+import type { ByteSource } from "../../reader/source.js";
 import { looksLikeLegacy, PickleSequence } from "../../reader/torch/legacyLoader.js";
 import { looksLikeZip, openZip } from "../../reader/zip.js";
 import { scanArchive } from "./scanArchive.js";
@@ -232,15 +232,5 @@ function visitObjects(root: PyValue, visit: (object: PyObject) => void): void {
       default:
         break;
     }
-  }
-}
-
-/** `open`: how the path becomes bytes (a local file by default; the CLI passes remote openers too). */
-export function scanFile(path: string, open: (path: string) => ByteSource = FileSource.open): FileScan {
-  const source = open(path);
-  try {
-    return scanSource(source, { deep: true });
-  } finally {
-    source.close();
   }
 }

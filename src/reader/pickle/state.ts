@@ -28,8 +28,6 @@ const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 export class MachineState {
   readonly bytes: Uint8Array;
   readonly view: DataView;
-  /** The same memory as a Buffer, for its fast UTF-8 decoding. */
-  readonly buffer: Buffer;
   readonly start: number;
   readonly limits: PickleLimits;
   readonly hooks: PickleHooks;
@@ -70,7 +68,6 @@ export class MachineState {
   constructor(bytes: Uint8Array, options: PickleOptions) {
     this.bytes = bytes;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.start = options.start ?? 0;
     this.limits = { ...DEFAULT_PICKLE_LIMITS, ...options.limits };
     this.hooks = options.hooks ?? {};
@@ -131,7 +128,7 @@ export class MachineState {
   /** The next `n` bytes as a str (BINUNICODE and its short and 8-byte forms), decoded without a view. */
   utf8(n: number, what: string): string {
     this.need(n, what);
-    const text = decodeUtf8Range(this.buffer, this.pos, this.pos + n);
+    const text = decodeUtf8Range(this.bytes, this.pos, this.pos + n);
     this.pos += n;
     return text;
   }

@@ -1,3 +1,4 @@
+import { hex } from "../bytes.js";
 import { ReaderError } from "../errors.js";
 
 /**
@@ -212,7 +213,7 @@ export function hashKey(value: PyValue, depth = 0): string | undefined {
     case "float":
       return Number.isInteger(value.value) ? `n${BigInt(value.value).toString()}` : `f${value.value}`;
     case "bytes":
-      return value.mutable ? undefined : `b${Buffer.from(value.value).toString("hex")}`;
+      return value.mutable ? undefined : `b${hex(value.value)}`;
     case "tuple": {
       checkKeyDepth(depth);
       const parts: string[] = [];

@@ -1,5 +1,5 @@
 import { ReaderError } from "../errors.js";
-import { baseName, joinPath, parentPath, type TreeEntry, type TreeSource, type TreeStat } from "../sharded/tree.js";
+import { baseName, joinPath, parentPath, type TreeEntry, type TreeSource, type TreeStat } from "../tree.js";
 import type { ByteSource } from "../source.js";
 import { getText, outcomeError } from "./channel.js";
 import { childOf, escapePath, objectTarget, type RemoteLocation } from "./location.js";

@@ -5,6 +5,17 @@
  * indexes and headers; `logicalTensorBytes` streams one tensor's bytes, memory bounded by its buffer size.
  */
 
+export {
+  baseName,
+  CountingTree,
+  isPlainName,
+  joinPath,
+  parentPath,
+  type TreeEntry,
+  type TreeEntryKind,
+  type TreeSource,
+  type TreeStat,
+} from "../tree.js";
 export { type AssembleOptions, assembleRowMajor, type Piece } from "./assemble.js";
 export { float32Reader } from "./convert.js";
 export { dcpPieces, dcpTensorBytes, openDcpItem, readDcpBytesItem } from "./dcp/items.js";
@@ -51,14 +62,3 @@ export {
 } from "./open.js";
 export { RangeSource } from "./rangeSource.js";
 export { type RowMajorReader, rowMajorReader } from "./tensorReader.js";
-export {
-  baseName,
-  CountingTree,
-  isPlainName,
-  joinPath,
-  parentPath,
-  type TreeEntry,
-  type TreeEntryKind,
-  type TreeSource,
-  type TreeStat,
-} from "./tree.js";

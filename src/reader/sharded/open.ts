@@ -1,5 +1,6 @@
 import { ReaderError } from "../errors.js";
 import { elementSize } from "../torch/dtypes.js";
+import type { TreeSource } from "../tree.js";
 import { type AssembleOptions, assembleRowMajor } from "./assemble.js";
 import { dcpTensorBytes } from "./dcp/items.js";
 import { type DcpCheckpoint, type DcpTensor, looksLikeDcp, openDcp } from "./dcp/open.js";
@@ -15,7 +16,6 @@ import {
 } from "./hf/open.js";
 import { closeSources } from "./sources.js";
 import { rowMajorReader } from "./tensorReader.js";
-import type { TreeSource } from "./tree.js";
 
 /** One logical checkpoint spread over many files. */
 export type ShardedCheckpoint = DcpCheckpoint | DeepSpeedCheckpoint | HfIndexCheckpoint;

@@ -1,5 +1,5 @@
 import type { ByteSource } from "../source.js";
-import type { TreeSource } from "./tree.js";
+import type { TreeSource } from "../tree.js";
 
 /**
  * The files of one sharded checkpoint, each opened once when first needed and kept open until `closeAll`:

@@ -129,7 +129,8 @@ export function loadLegacy(source: ByteSource): TorchLegacyCheckpoint {
         offset: position,
       });
     }
-    const count = Buffer.from(source.read(position, 8)).readBigInt64LE(0);
+    const head = source.read(position, 8);
+    const count = new DataView(head.buffer, head.byteOffset, 8).getBigInt64(0, true);
     const length = Number(count) * elementSize(storage.dtype);
     if (count < 0n || position + 8 + length > source.size) {
       throw new ReaderError(

@@ -1,3 +1,4 @@
+import { latin1 } from "../bytes.js";
 import type { CallVia, PickleHooks } from "../pickle/machine.js";
 import {
   isBoxed,
@@ -128,7 +129,7 @@ export function torchAcceptsPersistentId(pid: PyValue, legacy: boolean): boolean
 /** Python's `pid[0] == tag`, where protocol-2 pickles written with `encoding='bytes'` may carry bytes. */
 function isTag(value: PyValue | undefined, tag: string): boolean {
   if (value === tag) return true;
-  return isBoxed(value, "bytes") && Buffer.from(value.value).toString("latin1") === tag;
+  return isBoxed(value, "bytes") && latin1(value.value) === tag;
 }
 
 function isStorageTag(value: PyValue | undefined): boolean {

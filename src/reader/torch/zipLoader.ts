@@ -1,3 +1,4 @@
+import { latin1 } from "../bytes.js";
 import type {
   PickleInfo,
   ReaderNote,
@@ -78,7 +79,7 @@ function readTextRecords(archive: ZipArchive): Record<string, string> {
   for (const name of TEXT_RECORDS) {
     const entry = archive.get(name);
     if (entry && entry.uncompressedSize <= 4096) {
-      records[name] = Buffer.from(archive.readEntry(entry, 4096)).toString("latin1").trim();
+      records[name] = latin1(archive.readEntry(entry, 4096)).trim();
     }
   }
   return records;

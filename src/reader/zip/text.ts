@@ -1,4 +1,4 @@
-import { isAscii } from "node:buffer";
+import { isAscii } from "../bytes.js";
 
 /**
  * Code page 437 for bytes 0x80..0xFF, the encoding APPNOTE prescribes for names without the UTF-8 flag (bit 11).

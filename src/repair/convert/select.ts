@@ -73,7 +73,8 @@ function metadataValue(key: string, value: PyValue | undefined): string {
 
 export function selectTensors(checkpoint: TensorCheckpoint, file: string, options: SelectOptions): Selection {
   const walk = findTensors(checkpoint.root).tensors;
-  const verdict = judgeFile(checkpoint, file)?.verdict;
+  // Which part is the model needs only the file itself: companion files hold other parts.
+  const verdict = judgeFile(checkpoint, file, undefined)?.verdict;
   const parts = summarizeParts(walk, verdict);
   let prefix: string[] | undefined;
   let taken: string;

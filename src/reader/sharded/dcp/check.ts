@@ -1,6 +1,6 @@
+import { isPlainName, type TreeEntry } from "../../tree.js";
 import { volume } from "../assemble.js";
 import type { ShardedFinding } from "../findings.js";
-import { isPlainName, type TreeEntry } from "../tree.js";
 import type { DcpStorageInfo } from "./metadata.js";
 import { rankOfFile } from "./names.js";
 import type { DcpCheckpoint } from "./open.js";

@@ -1,15 +1,15 @@
 import { type Checkpoint, hasTensors } from "../../checkpoint.js";
 import { ReaderError } from "../../errors.js";
-import { readCheckpoint } from "../../open.js";
 import { isBoxed } from "../../pickle/value.js";
+import { readCheckpoint } from "../../read.js";
 import { looksLikeSafetensors, readSafetensorsHeader } from "../../safetensors.js";
 import { elementSize } from "../../torch/dtypes.js";
+import { joinPath } from "../../tree.js";
 import { looksLikeZip } from "../../zip.js";
 import { type AssembleOptions, assembleRowMajor, type Piece, volume } from "../assemble.js";
 import { RangeSource } from "../rangeSource.js";
 import { sourcesOf } from "../sources.js";
 import { rowMajorReader } from "../tensorReader.js";
-import { joinPath } from "../tree.js";
 import type { DcpStorageInfo } from "./metadata.js";
 import type { DcpBytesItem, DcpCheckpoint, DcpChunk, DcpTensor } from "./open.js";
 

@@ -1,6 +1,6 @@
 import { ReaderError } from "../../errors.js";
+import { joinPath, type TreeEntry, type TreeSource } from "../../tree.js";
 import type { ShardedFinding } from "../findings.js";
-import { joinPath, type TreeEntry, type TreeSource } from "../tree.js";
 import { checkDcp } from "./check.js";
 import {
   type DcpMetadata,

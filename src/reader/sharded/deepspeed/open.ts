@@ -1,7 +1,7 @@
 import { ReaderError } from "../../errors.js";
+import { baseName, joinPath, parentPath, type TreeEntry, type TreeSource } from "../../tree.js";
 import type { ShardedFinding } from "../findings.js";
 import { attachSources, SourceCache } from "../sources.js";
-import { baseName, joinPath, parentPath, type TreeEntry, type TreeSource } from "../tree.js";
 import { type DeepSpeedGroup, type DeepSpeedTensor, zeroLayout } from "./layout.js";
 import {
   type DeepSpeedRole,

@@ -1,7 +1,7 @@
 import { hasTensors, type TensorCheckpoint } from "../../checkpoint.js";
 import { ReaderError } from "../../errors.js";
-import { readCheckpoint } from "../../open.js";
 import { dictGet, isBoxed, type PyDict, type PyValue, type TorchTensor } from "../../pickle/value.js";
+import { readCheckpoint } from "../../read.js";
 import { asInt, asIntTuple } from "../../torch/rebuild.js";
 import { asString, asStringList, intOrEnum, itemsOf } from "../pyData.js";
 import type { SourceCache } from "../sources.js";

@@ -1,12 +1,12 @@
 import { type Checkpoint, hasTensors, type TensorCheckpoint } from "../../checkpoint.js";
 import { ReaderError } from "../../errors.js";
-import { readCheckpoint } from "../../open.js";
 import { isBoxed, type TorchTensor } from "../../pickle/value.js";
+import { readCheckpoint } from "../../read.js";
 import { elementCount } from "../../tensorData.js";
 import { elementSize } from "../../torch/dtypes.js";
+import { baseName, isPlainName, joinPath, parentPath, type TreeEntry, type TreeSource } from "../../tree.js";
 import type { ShardedFinding } from "../findings.js";
 import { attachSources, SourceCache } from "../sources.js";
-import { baseName, isPlainName, joinPath, parentPath, type TreeEntry, type TreeSource } from "../tree.js";
 
 /**
  * A Hugging Face sharded save: `model.safetensors.index.json` or `pytorch_model.bin.index.json`

@@ -1,11 +1,12 @@
-import { ReaderError } from "../errors.js";
-import { type ByteSource, CountingSource } from "../source.js";
+import { ReaderError } from "./errors.js";
+import { type ByteSource, CountingSource } from "./source.js";
 
 /**
- * A directory tree, read by relative POSIX paths (`""` is the root, `"step-10/.metadata"` a file below it).
- * Sharded checkpoints are directories of many files; every reader in `sharded/` goes through this and nothing
- * else, so the same code runs over the file system (`NodeTree`, beside `FileSource`), an in-memory tree in a
- * test, or a browser's directory handle.
+ * A directory tree, read by POSIX paths below its root (`""` is the root, `"step-10/.metadata"` a file below
+ * it; a leading `/` is the root too, so a tree rooted at the file system's `/` takes absolute paths as they
+ * are). Every reader of directories goes through this and nothing else (sharded checkpoints, run layouts,
+ * pointers, the audit walk), so the same code runs over the file system (`NodeTree`, beside `FileSource`), an
+ * in-memory tree in a test, an object store's prefix, or a folder dropped on a web page.
  */
 export interface TreeSource {
   /** Name of the root for messages (the path as the user gave it). */
@@ -19,6 +20,13 @@ export interface TreeSource {
    * @throws ReaderError `file-not-found`, `not-a-file`, `io-error`
    */
   open(path: string): ByteSource;
+  /**
+   * The text of a symbolic link at `path` (not followed), or `undefined` when `path` is not one. Trees without
+   * links (object stores, dropped folders) leave this out.
+   */
+  readlink?(path: string): string | undefined;
+  /** A name for `path` that is the same for every route to it (links resolved): walks use it to stop loops. */
+  realpath?(path: string): string;
 }
 
 export type TreeEntryKind = "file" | "directory" | "other";
@@ -27,6 +35,8 @@ export interface TreeStat {
   readonly kind: TreeEntryKind;
   /** Bytes, for files; 0 otherwise. */
   readonly size: number;
+  /** Last modification, in ms since the epoch, where the tree knows it. */
+  readonly mtimeMs?: number;
 }
 
 export interface TreeEntry extends TreeStat {
@@ -112,4 +122,29 @@ export class CountingTree implements TreeSource {
     for (const { path, source } of this.sources) out.set(path, (out.get(path) ?? 0) + source.bytesRead);
     return out;
   }
+}
+
+/** Reads a small text file (a pointer, a YAML config, `trainer_state.json`), or `undefined` when unreadable. */
+export function readTreeText(tree: TreeSource, path: string, maxBytes = 1 << 20): string | undefined {
+  const stats = tree.stat(path);
+  if (stats?.kind !== "file" || stats.size > maxBytes) return undefined;
+  let source: ByteSource | undefined;
+  try {
+    source = tree.open(path);
+    return new TextDecoder().decode(source.read(0, source.size));
+  } catch {
+    return undefined;
+  } finally {
+    source?.close();
+  }
+}
+
+/** Whether something is at `path` (following links: a dangling link is nothing). */
+export function existsInTree(tree: TreeSource, path: string): boolean {
+  return tree.stat(path) !== undefined;
+}
+
+/** The sorted names in a directory; empty when it is none. */
+export function listNames(tree: TreeSource, dir: string): string[] {
+  return (tree.list(dir) ?? []).map((e) => e.name);
 }

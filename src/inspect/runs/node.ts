@@ -1,0 +1,105 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { ReaderError, type ReaderErrorCode } from "../../reader/errors.js";
+import { NodeTree } from "../../reader/nodeTree.js";
+import { type TreeFiles, treeFiles } from "../treeFiles.js";
+import {
+  type AuditOptions,
+  type AuditReport,
+  auditTree,
+  type Found,
+  findRunsIn,
+  type RunPlanner,
+} from "./audit.js";
+import type { WorkerRequest, WorkerResponse } from "./auditWorker.js";
+import { type PlanOptions, planRun, type ResumePlan, type VerifyMode } from "./plan.js";
+
+/**
+ * Runs on this machine's file system: paths as the user typed them (relative to the working directory), read
+ * through a `NodeTree` at `/`, and audits spread over worker threads when that pays. Everything else in
+ * `runs/` works on any tree; only this module knows it is Node.
+ */
+let local: TreeFiles | undefined;
+
+/** The file system as a tree, paths absolute. */
+export function localFiles(): TreeFiles {
+  local ??= treeFiles(new NodeTree("/"));
+  return local;
+}
+
+export function planResume(runDir: string, options: PlanOptions): Promise<ResumePlan> {
+  return planRun(resolve(runDir), {
+    ...options,
+    ...(options.configFile !== undefined ? { configFile: resolve(options.configFile) } : {}),
+    fs: localFiles(),
+    displayDir: runDir,
+  });
+}
+
+export function findRuns(roots: readonly string[]): Found {
+  for (const root of roots)
+    if (!existsSync(root))
+      throw new ReaderError("file-not-found", "no such file or directory", { file: root });
+  return findRunsIn(
+    roots.map((r) => resolve(r)),
+    localFiles(),
+  );
+}
+
+export function audit(roots: readonly string[], options: AuditOptions): Promise<AuditReport> {
+  for (const root of roots)
+    if (!existsSync(root))
+      throw new ReaderError("file-not-found", "no such file or directory", { file: root });
+  // Worker threads pay ~150 ms each to load ckpt; only streaming every byte (--verify-all) earns that back.
+  const workers = options.verify === "all" && options.jobs > 1 && existsSync(fileURLToPath(WORKER));
+  return auditTree(
+    roots.map((r) => resolve(r)),
+    { ...options, fs: localFiles(), planRuns: workers ? onWorkers(options.jobs) : undefined },
+  );
+}
+
+/** The compiled worker beside this module; absent when running from TypeScript sources (tests). */
+const WORKER = new URL("./auditWorker.js", import.meta.url);
+
+/** Plans runs on `jobs` worker threads: reading and CRC work then use every core. */
+function onWorkers(jobs: number): RunPlanner {
+  return async (runDirs: readonly string[], verify: VerifyMode, tick: () => void) => {
+    const results = new Array<ResumePlan>(runDirs.length);
+    if (runDirs.length === 0) return results;
+    const workers = Array.from({ length: Math.min(jobs, runDirs.length) }, () => new Worker(WORKER));
+    let next = 0;
+    try {
+      await Promise.all(
+        workers.map(
+          (worker) =>
+            new Promise<void>((done, reject) => {
+              const send = () => {
+                if (next >= runDirs.length) return done();
+                const id = next++;
+                worker.postMessage({ id, runDir: runDirs[id] as string, verify } satisfies WorkerRequest);
+              };
+              worker.on("message", (response: WorkerResponse) => {
+                if ("error" in response) {
+                  const code = (response.error.code as ReaderErrorCode | undefined) ?? "io-error";
+                  reject(
+                    new ReaderError(code, response.error.message, { file: runDirs[response.id] as string }),
+                  );
+                  return;
+                }
+                results[response.id] = response.plan;
+                tick();
+                send();
+              });
+              worker.on("error", reject);
+              send();
+            }),
+        ),
+      );
+    } finally {
+      await Promise.all(workers.map((w) => w.terminate()));
+    }
+    return results;
+  };
+}
