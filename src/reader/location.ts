@@ -1,21 +1,33 @@
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import type { Checkpoint } from "./checkpoint.js";
 import { ReaderError } from "./errors.js";
+import { FileSource } from "./fileSource.js";
 import { NodeTree } from "./nodeTree.js";
 import { readCheckpoint as readLocal } from "./open.js";
 import { POSIX_PATHS } from "./pointer.js";
 import { readCheckpoint } from "./read.js";
-import type { Checkpoint } from "./checkpoint.js";
-import { displayName, isRemotePath, objectTarget, parseRemote, type RemoteLocation } from "./remote/location.js";
-import { RemoteSource, transferOf } from "./remote/remoteSource.js";
+import { type AwsSettings, awsSettings } from "./remote/awsConfig.js";
+import { digestRemote } from "./remote/digest.js";
+import {
+  displayName,
+  isRemotePath,
+  objectTarget,
+  parseRemote,
+  type RemoteLocation,
+} from "./remote/location.js";
+import { nodeChannel } from "./remote/nodeChannel.js";
+import type { Transfer } from "./remote/protocol.js";
+import { type RemoteContext, RemoteSource, remoteSettings, transferOf } from "./remote/remoteSource.js";
 import { HfTree, HttpTree, S3Tree } from "./remote/trees.js";
-import type { TreeSource } from "./tree.js";
-import { FileSource } from "./fileSource.js";
 import type { ByteSource } from "./source.js";
+import type { TreeSource } from "./tree.js";
 
 /**
- * The one place a path the user typed becomes bytes: a local file or directory, or a remote one (`https://`,
- * `s3://`, `hf://`). Everything above reads through the `ByteSource` or `TreeSource` this returns, so local and
- * remote inputs go through the same readers and give the same answers.
+ * The one place in Node where a path the user typed becomes bytes: a local file or directory, or a remote one
+ * (`https://`, `s3://`, `hf://`). Everything above reads through the `ByteSource` or `TreeSource` this returns,
+ * so local and remote inputs go through the same readers and give the same answers. The remote sources are
+ * portable (`remote/`); this file gives them Node's worker, environment and `~/.aws` files.
  */
 
 export { isRemotePath, transferOf };
@@ -24,16 +36,41 @@ export type Opened =
   | { readonly kind: "file"; readonly source: ByteSource }
   | { readonly kind: "directory"; readonly tree: TreeSource };
 
-function remoteTree(location: RemoteLocation, name: string): TreeSource {
+/** A remote tree, with what it moved and a close that makes that final. */
+export type RemoteTreeSource = TreeSource & { totals(): Transfer; close(): void };
+
+/** Settings are read from the environment at each open (a library caller may change them between opens). */
+function remoteContext(): RemoteContext {
+  return { channel: nodeChannel, settings: remoteSettings(process.env), digest: digestRemote };
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+let aws: AwsSettings | undefined;
+
+function locate(path: string): RemoteLocation {
+  return parseRemote(path, process.env, () => {
+    aws ??= awsSettings(process.env, readText, homedir());
+    return aws;
+  });
+}
+
+function remoteTree(location: RemoteLocation, name: string): RemoteTreeSource {
   switch (location.kind) {
     case "s3":
-      return new S3Tree(location, name);
+      return new S3Tree(location, name, remoteContext());
     case "hf":
-      return new HfTree(location, name);
+      return new HfTree(location, name, remoteContext());
     case "http":
       throw new ReaderError(
         "remote-unsupported",
-        "a plain HTTP server has no listing of a directory: name a file, or the *.index.json or .metadata of a sharded checkpoint",
+        "a plain HTTP server has no listing of a directory: name a file on it",
         { file: name },
       );
   }
@@ -57,11 +94,11 @@ function namesDirectory(location: RemoteLocation): boolean {
  */
 export function openSource(path: string): ByteSource {
   if (!isRemotePath(path)) return FileSource.open(path);
-  const location = parseRemote(path);
+  const location = locate(path);
   if (namesDirectory(location)) {
     throw new ReaderError("not-a-file", "a remote directory, not a file", { file: path });
   }
-  return RemoteSource.open(objectTarget(location), path);
+  return RemoteSource.open(objectTarget(location), path, remoteContext());
 }
 
 /**
@@ -76,53 +113,29 @@ export function openLocation(path: string): Opened {
     } catch {
       // Missing paths are FileSource.open's to report, with their code.
     }
-    return directory ? { kind: "directory", tree: new NodeTree(path) } : { kind: "file", source: FileSource.open(path) };
+    return directory
+      ? { kind: "directory", tree: new NodeTree(path) }
+      : { kind: "file", source: FileSource.open(path) };
   }
-  const location = parseRemote(path);
+  const location = locate(path);
   if (namesDirectory(location)) return { kind: "directory", tree: existingTree(location, path) };
   try {
-    return { kind: "file", source: RemoteSource.open(objectTarget(location), path) };
+    return { kind: "file", source: RemoteSource.open(objectTarget(location), path, remoteContext()) };
   } catch (error) {
-    if (!(error instanceof ReaderError) || error.code !== "remote-not-found" || location.kind === "http") throw error;
+    if (!(error instanceof ReaderError) || error.code !== "remote-not-found" || location.kind === "http")
+      throw error;
     const tree = remoteTree(location, path);
     if (!tree.list("")) throw error;
     return { kind: "directory", tree };
   }
 }
 
-function existingTree(location: RemoteLocation, path: string): TreeSource {
+function existingTree(location: RemoteLocation, path: string): RemoteTreeSource {
   const tree = remoteTree(location, path);
   if (!tree.list("")) {
     throw new ReaderError("remote-not-found", `no objects under ${displayName(location)}`, { file: path });
   }
   return tree;
-}
-
-/**
- * The directory a sharded checkpoint lives in, and the path to open in it (an index file, or `""`): for a
- * remote `*.index.json` or DCP `.metadata`, the tree of its directory; over plain HTTP, a tree that knows the
- * files the index or metadata names (`names`), since HTTP has no listing.
- */
-export function shardedTreeAt(path: string, names: (tree: TreeSource, file: string) => string[] = () => []): {
-  tree: TreeSource;
-  path: string;
-} {
-  if (!isRemotePath(path)) throw new ReaderError("remote-unsupported", "not a remote path", { file: path });
-  const location = parseRemote(path);
-  const slash = path.replace(/\/+$/, "").lastIndexOf("/");
-  const file = path.slice(slash + 1);
-  const isFile = file === ".metadata" || file.endsWith(".index.json");
-  if (location.kind === "http") {
-    if (!isFile) return { tree: remoteTree(location, path), path: "" };
-    const parent = path.slice(0, slash + 1);
-    const seed = new HttpTree(parseRemote(parent), parent.replace(/\/$/, ""), [file]);
-    const known = [file, ...names(seed, file)];
-    const tree = new HttpTree(parseRemote(parent), parent.replace(/\/$/, ""), known);
-    return { tree, path: file === ".metadata" ? "" : file };
-  }
-  if (!isFile) return { tree: existingTree(location, path), path: "" };
-  const parent = parseRemote(path.slice(0, slash + 1));
-  return { tree: remoteTree(parent, path.slice(0, slash)), path: file === ".metadata" ? "" : file };
 }
 
 /** Whether anything is at `path`: a local file or directory, a remote object or non-empty directory. */
@@ -133,7 +146,10 @@ export function pathExists(path: string): boolean {
     if (opened.kind === "file") opened.source.close();
     return true;
   } catch (error) {
-    if (error instanceof ReaderError && (error.code === "remote-not-found" || error.code === "remote-unsupported"))
+    if (
+      error instanceof ReaderError &&
+      (error.code === "remote-not-found" || error.code === "remote-unsupported")
+    )
       return false;
     throw error;
   }
@@ -146,4 +162,19 @@ export function pathExists(path: string): boolean {
 export function readLocated(source: ByteSource, path: string): Checkpoint {
   if (!isRemotePath(path)) return readLocal(source, path);
   return readCheckpoint(source, path, { exists: pathExists, paths: POSIX_PATHS });
+}
+
+/**
+ * The directory a remote file sits in, for looking up the files its framework saves beside it (AllenNLP's
+ * `model_state_*.th`): an S3 prefix or Hub directory lists itself (one request, made only when asked); a
+ * plain HTTP directory probes each name asked for. `file` is the remote file's name in that tree.
+ */
+export function remoteNeighbours(path: string): { tree: RemoteTreeSource; file: string } {
+  const slash = path.lastIndexOf("/");
+  const parent = path.slice(0, slash + 1);
+  const location = locate(parent);
+  const name = parent.replace(/\/+$/, "");
+  const tree =
+    location.kind === "http" ? new HttpTree(location, name, [], remoteContext()) : remoteTree(location, name);
+  return { tree, file: path.slice(slash + 1) };
 }

@@ -49,7 +49,9 @@ export async function startRangeServer(root: string): Promise<RangeServer> {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const port = await new Promise<number>((resolve, reject) => {
-    child.once("message", (m: { ready?: number }) => (m.ready ? resolve(m.ready) : reject(new Error("no port"))));
+    child.once("message", (m: { ready?: number }) =>
+      m.ready ? resolve(m.ready) : reject(new Error("no port")),
+    );
     child.once("exit", () => reject(new Error("the test server exited")));
   });
   let next = 0;

@@ -21,7 +21,8 @@ const server = createServer((req, res) => {
   const url = new URL(req.url ?? "/", "http://loopback");
   const path = decodeURIComponent(url.pathname);
   const range = req.headers.range;
-  const log = (status) => served.log.push({ path: `${url.pathname}${url.search}`, range, status, auth: req.headers.authorization });
+  const log = (status) =>
+    served.log.push({ path: `${url.pathname}${url.search}`, range, status, auth: req.headers.authorization });
   const send = (status, headers, body) => {
     log(status);
     res.writeHead(status, headers);
@@ -69,7 +70,13 @@ const server = createServer((req, res) => {
     res.on("close", () => body.destroy());
   };
   if (!match || mode === "ignore-range") {
-    return stream(0, Math.max(0, size - 1), 200, { "content-length": size, etag, "accept-ranges": "bytes" }, false);
+    return stream(
+      0,
+      Math.max(0, size - 1),
+      200,
+      { "content-length": size, etag, "accept-ranges": "bytes" },
+      false,
+    );
   }
   const start = Number(match[1]);
   const end = Math.min(match[2] === "" ? size - 1 : Number(match[2]), size - 1);

@@ -3,12 +3,20 @@ import { join, resolve } from "node:path";
 import { globFilter, type InspectReport, inspectCheckpoint } from "../../inspect/report.js";
 import { localFiles } from "../../inspect/runs/node.js";
 import { tensorSha256s } from "../../inspect/tensorHashes.js";
+import { treeFiles } from "../../inspect/treeFiles.js";
 import type { Checkpoint } from "../../reader/checkpoint.js";
 import { ReaderError } from "../../reader/errors.js";
-import { isRemotePath, openLocation, openSource, readLocated, transferOf } from "../../reader/location.js";
+import {
+  isRemotePath,
+  openLocation,
+  openSource,
+  readLocated,
+  remoteNeighbours,
+  transferOf,
+} from "../../reader/location.js";
 import type { Transfer } from "../../reader/remote/protocol.js";
-import type { TreeSource } from "../../reader/tree.js";
 import type { ByteSource } from "../../reader/source.js";
+import type { TreeSource } from "../../reader/tree.js";
 import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
 import { exitCodeFor, type FailOn } from "../exitCode.js";
 import type { Output } from "../output.js";
@@ -35,13 +43,17 @@ async function inspectFile(
 ): Promise<Outcome> {
   let source: ByteSource | undefined;
   let checkpoint: Checkpoint | undefined;
+  let neighbours: ReturnType<typeof remoteNeighbours> | undefined;
   try {
     source = open(path);
     checkpoint = readLocated(source, path);
+    // A remote file's companions are looked for where it is: by a listing, or a probe per name over HTTP.
+    neighbours = isRemotePath(path) ? remoteNeighbours(path) : undefined;
     const filter = options.filter ? globFilter(options.filter) : undefined;
     const report = inspectCheckpoint(checkpoint, path, {
-      // A remote file's neighbours are not looked for: that would be a listing, or a probe per name, over the network.
-      ...(isRemotePath(path) ? {} : { neighbours: { fs: localFiles(), path: resolve(path) } }),
+      neighbours: neighbours
+        ? { fs: treeFiles(neighbours.tree), path: neighbours.file }
+        : { fs: localFiles(), path: resolve(path) },
       hash: options.hash,
       stats: options.stats,
       ...(filter ? { filter } : {}),
@@ -50,10 +62,12 @@ async function inspectFile(
     // A trainer may still be writing the file: an answer about bytes that changed underneath would be wrong.
     checkpoint.source.assertUnchanged();
     source.close();
-    const transfer = transferOf(source);
-    return { report: transfer ? { ...report, transfer: { ...transfer } } : report };
+    neighbours?.tree.close();
+    const transfer = addTransfers([transferOf(source), neighbours?.tree.totals()]);
+    return { report: transfer ? { ...report, transfer } : report };
   } catch (error) {
     source?.close();
+    neighbours?.tree.close();
     if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
     return { error: errorReport(path, error) };
   }
@@ -131,9 +145,10 @@ export async function runInspect(
       file: target,
       code: "not-a-checkpoint",
       message: "the directory holds no checkpoint file",
-      next: !isRemotePath(target) && holdsDirectories(target)
-        ? `for run directories and outputs/ trees, use \`ckpt audit ${target}\` or \`ckpt resume-plan RUN_DIR\``
-        : "pass a checkpoint file, or a directory that holds some",
+      next:
+        !isRemotePath(target) && holdsDirectories(target)
+          ? `for run directories and outputs/ trees, use \`ckpt audit ${target}\` or \`ckpt resume-plan RUN_DIR\``
+          : "pass a checkpoint file, or a directory that holds some",
     };
     if (options.json) writeJson(error, io.out);
     else io.err(`${formatErrorLine(error)}\n`);

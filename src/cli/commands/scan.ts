@@ -5,13 +5,13 @@ import { scanSource } from "../../inspect/security/scan.js";
 import { ReaderError } from "../../reader/errors.js";
 import { isRemotePath, openLocation, openSource, transferOf } from "../../reader/location.js";
 import type { Transfer } from "../../reader/remote/protocol.js";
-import { joinPath, type TreeSource } from "../../reader/tree.js";
 import type { ByteSource } from "../../reader/source.js";
+import { joinPath, type TreeSource } from "../../reader/tree.js";
 import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
 import { writeJson } from "../render/json.js";
-import { addTransfers, transferLine } from "../transfer.js";
 import { hasFindings, renderScanFile, renderScanSummary, type ScanOutcome } from "../render/scanText.js";
+import { addTransfers, transferLine } from "../transfer.js";
 
 /** Files `ckpt scan` looks at inside a tree: checkpoints and anything named like a pickle. */
 const SCANNED = /\.(pt|pth|ckpt|bin|pkl|pickle|pth\.tar|tar|safetensors|model|data|distcp|npy|npz|joblib)$/;
@@ -34,7 +34,8 @@ function treeFilesUnder(tree: TreeSource, base: string, dir = ""): Input[] {
     if (SKIPPED_DIRS.has(entry.name)) continue;
     const child = joinPath(dir, entry.name);
     if (entry.kind === "directory") out.push(...treeFilesUnder(tree, base, child));
-    else if (entry.kind === "file" && scanned(entry.name)) out.push({ path: `${base}/${child}`, open: () => tree.open(child) });
+    else if (entry.kind === "file" && scanned(entry.name))
+      out.push({ path: `${base}/${child}`, open: () => tree.open(child) });
   }
   return out;
 }
@@ -83,7 +84,8 @@ export function runScan(paths: string[], options: ScanCommandOptions, io: Output
   const outcomes: Array<ScanOutcome & { transfer?: Readonly<Transfer> }> = [];
   const inputs: Input[] = [];
   for (const path of paths) {
-    if (!isRemotePath(path)) inputs.push(...filesUnder(path).map((file) => ({ path: file, open: openSource })));
+    if (!isRemotePath(path))
+      inputs.push(...filesUnder(path).map((file) => ({ path: file, open: openSource })));
     else {
       const remote = remoteInputs(path);
       if (Array.isArray(remote)) inputs.push(...remote);

@@ -1,13 +1,12 @@
-import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
-
 /**
  * Region, credentials and endpoint for s3:// as the AWS CLI and SDKs find them: the standard environment
  * variables first, then the profile (`AWS_PROFILE`, else `default`) in `~/.aws/credentials` and
  * `~/.aws/config` (or `AWS_SHARED_CREDENTIALS_FILE`, `AWS_CONFIG_FILE`). Static keys only: SSO, roles and
  * `credential_process` profiles are not followed (export their keys, e.g. `aws configure export-credentials`).
+ * Portable: the files are read through `read` (Node passes `readFileSync`; a page has none).
  */
+
+export type Env = Readonly<Record<string, string | undefined>>;
 
 export interface AwsCredentials {
   readonly accessKeyId: string;
@@ -25,15 +24,10 @@ export interface AwsSettings {
 
 type Sections = Map<string, Map<string, string>>;
 
-/** An INI file's sections (`[name]` or `[profile name]`, as ~/.aws/config writes them); empty when unreadable. */
-function readIni(path: string): Sections {
+/** An INI file's sections (`[name]` or `[profile name]`, as ~/.aws/config writes them); empty when absent. */
+function parseIni(text: string | undefined): Sections {
   const sections: Sections = new Map();
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    return sections;
-  }
+  if (text === undefined) return sections;
   let current: Map<string, string> | undefined;
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
@@ -54,10 +48,16 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === "" ? undefined : value;
 }
 
-export function awsSettings(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): AwsSettings {
+export function awsSettings(
+  env: Env,
+  read: (path: string) => string | undefined = () => undefined,
+  home = "~",
+): AwsSettings {
   const profileName = nonEmpty(env.AWS_PROFILE) ?? nonEmpty(env.AWS_DEFAULT_PROFILE) ?? "default";
-  const credentialsFile = readIni(nonEmpty(env.AWS_SHARED_CREDENTIALS_FILE) ?? join(home, ".aws", "credentials"));
-  const configFile = readIni(nonEmpty(env.AWS_CONFIG_FILE) ?? join(home, ".aws", "config"));
+  const credentialsFile = parseIni(
+    read(nonEmpty(env.AWS_SHARED_CREDENTIALS_FILE) ?? `${home}/.aws/credentials`),
+  );
+  const configFile = parseIni(read(nonEmpty(env.AWS_CONFIG_FILE) ?? `${home}/.aws/config`));
   const fromCredentials = credentialsFile.get(profileName);
   const fromConfig = configFile.get(profileName);
   const setting = (key: string) => nonEmpty(fromCredentials?.get(key)) ?? nonEmpty(fromConfig?.get(key));
@@ -67,12 +67,17 @@ export function awsSettings(env: NodeJS.ProcessEnv = process.env, home: string =
   let credentials: AwsCredentials | undefined;
   if (envKey && envSecret) {
     const token = nonEmpty(env.AWS_SESSION_TOKEN);
-    credentials = { accessKeyId: envKey, secretAccessKey: envSecret, ...(token ? { sessionToken: token } : {}) };
+    credentials = {
+      accessKeyId: envKey,
+      secretAccessKey: envSecret,
+      ...(token ? { sessionToken: token } : {}),
+    };
   } else {
     const key = setting("aws_access_key_id");
     const secret = setting("aws_secret_access_key");
     const token = setting("aws_session_token");
-    if (key && secret) credentials = { accessKeyId: key, secretAccessKey: secret, ...(token ? { sessionToken: token } : {}) };
+    if (key && secret)
+      credentials = { accessKeyId: key, secretAccessKey: secret, ...(token ? { sessionToken: token } : {}) };
   }
   return {
     region: nonEmpty(env.AWS_REGION) ?? nonEmpty(env.AWS_DEFAULT_REGION) ?? setting("region") ?? "us-east-1",

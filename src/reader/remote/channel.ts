@@ -1,6 +1,3 @@
-import { existsSync } from "node:fs";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import { Worker } from "node:worker_threads";
 import { ReaderError } from "../errors.js";
 import {
   CONTROL_BYTES,
@@ -9,46 +6,51 @@ import {
   type RemoteSettings,
   type RemoteTarget,
   type Validator,
+  type WorkerRequest,
 } from "./protocol.js";
 
 /**
  * The caller's side of the I/O worker: the reader above is synchronous (a zip or a pickle is a chain of small
  * dependent reads), so a remote read posts a request to the worker and blocks in `Atomics.wait` until the
  * worker has written the body into shared memory. Requests may be posted without waiting (read-ahead) and
- * waited for later. One worker per process, started on the first remote read (~40 ms) and unref'd, so it
- * never keeps the process alive.
+ * waited for later. Portable: `post` hands a request to whatever worker the platform has (`nodeChannel.ts`
+ * for Node; in a browser, the reader runs in a worker, where `Atomics.wait` is allowed, and posts to another).
  */
+export class Channel {
+  constructor(private readonly post: (request: WorkerRequest) => void) {}
 
-/**
- * The worker's file. Built, it sits next to this module (tsc's dist/reader/remote/, or the bundle's dist/bundle/).
- * Run from sources (vitest), this module is a .ts file that Node cannot start as a worker: the build's copy is
- * used, which `npm test` makes before the tests run.
- */
-export function workerFile(name: string): URL {
-  const here = new URL(`./${name}.js`, import.meta.url);
-  if (existsSync(fileURLToPath(here))) return here;
-  const built = fileURLToPath(here).replace(/([/\\])src([/\\]reader[/\\]remote[/\\])/, "$1dist$2");
-  if (existsSync(built)) return pathToFileURL(built);
-  throw new ReaderError("remote-error", `the I/O worker ${name}.js is not built: run npm run build`);
+  /** Bytes `[offset, offset + length)` of `target`, fetched by the worker into a new shared buffer; does not wait. */
+  postRange(
+    target: RemoteTarget,
+    offset: number,
+    length: number,
+    expect: Validator | undefined,
+    settings: RemoteSettings,
+  ): Pending {
+    const control = new SharedArrayBuffer(CONTROL_BYTES);
+    const data = new SharedArrayBuffer(length);
+    this.post({ kind: "range", target, offset, length, expect, settings, control, data });
+    return { control, data: new Uint8Array(data), settings };
+  }
+
+  /** A whole small body (a listing page), waited for. */
+  getText(
+    target: RemoteTarget,
+    settings: RemoteSettings,
+    limit: number,
+  ): { outcome: FetchOutcome; body: Uint8Array } {
+    const control = new SharedArrayBuffer(CONTROL_BYTES);
+    const data = new SharedArrayBuffer(limit);
+    this.post({ kind: "text", target, settings, control, data });
+    const pending: Pending = { control, data: new Uint8Array(data), settings };
+    const outcome = wait(pending);
+    return { outcome, body: pending.data.slice(0, outcome.ok ? outcome.length : 0) };
+  }
 }
 
 /** A failed outcome as the error the reader throws. */
 export function outcomeError(outcome: Extract<FetchOutcome, { ok: false }>, name: string): ReaderError {
   return new ReaderError(outcome.code, outcome.message, { file: name });
-}
-
-let worker: Worker | undefined;
-
-function ioWorker(): Worker {
-  if (!worker) {
-    worker = new Worker(workerFile("ioWorker"));
-    worker.unref();
-    // A crashed worker answers no request: the next caller starts a new one (the waits time out meanwhile).
-    worker.on("error", () => {
-      worker = undefined;
-    });
-  }
-  return worker;
 }
 
 /** A request in flight: the body lands in `data`, the outcome in `control`. */
@@ -57,34 +59,6 @@ export interface Pending {
   readonly data: Uint8Array;
   readonly settings: RemoteSettings;
   outcome?: FetchOutcome;
-}
-
-/** Bytes `[offset, offset + length)` of `target`, fetched by the worker into a new shared buffer; does not wait. */
-export function postRange(
-  target: RemoteTarget,
-  offset: number,
-  length: number,
-  expect: Validator | undefined,
-  settings: RemoteSettings,
-): Pending {
-  const control = new SharedArrayBuffer(CONTROL_BYTES);
-  const data = new SharedArrayBuffer(length);
-  ioWorker().postMessage({ kind: "range", target, offset, length, expect, settings, control, data });
-  return { control, data: new Uint8Array(data), settings };
-}
-
-/** A whole small body (a listing page), waited for. */
-export function getText(
-  target: RemoteTarget,
-  settings: RemoteSettings,
-  limit: number,
-): { outcome: FetchOutcome; body: Uint8Array } {
-  const control = new SharedArrayBuffer(CONTROL_BYTES);
-  const data = new SharedArrayBuffer(limit);
-  ioWorker().postMessage({ kind: "text", target, settings, control, data });
-  const pending: Pending = { control, data: new Uint8Array(data), settings };
-  const outcome = wait(pending);
-  return { outcome, body: pending.data.subarray(0, outcome.ok ? outcome.length : 0) };
 }
 
 /**
@@ -112,7 +86,8 @@ export function wait(pending: Pending): FetchOutcome {
     return pending.outcome;
   }
   const length = Atomics.load(state, 1);
-  const json = Buffer.from(pending.control, CONTROL_HEADER, length).toString("utf8");
+  // A copy first: TextDecoder refuses views of shared memory in browsers.
+  const json = new TextDecoder().decode(new Uint8Array(pending.control, CONTROL_HEADER, length).slice());
   pending.outcome = JSON.parse(json) as FetchOutcome;
   return pending.outcome;
 }

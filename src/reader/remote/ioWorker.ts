@@ -2,59 +2,25 @@ import { createHash } from "node:crypto";
 import { parentPort, workerData } from "node:worker_threads";
 import type { ByteRange, SharedWork } from "../rangeDigest.js";
 import { crc32 } from "../zip/crc32.js";
-import { fetchRange, fetchText } from "./fetch.js";
-import {
-  CONTROL_HEADER,
-  type FetchOutcome,
-  type RemoteSettings,
-  type RemoteTarget,
-  type Transfer,
-  type Validator,
-  type WorkerRequest,
+import { fetchRange } from "./fetch.js";
+import { nodeSend } from "./nodeClient.js";
+import type {
+  FetchOutcome,
+  RemoteSettings,
+  RemoteTarget,
+  Transfer,
+  Validator,
+  WorkerRequest,
 } from "./protocol.js";
+import { serve } from "./serve.js";
 
 /**
- * The I/O thread behind remote sources. As the channel's worker it serves ranged reads for a caller that is
+ * Node's I/O thread behind remote sources (Node's `http`). As the channel's worker it serves ranged reads for a caller that is
  * blocked in `Atomics.wait`: each request names a shared data buffer for the body and a shared control buffer
  * for the outcome, and several may be in flight (read-ahead). As a digest worker (`workerData.kind ===
  * "digest"`) it takes ranges from a shared counter and hashes each as its body arrives, so `--hash` of a
  * remote file never copies tensor bytes to the caller's thread.
  */
-
-function finish(control: SharedArrayBuffer, outcome: FetchOutcome): void {
-  const state = new Int32Array(control, 0, 2);
-  const json = new TextEncoder().encode(JSON.stringify(outcome));
-  new Uint8Array(control, CONTROL_HEADER).set(json.subarray(0, control.byteLength - CONTROL_HEADER));
-  Atomics.store(state, 1, json.length);
-  Atomics.store(state, 0, 1);
-  Atomics.notify(state, 0);
-}
-
-async function serve(request: WorkerRequest): Promise<void> {
-  const data = new Uint8Array(request.data);
-  try {
-    if (request.kind === "range") {
-      const { offset } = request;
-      const outcome = await fetchRange(
-        request.target,
-        offset,
-        request.length,
-        request.expect,
-        request.settings,
-        (chunk, at) => data.set(chunk, at - offset),
-      );
-      finish(request.control, outcome);
-    } else {
-      const { outcome, body } = await fetchText(request.target, request.settings, data.length);
-      data.set(body);
-      finish(request.control, outcome);
-    }
-  } catch (error) {
-    // Nothing may leave the caller waiting: a bug here is an answer too.
-    const message = error instanceof Error ? error.message : String(error);
-    finish(request.control, { ok: false, code: "remote-error", message, transfer: { requests: 0, bytes: 0 } });
-  }
-}
 
 export interface DigestJob {
   readonly kind: "digest";
@@ -79,10 +45,18 @@ async function digest(job: DigestJob): Promise<DigestResult> {
     const { offset, length } = job.ranges[i] as ByteRange;
     const hash = job.work.kind === "sha256" ? createHash("sha256") : undefined;
     let crc = 0;
-    const outcome = await fetchRange(job.target, offset, length, job.expect, job.settings, (chunk) => {
-      if (hash) hash.update(chunk);
-      else crc = crc32(chunk, crc);
-    });
+    const outcome = await fetchRange(
+      nodeSend,
+      job.target,
+      offset,
+      length,
+      job.expect,
+      job.settings,
+      (chunk) => {
+        if (hash) hash.update(chunk);
+        else crc = crc32(chunk, crc);
+      },
+    );
     transfer.requests += outcome.transfer.requests;
     transfer.bytes += outcome.transfer.bytes;
     if (!outcome.ok) return { ...outcome, transfer };
@@ -105,5 +79,5 @@ if (job?.kind === "digest") {
       }),
   );
 } else {
-  parentPort?.on("message", (request: WorkerRequest) => void serve(request));
+  parentPort?.on("message", (request: WorkerRequest) => void serve(request, nodeSend));
 }

@@ -1,5 +1,5 @@
 import { ReaderError } from "../errors.js";
-import { awsSettings } from "./awsConfig.js";
+import type { AwsSettings, Env } from "./awsConfig.js";
 import type { RemoteAuth, RemoteTarget } from "./protocol.js";
 
 /**
@@ -44,7 +44,10 @@ export function escapePath(path: string): string {
   return path
     .split("/")
     .map((segment) =>
-      encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`),
+      encodeURIComponent(segment).replace(
+        /[!'()*]/g,
+        (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+      ),
     )
     .join("/");
 }
@@ -57,8 +60,11 @@ function s3Base(bucket: string, region: string, endpoint: string | undefined): s
     : `https://${bucket}.s3.${region}.amazonaws.com/`;
 }
 
-/** @throws ReaderError `remote-unsupported` for a malformed remote path. */
-export function parseRemote(path: string, env: NodeJS.ProcessEnv = process.env): RemoteLocation {
+/**
+ * `env`: the environment (`HF_TOKEN`, `HF_ENDPOINT`); `aws`: what `awsSettings` found, asked for s3:// only.
+ * @throws ReaderError `remote-unsupported` for a malformed remote path.
+ */
+export function parseRemote(path: string, env: Env, aws: () => AwsSettings): RemoteLocation {
   const scheme = path.slice(0, path.indexOf(":")).toLowerCase();
   if (scheme === "http" || scheme === "https") {
     try {
@@ -71,10 +77,12 @@ export function parseRemote(path: string, env: NodeJS.ProcessEnv = process.env):
   if (scheme === "s3") {
     const slash = rest.indexOf("/");
     const bucket = slash < 0 ? rest : rest.slice(0, slash);
-    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw unsupported(path, "not a valid S3 bucket name");
-    const aws = awsSettings(env);
-    const auth: RemoteAuth = aws.credentials ? { kind: "s3", region: aws.region, ...aws.credentials } : { kind: "none" };
-    return { kind: "s3", bucket, key: slash < 0 ? "" : rest.slice(slash + 1), base: s3Base(bucket, aws.region, aws.endpoint), auth };
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket))
+      throw unsupported(path, "not a valid S3 bucket name");
+    const { credentials, region, endpoint } = aws();
+    const auth: RemoteAuth = credentials ? { kind: "s3", region, ...credentials } : { kind: "none" };
+    const key = slash < 0 ? "" : rest.slice(slash + 1);
+    return { kind: "s3", bucket, key, base: s3Base(bucket, region, endpoint), auth };
   }
   if (scheme === "hf") {
     const parts = rest.split("/");
@@ -109,9 +117,15 @@ export function childOf(location: RemoteLocation, relative: string): RemoteLocat
       return { kind: "http", url: new URL(escapePath(relative), base) };
     }
     case "s3":
-      return { ...location, key: [location.key.replace(/\/+$/, ""), relative].filter((p) => p !== "").join("/") };
+      return {
+        ...location,
+        key: [location.key.replace(/\/+$/, ""), relative].filter((p) => p !== "").join("/"),
+      };
     case "hf":
-      return { ...location, path: [location.path.replace(/\/+$/, ""), relative].filter((p) => p !== "").join("/") };
+      return {
+        ...location,
+        path: [location.path.replace(/\/+$/, ""), relative].filter((p) => p !== "").join("/"),
+      };
   }
 }
 

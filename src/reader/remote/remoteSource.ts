@@ -1,8 +1,7 @@
 import { ReaderError } from "../errors.js";
 import type { ByteRange, DigestKind, Digests, ParallelDigester } from "../rangeDigest.js";
 import type { ByteSource } from "../source.js";
-import { answered, outcomeError, type Pending, postRange, wait } from "./channel.js";
-import { digestRemote } from "./digest.js";
+import { answered, type Channel, outcomeError, type Pending, wait } from "./channel.js";
 import type { FetchOutcome, RemoteSettings, RemoteTarget, Transfer, Validator } from "./protocol.js";
 
 /**
@@ -19,7 +18,7 @@ const MAX_FETCH = 8 * 1024 * 1024;
 const CACHE_BYTES = 32 * 1024 * 1024;
 
 /** Timeouts and retries: `CKPT_REMOTE_TIMEOUT` (seconds without a byte, 30), `CKPT_REMOTE_RETRIES` (3). */
-export function remoteSettings(env: NodeJS.ProcessEnv = process.env): RemoteSettings {
+export function remoteSettings(env: Readonly<Record<string, string | undefined>> = {}): RemoteSettings {
   const number = (value: string | undefined, fallback: number) =>
     value !== undefined && value !== "" && Number.isFinite(Number(value)) && Number(value) >= 0
       ? Number(value)
@@ -29,6 +28,27 @@ export function remoteSettings(env: NodeJS.ProcessEnv = process.env): RemoteSett
     retries: Math.floor(number(env.CKPT_REMOTE_RETRIES, 3)),
     backoffMs: number(env.CKPT_REMOTE_BACKOFF_MS, 250),
   };
+}
+
+/** Ranges of a remote object to digest; what the requests moved is added to `transfer`. */
+export interface DigestRequest<K extends DigestKind> {
+  readonly target: RemoteTarget;
+  readonly expect: Validator;
+  readonly settings: RemoteSettings;
+  readonly ranges: readonly ByteRange[];
+  readonly kind: K;
+  readonly transfer: Transfer;
+  readonly name: string;
+}
+
+/** Digests of ranges of a remote object, hashed where the bytes arrive (Node: `digest.ts`'s workers). */
+export type RemoteDigest = <K extends DigestKind>(request: DigestRequest<K>) => Promise<Digests<K>>;
+
+/** What remote reads go through on this platform: the channel to its I/O worker, settings, a digester if any. */
+export interface RemoteContext {
+  readonly channel: Channel;
+  readonly settings: RemoteSettings;
+  readonly digest?: RemoteDigest;
 }
 
 interface Block {
@@ -54,6 +74,7 @@ export class RemoteSource implements ByteSource, ParallelDigester, Transferring 
   readonly size: number;
   readonly transfer: Transfer = { requests: 0, bytes: 0 };
   private readonly target: RemoteTarget;
+  private readonly context: RemoteContext;
   private readonly settings: RemoteSettings;
   private validator: Validator;
   /** Least recently used first. */
@@ -61,30 +82,38 @@ export class RemoteSource implements ByteSource, ParallelDigester, Transferring 
   private streamEnd = -1;
   private streamWindow = MIN_FETCH;
 
-  private constructor(name: string, target: RemoteTarget, settings: RemoteSettings, validator: Validator) {
+  private constructor(name: string, target: RemoteTarget, context: RemoteContext, validator: Validator) {
     this.name = name;
     this.target = target;
-    this.settings = settings;
+    this.context = context;
+    this.settings = context.settings;
     this.validator = validator;
     this.size = validator.size;
   }
 
   /**
-   * Opens the object with one request: its first 64 KiB, which also tell its size and ETag.
+   * Opens the object with one request: its first 64 KiB, which also tell its size and ETag. What a failed
+   * open moved is added to `failed` (a probe's 404 is a request too).
    * @throws ReaderError with a `remote-*` code.
    */
-  static open(target: RemoteTarget, name: string, settings: RemoteSettings = remoteSettings()): RemoteSource {
-    const pending = postRange(target, 0, FIRST_BYTES, undefined, settings);
+  static open(target: RemoteTarget, name: string, context: RemoteContext, failed?: Transfer): RemoteSource {
+    const pending = context.channel.postRange(target, 0, FIRST_BYTES, undefined, context.settings);
     const outcome = wait(pending);
-    if (!outcome.ok) throw outcomeError(outcome, name);
-    const source = new RemoteSource(name, target, settings, outcome.validator);
+    if (!outcome.ok) {
+      if (failed) {
+        failed.requests += outcome.transfer.requests;
+        failed.bytes += outcome.transfer.bytes;
+      }
+      throw outcomeError(outcome, name);
+    }
+    const source = new RemoteSource(name, target, context, outcome.validator);
     source.blocks.push({ offset: 0, pending, length: outcome.length, counted: false });
     source.settle(source.blocks[0] as Block);
     return source;
   }
 
   read(offset: number, length: number): Uint8Array {
-    return this.readInto(Buffer.allocUnsafe(length), offset);
+    return this.readInto(new Uint8Array(length), offset);
   }
 
   readInto(target: Uint8Array, offset: number): Uint8Array {
@@ -105,7 +134,9 @@ export class RemoteSource implements ByteSource, ParallelDigester, Transferring 
       const from = at - block.offset;
       const n = Math.min(block.length - from, length - done);
       if (n <= 0) {
-        throw new ReaderError("remote-short-body", `no bytes at offset ${at} of ${this.name}`, { offset: at });
+        throw new ReaderError("remote-short-body", `no bytes at offset ${at} of ${this.name}`, {
+          offset: at,
+        });
       }
       target.set(block.pending.data.subarray(from, from + n), done);
       done += n;
@@ -121,7 +152,11 @@ export class RemoteSource implements ByteSource, ParallelDigester, Transferring 
 
   /** `--hash` of a remote file: I/O workers hash each range as its body arrives. */
   async digestRanges<K extends DigestKind>(ranges: readonly ByteRange[], kind: K): Promise<Digests<K>> {
-    return digestRemote(this.target, this.validator, this.settings, ranges, kind, this.transfer, this.name);
+    const { digest } = this.context;
+    if (!digest)
+      throw new ReaderError("remote-unsupported", "no digest workers on this platform", { file: this.name });
+    const { target, validator, settings, transfer, name } = this;
+    return digest({ target, expect: validator, settings, ranges, kind, transfer, name });
   }
 
   close(): void {
@@ -161,7 +196,13 @@ export class RemoteSource implements ByteSource, ParallelDigester, Transferring 
   }
 
   private post(offset: number, length: number): Block {
-    const pending = postRange(this.target, offset, length, this.validator, this.settings);
+    const pending = this.context.channel.postRange(
+      this.target,
+      offset,
+      length,
+      this.validator,
+      this.settings,
+    );
     const block: Block = { offset, pending, length, counted: false };
     this.blocks.push(block);
     this.evict();
@@ -177,7 +218,8 @@ export class RemoteSource implements ByteSource, ParallelDigester, Transferring 
       throw outcomeError(outcome, this.name);
     }
     block.length = outcome.length;
-    if (outcome.validator.url !== this.validator.url) this.validator = { ...this.validator, url: outcome.validator.url };
+    if (outcome.validator.url !== this.validator.url)
+      this.validator = { ...this.validator, url: outcome.validator.url };
   }
 
   private count(block: Block, outcome: FetchOutcome): void {

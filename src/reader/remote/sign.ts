@@ -1,43 +1,51 @@
-import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { RemoteAuth } from "./protocol.js";
 
 /**
  * AWS Signature V4 for S3 GETs, by the AWS SDK's own signer (`@smithy/signature-v4`, see the README for why
- * that one). Runs in the I/O worker: the signer is asynchronous, and every network wait happens there anyway.
+ * that one). Portable: its hashes are the platform's WebCrypto (`crypto.subtle`, in Node >= 20 and every
+ * browser), so nothing here imports Node. Runs in the I/O worker: the signer is asynchronous.
  */
 
-/** The signer's hash interface over node:crypto (the SDK would otherwise bring a pure-JS SHA-256). */
-class NodeSha256 {
-  private hash: Hash | Hmac;
-  private readonly secret: Parameters<typeof createHmac>[1] | undefined;
+type Data = string | ArrayBuffer | ArrayBufferView;
 
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.secret = secret === undefined ? undefined : toKey(secret);
-    this.hash = this.fresh();
+function bytes(data: Data): Uint8Array {
+  if (typeof data === "string") return new TextEncoder().encode(data);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** The signer's `Checksum` interface (SHA-256, or HMAC-SHA-256 with a secret) over WebCrypto. */
+class WebSha256 {
+  private readonly secret: Uint8Array | undefined;
+  private parts: Uint8Array[] = [];
+
+  constructor(secret?: Data) {
+    this.secret = secret === undefined ? undefined : bytes(secret);
   }
 
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(typeof data === "string" ? data : toKey(data));
+  update(data: Data): void {
+    this.parts.push(bytes(data).slice());
   }
 
   async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
+    const input = new Uint8Array(this.parts.reduce((sum, p) => sum + p.length, 0));
+    let at = 0;
+    for (const part of this.parts) {
+      input.set(part, at);
+      at += part.length;
+    }
+    const { subtle } = globalThis.crypto;
+    if (!this.secret) return new Uint8Array(await subtle.digest("SHA-256", input));
+    const key = await subtle.importKey("raw", this.secret, { name: "HMAC", hash: "SHA-256" }, false, [
+      "sign",
+    ]);
+    return new Uint8Array(await subtle.sign("HMAC", key, input));
   }
 
   reset(): void {
-    this.hash = this.fresh();
+    this.parts = [];
   }
-
-  private fresh(): Hash | Hmac {
-    return this.secret === undefined ? createHash("sha256") : createHmac("sha256", this.secret);
-  }
-}
-
-function toKey(data: string | ArrayBuffer | ArrayBufferView): string | Uint8Array {
-  if (typeof data === "string") return data;
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /** sha256 of the empty body: S3 wants the payload's hash in `x-amz-content-sha256`, and a GET has none. */
@@ -57,7 +65,7 @@ function signerFor(auth: Extract<RemoteAuth, { kind: "s3" }>): SignatureV4 {
         secretAccessKey: auth.secretAccessKey,
         ...(auth.sessionToken ? { sessionToken: auth.sessionToken } : {}),
       },
-      sha256: NodeSha256,
+      sha256: WebSha256,
       // S3 alone takes the path as sent (already escaped once by us), not escaped a second time.
       uriEscapePath: false,
       applyChecksum: false,

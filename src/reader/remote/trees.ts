@@ -1,10 +1,10 @@
 import { ReaderError } from "../errors.js";
-import { baseName, joinPath, parentPath, type TreeEntry, type TreeSource, type TreeStat } from "../tree.js";
 import type { ByteSource } from "../source.js";
-import { getText, outcomeError } from "./channel.js";
+import { baseName, joinPath, parentPath, type TreeEntry, type TreeSource, type TreeStat } from "../tree.js";
+import { outcomeError } from "./channel.js";
 import { childOf, escapePath, objectTarget, type RemoteLocation } from "./location.js";
-import type { RemoteSettings, Transfer } from "./protocol.js";
-import { RemoteSource, remoteSettings, type Transferring } from "./remoteSource.js";
+import type { Transfer } from "./protocol.js";
+import { type RemoteContext, RemoteSource, type Transferring } from "./remoteSource.js";
 
 /**
  * Remote directories as `TreeSource`s: an S3 prefix (ListObjectsV2, `/` as the delimiter), a Hub repo's
@@ -20,14 +20,14 @@ abstract class RemoteTree implements TreeSource, Transferring {
   readonly name: string;
   readonly transfer: Transfer = { requests: 0, bytes: 0 };
   protected readonly root: RemoteLocation;
-  protected readonly settings: RemoteSettings;
+  protected readonly context: RemoteContext;
   private readonly listings = new Map<string, TreeEntry[] | undefined>();
   private readonly opened: RemoteSource[] = [];
 
-  constructor(root: RemoteLocation, name: string, settings: RemoteSettings = remoteSettings()) {
+  constructor(root: RemoteLocation, name: string, context: RemoteContext) {
     this.root = root;
     this.name = name;
-    this.settings = settings;
+    this.context = context;
   }
 
   list(dir: string): TreeEntry[] | undefined {
@@ -45,9 +45,15 @@ abstract class RemoteTree implements TreeSource, Transferring {
 
   open(path: string): ByteSource {
     const key = joinPath(path);
-    const source = RemoteSource.open(objectTarget(childOf(this.root, key)), this.childName(key), this.settings);
+    const target = objectTarget(childOf(this.root, key));
+    const source = RemoteSource.open(target, this.childName(key), this.context, this.transfer);
     this.opened.push(source);
     return source;
+  }
+
+  /** Closes every file opened through the tree (their read-ahead counted), so `totals` is final. */
+  close(): void {
+    for (const source of this.opened) source.close();
   }
 
   /** Requests and bytes of the listings and of every file opened through the tree. */
@@ -63,14 +69,19 @@ abstract class RemoteTree implements TreeSource, Transferring {
   }
 
   protected text(url: string): { body: string; next: string | undefined } | undefined {
-    const { outcome, body } = getText({ url, auth: this.root.kind === "http" ? { kind: "none" } : this.root.auth }, this.settings, LISTING_BYTES);
+    const auth = this.root.kind === "http" ? ({ kind: "none" } as const) : this.root.auth;
+    const { outcome, body } = this.context.channel.getText(
+      { url, auth },
+      this.context.settings,
+      LISTING_BYTES,
+    );
     this.transfer.requests += outcome.transfer.requests;
     this.transfer.bytes += outcome.transfer.bytes;
     if (!outcome.ok) {
       if (outcome.code === "remote-not-found") return undefined;
       throw outcomeError(outcome, this.name);
     }
-    return { body: Buffer.from(body).toString("utf8"), next: outcome.next };
+    return { body: new TextDecoder().decode(body), next: outcome.next };
   }
 
   /** The directory's entries sorted by name, or `undefined` when there is no such directory. */
@@ -85,7 +96,8 @@ const XML_ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot:
 
 function xmlText(text: string): string {
   return text.replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (whole, name: string) => {
-    if (name.startsWith("#x") || name.startsWith("#X")) return String.fromCodePoint(Number.parseInt(name.slice(2), 16));
+    if (name.startsWith("#x") || name.startsWith("#X"))
+      return String.fromCodePoint(Number.parseInt(name.slice(2), 16));
     if (name.startsWith("#")) return String.fromCodePoint(Number(name.slice(1)));
     return XML_ENTITIES[name] ?? whole;
   });
@@ -120,7 +132,10 @@ export class S3Tree extends RemoteTree {
         const name = (xmlField(block as string, "Prefix") ?? "").slice(prefix.length).replace(/\/$/, "");
         if (name !== "") entries.push({ name, kind: "directory", size: 0 });
       }
-      token = xmlField(page.body, "IsTruncated") === "true" ? xmlField(page.body, "NextContinuationToken") : undefined;
+      token =
+        xmlField(page.body, "IsTruncated") === "true"
+          ? xmlField(page.body, "NextContinuationToken")
+          : undefined;
     } while (token);
     return entries.length === 0 ? undefined : sorted(entries);
   }
@@ -148,7 +163,9 @@ export class HfTree extends RemoteTree {
       try {
         items = JSON.parse(page.body) as HubEntry[];
       } catch {
-        throw new ReaderError("remote-error", `the Hub's listing of ${path || "/"} is not JSON`, { file: this.name });
+        throw new ReaderError("remote-error", `the Hub's listing of ${path || "/"} is not JSON`, {
+          file: this.name,
+        });
       }
       if (!Array.isArray(items)) return undefined;
       for (const item of items) {
@@ -170,8 +187,8 @@ export class HttpTree extends RemoteTree {
   private readonly known: readonly string[];
   private readonly probes = new Map<string, RemoteSource | undefined>();
 
-  constructor(root: RemoteLocation, name: string, known: readonly string[], settings?: RemoteSettings) {
-    super(root, name, settings);
+  constructor(root: RemoteLocation, name: string, known: readonly string[], context: RemoteContext) {
+    super(root, name, context);
     this.known = known;
   }
 
@@ -186,6 +203,14 @@ export class HttpTree extends RemoteTree {
     return super.open(key);
   }
 
+  /** Any path is probed when asked for (one ranged GET), so a file's neighbours can be looked for by name. */
+  override stat(path: string): TreeStat | undefined {
+    const key = joinPath(path);
+    if (key === "" || this.list(key)) return { kind: "directory", size: 0 };
+    const source = this.probes.has(key) ? this.probes.get(key) : this.probe(key);
+    return source ? { kind: "file", size: source.size } : undefined;
+  }
+
   protected fetchListing(dir: string): TreeEntry[] | undefined {
     const entries: TreeEntry[] = [];
     for (const file of this.known.map((k) => joinPath(k))) {
@@ -197,7 +222,7 @@ export class HttpTree extends RemoteTree {
       this.known
         .map((k) => joinPath(k))
         .filter((k) => k.startsWith(dir === "" ? "" : `${dir}/`) && parentPath(k) !== dir)
-        .map((k) => (k.slice(dir === "" ? 0 : dir.length + 1).split("/")[0] as string)),
+        .map((k) => k.slice(dir === "" ? 0 : dir.length + 1).split("/")[0] as string),
     );
     for (const name of dirs) entries.push({ name, kind: "directory", size: 0 });
     return entries.length === 0 && dir !== "" ? undefined : sorted(entries);
@@ -209,7 +234,10 @@ export class HttpTree extends RemoteTree {
       this.probes.set(key, source as RemoteSource);
       return source as RemoteSource;
     } catch (error) {
-      if (error instanceof ReaderError && error.code === "remote-not-found") return undefined;
+      if (error instanceof ReaderError && error.code === "remote-not-found") {
+        this.probes.set(key, undefined);
+        return undefined;
+      }
       throw error;
     }
   }

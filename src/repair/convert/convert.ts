@@ -5,8 +5,8 @@ import type { PartSummary } from "../../inspect/parts.js";
 import { type Checkpoint, hasTensors } from "../../reader/checkpoint.js";
 import { ReaderError } from "../../reader/errors.js";
 import { isRemotePath, openSource, transferOf } from "../../reader/location.js";
-import type { Transfer } from "../../reader/remote/protocol.js";
 import { readCheckpoint } from "../../reader/open.js";
+import type { Transfer } from "../../reader/remote/protocol.js";
 import { ELEMENT_SIZE } from "../../reader/torch/dtypes.js";
 import { writeFileAtomic, writeFileAtomicWith } from "../atomicWrite.js";
 import { archiveNameFor, assertNotInput } from "../repairFile.js";
@@ -359,7 +359,12 @@ export function convertCheckpoint(
           : [writeTorchFile(output, tensors, set, meter)];
     }
     return {
-      source: { path: input, format: checkpoint.format, sizeBytes: checkpoint.source.size, ...transferField(checkpoint.source) },
+      source: {
+        path: input,
+        format: checkpoint.format,
+        sizeBytes: checkpoint.source.size,
+        ...transferField(checkpoint.source),
+      },
       target,
       taken: selection.taken,
       selected: selection.key,
