@@ -7,7 +7,7 @@ import { NodeTree } from "./nodeTree.js";
 import { readCheckpoint as readLocal } from "./open.js";
 import { POSIX_PATHS } from "./pointer.js";
 import { readCheckpoint } from "./read.js";
-import { type AwsSettings, awsSettings } from "./remote/awsConfig.js";
+import { awsSettings } from "./remote/awsConfig.js";
 import { digestRemote } from "./remote/digest.js";
 import {
   displayName,
@@ -52,13 +52,9 @@ function readText(path: string): string | undefined {
   }
 }
 
-let aws: AwsSettings | undefined;
-
+/** Read at each s3:// path, like `remoteContext`: the environment is the caller's to change. */
 function locate(path: string): RemoteLocation {
-  return parseRemote(path, process.env, () => {
-    aws ??= awsSettings(process.env, readText, homedir());
-    return aws;
-  });
+  return parseRemote(path, process.env, () => awsSettings(process.env, readText, homedir()));
 }
 
 function remoteTree(location: RemoteLocation, name: string): RemoteTreeSource {

@@ -44,15 +44,23 @@ export interface RangeServer {
   close(): Promise<void>;
 }
 
-export async function startRangeServer(root: string): Promise<RangeServer> {
-  const child: ChildProcess = fork(join(import.meta.dirname, "rangeServerProcess.mjs"), [root], {
+/** A server script forked with `args`, once it said its port; `ask` sends an IPC message and waits for its answer. */
+export async function forkServer(
+  script: string,
+  args: string[],
+): Promise<{
+  port: number;
+  ask: (message: Record<string, unknown>) => Promise<Served>;
+  close: () => Promise<void>;
+}> {
+  const child: ChildProcess = fork(join(import.meta.dirname, script), args, {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const port = await new Promise<number>((resolve, reject) => {
     child.once("message", (m: { ready?: number }) =>
       m.ready ? resolve(m.ready) : reject(new Error("no port")),
     );
-    child.once("exit", () => reject(new Error("the test server exited")));
+    child.once("exit", () => reject(new Error(`the test server ${script} exited`)));
   });
   let next = 0;
   const ask = (message: Record<string, unknown>) =>
@@ -66,15 +74,21 @@ export async function startRangeServer(root: string): Promise<RangeServer> {
       child.on("message", listener);
       child.send({ ...message, id });
     });
+  const close = async () => {
+    child.kill();
+    await new Promise((resolve) => child.once("exit", resolve));
+  };
+  return { port, ask, close };
+}
+
+export async function startRangeServer(root: string): Promise<RangeServer> {
+  const { port, ask, close } = await forkServer("rangeServerProcess.mjs", [root]);
   return {
     url: `http://127.0.0.1:${port}`,
     served: () => ask({ kind: "stats" }),
     misbehave: (mode, failures = 0) => ask({ kind: "misbehave", mode, failures }),
     route: (path, answer) => ask({ kind: "route", path, answer }),
     reset: () => ask({ kind: "reset" }),
-    close: async () => {
-      child.kill();
-      await new Promise((resolve) => child.once("exit", resolve));
-    },
+    close,
   };
 }

@@ -74,12 +74,17 @@ async function inspectFile(
 }
 
 /** A remote file, or each file of a remote directory (an S3 prefix, a Hub repo's directory), as for a local one. */
-async function remoteOutcomes(target: string, options: InspectCommandOptions): Promise<Outcome[]> {
+async function remoteOutcomes(
+  target: string,
+  options: InspectCommandOptions,
+  listings: unknown[],
+): Promise<Outcome[]> {
   let tree: TreeSource;
   try {
     const opened = openLocation(target);
     if (opened.kind === "file") return [await inspectFile(target, options, () => opened.source)];
     tree = opened.tree;
+    listings.push(tree);
   } catch (error) {
     return [{ error: errorReport(target, error) }];
   }
@@ -114,8 +119,12 @@ function holdsDirectories(dir: string): boolean {
   }
 }
 
-async function outcomesFor(target: string, options: InspectCommandOptions): Promise<Outcome[]> {
-  if (isRemotePath(target)) return remoteOutcomes(target, options);
+async function outcomesFor(
+  target: string,
+  options: InspectCommandOptions,
+  listings: unknown[],
+): Promise<Outcome[]> {
+  if (isRemotePath(target)) return remoteOutcomes(target, options, listings);
   let isDir = false;
   try {
     isDir = statSync(target).isDirectory();
@@ -138,7 +147,8 @@ export async function runInspect(
   options: InspectCommandOptions,
   io: Output,
 ): Promise<number> {
-  const outcomes = await outcomesFor(target, options);
+  const listings: unknown[] = [];
+  const outcomes = await outcomesFor(target, options, listings);
   if (outcomes.length === 0) {
     const error: ErrorReport = {
       schema: "ckpt.error/1",
@@ -168,7 +178,10 @@ export async function runInspect(
           `${i > 0 ? "\n" : ""}${renderInspectText(o.report, { style: io.style, all: options.all, filtered: options.filter !== undefined })}`,
         );
     });
-    const transfer = addTransfers(outcomes.map((o) => ("report" in o ? o.report.transfer : undefined)));
+    const transfer = addTransfers([
+      ...outcomes.map((o) => ("report" in o ? o.report.transfer : undefined)),
+      ...listings.map(transferOf),
+    ]);
     if (transfer) io.out(transferLine(transfer));
   }
   return outcomes.reduce((worst, o) => Math.max(worst, exitCodeOf(o, options.failOn)), 0);

@@ -41,10 +41,12 @@ function treeFilesUnder(tree: TreeSource, base: string, dir = ""): Input[] {
 }
 
 /** A remote path's inputs: the object itself, or the files under the prefix or directory it names. */
-function remoteInputs(path: string): Input[] | ErrorReport {
+function remoteInputs(path: string, listings: unknown[]): Input[] | ErrorReport {
   try {
     const opened = openLocation(path);
     if (opened.kind === "file") return [{ path, open: () => opened.source }];
+    // The listings' requests are the tree's own; each file's are its source's.
+    listings.push(opened.tree);
     return treeFilesUnder(opened.tree, path.replace(/\/+$/, ""));
   } catch (error) {
     return errorReport(path, error);
@@ -83,11 +85,12 @@ export interface ScanCommandOptions {
 export function runScan(paths: string[], options: ScanCommandOptions, io: Output): number {
   const outcomes: Array<ScanOutcome & { transfer?: Readonly<Transfer> }> = [];
   const inputs: Input[] = [];
+  const listings: unknown[] = [];
   for (const path of paths) {
     if (!isRemotePath(path))
       inputs.push(...filesUnder(path).map((file) => ({ path: file, open: openSource })));
     else {
-      const remote = remoteInputs(path);
+      const remote = remoteInputs(path, listings);
       if (Array.isArray(remote)) inputs.push(...remote);
       else outcomes.push(remote);
     }
@@ -114,7 +117,10 @@ export function runScan(paths: string[], options: ScanCommandOptions, io: Output
       else if (!options.quiet || hasFindings(o)) io.out(renderScanFile(o, io.style));
     }
     io.out(renderScanSummary(outcomes, io.style));
-    const transfer = addTransfers(outcomes.map((o) => ("transfer" in o ? o.transfer : undefined)));
+    const transfer = addTransfers([
+      ...outcomes.map((o) => ("transfer" in o ? o.transfer : undefined)),
+      ...listings.map(transferOf),
+    ]);
     if (transfer) io.out(transferLine(transfer));
   }
   if (outcomes.length === 0) return 2;
