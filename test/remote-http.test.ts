@@ -252,3 +252,76 @@ describe("failures: a clear error with its code, exit 2", () => {
     expect(result.stderr).not.toMatch(/\n\s+at /);
   });
 });
+
+describe("hf:// through the Hub's resolve URLs (a local stand-in for the Hub and its CDN)", () => {
+  const hub = () => ({ HF_ENDPOINT: server.url, HF_TOKEN: "hf_test_token" });
+  /** The CDN: the same server under another origin (localhost, not 127.0.0.1), as the Hub redirects to its CDN. */
+  const cdn = () => server.url.replace("127.0.0.1", "localhost");
+
+  async function withEnv<T>(env: Record<string, string>, run: () => Promise<T>): Promise<T> {
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    try {
+      return await run();
+    } finally {
+      process.env = saved;
+    }
+  }
+
+  it("a file at a revision: the resolve URL with the token, the redirect to the CDN without it", async () => {
+    await server.route("/org/repo/resolve/v1.0/model_only.pth", {
+      status: 302,
+      headers: { location: `${cdn()}/torch2/model_only.pth` },
+    });
+    const local = await ckpt("inspect", join(TORCH2, "model_only.pth"), "--json");
+    const remote = await withEnv(hub(), () => ckpt("inspect", "hf://org/repo@v1.0/model_only.pth", "--json"));
+    expect(remote.code).toBe(0);
+    const report = JSON.parse(remote.out);
+    expect(report.tensors).toEqual(JSON.parse(local.out).tensors);
+    const served = await server.served();
+    expect(served.log.map((l) => [l.path, l.status, l.auth])).toEqual([
+      ["/org/repo/resolve/v1.0/model_only.pth", 302, "Bearer hf_test_token"],
+      ["/torch2/model_only.pth", 206, undefined],
+    ]);
+    expect(report.transfer).toEqual({ requests: 2, bytes: served.bytes });
+  });
+
+  it("a repo's directory: the tree API lists it, each checkpoint is read by its resolve URL", async () => {
+    const files = ["model.safetensors", "model_only.pth"];
+    await server.route("/api/models/org/repo/tree/main", {
+      status: 200,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify([
+        ...files.map((f) => ({ type: "file", path: f, size: statSync(join(TORCH2, f)).size })),
+        { type: "file", path: "README.md", size: 10 },
+      ]),
+    });
+    for (const f of files) {
+      await server.route(`/org/repo/resolve/main/${f}`, {
+        status: 302,
+        headers: { location: `${cdn()}/torch2/${f}` },
+      });
+    }
+    // Not a checkpoint: left out, as in a local directory.
+    await server.route("/org/repo/resolve/main/README.md", {
+      status: 302,
+      headers: { location: `${cdn()}/torch2/model_only.pth.truth.json` },
+    });
+    const result = await withEnv(hub(), () => ckpt("inspect", "hf://org/repo", "--json"));
+    expect(result.code).toBe(0);
+    expect((JSON.parse(result.out) as Array<{ file: string }>).map((r) => r.file)).toEqual(
+      files.map((f) => `hf://org/repo/${f}`),
+    );
+  });
+
+  it("a private repo without a token: remote-forbidden, with HF_TOKEN in the next step", async () => {
+    await server.route("/org/private/resolve/main/model.pt", { status: 401, body: "unauthorized" });
+    const result = await withEnv({ HF_ENDPOINT: server.url }, () =>
+      ckpt("inspect", "hf://org/private/model.pt", "--json"),
+    );
+    expect(result.code).toBe(2);
+    const error = JSON.parse(result.out);
+    expect(error.code).toBe("remote-forbidden");
+    expect(error.next).toMatch(/HF_TOKEN/);
+  });
+});
