@@ -10,6 +10,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { Validator } from "../src/reader/remote/protocol.js";
 import { ckpt, ckptBinary } from "./helpers/cli.js";
 import { type RangeServer, startRangeServer } from "./helpers/rangeServer.js";
 import { withoutSource } from "./helpers/remote.js";
@@ -323,5 +324,34 @@ describe("hf:// through the Hub's resolve URLs (a local stand-in for the Hub and
     const error = JSON.parse(result.out);
     expect(error.code).toBe("remote-forbidden");
     expect(error.next).toMatch(/HF_TOKEN/);
+  });
+});
+
+describe("the portable fetch client (a browser's path) against the same server", () => {
+  const settings = { timeoutMs: 2000, retries: 1, backoffMs: 10 };
+  const target = () => ({ url: `${server.url}/${BIG}`, auth: { kind: "none" } as const });
+
+  it("reads a range as Node's http client does, and checks it against the first answer's ETag", async () => {
+    const { fetchRange } = await import("../src/reader/remote/fetch.js");
+    const { fetchSend } = await import("../src/reader/remote/fetchClient.js");
+    const { nodeSend } = await import("../src/reader/remote/nodeClient.js");
+    const read = async (send: typeof fetchSend, offset: number, length: number, expect?: Validator) => {
+      const out = new Uint8Array(length);
+      const outcome = await fetchRange(send, target(), offset, length, expect, settings, (chunk, at) =>
+        out.set(chunk, at - offset),
+      );
+      return { outcome, out };
+    };
+    const first = await read(fetchSend, 0, 1000);
+    expect(first.outcome.ok).toBe(true);
+    if (!first.outcome.ok) return;
+    const viaFetch = await read(fetchSend, 1_000_000, 300_000, first.outcome.validator);
+    const viaHttp = await read(nodeSend, 1_000_000, 300_000, first.outcome.validator);
+    expect(viaFetch.outcome.ok && viaHttp.outcome.ok).toBe(true);
+    expect(Buffer.from(viaFetch.out)).toEqual(readFileSync(join(root, BIG)).subarray(1_000_000, 1_300_000));
+    expect(viaFetch.out).toEqual(viaHttp.out);
+    await server.misbehave("changing-etag");
+    const changed = await read(fetchSend, 5000, 10, first.outcome.validator);
+    expect(changed.outcome).toMatchObject({ ok: false, code: "remote-changed" });
   });
 });
