@@ -56,7 +56,12 @@ export type Finding =
       readonly status: string;
       readonly detail: string;
     }
-  | { readonly code: "no-usable-checkpoint"; readonly candidates: number }
+  | {
+      readonly code: "no-usable-checkpoint";
+      readonly candidates: number;
+      /** Candidates that load but hold weights only (a model directory, a `save_pretrained` output). */
+      readonly weightsOnly?: number;
+    }
   | { readonly code: "candidate-unreadable"; readonly file: string; readonly detail: string }
   | { readonly code: "resume-loses-state"; readonly file: string; readonly resets: Component[] }
   | {
@@ -178,6 +183,8 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
           return `${f.file}${named}, which does not exist: resume fails (FileNotFoundError)`;
         case "truncated-target":
           return `${f.file}${named}, which is cut short: resume fails${f.detail ? ` (${f.detail})` : ""}`;
+        case "incomplete-target":
+          return `${f.file}${named}, which is incomplete: resume fails${f.detail ? ` (${f.detail})` : ""}`;
         case "corrupt-target":
           return `${f.file}${named}, which is corrupt${f.detail ? ` (${f.detail})` : ""}`;
         case "unreadable-target":
@@ -207,7 +214,9 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
     message: (f) =>
       f.candidates === 0
         ? "no checkpoint was found in this directory: is it the run's output directory (OUTPUT_DIR, work_dir, output_dir)?"
-        : `none of the ${f.candidates} checkpoints in this run can be loaded: training would start from scratch`,
+        : f.weightsOnly === f.candidates
+          ? `the ${f.candidates === 1 ? "checkpoint here holds" : `${f.candidates} checkpoints here hold`} weights only (no optimizer, no counter): they load as a model, but a resume from them starts training over`
+          : `none of the ${f.candidates} checkpoints in this run can be loaded: training would start from scratch`,
   },
   "resume-loses-state": {
     severity: "warning",

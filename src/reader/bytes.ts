@@ -44,3 +44,14 @@ export function hex(bytes: Uint8Array): string {
 export function utf8Length(text: string): number {
   return new TextEncoder().encode(text).length;
 }
+
+/** The pieces one after another, in one array. */
+export function concatBytes(pieces: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const piece of pieces) {
+    out.set(piece, at);
+    at += piece.length;
+  }
+  return out;
+}

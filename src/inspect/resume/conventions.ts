@@ -37,6 +37,8 @@ export type ComponentRule =
        * when no scheduler is configured): not missing, unused, for this reason.
        */
       readonly emptyMeansUnused?: string;
+      /** The key saved as None means the run never had one (DeepSpeed's `lr_scheduler: None`). */
+      readonly noneMeansUnused?: string;
     }
   | {
       /** Saved only when the feature is used (AMP scaler, EMA). */
@@ -292,7 +294,12 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     label: "DeepSpeed",
     model: keys(["module"]),
     optimizer: keys(["optimizer"], ["optimizer_state_dict"]),
-    scheduler: keys(["lr_scheduler"]),
+    scheduler: {
+      kind: "keys",
+      paths: [["lr_scheduler"]],
+      // engine.py saves `self.lr_scheduler.state_dict() if self.lr_scheduler is not None else None`.
+      noneMeansUnused: "no LR scheduler was configured (lr_scheduler is None)",
+    },
     scaler: notSaved,
     rng: notSaved,
     ema: notSaved,
@@ -470,10 +477,12 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
   },
   dcp: {
     id: "dcp",
-    label: "torch.distributed.checkpoint (torchtitan)",
+    label: "torch.distributed.checkpoint",
     model: keys(["model"]),
     optimizer: keys(["optimizer"]),
-    scheduler: keys(["lr_scheduler"]),
+    // torchtitan always saves lr_scheduler; a plain FSDP2 loop saves what its author passed to dcp.save, so
+    // an absent scheduler is not evidence of a lost one.
+    scheduler: optional(["lr_scheduler"]),
     scaler: notSaved,
     rng: notSaved,
     ema: notSaved,

@@ -83,6 +83,8 @@ function componentState(root: PyValue, component: Component, rule: ComponentRule
       for (const path of rule.paths) {
         const value = path.length === 0 ? root : lookup(root, path);
         if (isPresent(value)) return { component, status: "present", key: path.join(".") || "(root)" };
+        if (rule.kind === "keys" && rule.noneMeansUnused && value === null)
+          return { component, status: "unused", why: rule.noneMeansUnused };
         if (rule.kind === "keys" && rule.emptyMeansUnused && isEmptyContainer(value))
           return { component, status: "unused", why: rule.emptyMeansUnused };
         // An optional part saved empty was switched off (a disabled GradScaler's state_dict is {}).

@@ -1,5 +1,6 @@
 import { dictSet, isBoxed, type PyDict, type PyValue, pyDict } from "../../reader/pickle/value.js";
 import { dirname, join, relative } from "../../reader/posixPath.js";
+import { closeSharded } from "../../reader/sharded/index.js";
 import type { ConventionId, CounterName } from "../resume/conventions.js";
 import { detectFileConvention } from "../resume/fingerprints.js";
 import { lookup } from "../resume/lookup.js";
@@ -13,9 +14,11 @@ import {
   type Verdict,
 } from "../resume/verdict.js";
 import { type ScanVerdict, scanCheckpoint } from "../security/scan.js";
+import { dcpJudgedState } from "../sharded/state.js";
 import type { TreeFiles } from "../treeFiles.js";
 import { checkFile, type FileProblem, type FileStatus } from "./integrity.js";
 import type { CandidateRef } from "./layout.js";
+import { lightningShardedRoot, openShardedCandidate, shardedState } from "./shardedDirs.js";
 
 /** One checkpoint a resume could use, checked: whole and loadable, and what it would restore. */
 export type CandidateStatus = FileStatus | "incomplete-dir";
@@ -231,9 +234,10 @@ const DIR_FILES: Partial<Record<ConventionId, DirFiles>> = {
     ],
   },
   accelerate: {
-    model: ["model.safetensors", "pytorch_model.bin"],
+    // save_fsdp_model / save_fsdp_optimizer: SHARDED_STATE_DICT writes DCP directories, FULL_STATE_DICT files.
+    model: ["model.safetensors", "pytorch_model.bin", "pytorch_model_fsdp_0", "pytorch_model_fsdp.bin"],
     parts: [
-      ["optimizer", ["optimizer.bin"]],
+      ["optimizer", ["optimizer.bin", "optimizer_0"]],
       ["scheduler", ["scheduler.bin"]],
       ["scaler", ["scaler.pt"]],
       ["random_states", ["random_states_0.pkl"]],
@@ -253,10 +257,23 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
   const broken: FileProblem[] = [];
   const checkInto = async (key: string, name: string | undefined): Promise<PyValue | undefined> => {
     if (name === undefined) return undefined;
-    if (name.endsWith(".json") || name.startsWith("random_states")) {
-      // JSON indexes and accelerate's RNG pickle: present is enough (their content is not torch data).
+    if (name.startsWith("random_states")) {
+      // accelerate's RNG pickle: present is enough (its content is not torch data).
       dictSet(root, key, true);
       return true;
+    }
+    if (options.fs.isDirectory(join(ref.path, name)) || name.endsWith(".index.json")) {
+      // accelerate's FSDP layout: pytorch_model_fsdp_0/ and optimizer_0/ are DCP checkpoints of their own.
+      const opened = openShardedCandidate(options.fs, join(ref.path, name));
+      total += opened.sizeBytes;
+      if (!opened.ok) {
+        broken.push({ code: opened.problem.code, message: `${name}: ${opened.problem.message}` });
+        return undefined;
+      }
+      const state = shardedState(opened.checkpoint);
+      closeSharded(opened.checkpoint);
+      dictSet(root, key, state);
+      return state;
     }
     const check = await checkFile(join(ref.path, name), options);
     total += check.sizeBytes ?? 0;
@@ -287,6 +304,10 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
     for (const [key, names] of files.parts) await checkInto(key, firstExisting(options.fs, ref.path, names));
     if (convention === "hf-trainer") addTrainerState(options.fs, root, ref.path);
   } else if (convention === "deepspeed") {
+    const opened = openShardedCandidate(options.fs, ref.path);
+    if (!opened.ok)
+      return report(ref, { status: opened.status, problem: opened.problem, sizeBytes: opened.sizeBytes });
+    closeSharded(opened.checkpoint);
     const modelStates = options.fs.list(ref.path).find((n) => /model_states\.pt$/.test(n));
     if (modelStates === undefined) {
       return report(ref, {
@@ -305,15 +326,21 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
     if (optimizer !== undefined && optimizer !== null) dictSet(root, "optimizer", optimizer);
     else if (shards.length > 0 && (await checkInto("optimizer", shards[0])) !== undefined)
       dictSet(root, "optimizer", true);
-  } else if (convention === "dcp") {
-    if (!options.fs.exists(join(ref.path, ".metadata"))) {
-      return report(ref, {
-        status: "incomplete-dir",
-        problem: { code: "metadata-missing", message: "no .metadata (the save did not finish)" },
-      });
-    }
-    const metadata = await checkInto("metadata", ".metadata");
-    addDcpGroups(root, metadata, ref.counterFromName);
+  } else if (convention === "dcp" || convention === "lightning" || convention === "state-dict") {
+    const opened = openShardedCandidate(options.fs, ref.path);
+    if (!opened.ok)
+      return report(ref, { status: opened.status, problem: opened.problem, sizeBytes: opened.sizeBytes });
+    total += opened.sizeBytes;
+    const state =
+      opened.checkpoint.kind === "dcp" && convention === "dcp"
+        ? dcpJudgedState(opened.checkpoint)
+        : shardedState(opened.checkpoint);
+    closeSharded(opened.checkpoint);
+    const judged =
+      convention === "lightning" ? lightningShardedRoot(state, await checkInto("meta", "meta.pt")) : state;
+    judged.keys.forEach((key, i) => {
+      dictSet(root, key, judged.values[i] as PyValue);
+    });
   }
 
   if (broken.length > 0) {
@@ -341,23 +368,6 @@ function addTrainerState(fs: TreeFiles, root: PyDict, dir: string): void {
     }
   } catch {
     // Absent or unreadable: the counter is missing, which the verdict reports.
-  }
-}
-
-/** DCP `.metadata` names every saved FQN; torchtitan groups them as model (flattened), optimizer, ... */
-function addDcpGroups(root: PyDict, metadata: PyValue | undefined, step: number | undefined): void {
-  const state = isBoxed(metadata, "object") ? metadata.state : undefined;
-  const index = lookup(state, ["state_dict_metadata"]) ?? (isBoxed(state, "dict") ? state : undefined);
-  const fqns = isBoxed(index, "dict") ? index.keys.filter((k): k is string => typeof k === "string") : [];
-  const groups = ["optimizer", "lr_scheduler", "train_state", "dataloader"];
-  if (fqns.some((f) => !groups.some((g) => f === g || f.startsWith(`${g}.`)))) dictSet(root, "model", true);
-  for (const group of groups) {
-    if (fqns.some((f) => f === group || f.startsWith(`${group}.`))) dictSet(root, group, true);
-  }
-  if (fqns.some((f) => f === "train_state" || f.startsWith("train_state.")) && step !== undefined) {
-    const trainState = pyDict();
-    dictSet(trainState, "step", step);
-    dictSet(root, "train_state", trainState);
   }
 }
 

@@ -238,6 +238,9 @@ const RULES: Partial<Record<ConventionId, (inputs: FrameworkInputs) => Framework
       : startsOver("no epoch_N.pth / iter_N.pth: training starts at epoch 0");
   },
   dcp: (i) => {
+    // A directory dcp.save wrote, not torchtitan's step-N: the training script's own dcp.load reads it.
+    const single = i.candidates.length === 1 && i.candidates[0]?.file === "." ? i.candidates[0] : undefined;
+    if (single) return loadOutcome(single, i.maxIter, "dcp.load(state_dict, checkpoint_id=DIR) reads");
     // torchtitan: the max step-N whose .metadata exists.
     const last = newest(i.candidates, (c) => c.status !== "incomplete-dir");
     return last

@@ -1,4 +1,5 @@
 import { dirname, isAbsolute, join, normalize, relative, resolve } from "../../reader/posixPath.js";
+import { detectSharded } from "../../reader/sharded/index.js";
 import type { Companion } from "../resume/companions.js";
 import { CONVENTIONS, type ConventionId, counterInName } from "../resume/conventions.js";
 import type { TreeFiles } from "../treeFiles.js";
@@ -112,6 +113,42 @@ function dirsMatching(fs: TreeFiles, runDir: string, dir: string, pattern: RegEx
     .map((path) => candidate(fs, runDir, path, "dir", pattern));
 }
 
+/** A `.ckpt` file, or the directory of DCP shards and `meta.pt` a sharded strategy saves under that name. */
+function lightningCandidate(fs: TreeFiles, runDir: string, path: string, version?: string): CandidateRef {
+  return candidate(fs, runDir, path, fs.isDirectory(path) ? "dir" : "file", /step=(\d+)/, version);
+}
+
+/**
+ * A sharded checkpoint given as the run directory itself (an FSDP2 `dcp.save` directory, a Lightning `*.ckpt/`,
+ * a DeepSpeed tag, a Hugging Face model directory with an index): a run of one checkpoint.
+ */
+function singleShardedLayout(fs: TreeFiles, runDir: string): RunLayout | undefined {
+  const kind = detectSharded(fs.tree, runDir);
+  if (kind === undefined) return undefined;
+  const self = (pattern?: RegExp): CandidateRef => ({
+    ...candidate(fs, runDir, runDir, "dir", pattern),
+    rel: ".",
+  });
+  const one = (convention: ConventionId, evidence: string, pattern?: RegExp): RunLayout => ({
+    runDir,
+    convention,
+    evidence,
+    pointer: undefined,
+    candidates: [self(pattern)],
+  });
+  if (kind === "dcp" && runDir.endsWith(".ckpt"))
+    return one(
+      "lightning",
+      "a sharded Lightning checkpoint directory (DCP shards and meta.pt)",
+      /step=(\d+)/,
+    );
+  if (kind === "dcp")
+    return one("dcp", "a torch.distributed.checkpoint directory (.metadata, *.distcp)", /step-(\d+)$/);
+  if (kind === "deepspeed")
+    return one("deepspeed", "a DeepSpeed checkpoint tag directory", /global_step(\d+)$/);
+  return one("state-dict", "a sharded model directory (*.index.json and its shards)");
+}
+
 function lightningLayout(fs: TreeFiles, runDir: string): RunLayout | undefined {
   const logs = join(runDir, "lightning_logs");
   const versions = fs.list(logs).filter((v) => /^version_\d+$/.test(v));
@@ -119,11 +156,11 @@ function lightningLayout(fs: TreeFiles, runDir: string): RunLayout | undefined {
   for (const version of versions) {
     const dir = join(logs, version, "checkpoints");
     for (const name of fs.list(dir).filter((n) => n.endsWith(".ckpt"))) {
-      candidates.push(candidate(fs, runDir, join(dir, name), "file", /step=(\d+)/, version));
+      candidates.push(lightningCandidate(fs, runDir, join(dir, name), version));
     }
   }
   for (const name of fs.list(join(runDir, "checkpoints")).filter((n) => n.endsWith(".ckpt"))) {
-    candidates.push(candidate(fs, runDir, join(runDir, "checkpoints", name), "file", /step=(\d+)/));
+    candidates.push(lightningCandidate(fs, runDir, join(runDir, "checkpoints", name)));
   }
   if (versions.length === 0 && candidates.length === 0) return undefined;
   // ckpt_path="last" looks in ModelCheckpoint's dirpath. An explicit dirpath (checkpoints/) is stable across
@@ -173,6 +210,9 @@ export function detectRunLayout(runDirInput: string, fs: TreeFiles): RunLayout {
     );
   }
 
+  const single = singleShardedLayout(fs, runDir);
+  if (single) return single;
+
   const fvcoreFiles = filesMatching(fs, runDir, runDir, /(?:^|\/)model_(\d{7})(?:\.resumable)?\.pth$/).concat(
     filesMatching(fs, runDir, runDir, /(?:^|\/)model_final\.pth$/),
   );
@@ -208,7 +248,7 @@ export function detectRunLayout(runDirInput: string, fs: TreeFiles): RunLayout {
 
   const dcpRoot = names.has("checkpoint") ? join(runDir, "checkpoint") : runDir;
   const dcp = dirsMatching(fs, runDir, dcpRoot, /step-(\d+)$/);
-  if (dcp.length > 0) return layout("dcp", "step-N directories", dcp);
+  if (dcp.length > 0) return layout("dcp", "torchtitan's step-N directories", dcp);
 
   const ultralytics = ultralyticsLayout(fs, runDir);
   if (ultralytics) return ultralytics;

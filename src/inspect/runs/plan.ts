@@ -121,7 +121,10 @@ const COMMANDS: Partial<Record<ConventionId, (file: string, dir: string) => stri
   accelerate: (file) => `accelerator.load_state("${file}")`,
   timm: (file) => `train.py --resume ${file}`,
   pytracking: (file) => `trainer.load_checkpoint("${file}")`,
-  dcp: (file) => `torchtitan --checkpoint.load_step ${/step-(\d+)/.exec(file)?.[1] ?? "N"}`,
+  dcp: (file, dir) =>
+    /step-\d+$/.test(file)
+      ? `torchtitan --checkpoint.load_step ${/step-(\d+)$/.exec(file)?.[1]}`
+      : `dcp.load(state_dict, checkpoint_id="${file === "." ? dir : file}")`,
   ultralytics: (file) => `yolo train resume model=${file}`,
   torchvision: (file) => `train.py --resume ${file} (with the run's other arguments)`,
   mmcv: (file) => `tools/train.py CONFIG --resume-from ${file}`,

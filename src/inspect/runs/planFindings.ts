@@ -75,7 +75,16 @@ export function planFindings(i: FindingInputs): Finding[] {
     });
   }
   if (!i.choice) {
-    if (!loaded?.finished) findings.push({ code: "no-usable-checkpoint", candidates: i.ordered.length });
+    if (!loaded?.finished) {
+      const weightsOnly = i.ordered.filter(
+        (c) => c.status === "ok" && c.verdict === "not-a-training-checkpoint",
+      ).length;
+      findings.push({
+        code: "no-usable-checkpoint",
+        candidates: i.ordered.length,
+        ...(weightsOnly > 0 ? { weightsOnly } : {}),
+      });
+    }
   } else if (i.choice.verdict !== "resumable") {
     findings.push({ code: "resume-loses-state", file: i.choice.file, resets: i.choice.resets });
   }

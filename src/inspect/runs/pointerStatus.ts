@@ -13,6 +13,8 @@ export type PointerStatus =
   | "missing"
   | "dangling"
   | "truncated-target"
+  /** A sharded target with a file its metadata names gone (a rank's shard, `.metadata`): proven, not guessed. */
+  | "incomplete-target"
   | "corrupt-target"
   /** The target exists but cannot be read (permissions, I/O, still being written): its bytes are not proven bad. */
   | "unreadable-target"
@@ -29,6 +31,7 @@ export const REWRITABLE_POINTER: ReadonlySet<PointerStatus> = new Set([
   "missing",
   "dangling",
   "truncated-target",
+  "incomplete-target",
   "corrupt-target",
   "not-a-checkpoint",
   "moved",
@@ -72,8 +75,9 @@ export function pointerStatus(
   if (relative(layout.runDir, pointer.target).startsWith("..")) return "escapes-run-dir";
   switch (target.status) {
     case "truncated":
-    case "incomplete-dir":
       return "truncated-target";
+    case "incomplete-dir":
+      return "incomplete-target";
     case "corrupt":
       return "corrupt-target";
     case "unreadable":
