@@ -355,3 +355,15 @@ describe("the portable fetch client (a browser's path) against the same server",
     expect(changed.outcome).toMatchObject({ ok: false, code: "remote-changed" });
   });
 });
+
+describe("commands that read local paths only", () => {
+  it.each([
+    ["resume-plan", "s3://bucket/run/"],
+    ["audit", "hf://org/repo"],
+    ["repair", "https://example.org/model.pt"],
+  ])("ckpt %s %s: remote-unsupported, exit 2, no network", async (command, path) => {
+    const result = await ckpt(command, path, "--json");
+    expect(result.code).toBe(2);
+    expect(JSON.parse(result.out)).toMatchObject({ code: "remote-unsupported", file: path });
+  });
+});

@@ -26,7 +26,7 @@ const store = await new S3rver({
 const backend = store.port;
 
 /** RFC 3986 escaping, as SigV4 wants it (`~` kept; space as %20). */
-function escape(text) {
+function rfc3986(text) {
   return encodeURIComponent(text).replace(
     /[!'()*]/g,
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
@@ -58,7 +58,7 @@ function signatureProblem(req) {
     return { code: "AccessDenied", message: "host and x-amz-date must be signed" };
   const url = new URL(req.url, "http://front");
   const query = [...url.searchParams]
-    .map(([k, v]) => [escape(k), escape(v)])
+    .map(([k, v]) => [rfc3986(k), rfc3986(v)])
     .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : 1))
     .map(([k, v]) => `${k}=${v}`)
     .join("&");
@@ -140,7 +140,7 @@ async function upload(root, at = root) {
           host: "127.0.0.1",
           port: backend,
           method: "PUT",
-          path: `/${bucket}/${key.split("/").map(escape).join("/")}`,
+          path: `/${bucket}/${key.split("/").map(rfc3986).join("/")}`,
           headers: { "content-length": body.length },
         },
         (answer) => {

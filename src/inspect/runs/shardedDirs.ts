@@ -90,7 +90,10 @@ export function shardedState(checkpoint: ShardedCheckpoint): PyDict {
  */
 export function lightningShardedRoot(dcp: PyDict, meta: PyValue | undefined): PyDict {
   const root = pyDict();
-  if (isBoxed(meta, "dict")) meta.keys.forEach((k, i) => dictSet(root, k, meta.values[i] as PyValue));
+  if (isBoxed(meta, "dict"))
+    meta.keys.forEach((k, i) => {
+      dictSet(root, k, meta.values[i] as PyValue);
+    });
   const optimizers: PyValue[] = [];
   dcp.keys.forEach((key, i) => {
     const value = dcp.values[i] as PyValue;
