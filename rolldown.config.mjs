@@ -10,6 +10,7 @@ export default defineConfig({
     auditWorker: "dist/inspect/runs/auditWorker.js",
     rangeDigestWorker: "dist/reader/rangeDigestWorker.js",
     ioWorker: "dist/reader/remote/ioWorker.js",
+    compareWorker: "dist/inspect/diff/compareWorker.js",
   },
   platform: "node",
   external: [/^node:/],

@@ -1767,6 +1767,33 @@ def build_damaged_hf():
              extra={"damage": collections.OrderedDict(kind="index-key-not-in-shard", name=extra, shard=shards[0])})
 
 
+class _EchoPayload:
+    """Pickles as os.system("echo ..."): what a poisoned bytes item looks like. It only echoes."""
+
+    def __reduce__(self):
+        return (os.system, ("echo ckpt-sample-payload",))
+
+
+def build_damaged_malicious():
+    """A bytes item whose pickle calls os.system: dcp.load hands bytes items to torch.load(weights_only=False)
+    (DefaultLoadPlanner.load_bytes), so it runs on load. The truth's `loaded` for it is os.system's return
+    value: making the truth loads it, as dcp.load would (it only echoes)."""
+    import torch
+
+    d = fresh_dir("damaged", "dcp_malicious_bytes_item")
+    torch.manual_seed(0)
+    state = {"model": {"w": torch.randn(4, 3)}, "train_state": {"step": 7, "extra": _EchoPayload()}}
+    save_single(d, state)
+    dcp_truth(
+        d,
+        "real torch.distributed.checkpoint.save in one process; train_state.extra pickles as os.system",
+        step=train_step("train_state.step", 7),
+        consolidate=False,
+        extra={"damage": collections.OrderedDict(kind="malicious-bytes-item", item="train_state.extra",
+                                                 **{"global": "posix.system"})},
+    )
+
+
 # ----------------------------------------------------------------------------------------------
 # main
 # ----------------------------------------------------------------------------------------------
@@ -1792,6 +1819,7 @@ BUILDERS = collections.OrderedDict(
     damaged_no_metadata=build_damaged_no_metadata,
     damaged_deepspeed=build_damaged_deepspeed,
     damaged_hf=build_damaged_hf,
+    damaged_malicious=build_damaged_malicious,
 )
 
 

@@ -43,6 +43,12 @@ export type { ScanReport } from "./inspect/security/report.js";
 export type { FileScan, ScannedGlobal, ScanVerdict } from "./inspect/security/scan.js";
 export { scanFile, scanReport } from "./inspect/security/scanFile.js";
 export type { WeightsOnlyVerdict } from "./inspect/security/weightsOnly.js";
+export {
+  inspectSharded,
+  type LogicalTensorReport,
+  type ShardedInspectReport,
+} from "./inspect/sharded/report.js";
+export { type ShardedFileScan, scanSharded } from "./inspect/sharded/scan.js";
 export { tensorSha256s } from "./inspect/tensorHashes.js";
 export { type TreeFiles, treeFiles } from "./inspect/treeFiles.js";
 export type { KeyPath } from "./inspect/walk.js";
@@ -62,11 +68,35 @@ export type {
 } from "./reader/checkpoint.js";
 export { hasTensors } from "./reader/checkpoint.js";
 export { isReaderError, ReaderError, type ReaderErrorCode } from "./reader/errors.js";
-export { NodeTree } from "./reader/nodeTree.js";
+export { NodeTree, openShardedPath } from "./reader/nodeTree.js";
 export { openCheckpoint } from "./reader/open.js";
+// Sharded checkpoints (DCP, DeepSpeed ZeRO, Hugging Face indexes) as one logical checkpoint each.
+export {
+  closeSharded,
+  detectSharded,
+  type LogicalTensor,
+  logicalTensorBytes,
+  openSharded,
+  type ShardedCheckpoint,
+  type ShardedFinding,
+  type ShardedKind,
+  shardedTensors,
+} from "./reader/sharded/index.js";
 export type { TreeEntry, TreeSource, TreeStat } from "./reader/tree.js";
 // Repairing: a corrected copy of one checkpoint (the input is never modified), or a run's resume plan
 // applied (counter, pointer, manifest).
+// Converting: a checkpoint (one file, or a DCP / DeepSpeed / Hugging Face sharded one) to safetensors (a file,
+// or shards with the index transformers reads) or to a torch state dict, streamed, never over an input.
+export {
+  type ConvertOptions,
+  type ConvertOutput,
+  type ConvertProgress,
+  type ConvertResult,
+  type ConvertTarget,
+  convertCheckpoint,
+  convertTarget,
+} from "./repair/convert/convert.js";
+export { parseShardSize } from "./repair/convert/shards.js";
 export type { PickleEdit } from "./repair/pickleEdit.js";
 export { type RepairFileResult, repairCheckpointFile } from "./repair/repairFile.js";
 export { writeResumeFiles } from "./repair/resumeWrite.js";

@@ -24,7 +24,7 @@ describe("ckpt's usage surface", () => {
     });
   }
 
-  for (const command of [[], ["inspect"], ["resume-plan"], ["audit"], ["scan"], ["repair"]]) {
+  for (const command of [[], ["inspect"], ["diff"], ["resume-plan"], ["audit"], ["scan"], ["repair"]]) {
     it(`ckpt ${command.join(" ") || "(no command)"} --help: no "(default: false)", ends with examples and exit codes`, async () => {
       const { code, out } = await ckpt(...command, "--help");
       expect(code).toBe(0);

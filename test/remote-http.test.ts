@@ -361,6 +361,7 @@ describe("commands that read local paths only", () => {
     ["resume-plan", "s3://bucket/run/"],
     ["audit", "hf://org/repo"],
     ["repair", "https://example.org/model.pt"],
+    ["diff", "https://example.org/model.pt"],
   ])("ckpt %s %s: remote-unsupported, exit 2, no network", async (command, path) => {
     const result = await ckpt(command, path, "--json");
     expect(result.code).toBe(2);

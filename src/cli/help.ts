@@ -4,7 +4,15 @@ import { InvalidArgumentError } from "commander";
  * What every `--help` ends with: a few examples and the exit codes, so a person sees how it is called and a
  * CI author sees what the exit status means without opening the README.
  */
-export type CommandName = "ckpt" | "inspect" | "resume-plan" | "audit" | "scan" | "repair" | "convert";
+export type CommandName =
+  | "ckpt"
+  | "inspect"
+  | "diff"
+  | "resume-plan"
+  | "audit"
+  | "scan"
+  | "repair"
+  | "convert";
 
 interface HelpTail {
   readonly examples: readonly string[];
@@ -32,6 +40,21 @@ const TAILS: Record<CommandName, HelpTail> = {
       "ckpt inspect model.safetensors --json | jq '.summary'",
     ],
     exitCodes: [[0, "fine"], [1, "a finding at or above --fail-on"], ...USAGE_AND_BUG],
+  },
+  diff: {
+    examples: [
+      "ckpt diff model_0059999.pth model_final.pth",
+      "ckpt diff pretrained.pth finetuned.pth --select model --values --filter 'backbone.*'",
+      "ckpt diff last.pth.tar --select-a state_dict --select-b state_dict_ema --values",
+    ],
+    exitCodes: [
+      [
+        0,
+        "equal: no difference in what was compared (names, dtypes, shapes, values; tensor values with --values)",
+      ],
+      [1, "different"],
+      ...USAGE_AND_BUG,
+    ],
   },
   "resume-plan": {
     examples: [
@@ -70,7 +93,7 @@ const TAILS: Record<CommandName, HelpTail> = {
   repair: {
     examples: [
       "ckpt repair model_0059999.pth -o model_0059999.resumable.pth --counter-from-filename",
-      "ckpt repair ddp_weights.pt -o weights.pt --strip-prefix module.",
+      "ckpt repair embeddings.pt -o embeddings.compact.pt --compact",
       "ckpt repair outputs/my_run --dry-run",
     ],
     exitCodes: [
@@ -85,6 +108,8 @@ const TAILS: Record<CommandName, HelpTail> = {
       "ckpt convert pytorch_model.bin -o model.safetensors",
       "ckpt convert last.ckpt -o hf_model/ --strip-prefix model. --max-shard-size 5GB",
       "ckpt convert model.safetensors -o model.pth",
+      "ckpt convert checkpoint/step-1000 -o consolidated.safetensors",
+      "ckpt convert global_step500/ -o fp32/ --max-shard-size 2GB",
     ],
     exitCodes: [
       [0, "written"],

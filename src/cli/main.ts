@@ -78,6 +78,62 @@ export async function main(argv: readonly string[], io: Output = processOutput()
     );
 
   program
+    .command("diff")
+    .description(
+      "what differs between two checkpoints (files, sharded directories, runs' chosen checkpoints): keys, renames, dtypes, shapes, values",
+    )
+    .addHelpText("after", helpTail("diff"))
+    .argument(
+      "<a>",
+      "a checkpoint file, a sharded checkpoint directory, or a run directory (its resume plan's choice)",
+    )
+    .argument(
+      "[b]",
+      "the same kinds; omitted: A again, with --select-a and --select-b naming two parts of it",
+    )
+    .option("--values", "read both sides' tensors at once and compare their values (streamed)")
+    .option("--hash", "with --values, add each side's sha256 of every tensor's bytes")
+    .option("--json", "print the ckpt.diff/1 JSON object")
+    .option("--all", "list every tensor, identical ones too")
+    .option("--filter <glob>", "only names that match, e.g. 'model.backbone.*'")
+    .option("--select <key>", "compare what is under this key on both sides, e.g. model")
+    .option("--select-a <key>", "the key compared in A (e.g. state_dict)")
+    .option("--select-b <key>", "the key compared in B (e.g. state_dict_ema)")
+    .action(
+      async (
+        a: string,
+        b: string | undefined,
+        options: {
+          values?: boolean;
+          hash?: boolean;
+          json?: boolean;
+          all?: boolean;
+          filter?: string;
+          select?: string;
+          selectA?: string;
+          selectB?: string;
+        },
+      ) => {
+        const { runDiff } = await import("./commands/diff.js");
+        exitCode = await runDiff(
+          a,
+          b,
+          {
+            values: options.values === true,
+            hash: options.hash === true,
+            json: options.json === true,
+            all: options.all === true,
+            filter: options.filter,
+            select: options.select,
+            selectA: options.selectA,
+            selectB: options.selectB,
+          },
+          io,
+        );
+      },
+    );
+
+  program
     .command("resume-plan")
     .description(
       "will this run really resume, and from where? follows the pointer, checks every checkpoint, plans",
@@ -201,6 +257,10 @@ export async function main(argv: readonly string[], io: Output = processOutput()
     )
     .option("--add-prefix <prefix>", "add a prefix to the state dict keys; repeatable", collect)
     .option("--drop <key>", "remove a top-level entry (optimizer, scheduler, iteration); repeatable", collect)
+    .option(
+      "--compact",
+      "write each storage with only the bytes its tensors reach (a saved slice keeps its whole storage otherwise)",
+    )
     .option("--dry-run", "say what would be written, write nothing")
     .option("--json", "print the result as JSON")
     .action(
@@ -213,6 +273,7 @@ export async function main(argv: readonly string[], io: Output = processOutput()
           stripPrefix?: string[];
           addPrefix?: string[];
           drop?: string[];
+          compact?: boolean;
           dryRun?: boolean;
           json?: boolean;
         },
@@ -227,6 +288,7 @@ export async function main(argv: readonly string[], io: Output = processOutput()
             stripPrefix: options.stripPrefix ?? [],
             addPrefix: options.addPrefix ?? [],
             drop: options.drop ?? [],
+            compact: options.compact === true,
             dryRun: options.dryRun === true,
             json: options.json === true,
           },
@@ -241,10 +303,16 @@ export async function main(argv: readonly string[], io: Output = processOutput()
       "write a checkpoint's tensors as safetensors (a file, or shards transformers reads) or as a torch state dict",
     )
     .addHelpText("after", helpTail("convert"))
-    .argument("<path>", "a checkpoint file: torch zip, legacy, TorchScript or safetensors")
+    .argument(
+      "<path>",
+      "a checkpoint file (torch zip, legacy, TorchScript, safetensors) or a sharded one: a DCP or DeepSpeed directory, Hugging Face shards (DIR or its *.index.json)",
+    )
     .option("-o, --output <out>", "OUT.safetensors, OUT.pth (or .pt/.bin), or DIR/ for shards and an index")
     .option("--max-shard-size <size>", "for DIR/: the most tensor bytes per shard (5GB = 5*10^9; 4GiB)")
-    .option("--select <key>", "convert the tensors under this key (optimizer, ema, model.backbone) instead")
+    .option(
+      "--select <key>",
+      "convert the tensors under this key (optimizer, ema, model.backbone) instead; for DCP a top-level key",
+    )
     .option("--all", "convert every tensor in the file, named by its dotted path")
     .option(
       "--strip-prefix <prefix>",
@@ -255,7 +323,7 @@ export async function main(argv: readonly string[], io: Output = processOutput()
     .option("--drop <name>", "leave out a tensor, or every tensor under a dotted prefix; repeatable", collect)
     .option(
       "--metadata <key>",
-      "carry a top-level value (iteration, epoch) into __metadata__; repeatable",
+      "carry a top-level value (iteration, epoch; a DCP value such as train_state.step) into __metadata__; repeatable",
       collect,
     )
     .option("--json", "print ckpt.convert/1 (outputs with sizes and sha256)")

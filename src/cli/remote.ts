@@ -3,7 +3,7 @@ import { isRemotePath } from "../reader/remote/location.js";
 
 /**
  * The commands that take local paths only, for now, say so for a remote one instead of looking for a local
- * file named `s3:`: run analysis (`resume-plan`, `audit`) and `repair`, which writes beside its input.
+ * file named `s3:`: `diff`, run analysis (`resume-plan`, `audit`) and `repair`, which writes beside its input.
  * @throws ReaderError `remote-unsupported`
  */
 export function refuseRemote(paths: readonly string[], command: string): void {

@@ -83,6 +83,29 @@ export type Finding =
       readonly offset: number;
       readonly dynamic: boolean;
     }
+  | {
+      readonly code: "storage-mostly-unused";
+      readonly path: KeyPath;
+      /** Key paths that view the storage. */
+      readonly keys: number;
+      readonly storageBytes: number;
+      readonly usedBytes: number;
+      readonly tensorBytes: number;
+      /** The unused bytes relative to the file size. */
+      readonly share: number;
+    }
+  | {
+      readonly code: "storage-shared";
+      readonly path: KeyPath;
+      readonly keys: number;
+      readonly storageBytes: number;
+    }
+  | {
+      readonly code: "float64-in-model";
+      readonly path: KeyPath;
+      readonly bytes: number;
+      readonly modelDtypes: string[];
+    }
   | { readonly code: "unknown-globals"; readonly names: string[] }
   | { readonly code: "candidate-unsafe"; readonly file: string; readonly verdict: string }
   | { readonly code: "weights-only-blocked"; readonly reasons: string[]; readonly allow: string[] }
@@ -329,11 +352,32 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
     severity: "warning",
     message: (f) => `${f.name} lies outside the archive folder torch reads`,
   },
+  "storage-mostly-unused": {
+    // A tenth of the file or more is worth fixing; less is worth knowing.
+    severity: (f) => (f.share >= 0.1 ? "warning" : "info"),
+    message: (f) =>
+      `${f.keys === 1 ? "a view" : `${f.keys} views`} of a storage of ${bytes(f.storageBytes)} reaching only ${bytes(f.usedBytes)} of it: torch.save writes the whole storage (pytorch/pytorch#53419); .clone() before saving would save ${bytes(Math.max(0, f.storageBytes - f.tensorBytes))}, ckpt repair --compact saves ${bytes(f.storageBytes - f.usedBytes)}`,
+  },
+  "storage-shared": {
+    severity: "info",
+    message: (f) =>
+      `one storage of ${bytes(f.storageBytes)} is reachable under ${f.keys} keys (tied weights, aliases): saved once, and loaded as tensors that share memory`,
+  },
+  "float64-in-model": {
+    severity: "info",
+    message: (f) =>
+      `a float64 tensor (${bytes(f.bytes)}) in a model that is otherwise ${f.modelDtypes.join(" and ")}: as float32 it would take half that (a numpy table that was never cast?)`,
+  },
   "tensor-without-data": {
     severity: "info",
     message: (f) => `a tensor saved without data (${f.rebuild}): shape and dtype only`,
   },
 };
+
+/** Byte counts in messages: exact, grouped by thousands ("131,072 bytes"). */
+function bytes(n: number): string {
+  return `${n.toLocaleString("en-US")} bytes`;
+}
 
 export function severityOf(finding: Finding): Severity {
   const info = FINDING_INFO[finding.code] as FindingInfo<FindingCode>;

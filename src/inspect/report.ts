@@ -12,6 +12,7 @@ import type { Component, ComponentState, CounterValue, ResumeVerdict, Verdict } 
 import { securityFindings } from "./security/report.js";
 import { type ScanVerdict, scanCheckpoint } from "./security/scan.js";
 import { judgeWeightsOnly, type WeightsOnlyVerdict } from "./security/weightsOnly.js";
+import { type SizeReport, sizeFindings, sizeReport } from "./size.js";
 import { StatsAccumulator, supportsStats, type TensorStats } from "./stats.js";
 import { buildTree, type TreeNode } from "./tree.js";
 import type { TreeFiles } from "./treeFiles.js";
@@ -32,6 +33,8 @@ export interface InspectReport {
   readonly convention?: { readonly id: ConventionId; readonly label: string; readonly evidence: string[] };
   readonly security?: { readonly verdict: ScanVerdict; readonly weightsOnly: WeightsOnlyVerdict };
   readonly resume?: ResumeReport;
+  /** Why the file is as big as it is: storage bytes by part, views of larger storages, sharing, float64. */
+  readonly size?: SizeReport;
 }
 
 /** The resume verdict of one file, as `ckpt.inspect/1` carries it. */
@@ -340,6 +343,11 @@ export function inspectCheckpoint(
     findings.push(...sanityFindings(checkpoint.root, verdict, file));
   }
 
+  const size = hasTensors(checkpoint)
+    ? sizeReport(walk.tensors, judged?.verdict, checkpoint.source.size)
+    : undefined;
+  if (size) findings.push(...sizeFindings(size));
+
   const listed = options.filter ? walk.tensors.filter(({ path }) => options.filter?.(path)) : walk.tensors;
   const tensors = hasTensors(checkpoint)
     ? listed.map(({ path, tensor }) => tensorReport(checkpoint, path, tensor, options))
@@ -352,6 +360,7 @@ export function inspectCheckpoint(
     findings: findings.map(findingReport),
     ...(judged ? resumeFields(judged.verdict) : {}),
     security: { verdict: scan.verdict, weightsOnly },
+    ...(size ? { size } : {}),
   };
 }
 

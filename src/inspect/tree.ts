@@ -240,7 +240,7 @@ function numpyDtypeName(dtype: PyValue | undefined): string {
  * numpy arrays and scalars as a person thinks of them. Arrays pickle as `_reconstruct(ndarray, (0,), b"b")`
  * plus a BUILD state `(version, shape, dtype, is_fortran, data)`; scalars as `scalar(dtype, raw bytes)`.
  */
-function describeNumpy(value: PyObject): TreeNode | undefined {
+export function describeNumpy(value: PyObject): TreeNode | undefined {
   const callable = value.callable;
   if (!isBoxed(callable, "global") || !NUMPY_MODULES.has(callable.module)) return undefined;
   if (callable.name === "_reconstruct" && isBoxed(value.state, "tuple")) {

@@ -156,13 +156,35 @@ export function forEachChild(
  */
 export function findTensors(root: PyValue): WalkResult {
   const tensors: TensorAt[] = [];
+  const truncated = walkPaths(root, (path, value) => {
+    if (!isBoxed(value, "tensor")) return true;
+    tensors.push({ path: [...path], tensor: value });
+    return false;
+  });
+  return { tensors, truncated };
+}
+
+/**
+ * Visits every value below `root` (itself included), depth first in insertion order, once per path, with the
+ * path that leads to it (the array is reused: copy it to keep it). `visit` returns whether to descend into
+ * the value's children. Only containers and objects count towards `MAX_WALK_VISITS`; a reference back to an
+ * ancestor is not followed. Returns the limit that stopped the walk, if one did.
+ */
+export function walkPaths(
+  root: PyValue,
+  visit: (path: KeyPath, value: PyValue) => boolean,
+): WalkLimit | undefined {
   const ancestors = new Set<object>();
   const path: KeyPath = [];
   let visits = 0;
   let truncated: WalkLimit | undefined;
 
-  const visit = (value: PyValue | undefined): void => {
-    if (truncated === "visits" || typeof value !== "object" || value === null) return;
+  const step = (value: PyValue): void => {
+    if (truncated === "visits") return;
+    if (typeof value !== "object" || value === null) {
+      visit(path, value);
+      return;
+    }
     if (++visits > MAX_WALK_VISITS) {
       truncated = "visits";
       return;
@@ -171,22 +193,18 @@ export function findTensors(root: PyValue): WalkResult {
       truncated = "depth";
       return;
     }
-    if (value.kind === "tensor") {
-      tensors.push({ path: [...path], tensor: value });
-      return;
-    }
-    if (ancestors.has(value)) return;
+    if (!visit(path, value) || ancestors.has(value)) return;
     ancestors.add(value);
     forEachChild(value, (segment, child) => {
       path.push(segment);
-      visit(child);
+      step(child);
       path.pop();
     });
     ancestors.delete(value);
   };
 
-  visit(root);
-  return { tensors, truncated };
+  step(root);
+  return truncated;
 }
 
 /** A key path as people write it: `model.backbone.conv1.weight`, `param_groups[0].lr`. */

@@ -33,6 +33,7 @@ export type ReaderErrorCode =
   | "invalid-shard-size"
   | "output-inside-source"
   | "stale-shards"
+  | "sharded-incomplete"
   | "not-a-run-directory"
   | "output-is-input"
   | "output-required"
@@ -46,7 +47,11 @@ export type ReaderErrorCode =
   | "remote-short-body"
   | "remote-changed"
   | "remote-error"
-  | "remote-unsupported";
+  | "remote-unsupported"
+  | "pointer-target-missing"
+  | "no-chosen-checkpoint"
+  | "nothing-selected"
+  | "diff-needs-two";
 
 /** What the user should do next, per code: kept here so every error carries a hint without repeating it. */
 const NEXT_STEP: Record<ReaderErrorCode, string> = {
@@ -82,6 +87,8 @@ const NEXT_STEP: Record<ReaderErrorCode, string> = {
     "write the output outside the checkpoint directory: a file added there would be read as part of the checkpoint",
   "stale-shards":
     "write into an empty directory, or remove the old weight files first: a reader would mix them with the new ones",
+  "sharded-incomplete":
+    "copy the missing or short files back from where the save ran, or convert an earlier checkpoint: ckpt writes nothing from a checkpoint torch could not load whole",
   "repair-no-change":
     "look at the keys the edit would touch (ckpt inspect FILE --all) and give a prefix or key the file has",
   "checkpoint-unreadable":
@@ -109,6 +116,14 @@ const NEXT_STEP: Record<ReaderErrorCode, string> = {
   "remote-error": "the server or the connection failed; retry, and check the URL and the server",
   "remote-unsupported":
     "name a remote file (https://HOST/PATH, s3://BUCKET/KEY, hf://ORG/REPO[@REV]/PATH) or an s3:// or hf:// directory; write outputs to a local path",
+  "pointer-target-missing":
+    "the pointer names a checkpoint that is not there; pass a checkpoint file, or fix the pointer with ckpt resume-plan --write RUN_DIR",
+  "no-chosen-checkpoint":
+    "ckpt resume-plan RUN_DIR says why none of the run's checkpoints is usable; pass a checkpoint file instead",
+  "nothing-selected":
+    "see the keys it has with ckpt inspect FILE, then --select one of them (a dotted key such as model or state_dict_ema)",
+  "diff-needs-two":
+    "pass two checkpoints (files, sharded directories or run directories), or one with --select-a KEY and --select-b KEY to compare two parts of it",
 };
 
 /** An input problem with a stable code, the file it concerns, and a byte offset when one is known. */

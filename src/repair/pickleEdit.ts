@@ -23,13 +23,13 @@ export interface EditOutcome {
   readonly detail: string;
 }
 
-interface Splice {
+export interface Splice {
   readonly start: number;
   readonly end: number;
   readonly bytes: Uint8Array;
 }
 
-interface Traced {
+export interface Traced {
   readonly root: PyValue;
   readonly end: number;
   readonly items: Map<PyDict, Array<{ keyStart: number; valueStart: number; end: number }>>;
@@ -39,7 +39,7 @@ interface Traced {
   readonly persistentIds: Array<{ pid: PyValue; start: number; end: number }>;
 }
 
-function trace(bytes: Uint8Array): Traced {
+export function trace(bytes: Uint8Array): Traced {
   const items: Traced["items"] = new Map();
   const frames: number[] = [];
   const puts: Traced["puts"] = [];
@@ -256,7 +256,7 @@ export function editPickle(bytes: Uint8Array, edits: readonly PickleEdit[], file
 }
 
 /** FRAME lengths no longer hold once bytes move; frames are optional, so edited pickles drop them. */
-function withoutFrames(traced: Traced, splices: Splice[]): Splice[] {
+export function withoutFrames(traced: Traced, splices: Splice[]): Splice[] {
   if (splices.length === 0 || traced.frames.length === 0) return splices;
   const inside = (offset: number) => splices.some((s) => offset >= s.start && offset < s.end);
   return [

@@ -8,6 +8,7 @@ import type { TorchStorage } from "../reader/pickle/value.js";
 import type { ByteSource } from "../reader/source.js";
 import { cachingStorageResolver, torchPickleHooks } from "../reader/torch/rebuild.js";
 import { writeFileAtomicWith } from "./atomicWrite.js";
+import { type CompactPlan, compactPickle, type StoragePiece } from "./compact.js";
 import { type EditOutcome, editPickle, legacyPidsToZip, type PickleEdit } from "./pickleEdit.js";
 import { type RecordChunk, TorchZipWriter } from "./zipWriter.js";
 
@@ -25,6 +26,17 @@ export interface RepairFileResult {
   readonly sizeBytes: number;
   /** Storage records left out because nothing references them any more (after --drop). */
   readonly droppedRecords: string[];
+  /** With --compact: storage bytes before and after, and the storages cut. */
+  readonly compacted?: {
+    readonly storages: number;
+    readonly bytesBefore: number;
+    readonly bytesAfter: number;
+  };
+}
+
+export interface RepairFileOptions {
+  /** Cuts each storage to the bytes its tensors reach (`repair --compact`). */
+  readonly compact?: boolean;
 }
 
 const COPY_CHUNK = 8 * 1024 * 1024;
@@ -65,12 +77,39 @@ export function archiveNameFor(output: string): string {
   return dot > 0 ? name.slice(0, dot) : name;
 }
 
+/** A compacted storage's pieces, each its own record, read from the old storage's bytes. */
+function writePieces(
+  writer: TorchZipWriter,
+  checkpoint: TorchZipCheckpoint | TorchLegacyCheckpoint,
+  storage: TorchStorage,
+  pieces: readonly StoragePiece[],
+): number {
+  const located = checkpoint.locate(storage);
+  if (!located) throw new ReaderError("storage-missing", `storage ${storage.key} has no bytes in the file`);
+  const whole =
+    located.kind === "zip-entry" && checkpoint.format === "torch-zip"
+      ? checkpoint.archive.readEntry(located.entry, Number.MAX_SAFE_INTEGER)
+      : undefined;
+  for (const piece of pieces) {
+    const record = `data/${piece.key}`;
+    if (whole) writer.addRecord(record, whole.subarray(piece.start, piece.start + piece.length));
+    else if (located.kind === "range")
+      writer.addRecordStream(
+        record,
+        piece.length,
+        rangeChunks(checkpoint.source, located.offset + piece.start, piece.length),
+      );
+  }
+  return pieces.length;
+}
+
 function writeZipRecords(
   writer: TorchZipWriter,
   checkpoint: TorchZipCheckpoint,
   pickle: Uint8Array,
   keep: Set<string>,
   dropped: string[],
+  plan: CompactPlan | undefined,
 ) {
   const { archive, source } = checkpoint;
   const seen = new Set<string>();
@@ -84,6 +123,15 @@ function writeZipRecords(
       writer.addRecord(record, pickle);
     } else if (record.startsWith("data/") && !keep.has(record.slice(5))) {
       dropped.push(record);
+      continue;
+    } else if (plan?.pieces.has(record.slice(5))) {
+      const key = record.slice(5);
+      count += writePieces(
+        writer,
+        checkpoint,
+        plan.storages.get(key) as TorchStorage,
+        plan.pieces.get(key) ?? [],
+      );
       continue;
     } else if (entry.method === 0) {
       writer.addRecordStream(
@@ -105,6 +153,7 @@ function writeLegacyRecords(
   pickle: Uint8Array,
   keep: Set<string>,
   dropped: string[],
+  plan: CompactPlan | undefined,
 ) {
   writer.addRecord("data.pkl", pickle);
   writer.addRecord("byteorder", new TextEncoder().encode("little"));
@@ -113,6 +162,12 @@ function writeLegacyRecords(
   for (const key of checkpoint.storageKeys) {
     if (!keep.has(key)) {
       dropped.push(`data/${key}`);
+      continue;
+    }
+    const pieces = plan?.pieces.get(key);
+    const original = plan?.storages.get(key);
+    if (pieces && original) {
+      count += writePieces(writer, checkpoint, original, pieces);
       continue;
     }
     const storage = storages.get(key);
@@ -134,6 +189,7 @@ export function repairCheckpointFile(
   input: string,
   output: string,
   edits: readonly PickleEdit[],
+  options: RepairFileOptions = {},
 ): RepairFileResult {
   assertNotInput(input, output);
   const checkpoint = openCheckpoint(input);
@@ -156,16 +212,19 @@ export function repairCheckpointFile(
               checkpoint.pickleRange.end - checkpoint.pickleRange.start,
             ),
           );
-    const edited = editPickle(original, edits, input);
-    const storages = referencedStorages(edited.bytes);
+    const edited = edits.length > 0 ? editPickle(original, edits, input) : { bytes: original, outcomes: [] };
+    const compacted = options.compact ? compactPickle(edited.bytes) : undefined;
+    const pickle = compacted?.bytes ?? edited.bytes;
+    const plan = compacted?.plan;
+    const storages = referencedStorages(pickle);
     const keep = new Set(storages.keys());
     const dropped: string[] = [];
     const records = writeFileAtomicWith(output, (fd) => {
       const writer = new TorchZipWriter(fd, archiveNameFor(output));
       const count =
         checkpoint.format === "torch-zip"
-          ? writeZipRecords(writer, checkpoint, edited.bytes, keep, dropped)
-          : writeLegacyRecords(writer, checkpoint, edited.bytes, keep, dropped);
+          ? writeZipRecords(writer, checkpoint, pickle, keep, dropped, plan)
+          : writeLegacyRecords(writer, checkpoint, pickle, keep, dropped, plan);
       writer.finish();
       // A trainer still writing the input would make the copy a mix of two files: fail before the rename.
       checkpoint.source.assertUnchanged();
@@ -179,6 +238,15 @@ export function repairCheckpointFile(
       records,
       sizeBytes: statSync(output).size,
       droppedRecords: dropped,
+      ...(plan
+        ? {
+            compacted: {
+              storages: plan.pieces.size,
+              bytesBefore: plan.bytesBefore,
+              bytesAfter: plan.bytesAfter,
+            },
+          }
+        : {}),
     };
   } finally {
     checkpoint.source.close();

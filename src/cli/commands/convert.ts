@@ -74,8 +74,21 @@ function render(result: ConvertResult): string {
     lines.push(`  overlapping views copied separately: ${group.join(", ")}`);
   if (result.dropped.length > 0) lines.push(`  dropped ${result.dropped.length} tensors (--drop)`);
   for (const part of result.leftOut) {
+    // DeepSpeed converts to the fp32 weights only: its optimizer states have no --select.
+    const how =
+      result.source.format === "deepspeed"
+        ? "the ZeRO partitions of the optimizer's states; ckpt converts the weights"
+        : `--select ${part.key ?? part.part} or --all to convert it`;
     lines.push(
-      `  left out ${part.part}${part.key ? ` (${part.key})` : ""}: ${formatCount(part.tensors)} tensors, ${formatBytes(part.bytes)} (--select ${part.key ?? part.part} or --all to convert it)`,
+      `  left out ${part.part}${part.key ? ` (${part.key})` : ""}: ${formatCount(part.tensors)} tensors, ${formatBytes(part.bytes)} (${how})`,
+    );
+  }
+  const values = result.valuesLeftOut ?? [];
+  if (values.length > 0) {
+    const shown =
+      values.slice(0, 3).join(", ") + (values.length > 3 ? `, and ${values.length - 3} more` : "");
+    lines.push(
+      `  left out ${formatCount(values.length)} non-tensor values (${shown}; --metadata KEY writes one into __metadata__)`,
     );
   }
   lines.push(`  ${result.source.path} is unchanged`);

@@ -1,7 +1,8 @@
 import { readdirSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { globFilter, type InspectReport, inspectCheckpoint } from "../../inspect/report.js";
 import { localFiles } from "../../inspect/runs/node.js";
+import { inspectSharded, type ShardedInspectReport } from "../../inspect/sharded/report.js";
 import { tensorSha256s } from "../../inspect/tensorHashes.js";
 import { treeFiles } from "../../inspect/treeFiles.js";
 import type { Checkpoint } from "../../reader/checkpoint.js";
@@ -15,6 +16,12 @@ import {
   transferOf,
 } from "../../reader/location.js";
 import type { Transfer } from "../../reader/remote/protocol.js";
+import {
+  closeSharded,
+  detectSharded,
+  openSharded,
+  type ShardedCheckpoint,
+} from "../../reader/sharded/index.js";
 import type { ByteSource } from "../../reader/source.js";
 import type { TreeSource } from "../../reader/tree.js";
 import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
@@ -34,7 +41,47 @@ export interface InspectCommandOptions {
 
 /** A remote input's report says what reading it moved (`transfer`); a local one's is unchanged. */
 type Report = InspectReport & { readonly transfer?: Readonly<Transfer> };
-type Outcome = { readonly report: Report } | { readonly error: ErrorReport };
+type Outcome =
+  | { readonly report: Report }
+  | { readonly sharded: ShardedInspectReport }
+  | { readonly error: ErrorReport };
+
+/**
+ * The directory (or index file) of a sharded checkpoint `target` names, if it names one: a DCP, DeepSpeed or
+ * Hugging Face directory, an `*.index.json`, or a DCP `.metadata` (which means its directory).
+ */
+function shardedTarget(target: string): string | undefined {
+  const path = resolve(target);
+  const tree = localFiles().tree;
+  const candidate = basename(path) === ".metadata" ? dirname(path) : path;
+  return detectSharded(tree, candidate) === undefined ? undefined : candidate;
+}
+
+async function inspectShardedPath(
+  target: string,
+  path: string,
+  options: InspectCommandOptions,
+): Promise<Outcome> {
+  let checkpoint: ShardedCheckpoint | undefined;
+  try {
+    const fs = localFiles();
+    checkpoint = openSharded(fs.tree, path);
+    const filter = options.filter ? globFilter(options.filter) : undefined;
+    const sharded = await inspectSharded(checkpoint, target, {
+      fs,
+      path: path.endsWith(".json") ? dirname(path) : path,
+      hash: options.hash,
+      stats: options.stats,
+      ...(filter ? { filter } : {}),
+    });
+    return { sharded };
+  } catch (error) {
+    if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
+    return { error: errorReport(target, error) };
+  } finally {
+    if (checkpoint) closeSharded(checkpoint);
+  }
+}
 
 async function inspectFile(
   path: string,
@@ -131,6 +178,8 @@ async function outcomesFor(
   } catch {
     // Missing paths fall through to inspectFile, which reports them with their code.
   }
+  const sharded = shardedTarget(target);
+  if (sharded !== undefined) return [await inspectShardedPath(target, sharded, options)];
   if (!isDir) return [await inspectFile(target, options)];
   const outcomes: Outcome[] = [];
   for (const path of checkpointFilesIn(target)) outcomes.push(await inspectFile(path, options));
@@ -138,7 +187,8 @@ async function outcomesFor(
 }
 
 function exitCodeOf(outcome: Outcome, failOn: FailOn): number {
-  return "error" in outcome ? 2 : exitCodeFor(outcome.report.findings, failOn);
+  if ("error" in outcome) return 2;
+  return exitCodeFor("sharded" in outcome ? outcome.sharded.findings : outcome.report.findings, failOn);
 }
 
 /** `ckpt inspect FILE|DIR`: returns the exit code; prints through `io`. */
@@ -165,14 +215,17 @@ export async function runInspect(
     return 2;
   }
   if (options.json) {
-    const payload = outcomes.map((o) => ("error" in o ? o.error : o.report));
+    const payload = outcomes.map((o) => ("error" in o ? o.error : "sharded" in o ? o.sharded : o.report));
     const single = payload.length === 1 && target === (payload[0] as { file: string }).file;
     writeJson(single ? payload[0] : payload, io.out, ["tensors"]);
   } else {
     // The text renderer loads only for people: machines asking for --json skip it.
     const { renderInspectText } = await import("../render/inspectText.js");
+    const { renderShardedText } = await import("../render/shardedText.js");
+    const textOptions = { style: io.style, all: options.all, filtered: options.filter !== undefined };
     outcomes.forEach((o, i) => {
       if ("error" in o) io.err(`${formatErrorLine(o.error)}\n`);
+      else if ("sharded" in o) io.out(`${i > 0 ? "\n" : ""}${renderShardedText(o.sharded, textOptions)}`);
       else
         io.out(
           `${i > 0 ? "\n" : ""}${renderInspectText(o.report, { style: io.style, all: options.all, filtered: options.filter !== undefined })}`,

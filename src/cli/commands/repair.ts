@@ -18,6 +18,8 @@ export interface RepairCommandOptions {
   readonly stripPrefix: string[];
   readonly addPrefix: string[];
   readonly drop: string[];
+  /** Cut each storage to the bytes its tensors reach. */
+  readonly compact: boolean;
   readonly dryRun: boolean;
   readonly json: boolean;
 }
@@ -63,6 +65,13 @@ function renderFile(result: RepairFileResult): string {
     `${result.output}: written (${result.inputFormat} in, torch zip out, ${result.records} records, ${result.sizeBytes} bytes)`,
   ];
   for (const o of result.outcomes) lines.push(`  ${o.edit.kind}: ${o.detail}`);
+  const c = result.compacted;
+  if (c)
+    lines.push(
+      c.storages > 0
+        ? `  compact: ${c.storages} storage${c.storages === 1 ? "" : "s"} cut to the bytes their tensors reach, ${c.bytesBefore} -> ${c.bytesAfter} bytes of storage`
+        : "  compact: every stored byte is reached by a tensor; storages copied as they were",
+    );
   if (result.droppedRecords.length > 0)
     lines.push(`  left out ${result.droppedRecords.length} storage records nothing references any more`);
   lines.push(`  ${result.input} is unchanged`);
@@ -99,17 +108,25 @@ export async function runRepair(path: string, options: RepairCommandOptions, io:
       return result.plan.choice ? 0 : 1;
     }
     const edits = fileEdits(path, options);
-    if (edits.length === 0) throw usage("no-edit-given", "no edit option given: say what to repair");
+    if (edits.length === 0 && !options.compact)
+      throw usage("no-edit-given", "no edit option given: say what to repair");
     if (options.output === undefined) throw usage("output-required", "-o OUT is required");
     assertNotInput(path, options.output);
     if (options.dryRun) {
       writeJson(
-        { schema: "ckpt.repair/1", input: path, output: options.output, edits, dryRun: true },
+        {
+          schema: "ckpt.repair/1",
+          input: path,
+          output: options.output,
+          edits,
+          compact: options.compact,
+          dryRun: true,
+        },
         io.out,
       );
       return 0;
     }
-    const result = repairCheckpointFile(path, options.output, edits);
+    const result = repairCheckpointFile(path, options.output, edits, { compact: options.compact });
     if (options.json) writeJson({ schema: "ckpt.repair/1", ...result }, io.out);
     else io.out(renderFile(result));
     return 0;

@@ -1,10 +1,14 @@
 import { readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { localFiles } from "../../inspect/runs/node.js";
 import { type ScanReport, scanReportOf } from "../../inspect/security/report.js";
 import { scanSource } from "../../inspect/security/scan.js";
+import { scanReport } from "../../inspect/security/scanFile.js";
+import { scanSharded } from "../../inspect/sharded/scan.js";
 import { ReaderError } from "../../reader/errors.js";
-import { isRemotePath, openLocation, openSource, transferOf } from "../../reader/location.js";
+import { isRemotePath, openLocation, transferOf } from "../../reader/location.js";
 import type { Transfer } from "../../reader/remote/protocol.js";
+import { closeSharded, detectSharded, openSharded } from "../../reader/sharded/index.js";
 import type { ByteSource } from "../../reader/source.js";
 import { joinPath, type TreeSource } from "../../reader/tree.js";
 import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
@@ -17,54 +21,87 @@ import { addTransfers, transferLine } from "../transfer.js";
 const SCANNED = /\.(pt|pth|ckpt|bin|pkl|pickle|pth\.tar|tar|safetensors|model|data|distcp|npy|npz|joblib)$/;
 const SKIPPED_DIRS = new Set([".git", "node_modules", "__pycache__"]);
 
+/** What scan reads: files, and DCP directories, whose data files are runs of torch.save archives. */
+type ScanTarget =
+  | { readonly kind: "file"; readonly path: string }
+  | { readonly kind: "dcp"; readonly dir: string }
+  /** A remote object, or a file of a remote prefix or Hub directory. */
+  | { readonly kind: "remote"; readonly path: string; readonly open: () => ByteSource };
+
 function scanned(name: string): boolean {
   return SCANNED.test(name) || name === ".metadata";
 }
 
-/** A file to scan, and how to open it. */
-interface Input {
-  readonly path: string;
-  readonly open: (path: string) => ByteSource;
-}
-
-/** The files below `dir` of a remote tree, as `filesUnder` walks a local one. */
-function treeFilesUnder(tree: TreeSource, base: string, dir = ""): Input[] {
-  const out: Input[] = [];
+/** The files below `dir` of a remote tree, as `targetsUnder` walks a local one. */
+function treeTargetsUnder(tree: TreeSource, base: string, dir = ""): ScanTarget[] {
+  const out: ScanTarget[] = [];
   for (const entry of tree.list(dir) ?? []) {
     if (SKIPPED_DIRS.has(entry.name)) continue;
     const child = joinPath(dir, entry.name);
-    if (entry.kind === "directory") out.push(...treeFilesUnder(tree, base, child));
+    if (entry.kind === "directory") out.push(...treeTargetsUnder(tree, base, child));
     else if (entry.kind === "file" && scanned(entry.name))
-      out.push({ path: `${base}/${child}`, open: () => tree.open(child) });
+      out.push({ kind: "remote", path: `${base}/${child}`, open: () => tree.open(child) });
   }
   return out;
 }
 
-/** A remote path's inputs: the object itself, or the files under the prefix or directory it names. */
-function remoteInputs(path: string, listings: unknown[]): Input[] | ErrorReport {
+/** A remote path's targets: the object itself, or the files under the prefix or directory it names. */
+function remoteTargets(path: string, listings: unknown[]): ScanTarget[] | ErrorReport {
   try {
     const opened = openLocation(path);
-    if (opened.kind === "file") return [{ path, open: () => opened.source }];
+    if (opened.kind === "file") return [{ kind: "remote", path, open: () => opened.source }];
     // The listings' requests are the tree's own; each file's are its source's.
     listings.push(opened.tree);
-    return treeFilesUnder(opened.tree, path.replace(/\/+$/, ""));
+    return treeTargetsUnder(opened.tree, path.replace(/\/+$/, ""));
   } catch (error) {
     return errorReport(path, error);
   }
 }
 
-function filesUnder(path: string): string[] {
+/** A remote file's report, with what reading it moved. */
+function remoteReport(path: string, open: () => ByteSource): ScanOutcome & { transfer?: Readonly<Transfer> } {
+  const source = open();
+  try {
+    const report = scanReportOf(path, scanSource(source, { deep: true }));
+    source.close();
+    const transfer = transferOf(source);
+    return transfer ? { ...report, transfer: { ...transfer } } : report;
+  } finally {
+    source.close();
+  }
+}
+
+function isDcpDir(path: string): boolean {
+  return detectSharded(localFiles().tree, resolve(path)) === "dcp";
+}
+
+function targetsUnder(path: string): ScanTarget[] {
   const stats = statSync(path, { throwIfNoEntry: false });
-  if (!stats?.isDirectory()) return [path];
-  const out: string[] = [];
+  if (!stats?.isDirectory()) return [{ kind: "file", path }];
+  if (isDcpDir(path)) return [{ kind: "dcp", dir: path }];
+  const out: ScanTarget[] = [];
   for (const name of readdirSync(path).sort()) {
     if (SKIPPED_DIRS.has(name)) continue;
     const child = join(path, name);
     const s = statSync(child, { throwIfNoEntry: false });
-    if (s?.isDirectory()) for (const file of filesUnder(child)) out.push(file);
-    else if (s?.isFile() && scanned(name)) out.push(child);
+    if (s?.isDirectory()) out.push(...targetsUnder(child));
+    else if (s?.isFile() && scanned(name)) out.push({ kind: "file", path: child });
   }
   return out;
+}
+
+/** One report per file of a DCP directory, each item of a data file scanned on its own bytes. */
+function dcpReports(dir: string): ScanOutcome[] {
+  const checkpoint = openSharded(localFiles().tree, resolve(dir));
+  try {
+    return scanSharded(checkpoint).map((s) => ({
+      ...scanReportOf(join(dir, s.file), s.scan),
+      items: s.items,
+      loadedBy: s.loadedBy,
+    }));
+  } finally {
+    closeSharded(checkpoint);
+  }
 }
 
 const EXIT: Record<ScanReport["verdict"], number> = {
@@ -84,29 +121,25 @@ export interface ScanCommandOptions {
 /** `ckpt scan PATH...`: exit 0 clean, 1 dangerous or unknown code found, 2 unreadable or inconclusive. */
 export function runScan(paths: string[], options: ScanCommandOptions, io: Output): number {
   const outcomes: Array<ScanOutcome & { transfer?: Readonly<Transfer> }> = [];
-  const inputs: Input[] = [];
   const listings: unknown[] = [];
+  const targets: ScanTarget[] = [];
   for (const path of paths) {
-    if (!isRemotePath(path))
-      inputs.push(...filesUnder(path).map((file) => ({ path: file, open: openSource })));
+    if (!isRemotePath(path)) targets.push(...targetsUnder(path));
     else {
-      const remote = remoteInputs(path, listings);
-      if (Array.isArray(remote)) inputs.push(...remote);
+      const remote = remoteTargets(path, listings);
+      if (Array.isArray(remote)) targets.push(...remote);
       else outcomes.push(remote);
     }
   }
-  for (const { path, open } of inputs) {
-    let source: ByteSource | undefined;
+  for (const target of targets) {
+    const name = target.kind === "dcp" ? target.dir : target.path;
     try {
-      source = open(path);
-      const report = scanReportOf(path, scanSource(source, { deep: true }));
-      source.close();
-      const transfer = transferOf(source);
-      outcomes.push(transfer ? { ...report, transfer: { ...transfer } } : report);
+      if (target.kind === "file") outcomes.push(scanReport(target.path));
+      else if (target.kind === "remote") outcomes.push(remoteReport(target.path, target.open));
+      else outcomes.push(...dcpReports(target.dir));
     } catch (error) {
       if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
-      outcomes.push(errorReport(path, error));
-      source?.close();
+      outcomes.push(errorReport(name, error));
     }
   }
   if (options.json) {

@@ -1,5 +1,7 @@
 import type { Severity } from "../../inspect/findings.js";
 import type { InspectReport, TensorReport } from "../../inspect/report.js";
+import type { SizeReport } from "../../inspect/size.js";
+import type { TensorStats } from "../../inspect/stats.js";
 import type { TensorSummary, TreeNode } from "../../inspect/tree.js";
 import { formatBytes, formatCount, formatPath, formatShape } from "../format.js";
 import type { Style } from "../style.js";
@@ -17,7 +19,7 @@ export interface InspectTextOptions {
 const DEFAULT_ROWS = 25;
 const MAX_INLINE_ITEMS = 8;
 
-function severityLabel(severity: Severity, style: Style): string {
+export function severityLabel(severity: Severity, style: Style): string {
   switch (severity) {
     case "error":
       return style.red("error  ");
@@ -67,7 +69,7 @@ function inlineList(node: TreeNode): string | undefined {
   return node.type === "tuple" ? `(${body}${items.length === 1 ? "," : ""})` : `[${body}]`;
 }
 
-function scalarText(node: TreeNode, style: Style): string | undefined {
+export function scalarText(node: TreeNode, style: Style): string | undefined {
   const inline = inlineList(node);
   if (inline !== undefined) return inline;
   switch (node.type) {
@@ -108,7 +110,7 @@ function scalarText(node: TreeNode, style: Style): string | undefined {
   }
 }
 
-function containerHeader(node: TreeNode): string {
+export function containerHeader(node: TreeNode): string {
   const suffix = (t: TensorSummary | undefined) => (t ? ` - ${tensorSummaryText(t)}` : "");
   switch (node.type) {
     case "dict": {
@@ -187,6 +189,15 @@ const STATS_COLUMNS: readonly Column[] = [
   { header: "nan/inf", drop: 1 },
 ];
 
+/** The `min / max / mean` and `nan/inf` cells of a tensor's statistics (`-` when it has none). */
+export function statsCells(s: TensorStats | undefined): [string, string] {
+  if (!s) return ["-", "-"];
+  return [
+    `${s.min?.toPrecision(4) ?? "-"} / ${s.max?.toPrecision(4) ?? "-"} / ${s.mean?.toPrecision(4) ?? "-"}`,
+    `${s.nan}/${s.inf}`,
+  ];
+}
+
 function tensorTable(
   tensors: readonly TensorReport[],
   hashes: boolean,
@@ -208,15 +219,7 @@ function tensorTable(
       t.storage ? formatBytes(t.storage.sizeBytes) : "-",
     ];
     if (hashes) row.push(t.sha256 ? t.sha256.slice(0, 16) : "-");
-    if (stats) {
-      const s = t.stats;
-      row.push(
-        s
-          ? `${s.min?.toPrecision(4) ?? "-"} / ${s.max?.toPrecision(4) ?? "-"} / ${s.mean?.toPrecision(4) ?? "-"}`
-          : "-",
-        s ? `${s.nan}/${s.inf}` : "-",
-      );
-    }
+    if (stats) row.push(...statsCells(t.stats));
     return row;
   });
   return renderTable(columns, rows, style.table ?? PLAIN_LAYOUT);
@@ -287,6 +290,8 @@ export function renderInspectText(report: InspectReport, options: InspectTextOpt
     lines.push("", style.bold("By dtype"), dtypeTable(report, style));
   }
 
+  if (report.size) lines.push("", style.bold("Size"), ...sizeLines(report.size));
+
   if (report.tensors.length > 0) {
     const shown = options.all ? report.tensors : report.tensors.slice(0, DEFAULT_ROWS);
     const hashes = report.tensors.some((t) => t.sha256 !== undefined);
@@ -308,6 +313,61 @@ export function renderInspectText(report: InspectReport, options: InspectTextOpt
     }
   }
   return `${lines.join("\n")}\n`;
+}
+
+/** Listed per kind in the Size section before "... N more" (the JSON lists every one). */
+const SIZE_ROWS = 5;
+
+function listed<T>(items: readonly T[], line: (item: T) => string): string[] {
+  const out = items.slice(0, SIZE_ROWS).map(line);
+  if (items.length > SIZE_ROWS) out.push(`    ... ${items.length - SIZE_ROWS} more (--json lists them)`);
+  return out;
+}
+
+/** Where the bytes go: storages by part, what views of larger storages waste, sharing, float64. */
+export function sizeLines(size: SizeReport): string[] {
+  const lines: string[] = [];
+  const unused = size.storageBytes - size.usedBytes;
+  const storages = `${formatBytes(size.storageBytes)} of storage in a ${formatBytes(size.fileBytes)} file`;
+  lines.push(
+    unused > 0
+      ? `  ${storages}; tensors reach ${formatBytes(size.usedBytes)} of it (ckpt repair --compact writes only that; .clone() of every tensor: ${formatBytes(size.cloneBytes)})`
+      : `  ${storages}; every stored byte is reached by a tensor`,
+  );
+  if (size.parts.length > 1) {
+    const parts = size.parts.map((p) => {
+      const relative =
+        p.part === "optimizer" && size.optimizerRelativeToModel !== null
+          ? ` (${size.optimizerRelativeToModel.toFixed(1)}x the model)`
+          : "";
+      return `${PART_LABEL[p.part].toLowerCase()} ${formatBytes(p.bytes)}${relative}`;
+    });
+    lines.push(`  ${parts.join(", ")}`);
+  }
+  if (size.views.length > 0) {
+    lines.push(`  Views of larger storages (${size.views.length}):`);
+    lines.push(
+      ...listed(
+        size.views,
+        (v) =>
+          `    ${v.paths.map(formatPath).join(", ")}: reach ${formatBytes(v.usedBytes)} of ${formatBytes(v.storageBytes)}`,
+      ),
+    );
+  }
+  if (size.shared.length > 0) {
+    lines.push(`  Storages under several keys (${size.shared.length}):`);
+    lines.push(
+      ...listed(
+        size.shared,
+        (s) => `    ${s.paths.map(formatPath).join(" = ")} (${formatBytes(s.storageBytes)})`,
+      ),
+    );
+  }
+  if (size.float64.length > 0) {
+    lines.push(`  float64 in a ${size.modelDtypes.join("/")} model (${size.float64.length}):`);
+    lines.push(...listed(size.float64, (t) => `    ${formatPath(t.path)} (${formatBytes(t.bytes)})`));
+  }
+  return lines;
 }
 
 const PART_LABEL = { model: "Model", ema: "EMA", optimizer: "Optimizer", other: "Other" } as const;
@@ -333,7 +393,7 @@ function partLines(parts: InspectReport["summary"]["parts"]): string[] {
   });
 }
 
-const VERDICT_COLOR = {
+export const VERDICT_COLOR = {
   resumable: "green",
   "weights-only": "red",
   incomplete: "yellow",
@@ -341,7 +401,7 @@ const VERDICT_COLOR = {
   "not-a-training-checkpoint": "dim",
 } as const;
 
-const COMPONENT_MARK = {
+export const COMPONENT_MARK = {
   present: "✓",
   missing: "✗",
   "not-needed": "(derived)",

@@ -36,6 +36,11 @@ export function renderScanFile(report: ScanReport, style: Style): string {
     const names = globalNames(report, cls);
     if (names.length > 0) lines.push(fitLine(`  ${cls.padEnd(9)} ${names.join(", ")}`, width));
   }
+  if (report.loadedBy !== undefined) {
+    // A sharded checkpoint's file: its framework's loader decides what its pickles can do.
+    const items = report.items !== undefined && report.items > 1 ? `${report.items} items; ` : "";
+    lines.push(fitLine(`  ${items}loaded by ${report.loadedBy}`, width));
+  }
   lines.push(fitLine(`  ${weightsOnlyText(report.weightsOnly, { detail: true })}`, width));
   for (const f of report.findings)
     lines.push(fitLine(`  ${f.severity.padEnd(7)} ${f.code}: ${f.message}`, width));

@@ -5,6 +5,7 @@ import {
   openSharded,
   type ShardedCheckpoint,
   type ShardedFinding,
+  shardedFileBytes,
 } from "../../reader/sharded/index.js";
 import { blockingFinding, shardedFindingMessage } from "../sharded/findingText.js";
 import { dcpStateDict } from "../sharded/state.js";
@@ -36,17 +37,6 @@ const STATUS_OF_FINDING: Partial<Record<ShardedFinding["code"], CandidateStatus>
   "latest-target-missing": "incomplete-dir",
 };
 
-function filesSize(checkpoint: ShardedCheckpoint): number {
-  switch (checkpoint.kind) {
-    case "dcp":
-      return checkpoint.files.reduce((n, f) => n + f.size, 0);
-    case "deepspeed":
-      return [...checkpoint.modelFiles, ...checkpoint.optimFiles].reduce((n, f) => n + f.size, 0);
-    case "hf-index":
-      return checkpoint.shards.reduce((n, s) => n + s.size, 0);
-  }
-}
-
 /** Opens `path` as a sharded checkpoint and says whether it would load whole. Close `checkpoint` when ok. */
 export function openShardedCandidate(fs: TreeFiles, path: string): ShardedOpen {
   let checkpoint: ShardedCheckpoint;
@@ -61,7 +51,7 @@ export function openShardedCandidate(fs: TreeFiles, path: string): ShardedOpen {
       sizeBytes: 0,
     };
   }
-  const sizeBytes = filesSize(checkpoint);
+  const sizeBytes = shardedFileBytes(checkpoint);
   const blocking = blockingFinding(checkpoint.findings);
   if (blocking) {
     closeSharded(checkpoint);
@@ -90,10 +80,11 @@ export function shardedState(checkpoint: ShardedCheckpoint): PyDict {
  */
 export function lightningShardedRoot(dcp: PyDict, meta: PyValue | undefined): PyDict {
   const root = pyDict();
-  if (isBoxed(meta, "dict"))
+  if (isBoxed(meta, "dict")) {
     meta.keys.forEach((k, i) => {
       dictSet(root, k, meta.values[i] as PyValue);
     });
+  }
   const optimizers: PyValue[] = [];
   dcp.keys.forEach((key, i) => {
     const value = dcp.values[i] as PyValue;

@@ -327,6 +327,9 @@ const FRAMEWORK_MODULES = [
   "torch.amp",
   "torch.cuda.amp",
   "torch.distributed.checkpoint",
+  // torch 1.13's DCP (`save_state_dict`) pickled its metadata from these modules.
+  "torch.distributed._shard.checkpoint",
+  "torch.distributed._shard.sharded_tensor.metadata",
   "torch.jit._pickle",
   "torch.utils.data",
   "torch.ao",

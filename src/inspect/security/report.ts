@@ -14,6 +14,9 @@ export interface ScanReport {
   >;
   readonly weightsOnly: WeightsOnlyVerdict;
   readonly findings: FindingReport[];
+  /** A file of a sharded checkpoint: how many items (torch.save archives) it holds, and what loads them. */
+  readonly items?: number;
+  readonly loadedBy?: string;
 }
 
 /** Security findings of one scan: what inspect, audit and scan all report. */

@@ -46,11 +46,24 @@ export {
   naturalCompare,
   parseDeepSpeedName,
 } from "./deepspeed/names.js";
-export { type DeepSpeedCheckpoint, type DeepSpeedFile, openDeepSpeed } from "./deepspeed/open.js";
+export {
+  type DeepSpeedCheckpoint,
+  type DeepSpeedFile,
+  type DeepSpeedParsed,
+  deepSpeedParsed,
+  openDeepSpeed,
+} from "./deepspeed/open.js";
 export { deepSpeedTensorBytes } from "./deepspeed/values.js";
 export type { ShardedFinding, ShardedFindingCode } from "./findings.js";
-export { type HfIndexCheckpoint, type HfShard, type HfTensor, openHfIndex } from "./hf/open.js";
 export {
+  type HfIndexCheckpoint,
+  type HfShard,
+  type HfTensor,
+  hfShardTensor,
+  openHfIndex,
+} from "./hf/open.js";
+export {
+  assertShardedUnchanged,
   closeSharded,
   detectSharded,
   type LogicalTensor,
@@ -58,6 +71,7 @@ export {
   openSharded,
   type ShardedCheckpoint,
   type ShardedKind,
+  shardedFileBytes,
   shardedTensors,
 } from "./open.js";
 export { RangeSource } from "./rangeSource.js";

@@ -14,7 +14,7 @@ import {
   hfShardTensor,
   openHfIndex,
 } from "./hf/open.js";
-import { closeSources } from "./sources.js";
+import { assertSourcesUnchanged, closeSources } from "./sources.js";
 import { rowMajorReader } from "./tensorReader.js";
 
 /** One logical checkpoint spread over many files. */
@@ -120,4 +120,21 @@ export function logicalTensorBytes(
 /** Closes every file the checkpoint's readers opened. */
 export function closeSharded(checkpoint: ShardedCheckpoint): void {
   closeSources(checkpoint);
+}
+
+/** Bytes of the files the checkpoint is made of (present ones: a missing file counts 0). */
+export function shardedFileBytes(checkpoint: ShardedCheckpoint): number {
+  switch (checkpoint.kind) {
+    case "dcp":
+      return checkpoint.files.reduce((n, f) => n + f.size, 0);
+    case "deepspeed":
+      return [...checkpoint.modelFiles, ...checkpoint.optimFiles].reduce((n, f) => n + f.size, 0);
+    case "hf-index":
+      return checkpoint.shards.reduce((n, s) => n + s.size, 0);
+  }
+}
+
+/** Throws `file-changed` when a file read so far has changed since it was opened: a save still in progress. */
+export function assertShardedUnchanged(checkpoint: ShardedCheckpoint): void {
+  assertSourcesUnchanged(checkpoint);
 }

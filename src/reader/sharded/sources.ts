@@ -22,6 +22,11 @@ export class SourceCache {
     return source;
   }
 
+  /** Throws `file-changed` when a file read so far has changed size or mtime since it was opened. */
+  assertUnchanged(): void {
+    for (const source of this.open.values()) source.assertUnchanged();
+  }
+
   closeAll(): void {
     for (const source of this.open.values()) source.close();
     this.open.clear();
@@ -43,6 +48,11 @@ export function sourcesOf(checkpoint: { readonly tree: TreeSource }): SourceCach
 /** Makes `cache` (files opened while the checkpoint was being read) the checkpoint's own. */
 export function attachSources(checkpoint: { readonly tree: TreeSource }, cache: SourceCache): void {
   caches.set(checkpoint, cache);
+}
+
+/** Throws `file-changed` when a file the checkpoint's readers opened has changed since. */
+export function assertSourcesUnchanged(checkpoint: { readonly tree: TreeSource }): void {
+  caches.get(checkpoint)?.assertUnchanged();
 }
 
 /** Closes every file a checkpoint's readers opened (reading again reopens them). */

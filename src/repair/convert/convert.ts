@@ -1,22 +1,22 @@
 import { createHash, type Hash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, realpathSync, statSync } from "node:fs";
-import { join, relative, resolve, sep } from "node:path";
+import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve, sep } from "node:path";
 import type { PartSummary } from "../../inspect/parts.js";
-import { type Checkpoint, hasTensors } from "../../reader/checkpoint.js";
 import { ReaderError } from "../../reader/errors.js";
-import { isRemotePath, openSource, transferOf } from "../../reader/location.js";
-import { readCheckpoint } from "../../reader/open.js";
+import { isRemotePath } from "../../reader/location.js";
 import type { Transfer } from "../../reader/remote/protocol.js";
 import { ELEMENT_SIZE } from "../../reader/torch/dtypes.js";
 import { writeFileAtomic, writeFileAtomicWith } from "../atomicWrite.js";
 import { archiveNameFor, assertNotInput } from "../repairFile.js";
 import { TorchZipWriter } from "../zipWriter.js";
 import { type AliasedSet, resolveAliases } from "./aliases.js";
+import { fileSource } from "./fileInput.js";
 import { pythonJsonDumps } from "./pyJson.js";
 import { layoutSafetensors, safetensorsCode, writeSafetensors } from "./safetensorsWriter.js";
-import { type SelectOptions, selectTensors } from "./select.js";
+import type { SelectOptions } from "./select.js";
+import { shardedSource } from "./shardedInput.js";
 import { planShards } from "./shards.js";
-import { type ConvertTensor, checkpointTensors, type TargetFormat } from "./tensors.js";
+import type { ConvertTensor, TargetFormat } from "./tensors.js";
 import { writeTorchStateDict } from "./torchZipOut.js";
 
 /**
@@ -56,7 +56,7 @@ export interface ConvertResult {
     readonly path: string;
     readonly format: string;
     readonly sizeBytes: number;
-    /** For a remote input: requests and bytes, final once the source is closed (this object is the source's own). */
+    /** For a remote input: requests and bytes, final once the source is closed. */
     readonly transfer?: Readonly<Transfer>;
   };
   readonly target: ConvertTarget;
@@ -75,6 +75,8 @@ export interface ConvertResult {
   readonly views: { readonly tensors: number; readonly savedBytes: number };
   readonly dropped: string[];
   readonly leftOut: PartSummary[];
+  /** Sharded sources: names of the non-tensor values (DCP bytes items) not carried into `__metadata__`. */
+  readonly valuesLeftOut?: string[];
   /** `__metadata__` written to each safetensors file (without the alias entries). */
   readonly metadata: Record<string, string>;
   readonly seconds: number;
@@ -82,11 +84,6 @@ export interface ConvertResult {
 
 /** The standard metadata transformers writes and requires (`{"format": "pt"}`). */
 const DEFAULT_METADATA: ReadonlyArray<[string, string]> = [["format", "pt"]];
-
-function transferField(source: unknown): { transfer?: Readonly<Transfer> } {
-  const transfer = transferOf(source);
-  return transfer ? { transfer } : {};
-}
 
 /** Where an output path says to write. */
 export function convertTarget(output: string): ConvertTarget {
@@ -98,26 +95,6 @@ export function convertTarget(output: string): ConvertTarget {
     "convert-refused",
     `cannot tell the format to write from ${output}: end it in .safetensors, .pth/.pt/.bin, or / for a directory of shards`,
   );
-}
-
-function openTensorSource(path: string): Checkpoint & { root: unknown } {
-  const source = openSource(path);
-  let checkpoint: Checkpoint;
-  try {
-    checkpoint = readCheckpoint(source, path);
-  } catch (error) {
-    source.close();
-    throw error;
-  }
-  if (hasTensors(checkpoint)) return checkpoint;
-  checkpoint.source.close();
-  if (checkpoint.format === "pointer") {
-    throw new ReaderError(
-      "convert-refused",
-      `${path} is a pointer file naming ${checkpoint.target}: convert the checkpoint it names`,
-    );
-  }
-  throw new ReaderError("convert-refused", `${path} is a plain pickle with no tensors to convert`);
 }
 
 function canHold(target: TargetFormat): (dtype: string) => boolean {
@@ -253,16 +230,22 @@ function writeDirectory(
   const aliasesOf = new Map<string, Array<[string, string]>>();
   for (const [alias, kept] of set.aliases)
     aliasesOf.set(kept, [...(aliasesOf.get(kept) ?? []), [alias, kept]]);
-  for (const file of plan.files) {
-    const aliases = file.tensors.flatMap((t) => aliasesOf.get(t.name) ?? []);
-    outputs.push(
-      writeOneSafetensors(
-        join(directory, file.name),
-        file.tensors,
-        safetensorsMetadata(metadata, aliases),
-        meter,
-      ),
-    );
+  try {
+    for (const file of plan.files) {
+      const aliases = file.tensors.flatMap((t) => aliasesOf.get(t.name) ?? []);
+      outputs.push(
+        writeOneSafetensors(
+          join(directory, file.name),
+          file.tensors,
+          safetensorsMetadata(metadata, aliases),
+          meter,
+        ),
+      );
+    }
+  } catch (error) {
+    // A shard that failed midway leaves no partial set behind: the shards already in place go too.
+    for (const written of outputs) rmSync(written.path, { force: true });
+    throw error;
   }
   if (plan.sharded) {
     const weightMap = Object.fromEntries(plan.files.flatMap((f) => f.tensors.map((t) => [t.name, f.name])));
@@ -309,6 +292,12 @@ export function assertOutsideSource(sourceDir: string, output: string): void {
   }
 }
 
+/** A sharded checkpoint: a directory (DCP, DeepSpeed, Hugging Face shards) or an `*.index.json` file. */
+function isShardedInput(input: string): boolean {
+  if (isRemotePath(input)) return false;
+  return statSync(input, { throwIfNoEntry: false })?.isDirectory() === true || input.endsWith(".index.json");
+}
+
 export function convertCheckpoint(
   input: string,
   output: string,
@@ -319,14 +308,8 @@ export function convertCheckpoint(
     throw new ReaderError("remote-unsupported", `-o ${output}: ckpt writes local files only`);
   }
   const target = convertTarget(output);
-  // A remote input cannot be the output, nor hold it: the checks below compare local files.
+  // A remote input cannot be the output, nor hold it: those checks compare local files.
   const inputs = isRemotePath(input) ? [] : [input];
-  if (statSync(input, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new ReaderError(
-      "unsupported-format",
-      `${input} is a directory: convert reads single checkpoint files (sharded directories come with the sharded reader)`,
-    );
-  }
   const format: TargetFormat = target === "torch-zip" ? "torch-zip" : "safetensors";
   if (format === "torch-zip" && (options.metadata?.length ?? 0) > 0) {
     throw new ReaderError(
@@ -334,19 +317,22 @@ export function convertCheckpoint(
       "--metadata applies to safetensors outputs: a torch state dict has no metadata",
     );
   }
-  const checkpoint = openTensorSource(input) as Parameters<typeof selectTensors>[0];
+  const sharded = isShardedInput(input);
+  if (sharded) assertOutsideSource(input.endsWith(".index.json") ? dirname(input) : input, output);
+  const request = {
+    target: format,
+    canHold: canHold(format),
+    isDropped: (name: string) => isDropped(name, options.drop ?? []),
+  };
+  const source = sharded ? shardedSource(input, options, request) : fileSource(input, options, request);
   try {
-    const selection = selectTensors(checkpoint, input, options);
-    const kept = selection.tensors.filter((t) => !isDropped(t.name, options.drop ?? []));
-    const dropped = selection.tensors.filter((t) => isDropped(t.name, options.drop ?? [])).map((t) => t.name);
-    if (kept.length === 0) throw new ReaderError("convert-refused", "--drop left no tensor to convert");
-    const tensors = checkpointTensors(checkpoint, kept, format, canHold(format));
+    // A DeepSpeed tag directory's save directory is its parent: stay outside that too.
+    if (source.directory !== undefined) assertOutsideSource(source.directory, output);
+    const tensors = source.tensors;
     const set = resolveAliases(tensors);
     const dataBytes = set.written.reduce((n, t) => n + t.byteLength, 0);
-    const meter = new Meter({ bytes: dataBytes, tensors: set.written.length }, options, () =>
-      checkpoint.source.assertUnchanged(),
-    );
-    const metadata = new Map<string, string>([...DEFAULT_METADATA, ...selection.metadata]);
+    const meter = new Meter({ bytes: dataBytes, tensors: set.written.length }, options, source.settle);
+    const metadata = new Map<string, string>([...DEFAULT_METADATA, ...source.metadata]);
     const aliasPairs = [...set.aliases];
     let outputs: ConvertOutput[];
     if (target === "safetensors-directory") {
@@ -361,25 +347,26 @@ export function convertCheckpoint(
     return {
       source: {
         path: input,
-        format: checkpoint.format,
-        sizeBytes: checkpoint.source.size,
-        ...transferField(checkpoint.source),
+        format: source.format,
+        sizeBytes: source.sizeBytes,
+        ...(source.transfer ? { transfer: source.transfer } : {}),
       },
       target,
-      taken: selection.taken,
-      selected: selection.key,
+      taken: source.taken,
+      selected: source.selected,
       outputs,
       tensorsWritten: set.written.length,
       dataBytes,
       aliases: aliasPairs.map(([name, keptAs]) => ({ name, keptAs })),
       overlapping: set.overlapping,
       views: set.views,
-      dropped,
-      leftOut: selection.leftOut,
+      dropped: source.dropped,
+      leftOut: source.leftOut,
+      ...(source.valuesLeftOut ? { valuesLeftOut: source.valuesLeftOut } : {}),
       metadata: format === "safetensors" ? Object.fromEntries(metadata) : {},
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
-    checkpoint.source.close();
+    source.close();
   }
 }

@@ -1,6 +1,7 @@
 import { type PartSummary, summarizeParts } from "../../inspect/parts.js";
 import { judgeFile } from "../../inspect/resume/judgeFile.js";
 import { lookup } from "../../inspect/resume/lookup.js";
+import { pathBelow } from "../../inspect/select.js";
 import { findTensors, type KeyPath } from "../../inspect/walk.js";
 import type { TensorCheckpoint } from "../../reader/checkpoint.js";
 import { ReaderError } from "../../reader/errors.js";
@@ -48,7 +49,8 @@ function dotted(path: KeyPath): string {
   return path.filter((s) => !MODULE_LEVELS.has(String(s))).join(".");
 }
 
-function renamed(name: string, options: SelectOptions): string {
+/** A name after `--strip-prefix` then `--add-prefix`, as `repair` renames. */
+export function renamed(name: string, options: SelectOptions): string {
   let out = name;
   for (const prefix of options.stripPrefix ?? []) if (out.startsWith(prefix)) out = out.slice(prefix.length);
   for (const prefix of options.addPrefix ?? []) out = `${prefix}${out}`;
@@ -56,7 +58,7 @@ function renamed(name: string, options: SelectOptions): string {
 }
 
 /** A non-tensor value as a metadata string: what Python's str() would print for a scalar. */
-function metadataValue(key: string, value: PyValue | undefined): string {
+export function metadataValue(key: string, value: PyValue | undefined): string {
   if (value === undefined)
     throw new ReaderError("convert-refused", `--metadata ${key}: the file has no such key`);
   if (typeof value === "string") return value;
@@ -109,25 +111,10 @@ export function selectTensors(checkpoint: TensorCheckpoint, file: string, option
   return { tensors, taken, key: prefix.join("."), leftOut, metadata };
 }
 
-/**
- * The state-dict name of a tensor below `prefix`, or undefined when it is not below it. The prefix is matched
- * on the dotted path, so `--select model_ema.module` finds `model_ema` > `module.fc.weight` too.
- */
+/** The state-dict name of a tensor below `prefix`, or undefined when it is not below it. */
 function dottedBelow(path: KeyPath, prefix: readonly string[]): string | undefined {
-  if (prefix.length === 0) return dotted(path);
-  const full = path.map(String).join(".");
-  const wanted = prefix.join(".");
-  if (full === wanted) return dotted(path.slice(-1));
-  if (!full.startsWith(`${wanted}.`)) return undefined;
-  // Drop the prefix's segments; a state-dict key holding dots may straddle the prefix's end.
-  let consumed = 0;
-  let i = 0;
-  while (i < path.length && consumed < wanted.length) {
-    consumed += String(path[i]).length + (i > 0 ? 1 : 0);
-    i++;
-  }
-  if (consumed === wanted.length) return dotted(path.slice(i));
-  return full.slice(wanted.length + 1);
+  const rest = pathBelow(path, prefix.join("."));
+  return rest === undefined ? undefined : dotted(rest);
 }
 
 function partOwns(part: PartSummary, path: KeyPath): boolean {

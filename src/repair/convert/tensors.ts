@@ -42,7 +42,7 @@ export type Refusal =
   | { readonly kind: "no-data"; readonly rebuild: string }
   | { readonly kind: "dtype"; readonly dtype: string };
 
-function refusalText(name: string, refusal: Refusal, target: TargetFormat): string {
+export function refusalText(name: string, refusal: Refusal, target: TargetFormat): string {
   const into = target === "safetensors" ? "safetensors" : "a torch state dict of plain tensors";
   switch (refusal.kind) {
     case "sparse":

@@ -1,0 +1,106 @@
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { ReaderError } from "../../reader/errors.js";
+import type { FileRange } from "./side.js";
+import {
+  type CompareOptions,
+  comparePair,
+  type PairComparer,
+  type TensorPair,
+  type ValueOutcome,
+} from "./values.js";
+
+/**
+ * `diff --values` on two threads (Node only): comparing values costs more than reading them (decoding and
+ * summing run at a fraction of the page cache's speed), so a worker thread takes pairs too. Both threads take
+ * pairs from a shared counter, so this one starts at once and the worker joins when it has booted. The worker
+ * reads only pairs whose two tensors are plain ranges of files, opening each file by path and checking first
+ * that it is the file this thread has open; the rest stay here.
+ */
+const WORKER = new URL("./compareWorker.js", import.meta.url);
+/** Below this, starting a worker (~30 ms) costs more than it saves. Overridable for tests. */
+const PARALLEL_MIN_BYTES = Number(process.env.CKPT_PARALLEL_MIN_BYTES ?? 256 * 1024 * 1024);
+
+/** What the worker is given for one pair: each side's dtype and file range. */
+export interface RangePair {
+  readonly a: { readonly dtype: string; readonly range: FileRange };
+  readonly b: { readonly dtype: string; readonly range: FileRange };
+}
+
+export interface CompareJob {
+  readonly pairs: readonly RangePair[];
+  /** [0]: the next untaken pair; then one flag per pair, set by the thread that took it (1 here, 2 there). */
+  readonly control: Int32Array;
+  readonly options: CompareOptions;
+}
+
+export type CompareWorkerResult =
+  | { readonly done: true; readonly outcomes: ReadonlyArray<readonly [number, ValueOutcome]> }
+  | { readonly changed: string }
+  | { readonly error: string };
+
+const rangeOf = (pair: TensorPair): RangePair | undefined =>
+  pair.a.range && pair.b.range && pair.a.unreadable === undefined && pair.b.unreadable === undefined
+    ? { a: { dtype: pair.a.dtype, range: pair.a.range }, b: { dtype: pair.b.dtype, range: pair.b.range } }
+    : undefined;
+
+/** Takes pairs from the shared counter until none is left; `compare(i)` is each one's outcome. */
+export function takePairs(
+  control: Int32Array,
+  count: number,
+  mark: 1 | 2,
+  compare: (i: number) => void,
+): void {
+  for (;;) {
+    const i = Atomics.add(control, 0, 1);
+    if (i >= count) return;
+    Atomics.store(control, i + 1, mark);
+    compare(i);
+  }
+}
+
+export const compareInParallel: PairComparer = async (pairs, options) => {
+  const ranged = pairs.map(rangeOf);
+  const shareable = ranged.flatMap((r, i) => (r ? [i] : []));
+  const bytes = shareable.reduce((sum, i) => sum + (ranged[i]?.a.range.length ?? 0), 0);
+  const outcomes: Array<ValueOutcome | undefined> = pairs.map(() => undefined);
+  const here = (i: number) => {
+    outcomes[i] = comparePair(pairs[i] as TensorPair, options);
+  };
+  if (bytes < PARALLEL_MIN_BYTES || shareable.length < 2 || !existsSync(fileURLToPath(WORKER))) {
+    pairs.forEach((_, i) => {
+      here(i);
+    });
+    return outcomes as ValueOutcome[];
+  }
+  // The worker's share first, in the order of the pairs; the others after, on this thread only.
+  const control = new Int32Array(new SharedArrayBuffer(4 * (shareable.length + 1)));
+  const job: CompareJob = { pairs: shareable.map((i) => ranged[i] as RangePair), control, options };
+  const worker = new Worker(WORKER, { workerData: job });
+  const answer = new Promise<CompareWorkerResult>((resolve) => {
+    worker.once("message", resolve);
+    worker.once("error", (error) => resolve({ error: error.message }));
+    worker.once("exit", () => resolve({ error: "the worker exited without an answer" }));
+  });
+  try {
+    takePairs(control, shareable.length, 1, (k) => here(shareable[k] as number));
+    pairs.forEach((_, i) => {
+      if (!ranged[i]) here(i);
+    });
+    const result = await answer;
+    if ("changed" in result)
+      throw new ReaderError("file-changed", `${result.changed} changed while being read`, {
+        file: result.changed,
+      });
+    if ("done" in result)
+      for (const [k, outcome] of result.outcomes) outcomes[shareable[k] as number] = outcome;
+    // A worker that failed costs time, not the answer: this thread compares what it left undone.
+    pairs.forEach((_, i) => {
+      if (!outcomes[i]) here(i);
+    });
+    return outcomes as ValueOutcome[];
+  } finally {
+    await worker.terminate();
+  }
+};

@@ -1,0 +1,139 @@
+import {
+  type DcpCheckpoint,
+  joinPath,
+  RangeSource,
+  type ShardedCheckpoint,
+} from "../../reader/sharded/index.js";
+import type { ByteSource } from "../../reader/source.js";
+import { looksLikeZip } from "../../reader/zip.js";
+import { mergeScans } from "../security/mergeScans.js";
+import { type FileScan, scanSource } from "../security/scan.js";
+
+/**
+ * Every pickle of a sharded checkpoint, file by file, scanned as the framework's load would meet it. A DCP
+ * data file is a run of `torch.save` archives, one per item, so each item is scanned on its own bytes (a
+ * zip reader looking at the whole file would see only the last one); `.metadata` is a bare pickle that
+ * `FileSystemReader.read_metadata` hands to `pickle.load`, and bytes items go to `torch.load(weights_only=False)`
+ * (`DefaultLoadPlanner.load_bytes`), so what they name runs on `dcp.load`; tensor items load with
+ * `weights_only=True`.
+ */
+export type ShardedFileRole = "metadata" | "data" | "model-states" | "optim-states" | "shard";
+
+export interface ShardedFileScan {
+  /** Relative to the checkpoint's directory. */
+  readonly file: string;
+  readonly role: ShardedFileRole;
+  /** Items scanned in it (DCP data files), else 1. */
+  readonly items: number;
+  /** How the framework loads it, which decides what its globals can do. */
+  readonly loadedBy: string;
+  readonly scan: FileScan;
+}
+
+function withSource<T>(tree: ShardedCheckpoint["tree"], path: string, use: (source: ByteSource) => T): T {
+  const source = tree.open(path);
+  try {
+    return use(source);
+  } finally {
+    source.close();
+  }
+}
+
+function dcpDataScan(checkpoint: DcpCheckpoint, file: string): ShardedFileScan {
+  const items = new Map<number, { length: number; label: string; bytes: boolean }>();
+  for (const tensor of checkpoint.tensors) {
+    for (const chunk of tensor.chunks) {
+      const info = chunk.storage;
+      if (info?.relativePath === file && !items.has(info.offset))
+        items.set(info.offset, { length: info.length, label: tensor.fqn, bytes: false });
+    }
+  }
+  for (const item of checkpoint.bytesItems) {
+    const info = item.storage;
+    if (info?.relativePath === file)
+      items.set(info.offset, { length: info.length, label: item.fqn, bytes: true });
+  }
+  const hasBytes = [...items.values()].some((i) => i.bytes);
+  return withSource(checkpoint.tree, joinPath(checkpoint.dir, file), (source) => {
+    const parts = [...items]
+      .filter(([offset, item]) => offset + item.length <= source.size)
+      .map(([offset, item]) => {
+        // With SerializationFormat.SAFETENSORS a tensor's offset is where the file's one safetensors blob
+        // starts, and the blob runs to the end of the file.
+        const blob = !item.bytes && !looksLikeZip(source.read(offset, Math.min(4, source.size - offset)));
+        const length = blob ? source.size - offset : item.length;
+        return {
+          label: item.label,
+          scan: scanSource(new RangeSource(source, offset, length), { deep: true }),
+        };
+      });
+    return {
+      file,
+      role: "data",
+      items: parts.length,
+      loadedBy: hasBytes
+        ? "dcp.load: bytes items with torch.load(weights_only=False), tensors with weights_only=True"
+        : "dcp.load: tensors with torch.load(weights_only=True)",
+      scan: mergeScans(parts[0]?.scan.format ?? "other", parts),
+    };
+  });
+}
+
+function dcpScans(checkpoint: DcpCheckpoint): ShardedFileScan[] {
+  const out: ShardedFileScan[] = [];
+  if (checkpoint.metadataFile !== null) {
+    const scan = withSource(checkpoint.tree, joinPath(checkpoint.dir, checkpoint.metadataFile), (s) =>
+      scanSource(s),
+    );
+    out.push({
+      file: checkpoint.metadataFile,
+      role: "metadata",
+      items: 1,
+      loadedBy: "dcp.load: pickle.load",
+      scan,
+    });
+  }
+  const present = new Set(checkpoint.tree.list(checkpoint.dir)?.map((e) => e.name) ?? []);
+  for (const file of checkpoint.files)
+    if (present.has(file.name)) out.push(dcpDataScan(checkpoint, file.name));
+  return out;
+}
+
+function wholeFileScan(
+  checkpoint: ShardedCheckpoint,
+  dir: string,
+  file: string,
+  role: ShardedFileRole,
+  loadedBy: string,
+): ShardedFileScan {
+  const scan = withSource(checkpoint.tree, joinPath(dir, file), (s) => scanSource(s, { deep: true }));
+  return { file, role, items: 1, loadedBy, scan };
+}
+
+export function scanSharded(checkpoint: ShardedCheckpoint): ShardedFileScan[] {
+  switch (checkpoint.kind) {
+    case "dcp":
+      return dcpScans(checkpoint);
+    case "deepspeed": {
+      const tagDir = checkpoint.tag === null ? checkpoint.dir : joinPath(checkpoint.dir, checkpoint.tag);
+      const present = new Set(checkpoint.tree.list(tagDir)?.map((e) => e.name) ?? []);
+      return [...checkpoint.modelFiles, ...checkpoint.optimFiles]
+        .filter((f) => present.has(f.name))
+        .map((f) => wholeFileScan(checkpoint, tagDir, f.name, f.role, "engine.load_checkpoint: torch.load"));
+    }
+    case "hf-index":
+      return checkpoint.shards
+        .filter((s) => s.present)
+        .map((s) =>
+          wholeFileScan(
+            checkpoint,
+            checkpoint.dir,
+            s.file,
+            "shard",
+            checkpoint.format === "torch"
+              ? "from_pretrained: torch.load(weights_only=True)"
+              : "from_pretrained: safetensors",
+          ),
+        );
+  }
+}
