@@ -7,7 +7,7 @@
 //
 //   npm run build && node bench/sharded.mjs [N=50000] [WORLD=4]
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -29,7 +29,8 @@ function measure(argv) {
     stdio: ["ignore", "ignore", "pipe"],
   });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  if (run.status !== 0 && run.status !== 1) throw new Error(`${argv.join(" ")}: exit ${run.status} ${run.stderr}`);
+  if (run.status !== 0 && run.status !== 1)
+    throw new Error(`${argv.join(" ")}: exit ${run.status} ${run.stderr}`);
   return { seconds, rssMB: (Number(readFileSync(rssFile, "utf8").trim().split("\n").pop()) * 1024) / 1e6 };
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -39,11 +40,21 @@ const single = join(work, "single.pt");
 const cases = [
   { name: `inspect --json, DCP (${WORLD} ranks)`, argv: ["node", CKPT, "inspect", "--json", dcp] },
   { name: "inspect --json, one torch zip", argv: ["node", CKPT, "inspect", "--json", single] },
-  { name: `inspect --json --hash, DCP (${WORLD} ranks)`, argv: ["node", CKPT, "inspect", "--json", "--hash", dcp] },
-  { name: "inspect --json --hash, one torch zip", argv: ["node", CKPT, "inspect", "--json", "--hash", single] },
+  {
+    name: `inspect --json --hash, DCP (${WORLD} ranks)`,
+    argv: ["node", CKPT, "inspect", "--json", "--hash", dcp],
+  },
+  {
+    name: "inspect --json --hash, one torch zip",
+    argv: ["node", CKPT, "inspect", "--json", "--hash", single],
+  },
 ];
 const runs = cases.map(() => []);
-for (let i = 0; i < REPEATS; i++) cases.forEach((c, k) => runs[k].push(measure(c.argv)));
+for (let i = 0; i < REPEATS; i++) {
+  cases.forEach((c, k) => {
+    runs[k].push(measure(c.argv));
+  });
+}
 const results = cases.map((c, k) => ({
   name: c.name,
   seconds: median(runs[k].map((r) => r.seconds)),
@@ -51,10 +62,18 @@ const results = cases.map((c, k) => ({
 }));
 
 const size = (p) =>
-  statSync(p).isDirectory() ? readdirSync(p).reduce((s, n) => s + statSync(join(p, n)).size, 0) : statSync(p).size;
+  statSync(p).isDirectory()
+    ? readdirSync(p).reduce((s, n) => s + statSync(join(p, n)).size, 0)
+    : statSync(p).size;
 const metadata = statSync(join(dcp, ".metadata")).size;
-console.log(`N=${N} tensors, ${WORLD} ranks; DCP ${(size(dcp) / 1e6).toFixed(1)} MB (.metadata ${(metadata / 1e6).toFixed(1)} MB), zip ${(size(single) / 1e6).toFixed(1)} MB; ${REPEATS} alternating runs, medians`);
+console.log(
+  `N=${N} tensors, ${WORLD} ranks; DCP ${(size(dcp) / 1e6).toFixed(1)} MB (.metadata ${(metadata / 1e6).toFixed(1)} MB), zip ${(size(single) / 1e6).toFixed(1)} MB; ${REPEATS} alternating runs, medians`,
+);
 console.log("| case | median s | peak RSS MB |\n| --- | ---: | ---: |");
 for (const r of results) console.log(`| ${r.name} | ${r.seconds.toFixed(2)} | ${r.rssMB.toFixed(0)} |`);
-console.log(`ratio DCP / zip, inspect --json: ${(results[0].seconds / results[1].seconds).toFixed(2)} (target <= 2)`);
-console.log(`ratio DCP / zip, inspect --json --hash: ${(results[2].seconds / results[3].seconds).toFixed(2)}`);
+console.log(
+  `ratio DCP / zip, inspect --json: ${(results[0].seconds / results[1].seconds).toFixed(2)} (target <= 2)`,
+);
+console.log(
+  `ratio DCP / zip, inspect --json --hash: ${(results[2].seconds / results[3].seconds).toFixed(2)}`,
+);
