@@ -7,7 +7,7 @@
 //
 //   node s3ServerProcess.mjs DIR BUCKET ACCESS_KEY SECRET     (uploads every file below DIR, then says { ready })
 import { createHash, createHmac } from "node:crypto";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -16,11 +16,12 @@ import S3rver from "s3rver";
 const [dir, bucket, accessKey, secret] = process.argv.slice(2);
 const served = { requests: 0, bytes: 0, log: [] };
 
+const storeDir = join(tmpdir(), `ckpt-s3rver-${process.pid}`);
 const store = await new S3rver({
   port: 0,
   address: "127.0.0.1",
   silent: true,
-  directory: join(tmpdir(), `ckpt-s3rver-${process.pid}`),
+  directory: storeDir,
   configureBuckets: [{ name: bucket }],
 }).run();
 const backend = store.port;
@@ -167,4 +168,10 @@ process.on("message", (message) => {
 });
 front.keepAliveTimeout = 30_000;
 front.listen(0, "127.0.0.1", () => process.send?.({ ready: front.address().port }));
-process.on("disconnect", () => process.exit(0));
+// Ends with the test process that started it (or its kill), leaving no objects behind.
+const stop = () => {
+  rmSync(storeDir, { recursive: true, force: true });
+  process.exit(0);
+};
+process.on("disconnect", stop);
+process.on("SIGTERM", stop);
