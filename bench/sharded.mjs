@@ -50,11 +50,7 @@ const cases = [
   },
 ];
 const runs = cases.map(() => []);
-for (let i = 0; i < REPEATS; i++) {
-  cases.forEach((c, k) => {
-    runs[k].push(measure(c.argv));
-  });
-}
+for (let i = 0; i < REPEATS; i++) for (const [k, c] of cases.entries()) runs[k].push(measure(c.argv));
 const results = cases.map((c, k) => ({
   name: c.name,
   seconds: median(runs[k].map((r) => r.seconds)),
