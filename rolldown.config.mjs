@@ -21,6 +21,7 @@ export default defineConfig([
       ckpt: "dist/cli/main.js",
       auditWorker: "dist/inspect/runs/auditWorker.js",
       rangeDigestWorker: "dist/reader/rangeDigestWorker.js",
+      ioWorker: "dist/reader/remote/ioWorker.js",
       compareWorker: "dist/inspect/diff/compareWorker.js",
     },
     platform: "node",

@@ -40,6 +40,14 @@ export type ReaderErrorCode =
   | "no-edit-given"
   | "no-counter-in-name"
   | "invalid-counter"
+  | "remote-timeout"
+  | "remote-forbidden"
+  | "remote-not-found"
+  | "remote-range-ignored"
+  | "remote-short-body"
+  | "remote-changed"
+  | "remote-error"
+  | "remote-unsupported"
   | "pointer-target-missing"
   | "no-chosen-checkpoint"
   | "nothing-selected"
@@ -95,6 +103,19 @@ const NEXT_STEP: Record<ReaderErrorCode, string> = {
     "add --set-counter, --counter-from-filename, --strip-prefix, --add-prefix or --drop, or pass a run directory to apply its resume plan",
   "no-counter-in-name": "give the counter yourself: --set-counter NAME=VALUE (e.g. iteration=59999)",
   "invalid-counter": "write it as NAME=INTEGER, e.g. --set-counter iteration=59999",
+  "remote-timeout":
+    "the server did not answer in time, even after retries; check the URL and the network, or allow longer with CKPT_REMOTE_TIMEOUT=SECONDS",
+  "remote-forbidden":
+    "check the credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE for s3://, HF_TOKEN for a private or gated hf:// repo",
+  "remote-not-found": "check the URL: bucket and key, repo, revision and path, or the server's path",
+  "remote-range-ignored":
+    "the server does not serve byte ranges; download the file (curl -O URL) and run ckpt on the local copy",
+  "remote-short-body":
+    "the server sent fewer bytes than it promised; retry, or download the file and run ckpt on the local copy",
+  "remote-changed": "the remote file was replaced while being read; run again once it stops changing",
+  "remote-error": "the server or the connection failed; retry, and check the URL and the server",
+  "remote-unsupported":
+    "name a remote file (https://HOST/PATH, s3://BUCKET/KEY, hf://ORG/REPO[@REV]/PATH) or an s3:// or hf:// directory; write outputs to a local path",
   "pointer-target-missing":
     "the pointer names a checkpoint that is not there; pass a checkpoint file, or fix the pointer with ckpt resume-plan --write RUN_DIR",
   "no-chosen-checkpoint":

@@ -49,7 +49,7 @@ export interface SharedWork {
   readonly digests: Uint8Array;
 }
 
-function sharedWork(count: number, kind: DigestKind): SharedWork {
+export function sharedWork(count: number, kind: DigestKind): SharedWork {
   return {
     kind,
     control: new Int32Array(new SharedArrayBuffer(4 * (count + 1))),
@@ -76,7 +76,7 @@ export function takeRanges(
   }
 }
 
-function results<K extends DigestKind>(work: SharedWork, kind: K): Digests<K> {
+export function results<K extends DigestKind>(work: SharedWork, kind: K): Digests<K> {
   const count = work.control.length - 1;
   const view = new DataView(work.digests.buffer);
   const out = Array.from({ length: count }, (_, i) =>
@@ -85,6 +85,18 @@ function results<K extends DigestKind>(work: SharedWork, kind: K): Digests<K> {
       : Buffer.from(work.digests.subarray(i * 32, i * 32 + 32)).toString("hex"),
   );
   return out as Digests<K>;
+}
+
+/**
+ * A source that digests its own ranges: a remote object, whose I/O workers hash each body as it arrives
+ * instead of copying every byte to this thread.
+ */
+export interface ParallelDigester {
+  digestRanges<K extends DigestKind>(ranges: readonly ByteRange[], kind: K): Promise<Digests<K>>;
+}
+
+function isParallelDigester(source: ByteSource): source is ByteSource & ParallelDigester {
+  return typeof (source as Partial<ParallelDigester>).digestRanges === "function";
 }
 
 export interface WorkerJob {
@@ -105,6 +117,7 @@ export async function digestRanges<K extends DigestKind>(
   ranges: readonly ByteRange[],
   kind: K,
 ): Promise<Digests<K>> {
+  if (isParallelDigester(source)) return source.digestRanges(ranges, kind);
   const total = ranges.reduce((sum, r) => sum + r.length, 0);
   const identity = source.identity?.();
   if (!identity || total < PARALLEL_MIN_BYTES || ranges.length < 2 || !existsSync(fileURLToPath(WORKER)))

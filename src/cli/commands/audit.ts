@@ -6,6 +6,7 @@ import type { VerifyMode } from "../../inspect/runs/plan.js";
 import { ReaderError } from "../../reader/errors.js";
 import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
+import { refuseRemote } from "../remote.js";
 import { renderAuditHtml } from "../render/auditHtml.js";
 import { renderAuditText } from "../render/auditText.js";
 import { writeJson } from "../render/json.js";
@@ -29,6 +30,7 @@ function progress(): ((done: number, total: number) => void) | undefined {
 
 export async function runAudit(roots: string[], options: AuditCommandOptions, io: Output): Promise<number> {
   try {
+    refuseRemote(roots, "audit");
     const onProgress = progress();
     const report = await audit(roots, {
       verify: options.verify,

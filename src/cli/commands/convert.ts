@@ -5,6 +5,7 @@ import { errorReport, formatErrorLine } from "../errors.js";
 import { formatBytes, formatCount } from "../format.js";
 import type { Output } from "../output.js";
 import { writeJson } from "../render/json.js";
+import { transferLine } from "../transfer.js";
 
 export interface ConvertCommandOptions {
   readonly output: string | undefined;
@@ -91,6 +92,7 @@ function render(result: ConvertResult): string {
     );
   }
   lines.push(`  ${result.source.path} is unchanged`);
+  if (result.source.transfer) lines.push(transferLine(result.source.transfer).trimEnd());
   return `${lines.join("\n")}\n`;
 }
 

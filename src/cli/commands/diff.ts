@@ -4,6 +4,7 @@ import { globFilter } from "../../inspect/report.js";
 import { ReaderError } from "../../reader/errors.js";
 import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
+import { refuseRemote } from "../remote.js";
 import { writeJson } from "../render/json.js";
 import { type OpenedInput, openDiffInput } from "./diffInputs.js";
 
@@ -31,6 +32,7 @@ export async function runDiff(
   const opened: OpenedInput[] = [];
   let failed = inputA;
   try {
+    refuseRemote([inputA, ...(inputB === undefined ? [] : [inputB])], "diff");
     if (inputB === undefined && selectA === selectB) {
       throw new ReaderError("diff-needs-two", "one input, and nothing to compare it with", { file: inputA });
     }

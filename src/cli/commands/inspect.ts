@@ -4,18 +4,31 @@ import { globFilter, type InspectReport, inspectCheckpoint } from "../../inspect
 import { localFiles } from "../../inspect/runs/localFiles.js";
 import { inspectSharded, type ShardedInspectReport } from "../../inspect/sharded/report.js";
 import { tensorSha256s } from "../../inspect/tensorHashes.js";
+import { treeFiles } from "../../inspect/treeFiles.js";
+import type { Checkpoint } from "../../reader/checkpoint.js";
 import { ReaderError } from "../../reader/errors.js";
-import { openCheckpoint } from "../../reader/open.js";
+import {
+  isRemotePath,
+  openLocation,
+  openSource,
+  readLocated,
+  remoteNeighbours,
+  transferOf,
+} from "../../reader/location.js";
+import type { Transfer } from "../../reader/remote/protocol.js";
 import {
   closeSharded,
   detectSharded,
   openSharded,
   type ShardedCheckpoint,
 } from "../../reader/sharded/index.js";
+import type { ByteSource } from "../../reader/source.js";
+import type { TreeSource } from "../../reader/tree.js";
 import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
 import { exitCodeFor, type FailOn } from "../exitCode.js";
 import type { Output } from "../output.js";
 import { writeJson } from "../render/json.js";
+import { addTransfers, transferLine } from "../transfer.js";
 
 export interface InspectCommandOptions {
   readonly json: boolean;
@@ -26,8 +39,10 @@ export interface InspectCommandOptions {
   readonly failOn: FailOn;
 }
 
+/** A remote input's report says what reading it moved (`transfer`); a local one's is unchanged. */
+type Report = InspectReport & { readonly transfer?: Readonly<Transfer> };
 type Outcome =
-  | { readonly report: InspectReport }
+  | { readonly report: Report }
   | { readonly sharded: ShardedInspectReport }
   | { readonly error: ErrorReport };
 
@@ -68,13 +83,24 @@ async function inspectShardedPath(
   }
 }
 
-async function inspectFile(path: string, options: InspectCommandOptions): Promise<Outcome> {
-  let checkpoint: ReturnType<typeof openCheckpoint> | undefined;
+async function inspectFile(
+  path: string,
+  options: InspectCommandOptions,
+  open: (path: string) => ByteSource = openSource,
+): Promise<Outcome> {
+  let source: ByteSource | undefined;
+  let checkpoint: Checkpoint | undefined;
+  let neighbours: ReturnType<typeof remoteNeighbours> | undefined;
   try {
-    checkpoint = openCheckpoint(path);
+    source = open(path);
+    checkpoint = readLocated(source, path);
+    // A remote file's companions are looked for where it is: by a listing, or a probe per name over HTTP.
+    neighbours = isRemotePath(path) ? remoteNeighbours(path) : undefined;
     const filter = options.filter ? globFilter(options.filter) : undefined;
     const report = inspectCheckpoint(checkpoint, path, {
-      neighbours: { fs: localFiles(), path: resolve(path) },
+      neighbours: neighbours
+        ? { fs: treeFiles(neighbours.tree), path: neighbours.file }
+        : { fs: localFiles(), path: resolve(path) },
       hash: options.hash,
       stats: options.stats,
       ...(filter ? { filter } : {}),
@@ -82,13 +108,40 @@ async function inspectFile(path: string, options: InspectCommandOptions): Promis
     });
     // A trainer may still be writing the file: an answer about bytes that changed underneath would be wrong.
     checkpoint.source.assertUnchanged();
-    return { report };
+    source.close();
+    neighbours?.tree.close();
+    const transfer = addTransfers([transferOf(source), neighbours?.tree.totals()]);
+    return { report: transfer ? { ...report, transfer } : report };
   } catch (error) {
+    source?.close();
+    neighbours?.tree.close();
     if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
     return { error: errorReport(path, error) };
-  } finally {
-    checkpoint?.source.close();
   }
+}
+
+/** A remote file, or each file of a remote directory (an S3 prefix, a Hub repo's directory), as for a local one. */
+async function remoteOutcomes(
+  target: string,
+  options: InspectCommandOptions,
+  listings: unknown[],
+): Promise<Outcome[]> {
+  let tree: TreeSource;
+  try {
+    const opened = openLocation(target);
+    if (opened.kind === "file") return [await inspectFile(target, options, () => opened.source)];
+    tree = opened.tree;
+    listings.push(tree);
+  } catch (error) {
+    return [{ error: errorReport(target, error) }];
+  }
+  const outcomes: Outcome[] = [];
+  const base = target.replace(/\/+$/, "");
+  for (const entry of tree.list("") ?? []) {
+    if (entry.kind !== "file") continue;
+    outcomes.push(await inspectFile(`${base}/${entry.name}`, options, () => tree.open(entry.name)));
+  }
+  return outcomes.filter((o) => !("error" in o && o.error.code === "not-a-checkpoint"));
 }
 
 /** The files of a directory that ckpt can read, in name order; other files (logs, configs) are skipped. */
@@ -113,7 +166,12 @@ function holdsDirectories(dir: string): boolean {
   }
 }
 
-async function outcomesFor(target: string, options: InspectCommandOptions): Promise<Outcome[]> {
+async function outcomesFor(
+  target: string,
+  options: InspectCommandOptions,
+  listings: unknown[],
+): Promise<Outcome[]> {
+  if (isRemotePath(target)) return remoteOutcomes(target, options, listings);
   let isDir = false;
   try {
     isDir = statSync(target).isDirectory();
@@ -139,16 +197,18 @@ export async function runInspect(
   options: InspectCommandOptions,
   io: Output,
 ): Promise<number> {
-  const outcomes = await outcomesFor(target, options);
+  const listings: unknown[] = [];
+  const outcomes = await outcomesFor(target, options, listings);
   if (outcomes.length === 0) {
     const error: ErrorReport = {
       schema: "ckpt.error/1",
       file: target,
       code: "not-a-checkpoint",
       message: "the directory holds no checkpoint file",
-      next: holdsDirectories(target)
-        ? `for run directories and outputs/ trees, use \`ckpt audit ${target}\` or \`ckpt resume-plan RUN_DIR\``
-        : "pass a checkpoint file, or a directory that holds some",
+      next:
+        !isRemotePath(target) && holdsDirectories(target)
+          ? `for run directories and outputs/ trees, use \`ckpt audit ${target}\` or \`ckpt resume-plan RUN_DIR\``
+          : "pass a checkpoint file, or a directory that holds some",
     };
     if (options.json) writeJson(error, io.out);
     else io.err(`${formatErrorLine(error)}\n`);
@@ -171,6 +231,11 @@ export async function runInspect(
           `${i > 0 ? "\n" : ""}${renderInspectText(o.report, { style: io.style, all: options.all, filtered: options.filter !== undefined })}`,
         );
     });
+    const transfer = addTransfers([
+      ...outcomes.map((o) => ("report" in o ? o.report.transfer : undefined)),
+      ...listings.map(transferOf),
+    ]);
+    if (transfer) io.out(transferLine(transfer));
   }
   return outcomes.reduce((worst, o) => Math.max(worst, exitCodeOf(o, options.failOn)), 0);
 }

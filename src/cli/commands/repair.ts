@@ -8,6 +8,7 @@ import { assertNotInput, type RepairFileResult, repairCheckpointFile } from "../
 import { type RunRepairResult, repairRun } from "../../repair/runRepair.js";
 import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
+import { refuseRemote } from "../remote.js";
 import { writeJson } from "../render/json.js";
 
 export interface RepairCommandOptions {
@@ -93,6 +94,7 @@ function renderRun(result: RunRepairResult): string {
 /** Exit 0 when written (or planned, with --dry-run), 2 for unusable input or an edit that changes nothing. */
 export async function runRepair(path: string, options: RepairCommandOptions, io: Output): Promise<number> {
   try {
+    refuseRemote([path], "repair");
     let isDir = false;
     try {
       isDir = statSync(path).isDirectory();

@@ -3,6 +3,7 @@ import type { ResumePlan, VerifyMode } from "../../inspect/runs/plan.js";
 import { ReaderError } from "../../reader/errors.js";
 import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
+import { refuseRemote } from "../remote.js";
 import { writeJson } from "../render/json.js";
 import { renderResumePlanText } from "../render/resumePlanText.js";
 
@@ -31,6 +32,7 @@ export async function runResumePlan(
 ): Promise<number> {
   let plan: ResumePlan;
   try {
+    refuseRemote([runDir], "resume-plan");
     plan = await planResume(runDir, { verify: options.verify, configFile: options.config });
   } catch (error) {
     if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);

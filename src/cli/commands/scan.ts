@@ -2,14 +2,20 @@ import { readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { localFiles } from "../../inspect/runs/node.js";
 import { type ScanReport, scanReportOf } from "../../inspect/security/report.js";
+import { scanSource } from "../../inspect/security/scan.js";
 import { scanReport } from "../../inspect/security/scanFile.js";
 import { scanSharded } from "../../inspect/sharded/scan.js";
 import { ReaderError } from "../../reader/errors.js";
+import { isRemotePath, openLocation, transferOf } from "../../reader/location.js";
+import type { Transfer } from "../../reader/remote/protocol.js";
 import { closeSharded, detectSharded, openSharded } from "../../reader/sharded/index.js";
-import { errorReport, formatErrorLine } from "../errors.js";
+import type { ByteSource } from "../../reader/source.js";
+import { joinPath, type TreeSource } from "../../reader/tree.js";
+import { type ErrorReport, errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
 import { writeJson } from "../render/json.js";
 import { hasFindings, renderScanFile, renderScanSummary, type ScanOutcome } from "../render/scanText.js";
+import { addTransfers, transferLine } from "../transfer.js";
 
 /** Files `ckpt scan` looks at inside a tree: checkpoints and anything named like a pickle. */
 const SCANNED = /\.(pt|pth|ckpt|bin|pkl|pickle|pth\.tar|tar|safetensors|model|data|distcp|npy|npz|joblib)$/;
@@ -18,7 +24,52 @@ const SKIPPED_DIRS = new Set([".git", "node_modules", "__pycache__"]);
 /** What scan reads: files, and DCP directories, whose data files are runs of torch.save archives. */
 type ScanTarget =
   | { readonly kind: "file"; readonly path: string }
-  | { readonly kind: "dcp"; readonly dir: string };
+  | { readonly kind: "dcp"; readonly dir: string }
+  /** A remote object, or a file of a remote prefix or Hub directory. */
+  | { readonly kind: "remote"; readonly path: string; readonly open: () => ByteSource };
+
+function scanned(name: string): boolean {
+  return SCANNED.test(name) || name === ".metadata";
+}
+
+/** The files below `dir` of a remote tree, as `targetsUnder` walks a local one. */
+function treeTargetsUnder(tree: TreeSource, base: string, dir = ""): ScanTarget[] {
+  const out: ScanTarget[] = [];
+  for (const entry of tree.list(dir) ?? []) {
+    if (SKIPPED_DIRS.has(entry.name)) continue;
+    const child = joinPath(dir, entry.name);
+    if (entry.kind === "directory") out.push(...treeTargetsUnder(tree, base, child));
+    else if (entry.kind === "file" && scanned(entry.name))
+      out.push({ kind: "remote", path: `${base}/${child}`, open: () => tree.open(child) });
+  }
+  return out;
+}
+
+/** A remote path's targets: the object itself, or the files under the prefix or directory it names. */
+function remoteTargets(path: string, listings: unknown[]): ScanTarget[] | ErrorReport {
+  try {
+    const opened = openLocation(path);
+    if (opened.kind === "file") return [{ kind: "remote", path, open: () => opened.source }];
+    // The listings' requests are the tree's own; each file's are its source's.
+    listings.push(opened.tree);
+    return treeTargetsUnder(opened.tree, path.replace(/\/+$/, ""));
+  } catch (error) {
+    return errorReport(path, error);
+  }
+}
+
+/** A remote file's report, with what reading it moved. */
+function remoteReport(path: string, open: () => ByteSource): ScanOutcome & { transfer?: Readonly<Transfer> } {
+  const source = open();
+  try {
+    const report = scanReportOf(path, scanSource(source, { deep: true }));
+    source.close();
+    const transfer = transferOf(source);
+    return transfer ? { ...report, transfer: { ...transfer } } : report;
+  } finally {
+    source.close();
+  }
+}
 
 function isDcpDir(path: string): boolean {
   return detectSharded(localFiles().tree, resolve(path)) === "dcp";
@@ -34,8 +85,7 @@ function targetsUnder(path: string): ScanTarget[] {
     const child = join(path, name);
     const s = statSync(child, { throwIfNoEntry: false });
     if (s?.isDirectory()) out.push(...targetsUnder(child));
-    else if (s?.isFile() && (SCANNED.test(name) || name === ".metadata"))
-      out.push({ kind: "file", path: child });
+    else if (s?.isFile() && scanned(name)) out.push({ kind: "file", path: child });
   }
   return out;
 }
@@ -70,11 +120,22 @@ export interface ScanCommandOptions {
 
 /** `ckpt scan PATH...`: exit 0 clean, 1 dangerous or unknown code found, 2 unreadable or inconclusive. */
 export function runScan(paths: string[], options: ScanCommandOptions, io: Output): number {
-  const outcomes: ScanOutcome[] = [];
-  for (const target of paths.flatMap(targetsUnder)) {
-    const name = target.kind === "file" ? target.path : target.dir;
+  const outcomes: Array<ScanOutcome & { transfer?: Readonly<Transfer> }> = [];
+  const listings: unknown[] = [];
+  const targets: ScanTarget[] = [];
+  for (const path of paths) {
+    if (!isRemotePath(path)) targets.push(...targetsUnder(path));
+    else {
+      const remote = remoteTargets(path, listings);
+      if (Array.isArray(remote)) targets.push(...remote);
+      else outcomes.push(remote);
+    }
+  }
+  for (const target of targets) {
+    const name = target.kind === "dcp" ? target.dir : target.path;
     try {
       if (target.kind === "file") outcomes.push(scanReport(target.path));
+      else if (target.kind === "remote") outcomes.push(remoteReport(target.path, target.open));
       else outcomes.push(...dcpReports(target.dir));
     } catch (error) {
       if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
@@ -89,6 +150,11 @@ export function runScan(paths: string[], options: ScanCommandOptions, io: Output
       else if (!options.quiet || hasFindings(o)) io.out(renderScanFile(o, io.style));
     }
     io.out(renderScanSummary(outcomes, io.style));
+    const transfer = addTransfers([
+      ...outcomes.map((o) => ("transfer" in o ? o.transfer : undefined)),
+      ...listings.map(transferOf),
+    ]);
+    if (transfer) io.out(transferLine(transfer));
   }
   if (outcomes.length === 0) return 2;
   return outcomes.reduce((worst, o) => Math.max(worst, o.schema === "ckpt.error/1" ? 2 : EXIT[o.verdict]), 0);

@@ -3,6 +3,8 @@ import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync, statSync } fr
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { PartSummary } from "../../inspect/parts.js";
 import { ReaderError } from "../../reader/errors.js";
+import { isRemotePath } from "../../reader/location.js";
+import type { Transfer } from "../../reader/remote/protocol.js";
 import { ELEMENT_SIZE } from "../../reader/torch/dtypes.js";
 import { writeFileAtomic, writeFileAtomicWith } from "../atomicWrite.js";
 import { archiveNameFor, assertNotInput } from "../repairFile.js";
@@ -50,7 +52,13 @@ export interface ConvertOutput {
 }
 
 export interface ConvertResult {
-  readonly source: { readonly path: string; readonly format: string; readonly sizeBytes: number };
+  readonly source: {
+    readonly path: string;
+    readonly format: string;
+    readonly sizeBytes: number;
+    /** For a remote input: requests and bytes, final once the source is closed. */
+    readonly transfer?: Readonly<Transfer>;
+  };
   readonly target: ConvertTarget;
   /** What was converted: "model (model_state_dict)", "optimizer", "every tensor". */
   readonly taken: string;
@@ -286,6 +294,7 @@ export function assertOutsideSource(sourceDir: string, output: string): void {
 
 /** A sharded checkpoint: a directory (DCP, DeepSpeed, Hugging Face shards) or an `*.index.json` file. */
 function isShardedInput(input: string): boolean {
+  if (isRemotePath(input)) return false;
   return statSync(input, { throwIfNoEntry: false })?.isDirectory() === true || input.endsWith(".index.json");
 }
 
@@ -295,7 +304,12 @@ export function convertCheckpoint(
   options: ConvertOptions = {},
 ): ConvertResult {
   const started = performance.now();
+  if (isRemotePath(output)) {
+    throw new ReaderError("remote-unsupported", `-o ${output}: ckpt writes local files only`);
+  }
   const target = convertTarget(output);
+  // A remote input cannot be the output, nor hold it: those checks compare local files.
+  const inputs = isRemotePath(input) ? [] : [input];
   const format: TargetFormat = target === "torch-zip" ? "torch-zip" : "safetensors";
   if (format === "torch-zip" && (options.metadata?.length ?? 0) > 0) {
     throw new ReaderError(
@@ -322,16 +336,21 @@ export function convertCheckpoint(
     const aliasPairs = [...set.aliases];
     let outputs: ConvertOutput[];
     if (target === "safetensors-directory") {
-      outputs = writeDirectory(output, set, metadata, options.maxShardSize ?? 5e9, meter, [input]);
+      outputs = writeDirectory(output, set, metadata, options.maxShardSize ?? 5e9, meter, inputs);
     } else {
-      assertNotInput(input, output);
+      for (const local of inputs) assertNotInput(local, output);
       outputs =
         target === "safetensors"
           ? [writeOneSafetensors(output, set.written, safetensorsMetadata(metadata, aliasPairs), meter)]
           : [writeTorchFile(output, tensors, set, meter)];
     }
     return {
-      source: { path: input, format: source.format, sizeBytes: source.sizeBytes },
+      source: {
+        path: input,
+        format: source.format,
+        sizeBytes: source.sizeBytes,
+        ...(source.transfer ? { transfer: source.transfer } : {}),
+      },
       target,
       taken: source.taken,
       selected: source.selected,

@@ -1,6 +1,6 @@
 import { type Checkpoint, hasTensors } from "../../reader/checkpoint.js";
 import { ReaderError } from "../../reader/errors.js";
-import { openCheckpoint } from "../../reader/open.js";
+import { openSource, readLocated, transferOf } from "../../reader/location.js";
 import { type SelectOptions, selectTensors } from "./select.js";
 import type { ConvertSource, SourceRequest } from "./source.js";
 import { checkpointTensors } from "./tensors.js";
@@ -8,7 +8,16 @@ import { checkpointTensors } from "./tensors.js";
 /** One checkpoint file (torch zip, legacy, TorchScript, safetensors) as the input of a conversion. */
 
 function openTensorSource(path: string): Checkpoint & { root: unknown } {
-  const checkpoint = openCheckpoint(path);
+  // A local file, or a remote one read by ranges (`https://`, `s3://`, `hf://`).
+  const source = openSource(path);
+  let checkpoint: Checkpoint;
+  try {
+    checkpoint = readLocated(source, path);
+  } catch (error) {
+    source.close();
+    if (error instanceof ReaderError) error.file ??= path;
+    throw error;
+  }
   if (hasTensors(checkpoint)) return checkpoint;
   checkpoint.source.close();
   if (checkpoint.format === "pointer") {
@@ -27,7 +36,9 @@ export function fileSource(path: string, options: SelectOptions, request: Source
     const kept = selection.tensors.filter((t) => !request.isDropped(t.name));
     const dropped = selection.tensors.filter((t) => request.isDropped(t.name)).map((t) => t.name);
     if (kept.length === 0) throw new ReaderError("convert-refused", "--drop left no tensor to convert");
+    const transfer = transferOf(checkpoint.source);
     return {
+      ...(transfer ? { transfer } : {}),
       path,
       format: checkpoint.format,
       sizeBytes: checkpoint.source.size,

@@ -1,4 +1,5 @@
 import type { PartSummary } from "../../inspect/parts.js";
+import type { Transfer } from "../../reader/remote/protocol.js";
 import type { ConvertTensor, TargetFormat } from "./tensors.js";
 
 /**
@@ -25,6 +26,8 @@ export interface ConvertSource {
   /** Throws when the input changed while it was read: then no output may be renamed into place. */
   readonly settle: () => void;
   readonly close: () => void;
+  /** For a remote input: requests and bytes, final once closed (the remote source's own counter). */
+  readonly transfer?: Readonly<Transfer>;
 }
 
 /** What the writer needs from the caller to prepare a source. */
