@@ -67,26 +67,37 @@ function verdicts(view: FileView): HTMLElement {
   return facts(rows);
 }
 
+/**
+ * One row per distinct global and record, with how many times the pickle names it: a pickle written without
+ * memoising names `_rebuild_tensor_v2` once per tensor (200,000 rows, and a spread that overflows the stack).
+ */
 function globalsTable(scan: ScanReport): HTMLElement | null {
   if (scan.globals.length === 0) return null;
+  const rows = new Map<string, { global: ScanReport["globals"][number]; count: number }>();
+  for (const g of scan.globals) {
+    const key = `${g.module}.${g.name}\u0000${g.record}`;
+    const row = rows.get(key);
+    if (row) row.count++;
+    else rows.set(key, { global: g, count: 1 });
+  }
+  const body = h("tbody");
+  for (const { global: g, count } of rows.values()) {
+    body.appendChild(
+      h(
+        "tr",
+        { "data-class": g.class },
+        h("td", null, h("code", null, `${g.module}.${g.name}`)),
+        h("td", { class: `g-${g.class}` }, g.class),
+        h("td", null, g.reason),
+        h("td", { class: "muted" }, `${g.record} @${g.offset}${count > 1 ? ` (and ${count - 1} more)` : ""}`),
+      ),
+    );
+  }
   return h(
     "table",
     { class: "globals" },
     h("thead", null, h("tr", null, ...["global", "class", "why", "where"].map((t) => h("th", null, t)))),
-    h(
-      "tbody",
-      null,
-      ...scan.globals.map((g) =>
-        h(
-          "tr",
-          { "data-class": g.class },
-          h("td", null, h("code", null, `${g.module}.${g.name}`)),
-          h("td", { class: `g-${g.class}` }, g.class),
-          h("td", null, g.reason),
-          h("td", { class: "muted" }, `${g.record} @${g.offset}`),
-        ),
-      ),
-    ),
+    body,
   );
 }
 
