@@ -1,3 +1,4 @@
+import { bfloat16ToNumber, halfToNumber } from "../reader/floatBits.js";
 /**
  * Streaming statistics over a floating tensor's little-endian bytes: min, max, mean of the finite values, and
  * counts of NaN and infinities. Constant memory whatever the tensor size.
@@ -12,28 +13,11 @@ export interface TensorStats {
 
 type Decoder = (view: DataView, at: number) => number;
 
-function halfToFloat(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const fraction = bits & 0x3ff;
-  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
-  if (exponent === 0x1f) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
-}
-
-const scratch = new DataView(new ArrayBuffer(4));
-
 const DECODERS: Readonly<Record<string, [number, Decoder]>> = {
   float64: [8, (v, at) => v.getFloat64(at, true)],
   float32: [4, (v, at) => v.getFloat32(at, true)],
-  float16: [2, (v, at) => halfToFloat(v.getUint16(at, true))],
-  bfloat16: [
-    2,
-    (v, at) => {
-      scratch.setUint32(0, v.getUint16(at, true) << 16);
-      return scratch.getFloat32(0);
-    },
-  ],
+  float16: [2, (v, at) => halfToNumber(v.getUint16(at, true))],
+  bfloat16: [2, (v, at) => bfloat16ToNumber(v.getUint16(at, true))],
 };
 
 export function supportsStats(dtype: string): boolean {

@@ -1,3 +1,4 @@
+import { bfloat16ToNumber, halfToNumber } from "../../reader/floatBits.js";
 /**
  * Tensor elements as float64, block by block, for comparing values: every dtype that has numbers (floating,
  * integer, bool, complex as interleaved real and imaginary parts) decodes into a `Float64Array`, so one
@@ -40,21 +41,6 @@ function table16(decode: (bits: number) => number): () => Float64Array {
     }
     return table;
   };
-}
-
-function halfValue(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const fraction = bits & 0x3ff;
-  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
-  if (exponent === 0x1f) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
-}
-
-const scratch32 = new DataView(new ArrayBuffer(4));
-function bfloat16Value(bits: number): number {
-  scratch32.setUint32(0, bits << 16);
-  return scratch32.getFloat32(0);
 }
 
 /**
@@ -104,8 +90,8 @@ function int64(signed: boolean): Decoder {
 const DECODERS: Readonly<Record<string, { readonly decode: Decoder; readonly complex: boolean }>> = {
   float64: { decode: typed(8, (b, o, n) => new Float64Array(b, o, n)), complex: false },
   float32: { decode: typed(4, (b, o, n) => new Float32Array(b, o, n)), complex: false },
-  float16: { decode: lookup16(table16(halfValue)), complex: false },
-  bfloat16: { decode: lookup16(table16(bfloat16Value)), complex: false },
+  float16: { decode: lookup16(table16(halfToNumber)), complex: false },
+  bfloat16: { decode: lookup16(table16(bfloat16ToNumber)), complex: false },
   float8_e5m2: { decode: table8((bits) => float8Value(bits, 2, 15, true)), complex: false },
   float8_e4m3fn: { decode: table8((bits) => float8Value(bits, 3, 7, false)), complex: false },
   int64: { decode: int64(true), complex: false },

@@ -1,4 +1,5 @@
 import { ReaderError } from "../errors.js";
+import { bfloat16ToNumber, halfToNumber } from "../floatBits.js";
 import { elementSize } from "../torch/dtypes.js";
 import type { RowMajorReader } from "./tensorReader.js";
 
@@ -13,11 +14,7 @@ type Decode = (view: DataView, at: number) => number;
 const DECODERS: Readonly<Record<string, Decode>> = {
   float64: (v, at) => v.getFloat64(at, true),
   float16: (v, at) => halfToNumber(v.getUint16(at, true)),
-  bfloat16: (v, at) => {
-    const bits = new DataView(new ArrayBuffer(4));
-    bits.setUint32(0, v.getUint16(at, true) << 16, true);
-    return bits.getFloat32(0, true);
-  },
+  bfloat16: (v, at) => bfloat16ToNumber(v.getUint16(at, true)),
   int64: (v, at) => Number(v.getBigInt64(at, true)),
   int32: (v, at) => v.getInt32(at, true),
   int16: (v, at) => v.getInt16(at, true),
@@ -25,15 +22,6 @@ const DECODERS: Readonly<Record<string, Decode>> = {
   uint8: (v, at) => v.getUint8(at),
   bool: (v, at) => (v.getUint8(at) === 0 ? 0 : 1),
 };
-
-function halfToNumber(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >> 10) & 0x1f;
-  const fraction = h & 0x3ff;
-  if (exponent === 0) return sign * fraction * 2 ** -24;
-  if (exponent === 0x1f) return fraction === 0 ? sign * Number.POSITIVE_INFINITY : Number.NaN;
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
-}
 
 /** A reader of float32 row-major bytes over a reader of `dtype` row-major bytes. */
 export function float32Reader(source: RowMajorReader, dtype: string): RowMajorReader {
