@@ -1,4 +1,4 @@
-import type { GlobalReference } from "./pickle/machine.js";
+import type { GlobalReference, PickleResult } from "./pickle/machine.js";
 import type { PyValue, TorchStorage } from "./pickle/value.js";
 import type { PointerFile } from "./pointer.js";
 import type { SafetensorsFile } from "./safetensors.js";
@@ -50,6 +50,22 @@ export interface PickleInfo {
    * "not computed" since torch 2.6): checked here because the bytes are in memory anyway.
    */
   readonly crc?: { readonly expected: number; readonly actual: number };
+}
+
+/** What a bare pickle's parse (not a zip record's) leaves for the security scan to adopt. */
+export function barePickleInfo(
+  result: PickleResult,
+  sizeBytes: number,
+  foreignPersistentIds: readonly number[],
+): PickleInfo {
+  return {
+    record: "pickle",
+    protocol: result.protocol,
+    globals: result.globals,
+    sizeBytes,
+    opcodes: result.opcodes,
+    foreignPersistentIds,
+  };
 }
 
 interface Common {

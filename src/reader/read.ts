@@ -1,5 +1,10 @@
 import { hex, latin1 } from "./bytes.js";
-import type { Checkpoint, PlainPickle, SafetensorsCheckpoint } from "./checkpoint.js";
+import {
+  barePickleInfo,
+  type Checkpoint,
+  type PlainPickle,
+  type SafetensorsCheckpoint,
+} from "./checkpoint.js";
 import { ReaderError } from "./errors.js";
 import { parsePickle } from "./pickle/machine.js";
 import { dictSet, pyDict, type TorchStorage, type TorchTensor } from "./pickle/value.js";
@@ -226,13 +231,6 @@ function readPlainPickle(source: ByteSource): PlainPickle | undefined {
     source,
     notes,
     root: result.value,
-    pickle: {
-      record: "pickle",
-      protocol: result.protocol,
-      globals: result.globals,
-      sizeBytes: bytes.length,
-      opcodes: result.opcodes,
-      foreignPersistentIds,
-    },
+    pickle: barePickleInfo(result, bytes.length, foreignPersistentIds),
   };
 }

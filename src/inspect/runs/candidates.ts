@@ -18,7 +18,12 @@ import { dcpJudgedState } from "../sharded/state.js";
 import type { TreeFiles } from "../treeFiles.js";
 import { checkFile, type FileProblem, type FileStatus } from "./integrity.js";
 import type { CandidateRef } from "./layout.js";
-import { lightningShardedRoot, openShardedCandidate, shardedState } from "./shardedDirs.js";
+import {
+  lightningShardedRoot,
+  type OpenedSharded,
+  openShardedCandidate,
+  shardedState,
+} from "./shardedDirs.js";
 
 /** One checkpoint a resume could use, checked: whole and loadable, and what it would restore. */
 export type CandidateStatus = FileStatus | "incomplete-dir";
@@ -55,6 +60,8 @@ export interface ExamineOptions {
   readonly verify: boolean;
   readonly runConvention: ConventionId;
   readonly fs: TreeFiles;
+  /** The sharded checkpoint at the candidate's path, when the caller has it open already. */
+  readonly opened?: OpenedSharded;
 }
 
 function report(
@@ -304,7 +311,7 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
     for (const [key, names] of files.parts) await checkInto(key, firstExisting(options.fs, ref.path, names));
     if (convention === "hf-trainer") addTrainerState(options.fs, root, ref.path);
   } else if (convention === "deepspeed") {
-    const opened = openShardedCandidate(options.fs, ref.path);
+    const opened = openShardedCandidate(options.fs, ref.path, options.opened);
     if (!opened.ok)
       return report(ref, { status: opened.status, problem: opened.problem, sizeBytes: opened.sizeBytes });
     closeSharded(opened.checkpoint);
@@ -327,7 +334,7 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
     else if (shards.length > 0 && (await checkInto("optimizer", shards[0])) !== undefined)
       dictSet(root, "optimizer", true);
   } else if (convention === "dcp" || convention === "lightning" || convention === "state-dict") {
-    const opened = openShardedCandidate(options.fs, ref.path);
+    const opened = openShardedCandidate(options.fs, ref.path, options.opened);
     if (!opened.ok)
       return report(ref, { status: opened.status, problem: opened.problem, sizeBytes: opened.sizeBytes });
     total += opened.sizeBytes;

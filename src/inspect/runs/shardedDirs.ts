@@ -37,11 +37,23 @@ const STATUS_OF_FINDING: Partial<Record<ShardedFinding["code"], CandidateStatus>
   "latest-target-missing": "incomplete-dir",
 };
 
-/** Opens `path` as a sharded checkpoint and says whether it would load whole. Close `checkpoint` when ok. */
-export function openShardedCandidate(fs: TreeFiles, path: string): ShardedOpen {
+/** A sharded checkpoint its caller has open, and the path it was opened from. */
+export interface OpenedSharded {
+  readonly path: string;
+  readonly checkpoint: ShardedCheckpoint;
+}
+
+/**
+ * Opens `path` as a sharded checkpoint and says whether it would load whole. Close `checkpoint` when ok
+ * (closing only drops file handles: a closed checkpoint reopens its files when read again). `opened`, when
+ * the caller already holds the checkpoint at `path` (inspect does), is judged instead of decoding its
+ * metadata a second time: a 50,000-tensor `.metadata` is tens of megabytes of pickle.
+ */
+export function openShardedCandidate(fs: TreeFiles, path: string, opened?: OpenedSharded): ShardedOpen {
   let checkpoint: ShardedCheckpoint;
   try {
-    checkpoint = openSharded(fs.tree, path);
+    checkpoint =
+      opened !== undefined && opened.path === path ? opened.checkpoint : openSharded(fs.tree, path);
   } catch (error) {
     if (!(error instanceof ReaderError)) throw error;
     return {

@@ -1,4 +1,4 @@
-import type { Checkpoint, PlainPickle, TorchZipCheckpoint } from "../../reader/checkpoint.js";
+import type { Checkpoint, PickleInfo, PlainPickle, TorchZipCheckpoint } from "../../reader/checkpoint.js";
 import { appendAll, isBoxed, type PyObject, type PyValue } from "../../reader/pickle/value.js";
 import { looksLikeSafetensors } from "../../reader/safetensors.js";
 import type { ByteSource } from "../../reader/source.js";
@@ -10,6 +10,7 @@ import {
   LOADERS,
   type PickleScan,
   payloadOf,
+  type ScanMemo,
   type ScannedGlobal,
   Scanner,
   type ScanVerdict,
@@ -110,10 +111,12 @@ function scanBare(source: ByteSource, scanner: Scanner): ScannedFormat {
 export interface ScanOptions {
   /** Probe every archive member for hidden pickles (costs one read per record). */
   readonly deep?: boolean;
+  /** Scans of pickles already met, shared by the scans of many small archives (a DCP file's items). */
+  readonly memo?: ScanMemo;
 }
 
 export function scanSource(source: ByteSource, options: ScanOptions = {}): FileScan {
-  const scanner = new Scanner();
+  const scanner = new Scanner(options.memo);
   const head = source.read(0, Math.min(512, source.size));
   let format: ScannedFormat;
   const archive = archiveKind(head);
@@ -164,32 +167,56 @@ export function scanCheckpoint(checkpoint: Checkpoint): FileScan {
 
 /** Globals and opcodes recorded while loading; loaders handed bytes are found in the loaded graph. */
 function scanLoaded(checkpoint: TorchZipCheckpoint | PlainPickle): FileScan {
-  const scanner = new Scanner();
-  const record = checkpoint.pickle.record;
-  scanner.adopt(checkpoint.pickle.globals, record);
-  for (const offset of checkpoint.pickle.foreignPersistentIds)
-    scanner.notes.push({ code: "persistent-id-not-storage", record, offset });
-  if (checkpoint.format === "torch-zip") {
-    for (const name of checkpoint.archive.duplicates)
-      scanner.notes.push({ code: "zip-duplicate-member", name });
-    if (checkpoint.archive.junkBefore > 0)
-      scanner.notes.push({ code: "zip-junk-before", bytes: checkpoint.archive.junkBefore });
+  const archive = checkpoint.format === "torch-zip" ? checkpoint.archive : undefined;
+  return scanParsed(checkpoint.format, checkpoint.pickle, checkpoint.root, (scanner) => {
+    if (archive === undefined) return;
+    for (const name of archive.duplicates) scanner.notes.push({ code: "zip-duplicate-member", name });
+    if (archive.junkBefore > 0) scanner.notes.push({ code: "zip-junk-before", bytes: archive.junkBefore });
     // Scanned without making an entry per record (a 200,000-tensor archive); encrypted ones are rare.
-    if (checkpoint.archive.hasEncrypted())
-      for (const entry of checkpoint.archive.entries) {
+    if (archive.hasEncrypted())
+      for (const entry of archive.entries) {
         if (entry.encrypted)
           scanner.unscanned({ code: "zip-encrypted-member", name: entry.name, scanned: false });
       }
-  }
+  });
+}
+
+/**
+ * The scan of a bare pickle that was parsed to be decoded (DCP's `.metadata`), when every CPython reader
+ * reads it as that parse did; undefined otherwise, and then the file is scanned as it lies.
+ */
+export function scanParsedPickle(parse: {
+  readonly pickle: PickleInfo;
+  readonly root: PyValue;
+  readonly readsAlike: boolean;
+}): FileScan | undefined {
+  return parse.readsAlike ? scanParsed("pickle", parse.pickle, parse.root, () => {}) : undefined;
+}
+
+/** A scan built from one executed pickle's parse: its globals adopted, nested loaders' bytes scanned. */
+function scanParsed(
+  format: ScannedFormat,
+  pickle: PickleInfo,
+  root: PyValue,
+  containerNotes: (scanner: Scanner) => void,
+): FileScan {
+  const scanner = new Scanner();
+  const record = pickle.record;
+  scanner.adopt(pickle.globals, record);
+  for (const offset of pickle.foreignPersistentIds)
+    scanner.notes.push({ code: "persistent-id-not-storage", record, offset });
+  containerNotes(scanner);
   scanner.pickles.push({
     record,
-    root: checkpoint.root,
-    protocol: checkpoint.pickle.protocol,
-    opcodes: checkpoint.pickle.opcodes,
+    root,
+    protocol: pickle.protocol,
+    opcodes: pickle.opcodes,
     executedByTorch: true,
   });
   let nested = 0;
-  visitObjects(checkpoint.root, (object) => {
+  // Only a named loader can be called with bytes: without one, the graph (200,000 tensors) is not walked.
+  const namesLoader = pickle.globals.some((g) => g.dynamic === true || LOADERS.has(`${g.module}.${g.name}`));
+  visitObjects(namesLoader ? root : null, (object) => {
     const callable = object.callable;
     if (!isBoxed(callable, "global") || !LOADERS.has(callable.qualified)) return;
     const payload = payloadOf(object.args);
@@ -200,7 +227,7 @@ function scanLoaded(checkpoint: TorchZipCheckpoint | PlainPickle): FileScan {
       });
   });
   return {
-    format: checkpoint.format,
+    format,
     globals: scanner.globals,
     notes: scanner.notes,
     pickles: scanner.pickles,

@@ -1,3 +1,4 @@
+import { latin1 } from "../../reader/bytes.js";
 import { ReaderError } from "../../reader/errors.js";
 import {
   type FrameIssue,
@@ -117,17 +118,83 @@ type OneScan =
   /** It broke; `globals` were named before the break. */
   | { readonly kind: "broken"; readonly globals: number; readonly error: ReaderError };
 
+/** What one `scanPickles` call added, to be replayed for the same bytes read the same way. */
+interface MemoizedScan {
+  readonly globals: readonly ScannedGlobal[];
+  readonly notes: readonly SecurityNote[];
+  readonly pickles: readonly PickleScan[];
+  readonly malformed: boolean;
+  readonly first: number | undefined;
+}
+
+/** Pickles longer than this are rarely repeated, and their key would cost as much as a scan. */
+const MEMO_MAX_BYTES = 64 * 1024;
+
+/**
+ * Scans of identical pickles, shared between scanners. A DCP data file holds one `torch.save` archive per
+ * item, and every item of one dtype and chunk shape pickles to the same bytes: 40,000 items are a handful
+ * of distinct pickles. A scan depends only on the bytes, their record name and how they are read, which is
+ * the key; what the scan records (globals, notes, the inert loaded value) is replayed, never re-run.
+ */
+export class ScanMemo {
+  private readonly scans = new Map<string, MemoizedScan>();
+
+  key(bytes: Uint8Array, record: string, context: PickleContext): string | undefined {
+    if (bytes.length > MEMO_MAX_BYTES) return undefined;
+    const how = `${context.executedByTorch ? 1 : 0}${context.legacy ? 1 : 0}${context.only ? 1 : 0}${context.depth ?? 0}`;
+    return `${record}\0${how}\0${latin1(bytes)}`;
+  }
+
+  get(key: string): MemoizedScan | undefined {
+    return this.scans.get(key);
+  }
+
+  set(key: string, scan: MemoizedScan): void {
+    this.scans.set(key, scan);
+  }
+}
+
 export class Scanner {
   readonly globals: ScannedGlobal[] = [];
   readonly notes: SecurityNote[] = [];
   readonly pickles: PickleScan[] = [];
   private malformed = false;
+  private readonly memo: ScanMemo | undefined;
+
+  constructor(memo?: ScanMemo) {
+    this.memo = memo;
+  }
 
   /**
    * Scans the pickle(s) in `bytes`: the first, then any that follow its STOP (Python's `pickle.load` called
    * again on the same file reads them). Returns the first's end, or undefined when the first did not parse.
    */
   scanPickles(bytes: Uint8Array, record: string, context: PickleContext): number | undefined {
+    const key = this.memo?.key(bytes, record, context);
+    const hit = key === undefined ? undefined : this.memo?.get(key);
+    if (hit !== undefined) {
+      this.globals.push(...hit.globals);
+      this.notes.push(...hit.notes);
+      this.pickles.push(...hit.pickles);
+      if (hit.malformed) this.malformed = true;
+      return hit.first;
+    }
+    const marks = [this.globals.length, this.notes.length, this.pickles.length] as const;
+    const wasMalformed = this.malformed;
+    const first = this.scanAll(bytes, record, context);
+    if (key !== undefined) {
+      this.memo?.set(key, {
+        globals: this.globals.slice(marks[0]),
+        notes: this.notes.slice(marks[1]),
+        pickles: this.pickles.slice(marks[2]),
+        malformed: this.malformed && !wasMalformed,
+        first,
+      });
+    }
+    return first;
+  }
+
+  private scanAll(bytes: Uint8Array, record: string, context: PickleContext): number | undefined {
     let start = 0;
     let first: number | undefined;
     for (let index = 0; start < bytes.length && index <= MAX_PICKLES_AFTER_STOP; index++) {

@@ -160,12 +160,24 @@ export function judgeWeightsOnly(scan: FileScan): WeightsOnlyVerdict {
   const other = NOT_TORCH_LOAD[scan.format];
   if (other) return { loads: false, blockers: [other], allow: [] };
   const executed = scan.pickles.filter((p) => p.executedByTorch && !p.record.includes(">"));
+  // A set, not a search per global: a DCP data file merges one pickle per item (tens of thousands).
+  const executedRecords = new Set(executed.map((p) => p.record));
   const blockers: WeightsOnlyBlocker[] = [];
   const blocked = new Map<string, GlobalClass>();
+  const allowed = new Map<string, boolean>();
   for (const g of scan.globals) {
-    if (!executed.some((p) => p.record === g.record) && !g.record.startsWith("legacy")) continue;
-    if (g.dynamic || !allowedByWeightsOnly(g.module, g.name))
-      blocked.set(g.dynamic ? "<computed global>" : `${g.module}.${g.name}`, g.class);
+    if (!executedRecords.has(g.record) && !g.record.startsWith("legacy")) continue;
+    if (g.dynamic) {
+      blocked.set("<computed global>", g.class);
+      continue;
+    }
+    const name = `${g.module}.${g.name}`;
+    let ok = allowed.get(name);
+    if (ok === undefined) {
+      ok = allowedByWeightsOnly(g.module, g.name);
+      allowed.set(name, ok);
+    }
+    if (!ok) blocked.set(name, g.class);
   }
   const names = new Set(blocked.keys());
   const paths = new Map<string, KeyPath[]>();
@@ -178,8 +190,9 @@ export function judgeWeightsOnly(scan: FileScan): WeightsOnlyVerdict {
     blockers.push({ kind: "global", name, class: cls, paths: paths.get(name) ?? [] });
 
   const opcodes = new Set<string>();
-  for (const pickle of executed) {
-    pickle.opcodes.forEach((used, op) => {
+  // Pickles replayed from a scan memo share one opcode table: each distinct table is read once.
+  for (const table of new Set(executed.map((p) => p.opcodes))) {
+    table.forEach((used, op) => {
       if (used && !ALLOWED_OPCODES.has(op)) opcodes.add(ALL_OPCODE_NAMES[op] ?? `0x${op.toString(16)}`);
     });
   }

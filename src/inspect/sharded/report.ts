@@ -306,6 +306,8 @@ async function resumeOf(
     verify: false,
     runConvention: layout.convention,
     fs: options.fs,
+    // The checkpoint in hand, when it is the candidate: judged without decoding its metadata again.
+    ...(checkpoint.dir === ref.path ? { opened: { path: ref.path, checkpoint } } : {}),
   });
   const id = examined.convention ?? layout.convention;
   return {

@@ -1,3 +1,4 @@
+import { BlockCacheSource } from "../../reader/blockCacheSource.js";
 import {
   type DcpCheckpoint,
   joinPath,
@@ -7,7 +8,8 @@ import {
 import type { ByteSource } from "../../reader/source.js";
 import { looksLikeZip } from "../../reader/zip.js";
 import { mergeScans } from "../security/mergeScans.js";
-import { type FileScan, scanSource } from "../security/scan.js";
+import { type FileScan, scanParsedPickle, scanSource } from "../security/scan.js";
+import { ScanMemo } from "../security/scanner.js";
 
 /**
  * Every pickle of a sharded checkpoint, file by file, scanned as the framework's load would meet it. A DCP
@@ -54,8 +56,12 @@ function dcpDataScan(checkpoint: DcpCheckpoint, file: string): ShardedFileScan {
       items.set(info.offset, { length: info.length, label: item.fqn, bytes: true });
   }
   const hasBytes = [...items.values()].some((i) => i.bytes);
-  return withSource(checkpoint.tree, joinPath(checkpoint.dir, file), (source) => {
+  return withSource(checkpoint.tree, joinPath(checkpoint.dir, file), (raw) => {
+    // Every item's archive is a dozen tiny reads: served from cached blocks, in offset order.
+    const source = new BlockCacheSource(raw);
+    const memo = new ScanMemo();
     const parts = [...items]
+      .sort(([a], [b]) => a - b)
       .filter(([offset, item]) => offset + item.length <= source.size)
       .map(([offset, item]) => {
         // With SerializationFormat.SAFETENSORS a tensor's offset is where the file's one safetensors blob
@@ -64,7 +70,10 @@ function dcpDataScan(checkpoint: DcpCheckpoint, file: string): ShardedFileScan {
         const length = blob ? source.size - offset : item.length;
         return {
           label: item.label,
-          scan: scanSource(new RangeSource(source, offset, length), { deep: true }),
+          bytes: item.bytes,
+          // Deep (every member probed as a pickle) only for bytes items, which torch.load runs unrestricted;
+          // a tensor item's loader reads its data.pkl with weights_only=True and nothing else in it.
+          scan: scanSource(new RangeSource(source, offset, length), { deep: item.bytes, memo }),
         };
       });
     return {
@@ -74,7 +83,8 @@ function dcpDataScan(checkpoint: DcpCheckpoint, file: string): ShardedFileScan {
       loadedBy: hasBytes
         ? "dcp.load: bytes items with torch.load(weights_only=False), tensors with weights_only=True"
         : "dcp.load: tensors with torch.load(weights_only=True)",
-      scan: mergeScans(parts[0]?.scan.format ?? "other", parts),
+      // The file's format is its tensors' (a torch.save archive each, or one safetensors blob).
+      scan: mergeScans((parts.find((p) => !p.bytes) ?? parts[0])?.scan.format ?? "other", parts),
     };
   });
 }
@@ -82,9 +92,11 @@ function dcpDataScan(checkpoint: DcpCheckpoint, file: string): ShardedFileScan {
 function dcpScans(checkpoint: DcpCheckpoint): ShardedFileScan[] {
   const out: ShardedFileScan[] = [];
   if (checkpoint.metadataFile !== null) {
-    const scan = withSource(checkpoint.tree, joinPath(checkpoint.dir, checkpoint.metadataFile), (s) =>
-      scanSource(s),
-    );
+    // Opening decoded `.metadata` already; its parse is adopted unless readers could disagree about it.
+    const parsed = checkpoint.metadata === null ? undefined : scanParsedPickle(checkpoint.metadata.parse);
+    const scan =
+      parsed ??
+      withSource(checkpoint.tree, joinPath(checkpoint.dir, checkpoint.metadataFile), (s) => scanSource(s));
     out.push({
       file: checkpoint.metadataFile,
       role: "metadata",

@@ -89,14 +89,17 @@ export const DCP_TRAINING_GROUPS = ["optimizer", "lr_scheduler", "train_state", 
 export function dcpJudgedState(checkpoint: DcpCheckpoint): PyDict {
   const state = dcpStateDict(checkpoint);
   if (dictGet(state, "model") !== undefined) return state;
-  const others = state.keys.filter(
-    (k) => typeof k === "string" && !(DCP_TRAINING_GROUPS as readonly string[]).includes(k),
+  // A set: torchtitan's flat model has one key per parameter, tens of thousands in a large model.
+  const others = new Set(
+    state.keys.filter(
+      (k) => typeof k === "string" && !(DCP_TRAINING_GROUPS as readonly string[]).includes(k),
+    ),
   );
-  if (others.length === 0) return state;
+  if (others.size === 0) return state;
   const judged = pyDict();
   const model = pyDict();
   state.keys.forEach((key, i) => {
-    if (others.includes(key)) dictSet(model, key, state.values[i] as PyValue);
+    if (others.has(key)) dictSet(model, key, state.values[i] as PyValue);
     else dictSet(judged, key, state.values[i] as PyValue);
   });
   dictSet(judged, "model", model);

@@ -1,3 +1,4 @@
+import { barePickleInfo, type PickleInfo } from "../../checkpoint.js";
 import { ReaderError } from "../../errors.js";
 import { parsePickle } from "../../pickle/machine.js";
 import { isBoxed, type PyDict, type PyValue } from "../../pickle/value.js";
@@ -92,6 +93,12 @@ export interface DcpMetadata {
   /** The module `Metadata` was named from (`torch.distributed.checkpoint.metadata`, 1.13's `..._shard...`). */
   readonly classModule: string;
   readonly pickleProtocol: number;
+  /**
+   * The parse itself (what it named, the inert graph), so that a security scan adopts it rather than running
+   * the machine over tens of megabytes again; `readsAlike` says every CPython reader would read these bytes
+   * as this one parse did (no FRAME disagreement, nothing after STOP), which adopting requires.
+   */
+  readonly parse: { readonly pickle: PickleInfo; readonly root: PyValue; readonly readsAlike: boolean };
 }
 
 const MEMORY_FORMATS = ["contiguous_format", "channels_last", "preserve_format"];
@@ -112,7 +119,8 @@ function malformed(what: string): ReaderError {
  */
 export function decodeDcpMetadata(bytes: Uint8Array): DcpMetadata {
   // torch's own rebuild models turn torch.Size into tuples and _get_layout into its argument; no persistent ids.
-  const hooks = torchPickleHooks(cachingStorageResolver(new Map()));
+  const foreignPersistentIds: number[] = [];
+  const hooks = torchPickleHooks(cachingStorageResolver(new Map()), foreignPersistentIds);
   const result = parsePickle(bytes, { hooks });
   const root = result.value;
   const rootClass = classOf(root);
@@ -129,6 +137,11 @@ export function decodeDcpMetadata(bytes: Uint8Array): DcpMetadata {
     storageMeta: decodeStorageMeta(field(root, "storage_meta")),
     classModule: rootClass.slice(0, rootClass.lastIndexOf(".")),
     pickleProtocol: result.protocol,
+    parse: {
+      pickle: barePickleInfo(result, bytes.length, foreignPersistentIds),
+      root,
+      readsAlike: result.frameIssues.length === 0 && result.end === bytes.length,
+    },
   };
 }
 
