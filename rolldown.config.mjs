@@ -42,8 +42,10 @@ export default defineConfig([
         groups: [
           {
             name: "core",
-            // Worker entries stay files of their own: a group holding one would merge into it.
-            test: /[\\/]dist[\\/](?:reader[\\/]|inspect[\\/](?!runs[\\/]))(?!.*Worker\.js$)/,
+            // Worker entries stay files of their own: a group holding one would merge into it. So do the
+            // modules only the remote I/O worker imports (Node's http and https clients, the fetch logic):
+            // in the group, every command would load node:http and node:https at start-up.
+            test: /[\\/]dist[\\/](?:reader[\\/](?!remote[\\/](?:nodeClient|fetch|client|sign)\.js$)|inspect[\\/](?!runs[\\/]))(?!.*Worker\.js$)/,
           },
         ],
       },

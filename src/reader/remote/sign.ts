@@ -1,10 +1,12 @@
-import { SignatureV4 } from "@smithy/signature-v4";
+import type { SignatureV4 } from "@smithy/signature-v4";
 import type { RemoteAuth } from "./protocol.js";
 
 /**
  * AWS Signature V4 for S3 GETs, by the AWS SDK's own signer (`@smithy/signature-v4`, see the README for why
  * that one). Portable: its hashes are the platform's WebCrypto (`crypto.subtle`, in Node >= 20 and every
- * browser), so nothing here imports Node. Runs in the I/O worker: the signer is asynchronous.
+ * browser), so nothing here imports Node. Runs in the I/O worker: the signer is asynchronous. Imported on the
+ * first s3:// request only: the SDK's modules are a quarter of the bundle every command would compile and
+ * evaluate at start-up.
  */
 
 type Data = string | ArrayBuffer | ArrayBufferView;
@@ -53,10 +55,11 @@ const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78
 
 const signers = new Map<string, SignatureV4>();
 
-function signerFor(auth: Extract<RemoteAuth, { kind: "s3" }>): SignatureV4 {
+async function signerFor(auth: Extract<RemoteAuth, { kind: "s3" }>): Promise<SignatureV4> {
   const key = `${auth.accessKeyId}\0${auth.secretAccessKey}\0${auth.sessionToken ?? ""}\0${auth.region}`;
   let signer = signers.get(key);
   if (!signer) {
+    const { SignatureV4 } = await import("@smithy/signature-v4");
     signer = new SignatureV4({
       service: "s3",
       region: auth.region,
@@ -89,7 +92,7 @@ export async function authorise(
     case "s3": {
       const query: Record<string, string> = {};
       for (const [name, value] of url.searchParams) query[name] = value;
-      const signed = await signerFor(auth).sign({
+      const signed = await (await signerFor(auth)).sign({
         method: "GET",
         protocol: url.protocol,
         hostname: url.hostname,
