@@ -149,6 +149,37 @@ describe("s3:// through a SigV4-verifying front", () => {
     expect(withoutSource(remote.stdout, `s3://${BUCKET}`)).toEqual(withoutSource(local.stdout, SAMPLES_DIR));
   });
 
+  it.each([
+    ["a DCP prefix", "sharded/dcp/fsdp2_2ranks/", "sharded/dcp/fsdp2_2ranks"],
+    ["a DCP .metadata", "sharded/dcp/fsdp2_2ranks/.metadata", "sharded/dcp/fsdp2_2ranks/.metadata"],
+    ["a DeepSpeed prefix with latest", "sharded/deepspeed/zero1/", "sharded/deepspeed/zero1"],
+    [
+      "a Hugging Face index",
+      "sharded/hf/safetensors_5digit/model.safetensors.index.json",
+      "sharded/hf/safetensors_5digit/model.safetensors.index.json",
+    ],
+  ])(
+    "inspect --hash of %s: one logical checkpoint, the local report, the transfer the front counted",
+    async (_, key, rel) => {
+      const local = await ckpt("inspect", join(SAMPLES_DIR, rel), "--json", "--hash");
+      const remote = await ckpt("inspect", `s3://${BUCKET}/${key}`, "--json", "--hash");
+      expect(remote.code).toBe(local.code);
+      const report = JSON.parse(remote.out) as { format: string; tensors: unknown[]; transfer: unknown };
+      expect(["dcp", "deepspeed", "hf-index"]).toContain(report.format);
+      expect(report.tensors.length).toBeGreaterThan(0);
+      // The report names the URL it was given where the local one names the path: both become "<target>".
+      const strip = (json: string, target: string) => {
+        const bare = target.replace(/\/+$/, "");
+        const named = json.replaceAll(`"${target}"`, '"<target>"').replaceAll(bare, "<target>");
+        const { transfer: _transfer, ...rest } = JSON.parse(named);
+        return rest;
+      };
+      expect(strip(remote.out, `s3://${BUCKET}/${key}`)).toEqual(strip(local.out, join(SAMPLES_DIR, rel)));
+      const served = await s3.served();
+      expect(report.transfer).toEqual({ requests: served.requests, bytes: served.bytes });
+    },
+  );
+
   it("convert from s3:// to a local file writes what the local source gives", async () => {
     const out = join(scratch, "remote.safetensors");
     const mine = join(scratch, "local.safetensors");

@@ -4,13 +4,14 @@ import { globFilter, type InspectReport, inspectCheckpoint } from "../../inspect
 import { localFiles } from "../../inspect/runs/localFiles.js";
 import { inspectSharded, type ShardedInspectReport } from "../../inspect/sharded/report.js";
 import { tensorSha256s } from "../../inspect/tensorHashes.js";
-import { treeFiles } from "../../inspect/treeFiles.js";
+import { type TreeFiles, treeFiles } from "../../inspect/treeFiles.js";
 import type { Checkpoint } from "../../reader/checkpoint.js";
 import { ReaderError } from "../../reader/errors.js";
 import {
   isRemotePath,
   openLocation,
   openSource,
+  type RemoteTreeSource,
   readLocated,
   remoteNeighbours,
   transferOf,
@@ -43,7 +44,7 @@ export interface InspectCommandOptions {
 type Report = InspectReport & { readonly transfer?: Readonly<Transfer> };
 type Outcome =
   | { readonly report: Report }
-  | { readonly sharded: ShardedInspectReport }
+  | { readonly sharded: ShardedInspectReport & { readonly transfer?: Readonly<Transfer> } }
   | { readonly error: ErrorReport };
 
 /**
@@ -57,24 +58,36 @@ function shardedTarget(target: string): string | undefined {
   return detectSharded(tree, candidate) === undefined ? undefined : candidate;
 }
 
+/** The directory a sharded target stands for: an index file's own, "" (a remote tree's root) for a bare name. */
+function runDirOf(path: string): string {
+  if (!path.endsWith(".json")) return path;
+  const dir = dirname(path);
+  return dir === "." ? "" : dir;
+}
+
+/**
+ * The sharded checkpoint at `path` of `fs` (a local directory, or the root "" of a remote prefix's tree) as
+ * one report; a remote one says what reading it moved.
+ */
 async function inspectShardedPath(
   target: string,
   path: string,
   options: InspectCommandOptions,
+  fs: TreeFiles = localFiles(),
+  transfer?: () => Transfer,
 ): Promise<Outcome> {
   let checkpoint: ShardedCheckpoint | undefined;
   try {
-    const fs = localFiles();
     checkpoint = openSharded(fs.tree, path);
     const filter = options.filter ? globFilter(options.filter) : undefined;
     const sharded = await inspectSharded(checkpoint, target, {
       fs,
-      path: path.endsWith(".json") ? dirname(path) : path,
+      path: runDirOf(path),
       hash: options.hash,
       stats: options.stats,
       ...(filter ? { filter } : {}),
     });
-    return { sharded };
+    return { sharded: transfer ? { ...sharded, transfer: transfer() } : sharded };
   } catch (error) {
     if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
     return { error: errorReport(target, error) };
@@ -128,10 +141,24 @@ async function remoteOutcomes(
 ): Promise<Outcome[]> {
   let tree: TreeSource;
   try {
+    // An index or a DCP `.metadata` names the sharded checkpoint of its directory, as it does locally.
+    const name = target.slice(target.lastIndexOf("/") + 1);
+    if (name === ".metadata" || name.endsWith(".index.json")) {
+      const { tree: parent, file } = remoteNeighbours(target);
+      listings.push(parent);
+      const path = name === ".metadata" ? "" : file;
+      if (detectSharded(parent, path) !== undefined)
+        return [await inspectShardedPath(target, path, options, treeFiles(parent), () => parent.totals())];
+    }
     const opened = openLocation(target);
     if (opened.kind === "file") return [await inspectFile(target, options, () => opened.source)];
     tree = opened.tree;
     listings.push(tree);
+    // A DCP, DeepSpeed or Hugging Face directory as one checkpoint, its index or .metadata read first.
+    if (detectSharded(tree, "") !== undefined) {
+      const totals = (tree as Partial<RemoteTreeSource>).totals?.bind(tree);
+      return [await inspectShardedPath(target, "", options, treeFiles(tree), totals)];
+    }
   } catch (error) {
     return [{ error: errorReport(target, error) }];
   }

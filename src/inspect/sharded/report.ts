@@ -14,6 +14,7 @@ import {
   shardedFileBytes,
 } from "../../reader/sharded/index.js";
 import { elementSize } from "../../reader/torch/dtypes.js";
+import { joinPath } from "../../reader/tree.js";
 import type { FindingReport, Severity } from "../findings.js";
 import { findingReport } from "../findings.js";
 import { CONVENTIONS, type ConventionId } from "../resume/conventions.js";
@@ -150,13 +151,24 @@ function dcpTensors(checkpoint: DcpCheckpoint): LogicalTensorReport[] {
 }
 
 function deepSpeedTensors(checkpoint: DeepSpeedCheckpoint): LogicalTensorReport[] {
+  // The reader keeps each file's path in its tree (absolute, locally); the report names it from the
+  // checkpoint's directory (`global_step4/mp_rank_00_model_states.pt`), as every other file in it.
+  const dir = joinPath(checkpoint.dir);
+  const prefix = dir === "" ? "" : `${dir}/`;
+  const relative = (file: string) =>
+    prefix !== "" && file.startsWith(prefix) ? file.slice(prefix.length) : file;
   return checkpoint.tensors.map(({ name, shape, dtype, ...where }) => ({
     name,
     path: name.split("."),
     dtype,
     shape: [...shape],
     sizeBytes: numel(shape) * elementSize(dtype),
-    deepspeed: where,
+    deepspeed:
+      where.source === "buffer"
+        ? { ...where, file: relative(where.file) }
+        : where.source === "frozen"
+          ? { ...where, fragments: where.fragments.map((f) => ({ ...f, file: relative(f.file) })) }
+          : where,
   }));
 }
 
