@@ -356,14 +356,15 @@ describe("the portable fetch client (a browser's path) against the same server",
   });
 });
 
-describe("commands that read local paths only", () => {
+describe("commands and options that take local paths only", () => {
   it.each([
-    ["resume-plan", "s3://bucket/run/"],
-    ["audit", "hf://org/repo"],
-    ["repair", "https://example.org/model.pt"],
-    ["diff", "https://example.org/model.pt"],
-  ])("ckpt %s %s: remote-unsupported, exit 2, no network", async (command, path) => {
-    const result = await ckpt(command, path, "--json");
+    [["resume-plan", "--write", "s3://bucket/run/"], "s3://bucket/run/"],
+    // An audit error names the roots it was given.
+    [["audit", "hf://org/repo", "."], "hf://org/repo ."],
+    [["repair", "https://example.org/model.pt"], "https://example.org/model.pt"],
+    [["diff", "https://example.org/model.pt"], "https://example.org/model.pt"],
+  ])("ckpt %j: remote-unsupported, exit 2, no network", async (args, path) => {
+    const result = await ckpt(...args, "--json");
     expect(result.code).toBe(2);
     expect(JSON.parse(result.out)).toMatchObject({ code: "remote-unsupported", file: path });
   });

@@ -180,6 +180,96 @@ describe("s3:// through a SigV4-verifying front", () => {
     },
   );
 
+  // Runs with files of their own at the top: s3rver leaves a prefix that holds only prefixes out of a listing.
+  it.each([
+    "fvcore_healthy",
+    "fvcore_dangling",
+    "fvcore_bitflip",
+    "hf_trainer_run",
+    "deepspeed_run",
+    "mmengine_run",
+    "timm_run",
+  ])(
+    "resume-plan of the %s prefix: the local plan, its pointer read remotely, and the transfer the front counted",
+    async (run) => {
+      const dir = join(SAMPLES_DIR, "outputs", run);
+      const prefix = `s3://${BUCKET}/outputs/${run}/`;
+      const local = await ckpt("resume-plan", dir, "--json");
+      const remote = await ckpt("resume-plan", prefix, "--json");
+      expect(remote.code).toBe(local.code);
+      const plan = JSON.parse(remote.out) as { runDir: string; transfer: unknown };
+      expect(plan.runDir).toBe(prefix.replace(/\/$/, ""));
+      const named = (json: string, base: string) => {
+        const {
+          transfer: _t,
+          runDir: _r,
+          fix: _f,
+          command: _c,
+          ...rest
+        } = JSON.parse(json.replaceAll(base, "<run>"));
+        // An absolute pointer target (mmengine's): shown relative to the local run directory, and as written
+        // for a remote one, where no local path leads to it.
+        if (rest.pointer?.content?.startsWith("/")) rest.pointer.target = rest.pointer.content;
+        return rest;
+      };
+      expect(named(remote.out, prefix.replace(/\/$/, ""))).toEqual(named(local.out, dir));
+      const served = await s3.served();
+      expect(plan.transfer).toEqual({ requests: served.requests, bytes: served.bytes });
+    },
+  );
+
+  it("resume-plan and audit of a prefix in text: the plan, the table, and one line of what was moved", async () => {
+    const plan = await ckpt("resume-plan", `s3://${BUCKET}/outputs/fvcore_dangling/`);
+    expect(plan.out).toMatch(/model_0000009\.pth/);
+    expect(plan.out).toMatch(/\d+ requests?, [\d.]+ [KMG]?i?B/);
+    const audit = await ckpt("audit", `s3://${BUCKET}/outputs/`);
+    expect(audit.out).toMatch(/fvcore_healthy/);
+    expect(audit.out).toMatch(/\d+ requests?, [\d.]+ [KMG]?i?B/);
+  });
+
+  it("resume-plan --write of a prefix: remote-unsupported, nothing written, exit 2", async () => {
+    const remote = await ckpt("resume-plan", `s3://${BUCKET}/outputs/fvcore_dangling/`, "--write", "--json");
+    expect(remote.code).toBe(2);
+    expect(JSON.parse(remote.out).code).toBe("remote-unsupported");
+  });
+
+  it("audit of a prefix of runs: every run and loose file the local audit finds, with the same verdicts", async () => {
+    const local = await ckpt("audit", join(SAMPLES_DIR, "outputs"), "--json");
+    const remote = await ckpt("audit", `s3://${BUCKET}/outputs/`, "--json");
+    expect(remote.code).toBe(local.code);
+    type Audit = {
+      runs: Array<{ runDir: string; resumable: boolean; choice: { file: string } | null }>;
+      summary: unknown;
+      transfer: unknown;
+    };
+    const mine = JSON.parse(local.out) as Audit;
+    const theirs = JSON.parse(remote.out) as Audit;
+    const runs = (a: Audit, base: string) =>
+      a.runs.map((r) => [r.runDir.replace(base, ""), r.resumable, r.choice?.file ?? null]).sort();
+    // s3rver leaves a common prefix that holds only prefixes out of a listing (S3 does not): the runs
+    // below one are not listed, and the remote audit sees the others.
+    const root = join(SAMPLES_DIR, "outputs");
+    const onlyDirs = (dir: string) => readdirSync(dir, { withFileTypes: true }).every((e) => e.isDirectory());
+    // An object store has no symbolic links: mmcv's latest.pth is a copy there, and is chosen as one.
+    const linked = (dir: string): boolean =>
+      readdirSync(dir, { withFileTypes: true }).some(
+        (e) => e.isSymbolicLink() || (e.isDirectory() && linked(join(dir, e.name))),
+      );
+    const listed = (runDir: string) => {
+      const parts = runDir.slice(root.length + 1).split("/");
+      return !linked(runDir) && parts.every((_, i) => !onlyDirs(join(root, ...parts.slice(0, i + 1))));
+    };
+    const remoteRuns = (a: Audit) => ({
+      ...a,
+      runs: a.runs.filter((r) => !linked(join(root, r.runDir.replace(`s3://${BUCKET}/outputs/`, "")))),
+    });
+    const expected = { ...mine, runs: mine.runs.filter((r) => listed(r.runDir)) };
+    expect(expected.runs.length).toBeGreaterThan(10);
+    expect(runs(remoteRuns(theirs), `s3://${BUCKET}/outputs`)).toEqual(runs(expected, root));
+    const served = await s3.served();
+    expect(theirs.transfer).toEqual({ requests: served.requests, bytes: served.bytes });
+  });
+
   it("convert from s3:// to a local file writes what the local source gives", async () => {
     const out = join(scratch, "remote.safetensors");
     const mine = join(scratch, "local.safetensors");

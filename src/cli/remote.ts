@@ -2,8 +2,9 @@ import { ReaderError } from "../reader/errors.js";
 import { isRemotePath } from "../reader/remote/location.js";
 
 /**
- * The commands that take local paths only, for now, say so for a remote one instead of looking for a local
- * file named `s3:`: `diff`, run analysis (`resume-plan`, `audit`) and `repair`, which writes beside its input.
+ * The commands and options that take local paths only say so for a remote one instead of looking for a local
+ * file named `s3:`: `diff`, `repair` (it writes beside its input), `resume-plan --write`, and an audit of a
+ * remote prefix together with other roots.
  * @throws ReaderError `remote-unsupported`
  */
 export function refuseRemote(paths: readonly string[], command: string): void {
@@ -11,7 +12,7 @@ export function refuseRemote(paths: readonly string[], command: string): void {
   if (remote === undefined) return;
   throw new ReaderError(
     "remote-unsupported",
-    `ckpt ${command} reads local paths only: ckpt inspect and ckpt scan read remote ones`,
+    `ckpt ${command} takes local paths only: ckpt inspect, scan, resume-plan and audit read remote ones`,
     { file: remote },
   );
 }

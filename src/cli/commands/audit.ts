@@ -3,13 +3,17 @@ import type { Severity } from "../../inspect/findings.js";
 import { auditExitCode } from "../../inspect/runs/audit.js";
 import { audit } from "../../inspect/runs/node.js";
 import type { VerifyMode } from "../../inspect/runs/plan.js";
+import { auditRemote } from "../../inspect/runs/remoteRuns.js";
 import { ReaderError } from "../../reader/errors.js";
+import { isRemotePath } from "../../reader/remote/location.js";
+import type { Transfer } from "../../reader/remote/protocol.js";
 import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
 import { refuseRemote } from "../remote.js";
 import { renderAuditHtml } from "../render/auditHtml.js";
 import { renderAuditText } from "../render/auditText.js";
 import { writeJson } from "../render/json.js";
+import { transferLine } from "../transfer.js";
 
 export interface AuditCommandOptions {
   readonly json: boolean;
@@ -30,20 +34,27 @@ function progress(): ((done: number, total: number) => void) | undefined {
 
 export async function runAudit(roots: string[], options: AuditCommandOptions, io: Output): Promise<number> {
   try {
-    refuseRemote(roots, "audit");
     const onProgress = progress();
-    const report = await audit(roots, {
+    const auditOptions = {
       verify: options.verify,
       jobs: options.jobs,
       ...(onProgress ? { onProgress } : {}),
-    });
+    };
+    const remote = roots.find(isRemotePath);
+    // One remote prefix, alone: mixing it with local roots would make one report of two trees.
+    if (remote !== undefined && roots.length > 1) refuseRemote(roots, "audit of several roots");
+    const report =
+      remote !== undefined ? await auditRemote(remote, auditOptions) : await audit(roots, auditOptions);
     if (options.html) {
       writeFileSync(options.html, renderAuditHtml(report, roots));
       // On stderr: stdout stays the table or the JSON, whichever was asked for.
       io.err(`ckpt audit: wrote ${options.html}\n`);
     }
     if (options.json) writeJson(report, io.out);
-    else io.out(renderAuditText(report, io.style, roots));
+    else {
+      io.out(renderAuditText(report, io.style, roots));
+      if ("transfer" in report) io.out(transferLine(report.transfer as Transfer));
+    }
     return auditExitCode(report, options.failOn);
   } catch (error) {
     if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);

@@ -1,11 +1,15 @@
 import { planResume } from "../../inspect/runs/node.js";
 import type { ResumePlan, VerifyMode } from "../../inspect/runs/plan.js";
+import { planRemoteResume } from "../../inspect/runs/remoteRuns.js";
 import { ReaderError } from "../../reader/errors.js";
+import { isRemotePath } from "../../reader/remote/location.js";
+import type { Transfer } from "../../reader/remote/protocol.js";
 import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
 import { refuseRemote } from "../remote.js";
 import { writeJson } from "../render/json.js";
 import { renderResumePlanText } from "../render/resumePlanText.js";
+import { transferLine } from "../transfer.js";
 
 export interface ResumePlanCommandOptions {
   readonly json: boolean;
@@ -32,8 +36,14 @@ export async function runResumePlan(
 ): Promise<number> {
   let plan: ResumePlan;
   try {
-    refuseRemote([runDir], "resume-plan");
-    plan = await planResume(runDir, { verify: options.verify, configFile: options.config });
+    if (isRemotePath(runDir)) {
+      // Writes stay local: the fix a remote plan names is for wherever the run directory is a disk.
+      if (options.write) refuseRemote([runDir], "resume-plan --write");
+      if (options.config !== undefined) refuseRemote([runDir], "resume-plan --config");
+      plan = await planRemoteResume(runDir, { verify: options.verify });
+    } else {
+      plan = await planResume(runDir, { verify: options.verify, configFile: options.config });
+    }
   } catch (error) {
     if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
     const report = errorReport(runDir, error);
@@ -53,6 +63,9 @@ export async function runResumePlan(
     }
   }
   if (options.json) writeJson(options.write ? { ...plan, written } : plan, io.out);
-  else io.out(renderResumePlanText(plan, written, io.style));
+  else {
+    io.out(renderResumePlanText(plan, written, io.style));
+    if ("transfer" in plan) io.out(transferLine(plan.transfer as Transfer));
+  }
   return exitCodeForPlan(plan);
 }

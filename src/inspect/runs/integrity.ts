@@ -39,6 +39,15 @@ const STATUS_OF: Partial<Record<ReaderErrorCode, Exclude<FileStatus, "ok">>> = {
   "not-a-file": "not-a-checkpoint",
   "io-error": "unreadable",
   "file-changed": "unreadable",
+  // A remote object that is not there is missing; one the store would not give (refused, timed out, cut
+  // short, changed between reads) is unreadable: nothing proves its bytes damaged.
+  "remote-not-found": "missing",
+  "remote-forbidden": "unreadable",
+  "remote-timeout": "unreadable",
+  "remote-error": "unreadable",
+  "remote-changed": "unreadable",
+  "remote-short-body": "unreadable",
+  "remote-range-ignored": "unreadable",
 };
 
 function failed(error: unknown, sizeBytes: number | undefined): FileCheck {

@@ -1,5 +1,5 @@
 import { ReaderError } from "../../reader/errors.js";
-import { basename, normalize, relative } from "../../reader/posixPath.js";
+import { basename, isAbsolute, normalize, relative } from "../../reader/posixPath.js";
 import { type FindingReport, findingReport } from "../findings.js";
 import { CONVENTIONS, type ConventionId, counterInName } from "../resume/conventions.js";
 import type { TreeFiles } from "../treeFiles.js";
@@ -186,6 +186,14 @@ function fixFor(
 }
 
 /**
+ * The pointer's target as the plan shows it: relative to the run directory, except an absolute path in a tree
+ * rooted at the run (a remote prefix), which names the training machine's file system and stays as written.
+ */
+function pointerTargetShown(runDir: string, target: string): string {
+  return isAbsolute(target) && !isAbsolute(runDir) ? target : relative(runDir, normalize(target));
+}
+
+/**
  * Builds the plan for one run directory, an absolute path in `options.fs`'s tree. Throws `ReaderError` only
  * when the directory itself is unusable.
  */
@@ -300,7 +308,7 @@ export async function planRun(runDirInput: string, options: RunPlanOptions): Pro
             kind: layout.pointer.kind,
             file: layout.pointer.file,
             content: layout.pointer.content ?? null,
-            target: layout.pointer.target ? relative(runDir, normalize(layout.pointer.target)) : null,
+            target: layout.pointer.target ? pointerTargetShown(runDir, layout.pointer.target) : null,
             status,
             ...(moved ? { movedTo: moved.file } : {}),
           }

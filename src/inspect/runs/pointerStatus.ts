@@ -38,6 +38,15 @@ export const REWRITABLE_POINTER: ReadonlySet<PointerStatus> = new Set([
 ]);
 
 /**
+ * Whether `path` lies outside the run directory. A tree rooted at the run (a remote prefix: its paths are
+ * relative) holds no absolute path: an absolute one names the file system of the machine that trained.
+ */
+function outsideRun(runDir: string, path: string): boolean {
+  if (isAbsolute(path) && !isAbsolute(runDir)) return true;
+  return relative(runDir, path).startsWith("..");
+}
+
+/**
  * The checkpoint a gone pointer target became when the run directory was moved or copied (a cluster's
  * /scratch/.../work_dirs/x to a laptop): mmengine writes absolute paths into last_checkpoint, so the copy's
  * pointer still names the old place, and mmengine's own resume fails with FileNotFoundError. The longest
@@ -50,11 +59,13 @@ export function movedTarget(
 ): CandidateReport | undefined {
   const target = layout.pointer?.target;
   if (!target || !isAbsolute(target) || fs.exists(target)) return undefined;
-  if (!relative(layout.runDir, target).startsWith("..")) return undefined;
+  if (!outsideRun(layout.runDir, target)) return undefined;
   const segments = target.split("/").filter((part) => part !== "");
   for (let start = 0; start < segments.length; start++) {
     const tail = segments.slice(start).join("/");
-    const found = ordered.find((c) => c.file === tail);
+    // Not the pointer's own target, listed as a candidate that is missing: in a tree rooted at the run
+    // (a remote prefix) the whole old path is a relative path too.
+    const found = ordered.find((c) => c.file === tail && c.status !== "missing");
     if (found) return found;
   }
   return undefined;
@@ -72,7 +83,7 @@ export function pointerStatus(
   if (!pointer.exists) return "missing";
   if (moved) return "moved";
   if (!target || !pointer.target || !fs.exists(pointer.target)) return "dangling";
-  if (relative(layout.runDir, pointer.target).startsWith("..")) return "escapes-run-dir";
+  if (outsideRun(layout.runDir, pointer.target)) return "escapes-run-dir";
   switch (target.status) {
     case "truncated":
       return "truncated-target";
