@@ -2,7 +2,7 @@ import { CachedTree } from "../../reader/cachedTree.js";
 import { ReaderError } from "../../reader/errors.js";
 import { openLocation, type RemoteTreeSource } from "../../reader/location.js";
 import type { Transfer } from "../../reader/remote/protocol.js";
-import { treeFiles } from "../treeFiles.js";
+import { type TreeFiles, treeFiles } from "../treeFiles.js";
 import { type AuditOptions, type AuditReport, auditTree } from "./audit.js";
 import { type PlanOptions, planRun, type ResumePlan } from "./plan.js";
 
@@ -40,35 +40,42 @@ function remoteDirectory(url: string, command: string): RemoteTreeSource {
   return opened.tree as RemoteTreeSource;
 }
 
-export async function planRemoteResume(
+/** Runs `use` on the remote directory at `url`, with its files cached as an audit reads them; then closes it. */
+async function withRemoteDirectory<T>(
   url: string,
-  options: PlanOptions,
-): Promise<ResumePlan & { readonly transfer: Transfer }> {
-  const tree = remoteDirectory(url, "resume-plan");
+  command: string,
+  use: (fs: TreeFiles) => Promise<T>,
+): Promise<T & { readonly transfer: Transfer }> {
+  const tree = remoteDirectory(url, command);
   try {
-    const plan = await planRun("", { ...options, fs: treeFiles(new CachedTree(tree)), displayDir: url });
-    return { ...located(url, plan), transfer: tree.totals() };
+    const result = await use(treeFiles(new CachedTree(tree)));
+    return { ...result, transfer: tree.totals() };
   } finally {
     tree.close();
   }
 }
 
-export async function auditRemote(
+export function planRemoteResume(
+  url: string,
+  options: PlanOptions,
+): Promise<ResumePlan & { readonly transfer: Transfer }> {
+  return withRemoteDirectory(url, "resume-plan", async (fs) =>
+    located(url, await planRun("", { ...options, fs, displayDir: url })),
+  );
+}
+
+export function auditRemote(
   url: string,
   options: AuditOptions,
 ): Promise<AuditReport & { readonly transfer: Transfer }> {
-  const tree = remoteDirectory(url, "audit");
-  try {
-    // One thread: the remote tree's reads go through this process's I/O worker.
-    const report = await auditTree([""], { ...options, fs: treeFiles(new CachedTree(tree)) });
+  // One thread: the remote tree's reads go through this process's I/O worker.
+  return withRemoteDirectory(url, "audit", async (fs) => {
+    const report = await auditTree([""], { ...options, fs });
     return {
       ...report,
       roots: [url],
       runs: report.runs.map((run) => located(url, run)),
       files: report.files.map((file) => ({ ...file, file: atUrl(url, file.file) })),
-      transfer: tree.totals(),
     };
-  } finally {
-    tree.close();
-  }
+  });
 }
