@@ -362,7 +362,6 @@ describe("commands and options that take local paths only", () => {
     // An audit error names the roots it was given.
     [["audit", "hf://org/repo", "."], "hf://org/repo ."],
     [["repair", "https://example.org/model.pt"], "https://example.org/model.pt"],
-    [["diff", "https://example.org/model.pt"], "https://example.org/model.pt"],
   ])("ckpt %j: remote-unsupported, exit 2, no network", async (args, path) => {
     const result = await ckpt(...args, "--json");
     expect(result.code).toBe(2);

@@ -270,6 +270,27 @@ describe("s3:// through a SigV4-verifying front", () => {
     expect(theirs.transfer).toEqual({ requests: served.requests, bytes: served.bytes });
   });
 
+  it.each([
+    ["two files", "pairs/dataparallel.pt", "pairs/dataparallel.stripped.pt"],
+    ["two DCP prefixes", "sharded/dcp/fsdp2_2ranks/", "sharded/dcp/fsdp2_4ranks/"],
+    ["two runs' chosen checkpoints", "outputs/fvcore_healthy/", "outputs/fvcore_dangling/"],
+  ])("diff --values of %s: the local diff, and the transfer the front counted", async (_, a, b) => {
+    const local = await ckpt("diff", join(SAMPLES_DIR, a), join(SAMPLES_DIR, b), "--values", "--json");
+    const remote = await ckpt("diff", `s3://${BUCKET}/${a}`, `s3://${BUCKET}/${b}`, "--values", "--json");
+    expect(remote.code).toBe(local.code);
+    const strip = (json: string, base: string) => {
+      const { transfer: _t, a: sideA, b: sideB, ...rest } = JSON.parse(json.replaceAll(base, "<base>"));
+      const side = ({ input: _i, file: _f, run, ...s }: Record<string, unknown>) => ({
+        ...s,
+        run: run && { ...(run as object), dir: null },
+      });
+      return { ...rest, a: side(sideA), b: side(sideB) };
+    };
+    expect(strip(remote.out, `s3://${BUCKET}`)).toEqual(strip(local.out, SAMPLES_DIR));
+    const served = await s3.served();
+    expect(JSON.parse(remote.out).transfer).toEqual({ requests: served.requests, bytes: served.bytes });
+  });
+
   it("convert from s3:// to a local file writes what the local source gives", async () => {
     const out = join(scratch, "remote.safetensors");
     const mine = join(scratch, "local.safetensors");

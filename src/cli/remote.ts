@@ -3,8 +3,8 @@ import { isRemotePath } from "../reader/remote/location.js";
 
 /**
  * The commands and options that take local paths only say so for a remote one instead of looking for a local
- * file named `s3:`: `diff`, `repair` (it writes beside its input), `resume-plan --write`, and an audit of a
- * remote prefix together with other roots.
+ * file named `s3:`: `repair` (it writes beside its input), `resume-plan --write`, and an audit of a remote
+ * prefix together with other roots.
  * @throws ReaderError `remote-unsupported`
  */
 export function refuseRemote(paths: readonly string[], command: string): void {
@@ -12,7 +12,7 @@ export function refuseRemote(paths: readonly string[], command: string): void {
   if (remote === undefined) return;
   throw new ReaderError(
     "remote-unsupported",
-    `ckpt ${command} takes local paths only: ckpt inspect, scan, resume-plan and audit read remote ones`,
+    `ckpt ${command} takes local paths only: ckpt inspect, scan, diff, resume-plan and audit read remote ones`,
     { file: remote },
   );
 }

@@ -2,10 +2,11 @@ import { type DiffReport, diffSides } from "../../inspect/diff/diff.js";
 import type { PairComparer } from "../../inspect/diff/values.js";
 import { globFilter } from "../../inspect/report.js";
 import { ReaderError } from "../../reader/errors.js";
+import type { Transfer } from "../../reader/remote/protocol.js";
 import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
-import { refuseRemote } from "../remote.js";
 import { writeJson } from "../render/json.js";
+import { addTransfers, transferLine } from "../transfer.js";
 import { type OpenedInput, openDiffInput } from "./diffInputs.js";
 
 export interface DiffCommandOptions {
@@ -32,7 +33,6 @@ export async function runDiff(
   const opened: OpenedInput[] = [];
   let failed = inputA;
   try {
-    refuseRemote([inputA, ...(inputB === undefined ? [] : [inputB])], "diff");
     if (inputB === undefined && selectA === selectB) {
       throw new ReaderError("diff-needs-two", "one input, and nothing to compare it with", { file: inputA });
     }
@@ -52,7 +52,9 @@ export async function runDiff(
       failed = i === 0 ? inputA : (inputB ?? inputA);
       input.assertUnchanged();
     }
-    await print(report, options, io);
+    const transfer = addTransfers(opened.map((input) => input.transfer()));
+    await print(transfer ? { ...report, transfer } : report, options, io);
+    if (transfer && !options.json) io.out(transferLine(transfer));
     return report.summary.equal ? 0 : 1;
   } catch (error) {
     if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
@@ -71,7 +73,11 @@ function nameFilter(glob: string): (name: string) => boolean {
   return (name) => test([name]);
 }
 
-async function print(report: DiffReport, options: DiffCommandOptions, io: Output): Promise<void> {
+async function print(
+  report: DiffReport & { readonly transfer?: Readonly<Transfer> },
+  options: DiffCommandOptions,
+  io: Output,
+): Promise<void> {
   if (options.json) {
     writeJson(report, io.out, ["tensors", "values"]);
     return;
