@@ -84,8 +84,11 @@ async function openRemoteInput(
   };
 }
 
-function remoteFile(path: string, source: ByteSource): Opened {
-  const checkpoint = readLocated(source, path);
+/**
+ * The checkpoint read from `path`, or, for a pointer file, what `follow` opens at the target it names (a
+ * pointer stands for its target; one whose target is gone is an error of its own).
+ */
+function fileOrTarget(path: string, checkpoint: Checkpoint, follow: (target: string) => Opened): Opened {
   if (checkpoint.format !== "pointer") return { kind: "file", file: path, checkpoint };
   checkpoint.source.close();
   if (!checkpoint.targetExists) {
@@ -97,7 +100,11 @@ function remoteFile(path: string, source: ByteSource): Opened {
       },
     );
   }
-  return remoteFile(checkpoint.target, openSource(checkpoint.target));
+  return follow(checkpoint.target);
+}
+
+function remoteFile(path: string, source: ByteSource): Opened {
+  return fileOrTarget(path, readLocated(source, path), (target) => remoteFile(target, openSource(target)));
 }
 
 function isDirectory(path: string): boolean {
@@ -115,19 +122,7 @@ function openPath(path: string): Opened {
   ) {
     return { kind: "sharded", file: path, checkpoint: openShardedPath(path) };
   }
-  const checkpoint = openCheckpoint(path);
-  if (checkpoint.format !== "pointer") return { kind: "file", file: path, checkpoint };
-  checkpoint.source.close();
-  if (!checkpoint.targetExists) {
-    throw new ReaderError(
-      "pointer-target-missing",
-      `a pointer to ${checkpoint.target}, which does not exist`,
-      {
-        file: path,
-      },
-    );
-  }
-  return openPath(checkpoint.target);
+  return fileOrTarget(path, openCheckpoint(path), openPath);
 }
 
 async function openRun(dir: string): Promise<{ opened: Opened; run: NonNullable<SideDescription["run"]> }> {
