@@ -115,11 +115,31 @@ describe("inspect over HTTP", () => {
 });
 
 describe("scan and convert over HTTP", () => {
-  it.each(files)("scan %s: the same verdict and findings as the local file", async (name) => {
+  it.each(files)("scan --deep %s: the same verdict and findings as the local file", async (name) => {
     const local = await ckpt("scan", join(TORCH2, name), "--json");
-    const remote = await ckpt("scan", `${server.url}/torch2/${name}`, "--json");
+    const remote = await ckpt("scan", `${server.url}/torch2/${name}`, "--json", "--deep");
     expect(remote.code).toBe(local.code);
     expect(withoutSource(remote.out, server.url)).toEqual(withoutSource(local.out, SAMPLES_DIR));
+  });
+
+  it.each(files)("scan %s: the local verdict and globals, from the reads inspect makes", async (name) => {
+    const local = await ckpt("scan", join(TORCH2, name), "--json");
+    const remote = await ckpt("scan", `${server.url}/torch2/${name}`, "--json");
+    const inspect = await ckpt("inspect", `${server.url}/torch2/${name}`, "--json");
+    expect(remote.code).toBe(local.code);
+    type Scan = { verdict: string; globals: unknown[]; findings: Array<{ code: string }>; transfer: unknown };
+    const [mine, theirs] = [JSON.parse(local.out) as Scan, JSON.parse(remote.out) as Scan];
+    expect(theirs.verdict).toBe(mine.verdict);
+    const key = (g: unknown) => JSON.stringify(g);
+    expect(theirs.globals.map(key).sort()).toEqual(mine.globals.map(key).sort());
+    // What it leaves out is said: the records that were not probed.
+    const others = (s: Scan) => s.findings.map((f) => f.code).filter((c) => c !== "records-not-probed");
+    expect(others(theirs)).toEqual(others(mine));
+    if (mine.globals.length > 0 && JSON.parse(local.out).format === "torch-zip")
+      expect(theirs.findings.map((f) => f.code)).toContain("records-not-probed");
+    const moved = theirs.transfer as { requests: number; bytes: number };
+    const inspected = JSON.parse(inspect.out).transfer as { requests: number; bytes: number };
+    expect(moved.requests).toBeLessThanOrEqual(inspected.requests);
   });
 
   it("convert writes the same safetensors from a remote source as from the local file", async () => {

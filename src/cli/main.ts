@@ -230,9 +230,17 @@ export async function main(argv: readonly string[], io: Output = processOutput()
     .argument("<paths...>", "checkpoint files or trees")
     .option("--json", "print ckpt.scan/1 (an array for several files)")
     .option("-q, --quiet", "print only files with findings (and the summary)")
-    .action(async (paths: string[], options: { json?: boolean; quiet?: boolean }) => {
+    .option(
+      "--deep",
+      "remote files too: probe every record for hidden pickles (a request per record; local files always are)",
+    )
+    .action(async (paths: string[], options: { json?: boolean; quiet?: boolean; deep?: boolean }) => {
       const { runScan } = await import("./commands/scan.js");
-      exitCode = runScan(paths, { json: options.json === true, quiet: options.quiet === true }, io);
+      exitCode = runScan(
+        paths,
+        { json: options.json === true, quiet: options.quiet === true, deep: options.deep === true },
+        io,
+      );
     });
 
   // Repeatable options: no default, so that --help does not print "(default: [])".

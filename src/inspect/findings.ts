@@ -310,6 +310,11 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
     message: (f) =>
       `archive member ${f.record} is a pickle although torch never loads it: a payload for another loader?`,
   },
+  "records-not-probed": {
+    severity: "info",
+    message: (f) =>
+      `${f.records} record(s) that torch never unpickles were not probed for pickles hidden among them (a remote file: ckpt scan --deep reads every record)`,
+  },
   "zip-duplicate-member": {
     severity: "warning",
     message: (f) =>

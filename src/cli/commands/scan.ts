@@ -2,11 +2,11 @@ import { readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { localFiles } from "../../inspect/runs/node.js";
 import { type ScanReport, scanReportOf } from "../../inspect/security/report.js";
-import { scanSource } from "../../inspect/security/scan.js";
+import { type FileScan, scanSource, scanWithoutProbe } from "../../inspect/security/scan.js";
 import { scanReport } from "../../inspect/security/scanFile.js";
 import { scanSharded } from "../../inspect/sharded/scan.js";
 import { ReaderError } from "../../reader/errors.js";
-import { isRemotePath, openLocation, transferOf } from "../../reader/location.js";
+import { isRemotePath, openLocation, readLocated, transferOf } from "../../reader/location.js";
 import type { Transfer } from "../../reader/remote/protocol.js";
 import { closeSharded, detectSharded, openSharded } from "../../reader/sharded/index.js";
 import type { ByteSource } from "../../reader/source.js";
@@ -58,11 +58,30 @@ function remoteTargets(path: string, listings: unknown[]): ScanTarget[] | ErrorR
   }
 }
 
+/**
+ * A remote file's scan: what torch.load runs, from the reads that open it (what inspect reads), unless `deep`
+ * asks for every record to be probed for hidden pickles as a local file's are (a request per record).
+ */
+function remoteScan(path: string, source: ByteSource, deep: boolean): FileScan {
+  if (deep) return scanSource(source, { deep: true });
+  try {
+    return scanWithoutProbe(readLocated(source, path));
+  } catch (error) {
+    // A file that does not open as a checkpoint is scanned as it lies, for whatever its pickles name.
+    if (!(error instanceof ReaderError)) throw error;
+    return scanSource(source);
+  }
+}
+
 /** A remote file's report, with what reading it moved. */
-function remoteReport(path: string, open: () => ByteSource): ScanOutcome & { transfer?: Readonly<Transfer> } {
+function remoteReport(
+  path: string,
+  open: () => ByteSource,
+  deep: boolean,
+): ScanOutcome & { transfer?: Readonly<Transfer> } {
   const source = open();
   try {
-    const report = scanReportOf(path, scanSource(source, { deep: true }));
+    const report = scanReportOf(path, remoteScan(path, source, deep));
     source.close();
     const transfer = transferOf(source);
     return transfer ? { ...report, transfer: { ...transfer } } : report;
@@ -116,6 +135,8 @@ export interface ScanCommandOptions {
   readonly json: boolean;
   /** Only files with findings, and the summary. */
   readonly quiet: boolean;
+  /** Remote files too have every record probed for hidden pickles (local files always do). */
+  readonly deep: boolean;
 }
 
 /** `ckpt scan PATH...`: exit 0 clean, 1 dangerous or unknown code found, 2 unreadable or inconclusive. */
@@ -135,7 +156,7 @@ export function runScan(paths: string[], options: ScanCommandOptions, io: Output
     const name = target.kind === "dcp" ? target.dir : target.path;
     try {
       if (target.kind === "file") outcomes.push(scanReport(target.path));
-      else if (target.kind === "remote") outcomes.push(remoteReport(target.path, target.open));
+      else if (target.kind === "remote") outcomes.push(remoteReport(target.path, target.open, options.deep));
       else outcomes.push(...dcpReports(target.dir));
     } catch (error) {
       if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);

@@ -165,6 +165,18 @@ export function scanCheckpoint(checkpoint: Checkpoint): FileScan {
   return scanSource(checkpoint.source);
 }
 
+/**
+ * The scan of what torch.load runs, from what opening the checkpoint read, without probing the other records
+ * for hidden pickles: for a remote file, where the probe is a request per record (hundreds of megabytes of a
+ * large checkpoint) while the rest is the two requests inspect makes. Says so in a note.
+ */
+export function scanWithoutProbe(checkpoint: Checkpoint): FileScan {
+  const scan = scanCheckpoint(checkpoint);
+  if (checkpoint.format !== "torch-zip") return scan;
+  const records = checkpoint.archive.entries.filter((e) => !/\.(pkl|debug_pkl)$/.test(e.name)).length;
+  return records === 0 ? scan : { ...scan, notes: [...scan.notes, { code: "records-not-probed", records }] };
+}
+
 /** Globals and opcodes recorded while loading; loaders handed bytes are found in the loaded graph. */
 function scanLoaded(checkpoint: TorchZipCheckpoint | PlainPickle): FileScan {
   const archive = checkpoint.format === "torch-zip" ? checkpoint.archive : undefined;

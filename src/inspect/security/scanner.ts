@@ -42,6 +42,8 @@ export type SecurityNote =
   | { readonly code: "pickle-after-stop"; readonly record: string; readonly count: number }
   | { readonly code: "persistent-id-not-storage"; readonly record: string; readonly offset: number }
   | { readonly code: "hidden-pickle"; readonly record: string }
+  /** The cheap scan (a remote file's): records that are not pickles were not probed for hidden ones. */
+  | { readonly code: "records-not-probed"; readonly records: number }
   | { readonly code: "zip-duplicate-member"; readonly name: string }
   | { readonly code: "zip-name-mismatch"; readonly name: string }
   | { readonly code: "zip-encrypted-member"; readonly name: string; readonly scanned: boolean }
