@@ -250,3 +250,20 @@ describe("what is not a sharded checkpoint", () => {
     expect(detectSharded(tree, "missing")).toBeUndefined();
   });
 });
+
+describe("a .metadata that is not a pickle", () => {
+  it("is an error naming .metadata in its message, with the pickle machine's code", () => {
+    const dir = join(SHARDED_DIR, "dcp", "fsdp2_2ranks");
+    const damaged = memoryTreeOf(dir);
+    damaged.files.set(
+      ".metadata",
+      new Uint8Array(300).map((_, i) => (i * 167 + 0xa7) & 0xff),
+    );
+    expect(() => openSharded(damaged, "")).toThrow(
+      expect.objectContaining({
+        code: expect.stringMatching(/^pickle-/),
+        message: expect.stringMatching(/^\.metadata: /),
+      }),
+    );
+  });
+});

@@ -153,8 +153,13 @@ function readMetadata(tree: TreeSource, path: string): DcpMetadata {
   try {
     return decodeDcpMetadata(source.read(0, source.size));
   } catch (error) {
-    if (error instanceof ReaderError) error.file ??= `${tree.name}/${path}`;
-    throw error;
+    if (!(error instanceof ReaderError)) throw error;
+    // Reports name the checkpoint's directory: the message says which of its files is at fault.
+    const message = error.message.startsWith(".metadata") ? error.message : `.metadata: ${error.message}`;
+    throw new ReaderError(error.code, message, {
+      file: error.file ?? `${tree.name}/${path}`,
+      ...(error.offset === undefined ? {} : { offset: error.offset }),
+    });
   } finally {
     source.close();
   }
