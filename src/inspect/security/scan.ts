@@ -144,6 +144,7 @@ export function scanSource(source: ByteSource, options: ScanOptions = {}): FileS
   } else {
     format = scanBare(source, scanner);
   }
+  scanner.settleEnumReads();
   return {
     format,
     globals: scanner.globals,
@@ -238,6 +239,7 @@ function scanParsed(
         depth: 1,
       });
   });
+  scanner.settleEnumReads();
   return {
     format,
     globals: scanner.globals,

@@ -10,6 +10,7 @@ import {
 import { isBoxed, type PyGlobal, type PyValue } from "../../reader/pickle/value.js";
 import { moduleClassOf, torchAcceptsPersistentId } from "../../reader/torch/rebuild.js";
 import { classifyGlobal, type GlobalClass } from "./classify.js";
+import { ENUM_MEMBER_REASON, getattrOnlyReadsMembers } from "./enumMembers.js";
 
 /**
  * The pickle-level scanner: runs the machine over every pickle it is given, records every global each one
@@ -364,6 +365,23 @@ export class Scanner {
   notAPickle(): void {
     this.malformed = false;
     this.notes.length = 0;
+  }
+
+  /**
+   * Reclassifies `builtins.getattr` in each pickle whose every use of it reads an Enum member by name
+   * (`enumMembers.ts`): called once scanning is done, before `verdict`.
+   */
+  settleEnumReads(): void {
+    const isGetattr = (g: ScannedGlobal) => g.module === "builtins" && g.name === "getattr" && !g.dynamic;
+    const records = new Set(this.globals.filter(isGetattr).map((g) => g.record));
+    for (const record of records) {
+      const pickle = this.pickles.find((p) => p.record === record);
+      if (!pickle || !getattrOnlyReadsMembers(pickle.root)) continue;
+      this.globals.forEach((g, i) => {
+        if (g.record === record && isGetattr(g))
+          this.globals[i] = { ...g, class: "framework", reason: ENUM_MEMBER_REASON };
+      });
+    }
   }
 
   verdict(): ScanVerdict {
