@@ -1,12 +1,17 @@
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { worstVerdict } from "../src/inspect/security/mergeScans.js";
 import { scanParsedPickle, scanSource } from "../src/inspect/security/scan.js";
 import { ScanMemo } from "../src/inspect/security/scanner.js";
+import { hasItemLayout, itemLayoutOf } from "../src/inspect/sharded/itemLayout.js";
+import { scanSharded } from "../src/inspect/sharded/scan.js";
 import { BlockCacheSource } from "../src/reader/blockCacheSource.js";
 import { FileSource } from "../src/reader/fileSource.js";
 import { NodeTree } from "../src/reader/nodeTree.js";
 import { type DcpCheckpoint, openSharded, RangeSource } from "../src/reader/sharded/index.js";
+import { BufferSource } from "../src/reader/source.js";
+import { openZip } from "../src/reader/zip.js";
 import { SHARDED_DIR } from "./helpers/sharded.js";
 
 /**
@@ -97,6 +102,33 @@ describe.each(DCP_SAMPLES)("%s", (dir) => {
     expect(items).toBeGreaterThan(0);
   });
 
+  it("the scan of each data file (layouts recognised, scans memoized) finds what a fresh scan of every item finds", () => {
+    const present = new Set(readdirSync(dir));
+    const scans = scanSharded(checkpoint).filter((s) => s.role === "data");
+    expect(scans.length).toBeGreaterThan(0);
+    for (const file of scans) {
+      expect(present.has(file.file)).toBe(true);
+      const source = FileSource.open(join(dir, file.file));
+      const deep = new Set(checkpoint.bytesItems.map((b) => b.storage?.offset));
+      const fresh = itemRanges(checkpoint, file.file)
+        .filter(({ offset, length }) => offset + length <= source.size)
+        .map(({ offset, length }) =>
+          scanSource(new RangeSource(source, offset, length), { deep: deep.has(offset) }),
+        );
+      const key = (g: { module: string; name: string; class: string; offset: number }) =>
+        `${g.module}.${g.name}:${g.class}@${g.offset}`;
+      const globals = (
+        list: ReadonlyArray<{ module: string; name: string; class: string; offset: number }>,
+      ) => list.map(key).sort();
+      expect(globals(file.scan.globals)).toEqual(globals(fresh.flatMap((f) => f.globals)));
+      expect(file.scan.notes.map((n) => n.code).sort()).toEqual(
+        fresh.flatMap((f) => f.notes.map((n) => n.code)).sort(),
+      );
+      expect(file.scan.verdict).toBe(worstVerdict(fresh.map((f) => f.verdict)));
+      source.close();
+    }
+  });
+
   it(".metadata's adopted parse finds what scanning the file finds", () => {
     const parsed = scanParsedPickle(checkpoint.metadata?.parse ?? expect.fail("no metadata"));
     const scanned = scanSource(FileSource.open(join(dir, ".metadata")));
@@ -118,5 +150,37 @@ describe("the memo keys on the bytes", () => {
     expect(verdicts).toContain("dangerous");
     expect(verdicts.filter((v) => v !== "dangerous").length).toBeGreaterThan(0);
     source.close();
+  });
+});
+
+describe("item layouts", () => {
+  const dir = join(SHARDED_DIR, "dcp", "fsdp2_2ranks");
+  const checkpoint = openDcpSample(dir);
+  const bytes = new Uint8Array(readFileSync(join(dir, "__0_0.distcp")));
+  const [first] = itemRanges(checkpoint, "__0_0.distcp").filter(
+    ({ offset }) => !checkpoint.bytesItems.some((b) => b.storage?.offset === offset),
+  );
+  const item = first ?? expect.fail("no tensor item");
+  const layout = itemLayoutOf(new RangeSource(new BufferSource(bytes), item.offset, item.length));
+
+  /** The item with one byte changed at `at` (an offset in the item). */
+  const changed = (at: number) => {
+    const copy = bytes.slice();
+    copy[item.offset + at] = ((copy[item.offset + at] as number) + 1) & 0xff;
+    return new RangeSource(new BufferSource(copy), item.offset, item.length);
+  };
+  const zip = openZip(new RangeSource(new BufferSource(bytes), item.offset, item.length));
+  const record = (name: string) => zip.entries.find((e) => e.name.endsWith(name)) ?? expect.fail(name);
+
+  it("a change in the storage's bytes keeps the layout: the scan never reads them", () => {
+    expect(layout).toBeDefined();
+    if (layout) expect(hasItemLayout(layout, changed(zip.dataOffset(record("data/0"))))).toBe(true);
+  });
+
+  it("a change in data.pkl, a record name or the central directory is another layout", () => {
+    if (!layout) return expect.fail("no layout");
+    expect(hasItemLayout(layout, changed(zip.dataOffset(record("data.pkl")) + 3))).toBe(false);
+    expect(hasItemLayout(layout, changed(record("data.pkl").localHeaderOffset + 31))).toBe(false);
+    expect(hasItemLayout(layout, changed(zip.centralDirectoryOffset + 30))).toBe(false);
   });
 });

@@ -10,6 +10,7 @@ import { looksLikeZip } from "../../reader/zip.js";
 import { mergeScans } from "../security/mergeScans.js";
 import { type FileScan, scanParsedPickle, scanSource } from "../security/scan.js";
 import { ScanMemo } from "../security/scanner.js";
+import { hasItemLayout, type ItemLayout, itemLayoutOf } from "./itemLayout.js";
 
 /**
  * Every pickle of a sharded checkpoint, file by file, scanned as the framework's load would meet it. A DCP
@@ -60,6 +61,18 @@ function dcpDataScan(checkpoint: DcpCheckpoint, file: string): ShardedFileScan {
     // Every item's archive is a dozen tiny reads: served from cached blocks, in offset order.
     const source = new BlockCacheSource(raw);
     const memo = new ScanMemo();
+    // Items of one shape are laid out alike: one scan per layout, the others recognised (itemLayout.ts).
+    const layouts = new Map<number, Array<{ layout: ItemLayout; scan: FileScan }>>();
+    const tensorItemScan = (range: RangeSource): FileScan => {
+      const known = layouts.get(range.size) ?? [];
+      const same = known.find((k) => hasItemLayout(k.layout, range));
+      if (same) return same.scan;
+      const scan = scanSource(range, { memo });
+      const layout = itemLayoutOf(range);
+      // A few layouts per length (a weight and its bias may share one), the latest first.
+      if (layout) layouts.set(range.size, [{ layout, scan }, ...known].slice(0, 4));
+      return scan;
+    };
     const parts = [...items]
       .sort(([a], [b]) => a - b)
       .filter(([offset, item]) => offset + item.length <= source.size)
@@ -68,12 +81,13 @@ function dcpDataScan(checkpoint: DcpCheckpoint, file: string): ShardedFileScan {
         // starts, and the blob runs to the end of the file.
         const blob = !item.bytes && !looksLikeZip(source.read(offset, Math.min(4, source.size - offset)));
         const length = blob ? source.size - offset : item.length;
+        const range = new RangeSource(source, offset, length);
         return {
           label: item.label,
           bytes: item.bytes,
           // Deep (every member probed as a pickle) only for bytes items, which torch.load runs unrestricted;
           // a tensor item's loader reads its data.pkl with weights_only=True and nothing else in it.
-          scan: scanSource(new RangeSource(source, offset, length), { deep: item.bytes, memo }),
+          scan: item.bytes || blob ? scanSource(range, { deep: item.bytes, memo }) : tensorItemScan(range),
         };
       });
     return {

@@ -1,0 +1,83 @@
+import { bytesEqual } from "../../reader/bytes.js";
+import { ReaderError } from "../../reader/errors.js";
+import type { ByteSource } from "../../reader/source.js";
+import { openZip } from "../../reader/zip.js";
+
+/**
+ * What the scan of a DCP tensor item reads, to recognise the next item that would scan the same. A tensor
+ * item is one `torch.save` archive. Without the deep probe its scan reads the end records, the central
+ * directory, every local header and the pickle records; it never reads the other records' bytes (the
+ * storage, `byteorder`, the per-save `.data/serialization_id`). Two items of one length whose bytes agree
+ * everywhere else, CRC fields aside (they hash the bytes not compared), therefore scan alike. Checking that
+ * reads the headers and data.pkl from cached blocks and compares about a kilobyte, where opening and scanning
+ * the archive cost ~45 µs an item. The storage's bytes are never read, so large items stay lazy.
+ */
+export interface ItemLayout {
+  readonly length: number;
+  /** The item's bytes the scan depends on: `[start, start + bytes.length)` each, in order. */
+  readonly segments: ReadonlyArray<{ readonly start: number; readonly bytes: Uint8Array }>;
+}
+
+const CENTRAL_HEADER_LENGTH = 46;
+const FLAG_DATA_DESCRIPTOR = 0x0008;
+const DESCRIPTOR_SIGNATURE = 0x08074b50;
+
+/** Records the scan reads whole (zip members it unpickles or inspects as arrays). */
+const READ_RECORDS = /\.(pkl|debug_pkl|npy)$/;
+
+/**
+ * The layout of the item in `source` (all of it one archive), or undefined when it has a shape the
+ * comparison does not cover (an encrypted or compressed record, a central directory it cannot walk).
+ */
+export function itemLayoutOf(source: ByteSource): ItemLayout | undefined {
+  try {
+    const zip = openZip(source);
+    const skipped: Array<[number, number]> = [];
+    for (const entry of zip.entries) {
+      if (entry.encrypted || entry.method !== 0) return undefined;
+      skipped.push([entry.localHeaderOffset + 14, entry.localHeaderOffset + 18]); // CRC-32
+      const start = zip.dataOffset(entry);
+      const end = start + entry.compressedSize;
+      if (!READ_RECORDS.test(entry.name)) skipped.push([start, end]);
+      if ((entry.flags & FLAG_DATA_DESCRIPTOR) !== 0) {
+        // The data descriptor after the bytes: an optional signature, then the CRC-32.
+        const head = source.read(end, Math.min(4, source.size - end));
+        const crc =
+          head.length === 4 &&
+          new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true) === DESCRIPTOR_SIGNATURE
+            ? end + 4
+            : end;
+        skipped.push([crc, crc + 4]);
+      }
+    }
+    // Central headers in order: 46 bytes, then the name, extra field and comment whose lengths they give.
+    const cd = source.read(zip.centralDirectoryOffset, zip.centralDirectorySize);
+    const view = new DataView(cd.buffer, cd.byteOffset, cd.byteLength);
+    let at = 0;
+    for (let i = 0; i < zip.entryCount; i++) {
+      if (at + CENTRAL_HEADER_LENGTH > cd.length) return undefined;
+      skipped.push([zip.centralDirectoryOffset + at + 16, zip.centralDirectoryOffset + at + 20]);
+      const nameLength = view.getUint16(at + 28, true);
+      const extraLength = view.getUint16(at + 30, true);
+      const commentLength = view.getUint16(at + 32, true);
+      at += CENTRAL_HEADER_LENGTH + nameLength + extraLength + commentLength;
+    }
+    skipped.sort((a, b) => a[0] - b[0]);
+    const segments: Array<{ start: number; bytes: Uint8Array }> = [];
+    let from = 0;
+    for (const [start, end] of [...skipped, [source.size, source.size] as [number, number]]) {
+      if (start > from) segments.push({ start: from, bytes: source.read(from, start - from) });
+      from = Math.max(from, end);
+    }
+    return { length: source.size, segments };
+  } catch (error) {
+    if (error instanceof ReaderError) return undefined;
+    throw error;
+  }
+}
+
+/** Whether the item in `source` scans as the item `layout` was taken from would. */
+export function hasItemLayout(layout: ItemLayout, source: ByteSource): boolean {
+  if (source.size !== layout.length) return false;
+  return layout.segments.every(({ start, bytes }) => bytesEqual(source.read(start, bytes.length), bytes));
+}
