@@ -1,22 +1,28 @@
-import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
-import { pipeline, Readable } from "node:stream";
 import { InflateError, type Inflater, installCodecs } from "./codecs.js";
 import { crc32Portable } from "./zip/crc32Portable.js";
 
 /**
  * Node's native zlib as the reader's codecs (see `codecs.ts`): imported for its effect by `FileSource`, so
  * any Node program that opens a file inflates and checks CRCs at native speed. zlib itself loads on first use
- * (it is not in Node's start-up snapshot: a few ms of every command that never inflates); CRCs of the small
- * records every inspect checks (data.pkl of a small file) take the portable table until a record is large.
+ * (it is not in Node's start-up snapshot: a few ms of every command that never inflates), and so do crypto
+ * (for sha256) and stream (for streamed inflation), 13 ms of a small inspect's start-up together; CRCs of the
+ * small records every inspect checks (data.pkl of a small file) take the portable table until a record is
+ * large.
  */
 type Zlib = typeof import("node:zlib");
 const require = createRequire(import.meta.url);
-let zlibModule: Zlib | undefined;
-const zlibLoaded = (): Zlib => {
-  zlibModule ??= require("node:zlib") as Zlib;
-  return zlibModule;
-};
+/** A Node built-in, required on first use. */
+function lazy<T>(name: string): () => T {
+  let loaded: T | undefined;
+  return () => {
+    loaded ??= require(name) as T;
+    return loaded;
+  };
+}
+const zlibLoaded = lazy<Zlib>("node:zlib");
+const crypto = lazy<typeof import("node:crypto")>("node:crypto");
+const stream = lazy<typeof import("node:stream")>("node:stream");
 /** Below this many bytes the table CRC is as fast as loading zlib would make it. */
 const NATIVE_CRC_MIN_BYTES = 4 * 1024;
 let nativeCrc: ((data: Uint8Array, value?: number) => number) | undefined;
@@ -36,6 +42,7 @@ async function* inflateStream(input: Iterable<Uint8Array>, chunkSize: number): A
   const zlib = zlibLoaded();
   const inflate = zlib.createInflateRaw({ chunkSize: Math.max(64, Math.min(chunkSize, 1024 * 1024)) });
   // Errors of either stream destroy the other and surface from the iteration below.
+  const { pipeline, Readable } = stream();
   pipeline(Readable.from(input), inflate, () => undefined);
   try {
     for await (const piece of inflate as AsyncIterable<Buffer>) yield piece;
@@ -74,7 +81,7 @@ installCodecs({
   crc32,
   inflater: zlibInflater,
   sha256: () => {
-    const hash = createHash("sha256");
+    const hash = crypto().createHash("sha256");
     return { update: (bytes) => hash.update(bytes), hex: () => hash.digest("hex") };
   },
 });

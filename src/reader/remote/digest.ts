@@ -1,9 +1,8 @@
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
 import { type DigestKind, type Digests, results, sharedWork } from "../rangeDigest.js";
 import { outcomeError } from "./channel.js";
 import type { DigestJob, DigestResult } from "./ioWorker.js";
-import { workerFile } from "./nodeChannel.js";
+import { workerFile, workerThreads } from "./nodeChannel.js";
 import type { DigestRequest } from "./remoteSource.js";
 
 /**
@@ -19,7 +18,7 @@ export async function digestRemote<K extends DigestKind>(request: DigestRequest<
   const job: DigestJob = { kind: "digest", target, expect, settings, ranges, work };
   const workers = Array.from(
     { length: threads },
-    () => new Worker(workerFile("ioWorker"), { workerData: job }),
+    () => new (workerThreads().Worker)(workerFile("ioWorker"), { workerData: job }),
   );
   try {
     const answers = await Promise.all(
