@@ -55,14 +55,25 @@ function accumulateReal(a: Float64Array, b: Float64Array, n: number, s: Sums): v
     const abs = Math.abs(d);
     maxAbs = Math.max(abs, maxAbs);
   }
-  if (a2 - a2 !== 0 || diff2 - diff2 !== 0) {
-    accumulateCareful(a, b, n, s);
-    return;
-  }
-  s.differing += n - same;
-  if (maxAbs > s.maxAbs) s.maxAbs = maxAbs;
-  s.sumSquaresDiff += diff2;
-  s.sumSquaresA += a2;
+  if (!addFiniteBlock(s, n, { same, maxAbs, diff2, a2 })) accumulateCareful(a, b, n, s);
+}
+
+/**
+ * Adds one block's sums when they are finite (then every element was); returns false, adding nothing, when a
+ * NaN or an infinity made them not. The loops that compute the sums stay one per array type on purpose: a
+ * loop V8 sees with two array types runs at half the speed.
+ */
+function addFiniteBlock(
+  s: Sums,
+  n: number,
+  block: { readonly same: number; readonly maxAbs: number; readonly diff2: number; readonly a2: number },
+): boolean {
+  if (block.a2 - block.a2 !== 0 || block.diff2 - block.diff2 !== 0) return false;
+  s.differing += n - block.same;
+  if (block.maxAbs > s.maxAbs) s.maxAbs = block.maxAbs;
+  s.sumSquaresDiff += block.diff2;
+  s.sumSquaresA += block.a2;
+  return true;
 }
 
 /**
@@ -84,12 +95,7 @@ function accumulateFloat32(a: Float32Array, b: Float32Array, n: number, s: Sums)
     const abs = Math.abs(d);
     maxAbs = Math.max(abs, maxAbs);
   }
-  if (a2 - a2 !== 0 || diff2 - diff2 !== 0) return false;
-  s.differing += n - same;
-  if (maxAbs > s.maxAbs) s.maxAbs = maxAbs;
-  s.sumSquaresDiff += diff2;
-  s.sumSquaresA += a2;
-  return true;
+  return addFiniteBlock(s, n, { same, maxAbs, diff2, a2 });
 }
 
 /** Float32 elements of `bytes` (a view when aligned, else an aligned copy). */
