@@ -7,12 +7,12 @@ import { isRemotePath } from "../reader/remote/location.js";
  * prefix together with other roots.
  * @throws ReaderError `remote-unsupported`
  */
-export function refuseRemote(paths: readonly string[], command: string): void {
+export function refuseRemote(
+  paths: readonly string[],
+  command: string,
+  why = "takes local paths only: ckpt inspect, scan, diff, resume-plan and audit read remote ones",
+): void {
   const remote = paths.find(isRemotePath);
   if (remote === undefined) return;
-  throw new ReaderError(
-    "remote-unsupported",
-    `ckpt ${command} takes local paths only: ckpt inspect, scan, diff, resume-plan and audit read remote ones`,
-    { file: remote },
-  );
+  throw new ReaderError("remote-unsupported", `ckpt ${command} ${why}`, { file: remote });
 }

@@ -42,7 +42,8 @@ export async function runAudit(roots: string[], options: AuditCommandOptions, io
     };
     const remote = roots.find(isRemotePath);
     // One remote prefix, alone: mixing it with local roots would make one report of two trees.
-    if (remote !== undefined && roots.length > 1) refuseRemote(roots, "audit of several roots");
+    if (remote !== undefined && roots.length > 1)
+      refuseRemote(roots, "audit", "takes a remote prefix alone: audit it and the local roots separately");
     const report =
       remote !== undefined ? await auditRemote(remote, auditOptions) : await audit(roots, auditOptions);
     if (options.html) {

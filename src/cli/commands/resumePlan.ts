@@ -38,8 +38,18 @@ export async function runResumePlan(
   try {
     if (isRemotePath(runDir)) {
       // Writes stay local: the fix a remote plan names is for wherever the run directory is a disk.
-      if (options.write) refuseRemote([runDir], "resume-plan --write");
-      if (options.config !== undefined) refuseRemote([runDir], "resume-plan --config");
+      if (options.write)
+        refuseRemote(
+          [runDir],
+          "resume-plan --write",
+          "writes local files only: run it where the run directory is a disk",
+        );
+      if (options.config !== undefined)
+        refuseRemote(
+          [runDir],
+          "resume-plan --config",
+          "reads a remote run's own config.yaml: leave --config out",
+        );
       plan = await planRemoteResume(runDir, { verify: options.verify });
     } else {
       plan = await planResume(runDir, { verify: options.verify, configFile: options.config });
