@@ -17,6 +17,9 @@ export class BlockCacheSource implements ByteSource {
   private readonly maxBlocks: number;
   /** Block index to bytes, least recently used first (a Map keeps insertion order). */
   private readonly blocks = new Map<number, Uint8Array>();
+  /** The most recently used block (the last in `blocks`). */
+  private newestIndex = -1;
+  private newest: Uint8Array | undefined;
   /** The parent's, so that another thread can open the same file (parallel hashing). */
   readonly identity?: () => FileIdentity;
 
@@ -67,13 +70,19 @@ export class BlockCacheSource implements ByteSource {
 
   close(): void {
     this.blocks.clear();
+    this.newest = undefined;
+    this.newestIndex = -1;
   }
 
   private block(index: number): Uint8Array {
+    // Reads in file order hit the newest block again and again: no reordering needed for it.
+    if (index === this.newestIndex && this.newest !== undefined) return this.newest;
     const cached = this.blocks.get(index);
     if (cached !== undefined) {
       this.blocks.delete(index);
       this.blocks.set(index, cached);
+      this.newestIndex = index;
+      this.newest = cached;
       return cached;
     }
     const start = index * this.blockSize;
@@ -81,6 +90,8 @@ export class BlockCacheSource implements ByteSource {
     // A plain view: a Node Buffer's `slice` shares memory rather than copying, as `read` below relies on.
     const bytes = new Uint8Array(read.buffer, read.byteOffset, read.length);
     this.blocks.set(index, bytes);
+    this.newestIndex = index;
+    this.newest = bytes;
     if (this.blocks.size > this.maxBlocks) {
       const oldest = this.blocks.keys().next().value as number;
       this.blocks.delete(oldest);

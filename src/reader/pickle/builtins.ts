@@ -7,6 +7,7 @@ import {
   pyDict,
   pyFloat,
   pyList,
+  pyObject,
   pyTuple,
   uniqueItems,
 } from "./value.js";
@@ -57,30 +58,12 @@ export function callBuiltin(callable: PyGlobal, args: PyValue[], via: Via): PyVa
       // Protocol 0/1 objects: copyreg._reconstructor(cls, base, state) is `base.__new__(cls, state)`.
       const [cls, , state] = args;
       if (cls === undefined) return undefined;
-      return {
-        kind: "object",
-        callable: cls,
-        via,
-        args: state === null || state === undefined ? [] : [state],
-        kwargs: undefined,
-        state: undefined,
-        listItems: [],
-        dictItems: [],
-      };
+      return pyObject(cls, via, state === null || state === undefined ? [] : [state], undefined);
     }
     case "copyreg.__newobj__": {
       const [cls, ...rest] = args;
       if (cls === undefined) return undefined;
-      return {
-        kind: "object",
-        callable: cls,
-        via: "newobj",
-        args: rest,
-        kwargs: undefined,
-        state: undefined,
-        listItems: [],
-        dictItems: [],
-      };
+      return pyObject(cls, "newobj", rest, undefined);
     }
     default:
       return undefined;

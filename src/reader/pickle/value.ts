@@ -49,11 +49,12 @@ export interface PyList {
 /** A dict or dict subclass. Insertion order is kept; `index` maps hashable keys to their position. */
 export interface PyDict {
   readonly kind: "dict";
-  readonly keys: PyValue[];
-  readonly values: PyValue[];
+  // Writable so that `dictSetPairs` can give an empty dict arrays of the exact size its first SETITEMS needs.
+  keys: PyValue[];
+  values: PyValue[];
   /**
-   * Position of each string key, created on the first one: most dicts in a checkpoint are empty (every
-   * tensor's backward hooks), and string keys are looked up as they are, without building a hash string.
+   * Position of each string key, created once the dict outgrows `SMALL_DICT` keys (smaller ones are searched):
+   * string keys are looked up as they are, without building a hash string.
    */
   stringIndex: Map<string, number> | undefined;
   /** Position of each other hashable key, by `hashKey`. */
@@ -87,9 +88,13 @@ export interface PyObject {
   readonly args: PyValue[];
   readonly kwargs: PyDict | undefined;
   state: PyValue | undefined;
-  /** Items added by APPEND(S) / SETITEM(S) on an object that is not a plain list or dict. */
-  readonly listItems: PyValue[];
-  readonly dictItems: Array<[PyValue, PyValue]>;
+  /**
+   * Items added by APPEND(S) / SETITEM(S) on an object that is not a plain list or dict. Most objects get
+   * none, so both start as one shared frozen empty array; `objectListItems` / `objectDictItems` give the
+   * writable array (a stray push on the shared one throws rather than leaking items between objects).
+   */
+  listItems: readonly PyValue[];
+  dictItems: ReadonlyArray<readonly [PyValue, PyValue]>;
 }
 
 /** A persistent id nobody resolved (a pickle read without a torch layout behind it). */
@@ -172,6 +177,48 @@ export function pyList(items: PyValue[]): PyList {
   return { kind: "list", items };
 }
 
+/**
+ * Python's empty tuple is one shared object, and so is this one: a state dict's metadata builds hundreds of
+ * thousands (every `NEWOBJ` of a dataclass takes `()`), and each would otherwise be two allocations kept alive.
+ */
+export const EMPTY_TUPLE: PyTuple = Object.freeze({
+  kind: "tuple",
+  items: Object.freeze([]) as unknown as PyValue[],
+});
+
+const NO_ITEMS: readonly never[] = Object.freeze([]);
+
+/** What calling or instantiating `callable` would produce, recorded. */
+export function pyObject(
+  callable: PyValue,
+  via: PyObject["via"],
+  args: PyValue[],
+  kwargs: PyDict | undefined,
+): PyObject {
+  return {
+    kind: "object",
+    callable,
+    via,
+    args,
+    kwargs,
+    state: undefined,
+    listItems: NO_ITEMS,
+    dictItems: NO_ITEMS,
+  };
+}
+
+/** The object's APPEND items, made writable on the first one. */
+export function objectListItems(object: PyObject): PyValue[] {
+  if (object.listItems === NO_ITEMS) object.listItems = [];
+  return object.listItems as PyValue[];
+}
+
+/** The object's SETITEM pairs, made writable on the first one. */
+export function objectDictItems(object: PyObject): Array<[PyValue, PyValue]> {
+  if (object.dictItems === NO_ITEMS) object.dictItems = [];
+  return object.dictItems as Array<[PyValue, PyValue]>;
+}
+
 export function pyDict(className?: string): PyDict {
   return {
     kind: "dict",
@@ -231,14 +278,44 @@ export function hashKey(value: PyValue, depth = 0): string | undefined {
   }
 }
 
+/**
+ * Below this many keys a string key is found by comparing keys, not through `stringIndex`: the dicts of a
+ * checkpoint's objects (a dataclass's `__dict__`, a param group) hold a handful of keys, and a Map for each
+ * was most of what reading a DCP `.metadata` of 200,000 chunks allocated.
+ */
+const SMALL_DICT = 8;
+
+/** Position of string `key` among the dict's keys, by comparison; -1 when absent. */
+function smallStringPosition(dict: PyDict, key: string): number {
+  const keys = dict.keys;
+  for (let i = 0; i < keys.length; i++) if (keys[i] === key) return i;
+  return -1;
+}
+
 /** Python `d[key] = value`: replaces the value of an equal key, else appends. */
 export function dictSet(dict: PyDict, key: PyValue, value: PyValue): void {
   // A str never equals a non-str in Python, so string keys can live in an index of their own.
   const isString = typeof key === "string";
+  if (isString && dict.stringIndex === undefined) {
+    const at = smallStringPosition(dict, key);
+    if (at >= 0) {
+      dict.values[at] = value;
+      return;
+    }
+    if (dict.keys.length < SMALL_DICT) {
+      dict.keys.push(key);
+      dict.values.push(value);
+      return;
+    }
+    const index = new Map<string, number>();
+    dict.keys.forEach((k, i) => {
+      if (typeof k === "string") index.set(k, i);
+    });
+    dict.stringIndex = index;
+  }
   const hash = isString ? key : hashKey(key);
   if (hash !== undefined) {
-    if (isString) dict.stringIndex ??= new Map();
-    else dict.index ??= new Map();
+    if (!isString) dict.index ??= new Map();
     const index = (isString ? dict.stringIndex : dict.index) as Map<string, number>;
     const at = index.get(hash);
     if (at !== undefined) {
@@ -251,9 +328,42 @@ export function dictSet(dict: PyDict, key: PyValue, value: PyValue): void {
   dict.values.push(value);
 }
 
+/**
+ * `d[k1] = v1; d[k2] = v2; ...` for alternating keys and values. The usual case, SETITEMS filling a new
+ * dict with a few distinct string keys (an object's `__dict__`), gets arrays of exactly that size: growing
+ * from empty by pushes reserves 17 slots in each, which for a `.metadata` of 200,000 chunks was most of its
+ * heap.
+ */
+export function dictSetPairs(dict: PyDict, items: readonly PyValue[]): void {
+  const count = items.length >> 1;
+  if (dict.keys.length === 0 && count > 0 && count <= SMALL_DICT && distinctStrings(items, count)) {
+    const keys = new Array<PyValue>(count);
+    const values = new Array<PyValue>(count);
+    for (let i = 0; i < count; i++) {
+      keys[i] = items[2 * i] as PyValue;
+      values[i] = items[2 * i + 1] as PyValue;
+    }
+    dict.keys = keys;
+    dict.values = values;
+    return;
+  }
+  for (let i = 0; i + 1 < items.length; i += 2) dictSet(dict, items[i] as PyValue, items[i + 1] as PyValue);
+}
+
+/** The `count` keys at even positions of `items` are strings, none repeated. */
+function distinctStrings(items: readonly PyValue[], count: number): boolean {
+  for (let i = 0; i < count; i++) {
+    const key = items[2 * i];
+    if (typeof key !== "string") return false;
+    for (let j = 0; j < i; j++) if (items[2 * j] === key) return false;
+  }
+  return true;
+}
+
 /** The value at a string key, or `undefined`. */
 export function dictGet(dict: PyDict, key: string): PyValue | undefined {
-  const at = dict.stringIndex?.get(key);
+  const at = dict.stringIndex === undefined ? smallStringPosition(dict, key) : dict.stringIndex.get(key);
+  if (at === -1) return undefined;
   return at === undefined ? undefined : dict.values[at];
 }
 

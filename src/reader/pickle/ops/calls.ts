@@ -2,7 +2,7 @@ import { callBuiltin } from "../builtins.js";
 import { describe, type MachineState, type OpcodeEntries } from "../state.js";
 import { decodeLatin1 } from "../text.js";
 import type { CallVia } from "../types.js";
-import { isBoxed, type PyDict, type PyObject, type PyValue } from "../value.js";
+import { isBoxed, type PyDict, type PyValue, pyObject } from "../value.js";
 import { readGlobalLines } from "./globals.js";
 
 /**
@@ -92,17 +92,7 @@ function instantiate(
     const modelled = m.hooks.call?.(callable, args, via, m.opStart) ?? callBuiltin(callable, args, via);
     if (modelled !== undefined) return modelled;
   }
-  const object: PyObject = {
-    kind: "object",
-    callable,
-    via,
-    args,
-    kwargs: kwargs !== undefined && kwargs.keys.length > 0 ? kwargs : undefined,
-    state: undefined,
-    listItems: [],
-    dictItems: [],
-  };
-  return object;
+  return pyObject(callable, via, args, kwargs !== undefined && kwargs.keys.length > 0 ? kwargs : undefined);
 }
 
 export const callOpcodes: OpcodeEntries = [

@@ -1,9 +1,12 @@
 import { describe, type MachineState, type OpcodeEntries } from "../state.js";
 import {
   appendAll,
-  dictSet,
+  dictSetPairs,
+  EMPTY_TUPLE,
   isBoxed,
   isUnhashable,
+  objectDictItems,
+  objectListItems,
   type PyValue,
   pyDict,
   pyList,
@@ -15,7 +18,7 @@ import {
 
 /** EMPTY_TUPLE (1). */
 export function emptyTuple(m: MachineState): void {
-  m.push(pyTuple([]));
+  m.push(EMPTY_TUPLE);
 }
 
 /** TUPLE1 (2): the top item as a 1-tuple. */
@@ -116,14 +119,14 @@ export function addItems(m: MachineState): void {
   const target = m.top();
   if (items.some(isUnhashable)) throw m.malformed("unhashable set item");
   if (isBoxed(target, "set") && !target.frozen) appendAll(target.items, uniqueItems(items, target.items));
-  else if (isBoxed(target, "object")) appendAll(target.listItems, items);
+  else if (isBoxed(target, "object")) appendAll(objectListItems(target), items);
   else throw m.malformed(`ADDITEMS on a ${describe(target)}`);
 }
 
 /** List items go into a list, or into the record of an object's `append`/`extend` calls. */
 function appendTo(m: MachineState, target: PyValue, items: PyValue[]): void {
   if (isBoxed(target, "list")) appendAll(target.items, items);
-  else if (isBoxed(target, "object")) appendAll(target.listItems, items);
+  else if (isBoxed(target, "object")) appendAll(objectListItems(target), items);
   else throw m.malformed(`APPEND to a ${describe(target)}`);
 }
 
@@ -134,11 +137,11 @@ function setItems(m: MachineState, target: PyValue, items: PyValue[]): void {
     for (let i = 0; i < items.length; i += 2) {
       const key = items[i] as PyValue;
       if (isUnhashable(key)) throw m.malformed(`unhashable dict key of type ${describe(key)}`);
-      dictSet(target, key, items[i + 1] as PyValue);
     }
+    dictSetPairs(target, items);
   } else if (isBoxed(target, "object")) {
-    for (let i = 0; i < items.length; i += 2)
-      target.dictItems.push([items[i] as PyValue, items[i + 1] as PyValue]);
+    const pairs = objectDictItems(target);
+    for (let i = 0; i < items.length; i += 2) pairs.push([items[i] as PyValue, items[i + 1] as PyValue]);
   } else {
     throw m.malformed(`SETITEM on a ${describe(target)}`);
   }
