@@ -24,8 +24,9 @@ export function securityFindings(scan: FileScan, weightsOnly: WeightsOnlyVerdict
   const findings: Finding[] = [];
   const seen = new Set<string>();
   for (const g of scan.globals) {
+    if (g.class !== "dangerous") continue;
     const key = `${g.module}.${g.name}@${g.record}`;
-    if (g.class !== "dangerous" || seen.has(key)) continue;
+    if (seen.has(key)) continue;
     seen.add(key);
     findings.push({
       code: "dangerous-global",

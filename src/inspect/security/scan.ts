@@ -200,17 +200,27 @@ function scanLoaded(checkpoint: TorchZipCheckpoint | PlainPickle): FileScan {
  */
 export function scanParsedPickle(parse: {
   readonly pickle: PickleInfo;
-  readonly root: PyValue;
+  readonly root: () => PyValue;
   readonly readsAlike: boolean;
 }): FileScan | undefined {
-  return parse.readsAlike ? scanParsed("pickle", parse.pickle, parse.root, () => {}) : undefined;
+  if (!parse.readsAlike) return undefined;
+  // The decoder let go of the graph (a large `.metadata`'s is hundreds of megabytes) and rebuilds it only
+  // for a scan that walks it: loaders handed bytes, getattr calls that may read Enum members. A bare pickle's
+  // weights_only judgement never does (torch.load cannot read one at all), so its scan keeps no root.
+  const walks = parse.pickle.globals.some(
+    (g) =>
+      g.dynamic === true ||
+      (g.module === "builtins" && g.name === "getattr") ||
+      LOADERS.has(`${g.module}.${g.name}`),
+  );
+  return scanParsed("pickle", parse.pickle, walks ? parse.root() : undefined, () => {});
 }
 
 /** A scan built from one executed pickle's parse: its globals adopted, nested loaders' bytes scanned. */
 function scanParsed(
   format: ScannedFormat,
   pickle: PickleInfo,
-  root: PyValue,
+  root: PyValue | undefined,
   containerNotes: (scanner: Scanner) => void,
 ): FileScan {
   const scanner = new Scanner();
@@ -229,7 +239,7 @@ function scanParsed(
   let nested = 0;
   // Only a named loader can be called with bytes: without one, the graph (200,000 tensors) is not walked.
   const namesLoader = pickle.globals.some((g) => g.dynamic === true || LOADERS.has(`${g.module}.${g.name}`));
-  visitObjects(namesLoader ? root : null, (object) => {
+  visitObjects(namesLoader ? (root ?? null) : null, (object) => {
     const callable = object.callable;
     if (!isBoxed(callable, "global") || !LOADERS.has(callable.qualified)) return;
     const payload = payloadOf(object.args);

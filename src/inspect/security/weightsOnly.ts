@@ -164,20 +164,25 @@ export function judgeWeightsOnly(scan: FileScan): WeightsOnlyVerdict {
   const executedRecords = new Set(executed.map((p) => p.record));
   const blockers: WeightsOnlyBlocker[] = [];
   const blocked = new Map<string, GlobalClass>();
-  const allowed = new Map<string, boolean>();
+  // By module, then name: a merged DCP file has a few globals per item, hundreds of thousands in all.
+  const allowed = new Map<string, Map<string, boolean>>();
   for (const g of scan.globals) {
     if (!executedRecords.has(g.record) && !g.record.startsWith("legacy")) continue;
     if (g.dynamic) {
       blocked.set("<computed global>", g.class);
       continue;
     }
-    const name = `${g.module}.${g.name}`;
-    let ok = allowed.get(name);
+    let names = allowed.get(g.module);
+    if (names === undefined) {
+      names = new Map();
+      allowed.set(g.module, names);
+    }
+    let ok = names.get(g.name);
     if (ok === undefined) {
       ok = allowedByWeightsOnly(g.module, g.name);
-      allowed.set(name, ok);
+      names.set(g.name, ok);
     }
-    if (!ok) blocked.set(name, g.class);
+    if (!ok) blocked.set(`${g.module}.${g.name}`, g.class);
   }
   const names = new Set(blocked.keys());
   const paths = new Map<string, KeyPath[]>();

@@ -17,8 +17,8 @@ import type { PyValue } from "./value.js";
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
- * Everything one run of the pickle machine shares: the input and the read position, the stack and the
- * metastack of MARKs, the memo, what the stream declared (protocol, frames) and what it used (opcodes,
+ * Everything one run of the pickle machine shares: the input and the read position, the stack and its
+ * MARK frames, the memo, what the stream declared (protocol, frames) and what it used (opcodes,
  * globals). The opcode functions in `ops/` act on it, as `pickle.py`'s `load_*` methods act on `self`.
  *
  * The read primitives below are the only way to consume operands. Each checks one bound, `edge`: the end
@@ -48,8 +48,14 @@ export class MachineState {
   bufferEnd = -1;
   readonly frameIssues: FrameIssue[] = [];
 
-  stack: PyValue[] = [];
-  readonly metastack: PyValue[][] = [];
+  /**
+   * Every MARK frame's items in one array, as the C unpickler keeps them: `fence` is where the current
+   * frame begins and `marks` holds the outer frames' fences. (A fresh array per MARK, as `pickle.py` has it,
+   * was the largest garbage of a large pickle: 750,000 MARKs in a DCP `.metadata`.)
+   */
+  readonly stack: PyValue[] = [];
+  fence = 0;
+  readonly marks: number[] = [];
   readonly memo: Memo;
   protocol = 0;
   readonly opcodes = new Uint8Array(256);
@@ -184,24 +190,29 @@ export class MachineState {
   }
 
   pop(): PyValue {
-    if (this.stack.length === 0) throw this.malformed("unpickling stack underflow");
+    if (this.stack.length <= this.fence) throw this.malformed("unpickling stack underflow");
     return this.stack.pop() as PyValue;
   }
 
   top(): PyValue {
-    if (this.stack.length === 0) throw this.malformed("unpickling stack underflow");
+    if (this.stack.length <= this.fence) throw this.malformed("unpickling stack underflow");
     return this.stack[this.stack.length - 1] as PyValue;
   }
 
-  /** MARK: the current stack goes on the metastack and a new, empty one begins. */
+  /** How many items the current MARK frame holds. */
+  frameLength(): number {
+    return this.stack.length - this.fence;
+  }
+
+  /** MARK: the current frame is set aside and a new, empty one begins. */
   pushMark(): void {
-    if (this.metastack.length >= this.limits.maxMarkDepth) {
+    if (this.marks.length >= this.limits.maxMarkDepth) {
       throw new ReaderError("pickle-limit", `MARK nesting exceeds ${this.limits.maxMarkDepth}`, {
         offset: this.opStart,
       });
     }
-    this.metastack.push(this.stack);
-    this.stack = [];
+    this.marks.push(this.fence);
+    this.fence = this.stack.length;
     if (this.trace) {
       this.metaStarts.push({ starts: this.itemStarts, mark: this.opStart });
       this.itemStarts = [];
@@ -210,10 +221,11 @@ export class MachineState {
 
   /** The items pushed since the last MARK; the stack before that MARK becomes current again. */
   popMark(): PyValue[] {
-    const items = this.stack;
-    const previous = this.metastack.pop();
+    const previous = this.marks.pop();
     if (previous === undefined) throw this.malformed("could not find MARK");
-    this.stack = previous;
+    const items = this.stack.slice(this.fence);
+    this.stack.length = this.fence;
+    this.fence = previous;
     if (this.trace) {
       const outer = this.metaStarts.pop();
       this.poppedStarts = this.itemStarts;
@@ -230,7 +242,7 @@ export class MachineState {
    */
   syncItemStarts(): void {
     const starts = this.itemStarts;
-    const length = this.stack.length;
+    const length = this.frameLength();
     if (starts.length > length) starts.length = length;
     while (starts.length < length) starts.push(this.markStart ?? this.opStart);
     this.markStart = undefined;

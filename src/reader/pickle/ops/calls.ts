@@ -74,7 +74,7 @@ export function persId(m: MachineState): void {
 
 /** BINPERSID (1): the top item is a persistent id. */
 export function binPersId(m: MachineState): void {
-  const pidStart = m.itemStarts[m.stack.length - 1] ?? m.opStart;
+  const pidStart = m.itemStarts[m.frameLength() - 1] ?? m.opStart;
   const pid = m.pop();
   m.trace?.onPersistentId?.(pid, pidStart, m.opStart);
   m.push(m.hooks.persistentLoad ? m.hooks.persistentLoad(pid, m.opStart) : { kind: "persistent", id: pid });

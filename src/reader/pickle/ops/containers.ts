@@ -94,8 +94,8 @@ export function appends(m: MachineState): void {
 
 /** SETITEM (0): `target[key] = value`, the three top items. */
 export function setItem(m: MachineState): void {
-  const keyStart = m.itemStarts[m.stack.length - 2] ?? m.opStart;
-  const valueStart = m.itemStarts[m.stack.length - 1] ?? m.opStart;
+  const keyStart = m.itemStarts[m.frameLength() - 2] ?? m.opStart;
+  const valueStart = m.itemStarts[m.frameLength() - 1] ?? m.opStart;
   const value = m.pop();
   const key = m.pop();
   const target = m.top();

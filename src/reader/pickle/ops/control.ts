@@ -29,7 +29,7 @@ export function mark(m: MachineState): void {
 
 /** POP (0): discards the top item; on an empty stack CPython pops a MARK instead. */
 export function pop(m: MachineState): void {
-  if (m.stack.length > 0) m.stack.pop();
+  if (m.frameLength() > 0) m.stack.pop();
   else m.popMark();
 }
 

@@ -18,13 +18,13 @@ export function checkDcp(checkpoint: Structure, entries: readonly TreeEntry[]): 
   const { metadata } = checkpoint;
   if (!metadata) return findings;
   const used = new Set<DcpStorageInfo>();
-  const perFile = new Map<string, { needed: number; items: Set<string> }>();
+  // The bytes each file must hold; which items a file holds is gathered only for a file found at fault.
+  const needed = new Map<string, number>();
   const note = (fqn: string, info: DcpStorageInfo) => {
     used.add(info);
-    const entry = perFile.get(info.relativePath) ?? { needed: 0, items: new Set<string>() };
-    entry.needed = Math.max(entry.needed, info.offset + info.length);
-    entry.items.add(fqn);
-    perFile.set(info.relativePath, entry);
+    const end = info.offset + info.length;
+    const known = needed.get(info.relativePath);
+    if (known === undefined || end > known) needed.set(info.relativePath, end);
     if (info.transformDescriptors && info.transformDescriptors.length > 0) {
       findings.push({
         code: "transform-unsupported",
@@ -96,30 +96,44 @@ export function checkDcp(checkpoint: Structure, entries: readonly TreeEntry[]): 
 
   const sizes = new Map(entries.filter((e) => e.kind === "file").map((e) => [e.name, e.size]));
   const rankOf = (name: string) => rankOfFile(name);
-  for (const [file, { needed, items }] of perFile) {
-    const names = [...items];
+  for (const [file, end] of needed) {
     if (!isPlainName(file)) {
-      findings.push({ code: "path-outside", severity: "error", file, items: names });
+      findings.push({ code: "path-outside", severity: "error", file, items: itemsIn(checkpoint, file) });
       continue;
     }
     const size = sizes.get(file);
     if (size === undefined) {
-      findings.push({ code: "file-missing", severity: "error", file, rank: rankOf(file), items: names });
-    } else if (size < needed) {
+      findings.push({
+        code: "file-missing",
+        severity: "error",
+        file,
+        rank: rankOf(file),
+        items: itemsIn(checkpoint, file),
+      });
+    } else if (size < end) {
       findings.push({
         code: "file-too-short",
         severity: "error",
         file,
         rank: rankOf(file),
         size,
-        needed,
-        items: names,
+        needed: end,
+        items: itemsIn(checkpoint, file),
       });
     }
   }
   for (const file of checkpoint.files) {
-    if (!perFile.has(file.name))
+    if (!needed.has(file.name))
       findings.push({ code: "file-unreferenced", severity: "info", file: file.name, rank: file.rank });
   }
   return findings;
+}
+
+/** The FQNs of the tensors and bytes items with bytes in `file`, in declaration order, each once. */
+function itemsIn(checkpoint: Structure, file: string): string[] {
+  const items = new Set<string>();
+  for (const tensor of checkpoint.tensors)
+    for (const chunk of tensor.chunks) if (chunk.storage?.relativePath === file) items.add(tensor.fqn);
+  for (const item of checkpoint.bytesItems) if (item.storage?.relativePath === file) items.add(item.fqn);
+  return [...items];
 }

@@ -94,11 +94,14 @@ export interface DcpMetadata {
   readonly classModule: string;
   readonly pickleProtocol: number;
   /**
-   * The parse itself (what it named, the inert graph), so that a security scan adopts it rather than running
-   * the machine over tens of megabytes again; `readsAlike` says every CPython reader would read these bytes
-   * as this one parse did (no FRAME disagreement, nothing after STOP), which adopting requires.
+   * The parse itself, so that a security scan adopts it rather than running the machine over tens of
+   * megabytes again: what it named, and the inert graph on demand (`root` parses the same bytes again; the
+   * decoded fields above are all a checkpoint keeps, since holding a 50,000-tensor graph of hundreds of
+   * megabytes slowed every later step's garbage collection). `readsAlike` says every CPython reader would
+   * read these bytes as this one parse did (no FRAME disagreement, nothing after STOP), which adopting
+   * requires.
    */
-  readonly parse: { readonly pickle: PickleInfo; readonly root: PyValue; readonly readsAlike: boolean };
+  readonly parse: { readonly pickle: PickleInfo; readonly root: () => PyValue; readonly readsAlike: boolean };
 }
 
 const MEMORY_FORMATS = ["contiguous_format", "channels_last", "preserve_format"];
@@ -118,10 +121,8 @@ function malformed(what: string): ReaderError {
  * is not a DCP `Metadata`.
  */
 export function decodeDcpMetadata(bytes: Uint8Array): DcpMetadata {
-  // torch's own rebuild models turn torch.Size into tuples and _get_layout into its argument; no persistent ids.
   const foreignPersistentIds: number[] = [];
-  const hooks = torchPickleHooks(cachingStorageResolver(new Map()), foreignPersistentIds);
-  const result = parsePickle(bytes, { hooks });
+  const result = parseMetadataPickle(bytes, foreignPersistentIds);
   const root = result.value;
   const rootClass = classOf(root);
   if (classNameOf(root) !== "Metadata" || rootClass === undefined) {
@@ -139,10 +140,16 @@ export function decodeDcpMetadata(bytes: Uint8Array): DcpMetadata {
     pickleProtocol: result.protocol,
     parse: {
       pickle: barePickleInfo(result, bytes.length, foreignPersistentIds),
-      root,
+      root: () => parseMetadataPickle(bytes, []).value,
       readsAlike: result.frameIssues.length === 0 && result.end === bytes.length,
     },
   };
+}
+
+/** torch's own rebuild models turn torch.Size into tuples and _get_layout into its argument; no persistent ids. */
+function parseMetadataPickle(bytes: Uint8Array, foreignPersistentIds: number[]) {
+  const hooks = torchPickleHooks(cachingStorageResolver(new Map()), foreignPersistentIds);
+  return parsePickle(bytes, { hooks });
 }
 
 function describeKind(value: PyValue): string {

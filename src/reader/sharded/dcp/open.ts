@@ -77,8 +77,35 @@ function dataFiles(entries: readonly TreeEntry[]): DcpDataFile[] {
   );
 }
 
-const storageKey = (fqn: string, offsets: readonly number[] | null) =>
-  offsets === null ? `${fqn}\u0000` : `${fqn}\u0000${offsets.join(",")}`;
+/**
+ * `storage_data` by FQN, then chunk offsets (null: a bytes item), as the `MetadataIndex` dict keys it; a
+ * later equal key wins, as in the dict. Found by comparing a tensor's few entries rather than through a string
+ * key per chunk (hundreds of thousands of them in a large run).
+ */
+function storageLookup(storage: DcpMetadata["storage"]) {
+  const byFqn = new Map<string, Array<{ offsets: readonly number[] | null; info: DcpStorageInfo }>>();
+  for (const { index, info } of storage) {
+    const list = byFqn.get(index.fqn);
+    if (list === undefined) byFqn.set(index.fqn, [{ offsets: index.offset, info }]);
+    else list.push({ offsets: index.offset, info });
+  }
+  return (fqn: string, offsets: readonly number[] | null): DcpStorageInfo | null => {
+    const list = byFqn.get(fqn);
+    if (list === undefined) return null;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const entry = list[i] as { offsets: readonly number[] | null; info: DcpStorageInfo };
+      if (sameOffsets(entry.offsets, offsets)) return entry.info;
+    }
+    return null;
+  };
+}
+
+function sameOffsets(a: readonly number[] | null, b: readonly number[] | null): boolean {
+  if (a === null || b === null) return a === b;
+  if (a.length !== b.length) return false;
+  for (let d = 0; d < a.length; d++) if (a[d] !== b[d]) return false;
+  return true;
+}
 
 /**
  * Opens the DCP checkpoint in `dir`: reads `.metadata` (one read of the whole file) and lists the directory;
@@ -111,19 +138,29 @@ export function openDcp(tree: TreeSource, dir: string): DcpCheckpoint {
     };
   }
   const metadata = readMetadata(tree, joinPath(dir, DCP_METADATA_FILE));
-  const storage = new Map(metadata.storage.map((s) => [storageKey(s.index.fqn, s.index.offset), s.info]));
+  const storageOf = storageLookup(metadata.storage);
   const pathOf = (fqn: string) => metadata.plannerData?.get(fqn) ?? null;
-  const rankOf = (info: DcpStorageInfo | null) => (info ? rankOfFile(info.relativePath) : null);
+  // A handful of data files hold every chunk: each name is parsed once.
+  const ranks = new Map<string, number | null>();
+  const rankOf = (info: DcpStorageInfo | null) => {
+    if (info === null) return null;
+    let rank = ranks.get(info.relativePath);
+    if (rank === undefined) {
+      rank = rankOfFile(info.relativePath);
+      ranks.set(info.relativePath, rank);
+    }
+    return rank;
+  };
   const tensors: DcpTensor[] = [];
   const bytesItems: DcpBytesItem[] = [];
   for (const [fqn, item] of metadata.items) {
     if (item.kind === "bytes") {
-      const info = storage.get(storageKey(fqn, null)) ?? null;
+      const info = storageOf(fqn, null);
       bytesItems.push({ fqn, path: pathOf(fqn), storage: info, rank: rankOf(info) });
       continue;
     }
     const chunks = item.chunks.map((chunk) => {
-      const info = storage.get(storageKey(fqn, chunk.offsets)) ?? null;
+      const info = storageOf(fqn, chunk.offsets);
       return { offsets: chunk.offsets, sizes: chunk.sizes, storage: info, rank: rankOf(info) };
     });
     tensors.push({
