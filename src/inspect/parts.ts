@@ -71,9 +71,14 @@ export function partClassifier(
   // Longest prefix first, so the first match is the owner (a stable sort keeps ties in the verdict's order).
   const keys = partKeys(verdict).sort((a, b) => b.prefix.length - a.prefix.length);
   const wholeFileIsModel = !keys.some((k) => k.part === "model");
+  // One answer object per part key, shared by every tensor under it (200,000 calls make no garbage).
+  const answers = keys.map((k) => ({ prefix: k.prefix, answer: { part: k.part, key: k.key } }));
+  const fallback: { part: PartName; key: string | null } = wholeFileIsModel
+    ? { part: "model", key: "(root)" }
+    : { part: "other", key: null };
   return (path) => {
-    for (const k of keys) if (startsWith(path, k.prefix)) return { part: k.part, key: k.key };
-    return wholeFileIsModel ? { part: "model", key: "(root)" } : { part: "other", key: null };
+    for (const k of answers) if (startsWith(path, k.prefix)) return k.answer;
+    return fallback;
   };
 }
 

@@ -82,6 +82,11 @@ export function tensorExtent(tensor: TorchTensor): Extent | undefined {
 
 /** Sorted, merged ranges: touching ranges merge too. */
 export function mergeExtents(extents: readonly Extent[]): Array<[number, number]> {
+  // Nearly every storage holds one tensor: nothing to sort or merge.
+  if (extents.length === 1) {
+    const [start, end] = extents[0] as Extent;
+    return [[start, end]];
+  }
   const sorted = [...extents].sort((a, b) => a[0] - b[0]);
   const merged: Array<[number, number]> = [];
   for (const [start, end] of sorted) {
@@ -95,7 +100,12 @@ export function mergeExtents(extents: readonly Extent[]): Array<[number, number]
 interface StorageUse {
   readonly storage: TorchStorage;
   readonly paths: KeyPath[];
-  readonly tensors: Set<TorchTensor>;
+  /**
+   * Distinct tensors: usually one, so an array searched, with a Set beside it once there are many (views of
+   * one flat buffer); a Set per storage cost more than the search for 200,000 storages.
+   */
+  readonly tensors: TorchTensor[];
+  seen: Set<TorchTensor> | undefined;
   readonly extents: Extent[];
 }
 
@@ -106,12 +116,11 @@ function storageUses(tensors: readonly TensorAt[]): Map<string, StorageUse> {
     if (!storage || tensor.layout !== "strided") continue;
     let use = uses.get(storage.key);
     if (!use) {
-      use = { storage, paths: [], tensors: new Set(), extents: [] };
+      use = { storage, paths: [], tensors: [], seen: undefined, extents: [] };
       uses.set(storage.key, use);
     }
     use.paths.push(path);
-    if (use.tensors.has(tensor)) continue;
-    use.tensors.add(tensor);
+    if (!addDistinct(use, tensor)) continue;
     const extent = tensorExtent(tensor);
     if (extent) use.extents.push(extent);
   }
@@ -135,6 +144,19 @@ function float64InModel(
   return { float64, modelDtypes: float64.length > 0 ? [...others].sort() : [] };
 }
 
+const SEARCHED_TENSORS = 8;
+
+/** Adds `tensor` to the storage's distinct tensors; false when it is there already. */
+function addDistinct(use: StorageUse, tensor: TorchTensor): boolean {
+  if (use.seen !== undefined) {
+    if (use.seen.has(tensor)) return false;
+    use.seen.add(tensor);
+  } else if (use.tensors.includes(tensor)) return false;
+  else if (use.tensors.length >= SEARCHED_TENSORS) use.seen = new Set([...use.tensors, tensor]);
+  use.tensors.push(tensor);
+  return true;
+}
+
 export function sizeReport(
   tensors: readonly TensorAt[],
   verdict: ResumeVerdict | undefined,
@@ -153,7 +175,7 @@ export function sizeReport(
     let own = 0;
     for (const tensor of use.tensors) own += elementCount(tensor.shape) * elementSize(tensor.dtype);
     // A clone per key path: tied weights cloned under two keys are saved twice.
-    const perPath = use.paths.length / Math.max(1, use.tensors.size);
+    const perPath = use.paths.length / Math.max(1, use.tensors.length);
     storageBytes += bytes;
     usedBytes += used;
     cloneBytes += Math.round(own * perPath);
