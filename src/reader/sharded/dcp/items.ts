@@ -3,6 +3,7 @@ import { ReaderError } from "../../errors.js";
 import { isBoxed } from "../../pickle/value.js";
 import { readCheckpoint } from "../../read.js";
 import { looksLikeSafetensors, readSafetensorsHeader } from "../../safetensors.js";
+import { BufferSource } from "../../source.js";
 import { elementSize } from "../../torch/dtypes.js";
 import { joinPath } from "../../tree.js";
 import { looksLikeZip } from "../../zip.js";
@@ -53,14 +54,16 @@ function assertReadable(checkpoint: DcpCheckpoint, info: DcpStorageInfo): void {
 export function openDcpItem(checkpoint: DcpCheckpoint, info: DcpStorageInfo): Checkpoint {
   assertReadable(checkpoint, info);
   const file = sourcesOf(checkpoint).get(joinPath(checkpoint.dir, info.relativePath));
-  const range = new RangeSource(
-    file,
-    info.offset,
-    info.length,
-    `${file.name}[${info.offset}..${info.offset + info.length}]`,
-  );
-  return readCheckpoint(range);
+  const name = `${file.name}[${info.offset}..${info.offset + info.length}]`;
+  // A small item (a small tensor's chunk: a couple of kilobytes, most of it zip headers) is read in one
+  // piece: opening its archive is a dozen reads of a few bytes, each a system call or a request.
+  if (info.length <= WHOLE_ITEM)
+    return readCheckpoint(new BufferSource(file.read(info.offset, info.length), name));
+  return readCheckpoint(new RangeSource(file, info.offset, info.length, name));
 }
+
+/** Items up to this size are read whole (see `openDcpItem`). */
+const WHOLE_ITEM = 64 * 1024;
 
 /** A bytes item's value, as `DefaultLoadPlanner.load_bytes` gets it (`torch.load` of the item's bytes). */
 export function readDcpBytesItem(checkpoint: DcpCheckpoint, item: DcpBytesItem): Checkpoint {
