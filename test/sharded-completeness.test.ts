@@ -249,6 +249,30 @@ describe("what is not a sharded checkpoint", () => {
     expect(() => openSharded(tree)).toThrow(expect.objectContaining({ code: "not-a-checkpoint" }));
     expect(detectSharded(tree, "missing")).toBeUndefined();
   });
+
+  it("names the unsharded weight file a directory holds, model first, as the next step", () => {
+    const tree = new MemoryTree({
+      "run/optimizer.pt": new Uint8Array(4),
+      "run/model.safetensors": new Uint8Array(4),
+      "run/trainer_state.json": "{}",
+    });
+    let error: unknown;
+    try {
+      openSharded(tree, "run");
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({
+      code: "not-a-checkpoint",
+      message: expect.stringContaining("it holds model.safetensors, optimizer.pt (not shards)"),
+      nextStep: "pass the file itself: run/model.safetensors",
+    });
+    // Nothing to name: the general next step.
+    const bare = new MemoryTree({ "run/notes.txt": "hello" });
+    expect(() => openSharded(bare, "run")).toThrow(
+      expect.objectContaining({ nextStep: expect.stringContaining("torch.save") }),
+    );
+  });
 });
 
 describe("a .metadata that is not a pickle", () => {

@@ -131,17 +131,24 @@ export class ReaderError extends Error {
   readonly code: ReaderErrorCode;
   readonly offset: number | undefined;
   file: string | undefined;
+  /** A next step that names this input's own way out, in place of the code's general one. */
+  private readonly next: string | undefined;
 
-  constructor(code: ReaderErrorCode, message: string, options: { offset?: number; file?: string } = {}) {
+  constructor(
+    code: ReaderErrorCode,
+    message: string,
+    options: { offset?: number; file?: string; next?: string } = {},
+  ) {
     super(message);
     this.name = "ReaderError";
     this.code = code;
     this.offset = options.offset;
     this.file = options.file;
+    this.next = options.next;
   }
 
   get nextStep(): string {
-    return NEXT_STEP[this.code];
+    return this.next ?? NEXT_STEP[this.code];
   }
 }
 

@@ -1,6 +1,6 @@
 import { ReaderError } from "../errors.js";
 import { elementSize } from "../torch/dtypes.js";
-import type { TreeSource } from "../tree.js";
+import { joinPath, type TreeSource } from "../tree.js";
 import { type AssembleOptions, assembleRowMajor } from "./assemble.js";
 import { dcpTensorBytes } from "./dcp/items.js";
 import { type DcpCheckpoint, type DcpTensor, looksLikeDcp, openDcp } from "./dcp/open.js";
@@ -60,12 +60,40 @@ export function openSharded(tree: TreeSource, path = ""): ShardedCheckpoint {
       return openDeepSpeed(tree, path);
     case "hf-index":
       return openHfIndex(tree, path);
-    default:
-      throw new ReaderError("not-a-checkpoint", "not a DCP, DeepSpeed or Hugging Face sharded checkpoint", {
-        file: path === "" ? tree.name : `${tree.name}/${path}`,
-      });
+    default: {
+      const files = weightFilesIn(tree, path);
+      const holds = files.length === 0 ? "" : `; it holds ${files.join(", ")} (not shards)`;
+      throw new ReaderError(
+        "not-a-checkpoint",
+        `not a DCP, DeepSpeed or Hugging Face sharded checkpoint${holds}`,
+        {
+          file: path === "" ? tree.name : `${tree.name}/${path}`,
+          ...(files.length === 0
+            ? {}
+            : {
+                next: `pass the file itself: ${path === "" ? `${tree.name}/${files[0]}` : joinPath(path, files[0] as string)}`,
+              }),
+        },
+      );
+    }
   }
 }
+
+/**
+ * A directory that is no sharded layout may still hold a checkpoint file (a Trainer's `checkpoint-N/` with an
+ * unsharded `model.safetensors`): its weight files, the model's first, so the error can name one.
+ */
+function weightFilesIn(tree: TreeSource, path: string): string[] {
+  const names = (tree.list(path) ?? [])
+    .filter((e) => e.kind === "file" && WEIGHT_FILE.test(e.name))
+    .map((e) => e.name)
+    .sort();
+  const model = names.filter((n) => MODEL_FILE.test(n));
+  return [...model, ...names.filter((n) => !MODEL_FILE.test(n))].slice(0, 4);
+}
+
+const WEIGHT_FILE = /\.(?:safetensors|bin|pt|pth|ckpt|th)$/;
+const MODEL_FILE = /^(?:model|pytorch_model|diffusion_pytorch_model)\.(?:safetensors|bin)$/;
 
 /** Every logical tensor, in the order the format lists them. */
 export function shardedTensors(checkpoint: ShardedCheckpoint): LogicalTensor[] {
