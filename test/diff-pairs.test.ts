@@ -230,5 +230,10 @@ describe("ckpt diff of two runs", () => {
     expect(report.b.run?.choice).toBe("model_final.pth");
     expect(report.a.file).toBe(join(outputs, "fvcore_dangling", "model_0000009.pth"));
     expect(code).toBe(report.summary.equal ? 0 : 1);
+    // In text, each side's line names the chosen file once (it holds the run's directory already).
+    const text = await ckpt("diff", join(outputs, "fvcore_dangling"), join(outputs, "fvcore_finished"));
+    const sideA = text.out.split("\n")[0] as string;
+    expect(sideA).toContain(`${join(outputs, "fvcore_dangling", "model_0000009.pth")} (the fvcore run's`);
+    expect(sideA.split(join(outputs, "fvcore_dangling")).length).toBe(2);
   });
 });

@@ -23,7 +23,8 @@ const LISTED = 25;
 
 function sideLine(label: "A" | "B", side: SideReport): string {
   const select = side.select ? `, under ${side.select}` : "";
-  const run = side.run ? ` (the resume plan's choice in ${side.run.dir}: ${side.run.choice})` : "";
+  // The file already names the run's directory: saying it again made the line twice as long.
+  const run = side.run ? ` (the ${side.run.convention} run's resume-plan choice)` : "";
   return `${label}  ${side.file}${run}  ${side.format}${select}, ${side.tensors} tensors, ${side.values} values`;
 }
 
