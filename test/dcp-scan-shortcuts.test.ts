@@ -4,11 +4,11 @@ import { describe, expect, it } from "vitest";
 import { worstVerdict } from "../src/inspect/security/mergeScans.js";
 import { scanParsedPickle, scanSource } from "../src/inspect/security/scan.js";
 import { ScanMemo } from "../src/inspect/security/scanner.js";
-import { hasItemLayout, itemLayoutOf } from "../src/inspect/sharded/itemLayout.js";
 import { scanSharded } from "../src/inspect/sharded/scan.js";
 import { BlockCacheSource } from "../src/reader/blockCacheSource.js";
 import { FileSource } from "../src/reader/fileSource.js";
 import { NodeTree } from "../src/reader/nodeTree.js";
+import { hasItemLayout, itemLayoutOf } from "../src/reader/sharded/dcp/itemLayout.js";
 import { type DcpCheckpoint, openSharded, RangeSource } from "../src/reader/sharded/index.js";
 import { BufferSource } from "../src/reader/source.js";
 import { openZip } from "../src/reader/zip.js";
@@ -182,5 +182,30 @@ describe("item layouts", () => {
     expect(hasItemLayout(layout, changed(zip.dataOffset(record("data.pkl")) + 3))).toBe(false);
     expect(hasItemLayout(layout, changed(record("data.pkl").localHeaderOffset + 31))).toBe(false);
     expect(hasItemLayout(layout, changed(zip.centralDirectoryOffset + 30))).toBe(false);
+  });
+
+  it("a layout taken through the file itself (Node Buffers from a pool) compares the same bytes", () => {
+    const file = FileSource.open(join(dir, "__0_0.distcp"));
+    try {
+      const fromFile = itemLayoutOf(new RangeSource(file, item.offset, item.length));
+      if (!fromFile) return expect.fail("no layout");
+      expect(
+        hasItemLayout(fromFile, new RangeSource(new BufferSource(bytes), item.offset, item.length)),
+      ).toBe(true);
+      expect(hasItemLayout(fromFile, changed(zip.dataOffset(record("data.pkl")) + 3))).toBe(false);
+    } finally {
+      file.close();
+    }
+  });
+
+  it("the reader's layouts also compare byteorder, which the scan's skip", () => {
+    const strict = itemLayoutOf(
+      new RangeSource(new BufferSource(bytes), item.offset, item.length),
+      /(?:^|\/)byteorder$/,
+    );
+    if (!strict || !layout) return expect.fail("no layout");
+    const inByteorder = changed(zip.dataOffset(record("byteorder")));
+    expect(hasItemLayout(layout, inByteorder)).toBe(true);
+    expect(hasItemLayout(strict, inByteorder)).toBe(false);
   });
 });

@@ -1,4 +1,5 @@
 import { BlockCacheSource } from "../../reader/blockCacheSource.js";
+import { hasItemLayout, type ItemLayout, itemLayoutOf } from "../../reader/sharded/dcp/itemLayout.js";
 import {
   type DcpCheckpoint,
   joinPath,
@@ -10,7 +11,6 @@ import { looksLikeZip } from "../../reader/zip.js";
 import { mergeScans } from "../security/mergeScans.js";
 import { type FileScan, scanParsedPickle, scanSource } from "../security/scan.js";
 import { ScanMemo } from "../security/scanner.js";
-import { hasItemLayout, type ItemLayout, itemLayoutOf } from "./itemLayout.js";
 
 /**
  * Every pickle of a sharded checkpoint, file by file, scanned as the framework's load would meet it. A DCP

@@ -3,7 +3,8 @@ import { ReaderError } from "../../errors.js";
 import { isBoxed } from "../../pickle/value.js";
 import { readCheckpoint } from "../../read.js";
 import { looksLikeSafetensors, readSafetensorsHeader } from "../../safetensors.js";
-import { BufferSource } from "../../source.js";
+import { BufferSource, type ByteSource } from "../../source.js";
+import { contiguousByteRange } from "../../tensorData.js";
 import { elementSize } from "../../torch/dtypes.js";
 import { joinPath } from "../../tree.js";
 import { looksLikeZip } from "../../zip.js";
@@ -11,6 +12,7 @@ import { type AssembleOptions, assembleRowMajor, type Piece, volume } from "../a
 import { RangeSource } from "../rangeSource.js";
 import { sourcesOf } from "../sources.js";
 import { rowMajorReader } from "../tensorReader.js";
+import { hasItemLayout, type ItemLayout, itemLayoutOf } from "./itemLayout.js";
 import type { DcpStorageInfo } from "./metadata.js";
 import type { DcpBytesItem, DcpCheckpoint, DcpChunk, DcpTensor } from "./open.js";
 
@@ -53,13 +55,19 @@ function assertReadable(checkpoint: DcpCheckpoint, info: DcpStorageInfo): void {
  */
 export function openDcpItem(checkpoint: DcpCheckpoint, info: DcpStorageInfo): Checkpoint {
   assertReadable(checkpoint, info);
+  return readCheckpoint(itemSource(checkpoint, info));
+}
+
+/**
+ * The item's bytes as a source of their own. A small item (a small tensor's chunk: a couple of kilobytes,
+ * most of it zip headers) is read in one piece: opening its archive is a dozen reads of a few bytes, each a
+ * system call or a request.
+ */
+function itemSource(checkpoint: DcpCheckpoint, info: DcpStorageInfo): ByteSource {
   const file = sourcesOf(checkpoint).get(joinPath(checkpoint.dir, info.relativePath));
   const name = `${file.name}[${info.offset}..${info.offset + info.length}]`;
-  // A small item (a small tensor's chunk: a couple of kilobytes, most of it zip headers) is read in one
-  // piece: opening its archive is a dozen reads of a few bytes, each a system call or a request.
-  if (info.length <= WHOLE_ITEM)
-    return readCheckpoint(new BufferSource(file.read(info.offset, info.length), name));
-  return readCheckpoint(new RangeSource(file, info.offset, info.length, name));
+  if (info.length <= WHOLE_ITEM) return new BufferSource(file.read(info.offset, info.length), name);
+  return new RangeSource(file, info.offset, info.length, name);
 }
 
 /** Items up to this size are read whole (see `openDcpItem`). */
@@ -93,9 +101,45 @@ function openChunk(checkpoint: DcpCheckpoint, tensor: DcpTensor, chunk: DcpChunk
   if (!looksLikeZip(head) && looksLikeSafetensors(head, file.size - info.offset)) {
     return safetensorsChunk(checkpoint, tensor, chunk, info);
   }
-  const item = openDcpItem(checkpoint, info);
+  const source = itemSource(checkpoint, info);
+  const known = knownLayouts(checkpoint, info.relativePath);
+  const alike = known.get(info.length)?.find((k) => hasItemLayout(k.layout, source));
+  if (alike) {
+    checkSaved(checkpoint, info, tensor, chunk, alike);
+    return (start, into) => {
+      if (start + into.length > alike.bytes)
+        throw itemError(checkpoint, info, "read past the tensor's bytes");
+      source.readInto(into, alike.offset + start);
+    };
+  }
+  const item = readCheckpoint(source);
   const saved = hasTensors(item) && isBoxed(item.root, "tensor") ? item.root : undefined;
   if (!saved || !hasTensors(item)) throw itemError(checkpoint, info, "not a torch.save'd tensor");
+  checkSaved(checkpoint, info, tensor, chunk, saved);
+  // A contiguous little-endian chunk (nearly all) is its record's bytes: items laid out as this one is
+  // (the same archive but for the storage's bytes and CRCs) keep them at the same offset.
+  const direct = contiguousByteRange(item, saved);
+  const layout = direct ? itemLayoutOf(source, READ_BY_LOADER) : undefined;
+  if (direct && layout) {
+    const entry = {
+      layout,
+      offset: direct.offset,
+      bytes: direct.length,
+      dtype: saved.dtype,
+      shape: saved.shape,
+    };
+    known.set(info.length, [entry, ...(known.get(info.length) ?? [])].slice(0, 4));
+  }
+  return rowMajorReader(item, saved);
+}
+
+function checkSaved(
+  checkpoint: DcpCheckpoint,
+  info: DcpStorageInfo,
+  tensor: DcpTensor,
+  chunk: DcpChunk,
+  saved: { readonly dtype: string; readonly shape: readonly number[] },
+): void {
   if (saved.dtype !== tensor.dtype || saved.shape.join(",") !== chunk.sizes.join(",")) {
     throw itemError(
       checkpoint,
@@ -103,7 +147,39 @@ function openChunk(checkpoint: DcpCheckpoint, tensor: DcpTensor, chunk: DcpChunk
       `holds a ${saved.dtype} [${saved.shape.join(", ")}] tensor where .metadata declares ${tensor.dtype} [${chunk.sizes.join(", ")}]`,
     );
   }
-  return rowMajorReader(item, saved);
+}
+
+/** Records besides data.pkl whose contents decide how the tensor's bytes are read. */
+const READ_BY_LOADER = /(?:^|\/)(?:byteorder|version|\.format_version)$/;
+
+/** A tensor item already opened: its layout, and where its tensor's bytes are in it. */
+interface KnownItem {
+  readonly layout: ItemLayout;
+  readonly offset: number;
+  readonly bytes: number;
+  readonly dtype: string;
+  readonly shape: readonly number[];
+}
+
+/**
+ * Per checkpoint and data file, by item length: the layouts of tensor items opened so far. Opening an item's
+ * archive and unpickling its data.pkl cost ~65 µs; an item laid out as one already opened needs only the
+ * comparison (`itemLayout.ts`), as the security scan does.
+ */
+const layoutsByCheckpoint = new WeakMap<DcpCheckpoint, Map<string, Map<number, KnownItem[]>>>();
+
+function knownLayouts(checkpoint: DcpCheckpoint, file: string): Map<number, KnownItem[]> {
+  let files = layoutsByCheckpoint.get(checkpoint);
+  if (!files) {
+    files = new Map();
+    layoutsByCheckpoint.set(checkpoint, files);
+  }
+  let known = files.get(file);
+  if (!known) {
+    known = new Map();
+    files.set(file, known);
+  }
+  return known;
 }
 
 function safetensorsChunk(

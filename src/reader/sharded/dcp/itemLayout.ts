@@ -1,7 +1,7 @@
-import { bytesEqual } from "../../reader/bytes.js";
-import { ReaderError } from "../../reader/errors.js";
-import type { ByteSource } from "../../reader/source.js";
-import { openZip } from "../../reader/zip.js";
+import { bytesEqual } from "../../bytes.js";
+import { ReaderError } from "../../errors.js";
+import type { ByteSource } from "../../source.js";
+import { openZip } from "../../zip.js";
 
 /**
  * What the scan of a DCP tensor item reads, to recognise the next item that would scan the same. A tensor
@@ -10,7 +10,9 @@ import { openZip } from "../../reader/zip.js";
  * storage, `byteorder`, the per-save `.data/serialization_id`). Two items of one length whose bytes agree
  * everywhere else, CRC fields aside (they hash the bytes not compared), therefore scan alike. Checking that
  * reads the headers and data.pkl from cached blocks and compares about a kilobyte, where opening and scanning
- * the archive cost ~45 µs an item. The storage's bytes are never read, so large items stay lazy.
+ * the archive cost ~45 µs an item. The storage's bytes are never read, so large items stay lazy. The tensor
+ * reader (`items.ts`) uses the same comparison, with `byteorder` and `version` compared too, to find a chunk's
+ * bytes where an alike item had them without opening its archive again.
  */
 export interface ItemLayout {
   readonly length: number;
@@ -33,8 +35,10 @@ const READ_RECORDS = /\.(pkl|debug_pkl|npy)$/;
 /**
  * The layout of the item in `source` (all of it one archive), or undefined when it has a shape the
  * comparison does not cover (an encrypted or compressed record, a central directory it cannot walk).
+ * `alsoCompared` names records whose contents count too: a reader that reuses where the tensor's bytes are
+ * needs `byteorder` and `version` alike, which the scan does not read.
  */
-export function itemLayoutOf(source: ByteSource): ItemLayout | undefined {
+export function itemLayoutOf(source: ByteSource, alsoCompared?: RegExp): ItemLayout | undefined {
   try {
     const zip = openZip(source);
     const skipped: Array<[number, number]> = [];
@@ -43,7 +47,7 @@ export function itemLayoutOf(source: ByteSource): ItemLayout | undefined {
       skipped.push([entry.localHeaderOffset + 14, entry.localHeaderOffset + 18]); // CRC-32
       const start = zip.dataOffset(entry);
       const end = start + entry.compressedSize;
-      if (!READ_RECORDS.test(entry.name)) skipped.push([start, end]);
+      if (!READ_RECORDS.test(entry.name) && !alsoCompared?.test(entry.name)) skipped.push([start, end]);
       if ((entry.flags & FLAG_DATA_DESCRIPTOR) !== 0) {
         // The data descriptor after the bytes: an optional signature, then the CRC-32.
         const head = source.read(end, Math.min(4, source.size - end));
@@ -72,8 +76,13 @@ export function itemLayoutOf(source: ByteSource): ItemLayout | undefined {
     let from = 0;
     for (const [start, end] of [...skipped, [source.size, source.size] as [number, number]]) {
       if (start > from) {
-        const bytes = source.read(from, start - from).slice();
-        segments.push({ start: from, bytes, view: new DataView(bytes.buffer) });
+        // A copy of its own (a Node Buffer's `slice` would be a view into a shared pool).
+        const bytes = new Uint8Array(source.read(from, start - from));
+        segments.push({
+          start: from,
+          bytes,
+          view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+        });
       }
       from = Math.max(from, end);
     }
