@@ -1,5 +1,5 @@
 import { BlockCacheSource } from "../../reader/blockCacheSource.js";
-import { hasItemLayout, type ItemLayout, itemLayoutOf } from "../../reader/sharded/dcp/itemLayout.js";
+import { ItemLayouts, itemLayoutOf } from "../../reader/sharded/dcp/itemLayout.js";
 import {
   type DcpCheckpoint,
   joinPath,
@@ -68,15 +68,13 @@ function dcpDataScan(checkpoint: DcpCheckpoint, file: string): ShardedFileScan {
     const source = new BlockCacheSource(raw, smallItems ? { blockSize: 256 * 1024, maxBlocks: 4 } : {});
     const memo = new ScanMemo();
     // Items of one shape are laid out alike: one scan per layout, the others recognised (itemLayout.ts).
-    const layouts = new Map<number, Array<{ layout: ItemLayout; scan: FileScan }>>();
+    const layouts = new ItemLayouts<FileScan>();
     const tensorItemScan = (range: RangeSource): FileScan => {
-      const known = layouts.get(range.size) ?? [];
-      const same = known.find((k) => hasItemLayout(k.layout, range));
-      if (same) return same.scan;
+      const same = layouts.find(range);
+      if (same) return same;
       const scan = scanSource(range, { memo });
       const layout = itemLayoutOf(range);
-      // A few layouts per length (a weight and its bias may share one), the latest first.
-      if (layout) layouts.set(range.size, [{ layout, scan }, ...known].slice(0, 4));
+      if (layout) layouts.remember(layout, scan);
       return scan;
     };
     const parts = [...items]

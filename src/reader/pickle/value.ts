@@ -362,9 +362,9 @@ function distinctStrings(items: readonly PyValue[], count: number): boolean {
 
 /** The value at a string key, or `undefined`. */
 export function dictGet(dict: PyDict, key: string): PyValue | undefined {
-  const at = dict.stringIndex === undefined ? smallStringPosition(dict, key) : dict.stringIndex.get(key);
-  if (at === -1) return undefined;
-  return at === undefined ? undefined : dict.values[at];
+  const at =
+    dict.stringIndex === undefined ? smallStringPosition(dict, key) : (dict.stringIndex.get(key) ?? -1);
+  return at < 0 ? undefined : dict.values[at];
 }
 
 /** `module.name` of a global, for lookups in tables of known callables. */

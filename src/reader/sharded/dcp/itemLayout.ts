@@ -94,10 +94,11 @@ export function itemLayoutOf(source: ByteSource, alsoCompared?: RegExp): ItemLay
 }
 
 /**
- * Items up to this size are read in one piece and compared in place: a small tensor's item is a couple of
- * kilobytes in a dozen segments, and a read per segment cost more than the comparison.
+ * Items up to this size are read in one piece: a small tensor's item is a couple of kilobytes in a dozen
+ * segments, and a read per segment (a system call, or a request) cost more than the bytes. Comparing a layout
+ * and opening an item both go by it.
  */
-const WHOLE_ITEM = 64 * 1024;
+export const WHOLE_ITEM = 64 * 1024;
 
 /** Whether the item in `source` scans as the item `layout` was taken from would. */
 export function hasItemLayout(layout: ItemLayout, source: ByteSource): boolean {
@@ -122,4 +123,25 @@ function equalAt(
   }
   for (let i = words * 4; i < bytes.length; i++) if (view.getUint8(start + i) !== bytes[i]) return false;
   return true;
+}
+
+/** How many layouts are kept per item length: a weight and its bias may share one length. */
+const LAYOUTS_PER_LENGTH = 4;
+
+/**
+ * The layouts of the items handled so far, each with what handling it found out (its scan, where its
+ * tensor's bytes are), by item length, the latest first: an item laid out as one of them gets that answer.
+ */
+export class ItemLayouts<T> {
+  private readonly byLength = new Map<number, Array<{ readonly layout: ItemLayout; readonly value: T }>>();
+
+  /** The answer of an item laid out as the one in `source`, or undefined. */
+  find(source: ByteSource): T | undefined {
+    return this.byLength.get(source.size)?.find((known) => hasItemLayout(known.layout, source))?.value;
+  }
+
+  remember(layout: ItemLayout, value: T): void {
+    const known = this.byLength.get(layout.length) ?? [];
+    this.byLength.set(layout.length, [{ layout, value }, ...known].slice(0, LAYOUTS_PER_LENGTH));
+  }
 }

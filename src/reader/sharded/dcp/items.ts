@@ -12,7 +12,7 @@ import { type AssembleOptions, assembleRowMajor, type Piece, volume } from "../a
 import { RangeSource } from "../rangeSource.js";
 import { sourcesOf } from "../sources.js";
 import { rowMajorReader } from "../tensorReader.js";
-import { hasItemLayout, type ItemLayout, itemLayoutOf } from "./itemLayout.js";
+import { ItemLayouts, itemLayoutOf, WHOLE_ITEM } from "./itemLayout.js";
 import type { DcpStorageInfo } from "./metadata.js";
 import type { DcpBytesItem, DcpCheckpoint, DcpChunk, DcpTensor } from "./open.js";
 
@@ -70,9 +70,6 @@ function itemSource(checkpoint: DcpCheckpoint, info: DcpStorageInfo): ByteSource
   return new RangeSource(file, info.offset, info.length, name);
 }
 
-/** Items up to this size are read whole (see `openDcpItem`). */
-const WHOLE_ITEM = 64 * 1024;
-
 /** A bytes item's value, as `DefaultLoadPlanner.load_bytes` gets it (`torch.load` of the item's bytes). */
 export function readDcpBytesItem(checkpoint: DcpCheckpoint, item: DcpBytesItem): Checkpoint {
   if (!item.storage) throw new ReaderError("storage-missing", `${item.fqn} has no storage_data entry`);
@@ -103,7 +100,7 @@ function openChunk(checkpoint: DcpCheckpoint, tensor: DcpTensor, chunk: DcpChunk
   }
   const source = itemSource(checkpoint, info);
   const known = knownLayouts(checkpoint, info.relativePath);
-  const alike = known.get(info.length)?.find((k) => hasItemLayout(k.layout, source));
+  const alike = known.find(source);
   if (alike) {
     checkSaved(checkpoint, info, tensor, chunk, alike);
     return (start, into) => {
@@ -121,14 +118,12 @@ function openChunk(checkpoint: DcpCheckpoint, tensor: DcpTensor, chunk: DcpChunk
   const direct = contiguousByteRange(item, saved);
   const layout = direct ? itemLayoutOf(source, READ_BY_LOADER) : undefined;
   if (direct && layout) {
-    const entry = {
-      layout,
+    known.remember(layout, {
       offset: direct.offset,
       bytes: direct.length,
       dtype: saved.dtype,
       shape: saved.shape,
-    };
-    known.set(info.length, [entry, ...(known.get(info.length) ?? [])].slice(0, 4));
+    });
   }
   return rowMajorReader(item, saved);
 }
@@ -152,9 +147,8 @@ function checkSaved(
 /** Records besides data.pkl whose contents decide how the tensor's bytes are read. */
 const READ_BY_LOADER = /(?:^|\/)(?:byteorder|version|\.format_version)$/;
 
-/** A tensor item already opened: its layout, and where its tensor's bytes are in it. */
+/** What opening a tensor item found: where its tensor's bytes are in it, and what tensor they make. */
 interface KnownItem {
-  readonly layout: ItemLayout;
   readonly offset: number;
   readonly bytes: number;
   readonly dtype: string;
@@ -166,9 +160,9 @@ interface KnownItem {
  * archive and unpickling its data.pkl cost ~65 µs; an item laid out as one already opened needs only the
  * comparison (`itemLayout.ts`), as the security scan does.
  */
-const layoutsByCheckpoint = new WeakMap<DcpCheckpoint, Map<string, Map<number, KnownItem[]>>>();
+const layoutsByCheckpoint = new WeakMap<DcpCheckpoint, Map<string, ItemLayouts<KnownItem>>>();
 
-function knownLayouts(checkpoint: DcpCheckpoint, file: string): Map<number, KnownItem[]> {
+function knownLayouts(checkpoint: DcpCheckpoint, file: string): ItemLayouts<KnownItem> {
   let files = layoutsByCheckpoint.get(checkpoint);
   if (!files) {
     files = new Map();
@@ -176,7 +170,7 @@ function knownLayouts(checkpoint: DcpCheckpoint, file: string): Map<number, Know
   }
   let known = files.get(file);
   if (!known) {
-    known = new Map();
+    known = new ItemLayouts();
     files.set(file, known);
   }
   return known;
