@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { openShardedPath } from "../src/reader/nodeTree.js";
 import { parsePickle } from "../src/reader/pickle/machine.js";
+import { storageLookup } from "../src/reader/sharded/dcp/open.js";
 import {
   closeSharded,
   decodeDcpMetadata,
@@ -289,5 +290,28 @@ describe("a .metadata that is not a pickle", () => {
         message: expect.stringMatching(/^\.metadata: /),
       }),
     );
+  });
+});
+
+describe("finding a chunk's storage_data entry", () => {
+  const entry = (fqn: string, offsets: number[] | null, file: string) => ({
+    index: { fqn, offset: offsets, index: null },
+    info: { relativePath: file, offset: 0, length: 1, transformDescriptors: null },
+  });
+  it.each([4, 40])("finds each of %i chunks, a later equal key winning as in the dict", (chunks) => {
+    const storage = [
+      ...Array.from({ length: chunks }, (_, r) => entry("w", [r, 0], `__${r}_0.distcp`)),
+      entry("w", [1, 0], "later.distcp"),
+      entry("b", null, "__0_0.distcp"),
+    ];
+    const find = storageLookup(storage);
+    expect(find("w", [0, 0])?.relativePath).toBe("__0_0.distcp");
+    expect(find("w", [chunks - 1, 0])?.relativePath).toBe(`__${chunks - 1}_0.distcp`);
+    expect(find("w", [1, 0])?.relativePath).toBe("later.distcp");
+    expect(find("w", [chunks, 0])).toBeNull();
+    expect(find("w", [0])).toBeNull();
+    expect(find("w", null)).toBeNull();
+    expect(find("b", null)?.relativePath).toBe("__0_0.distcp");
+    expect(find("missing", null)).toBeNull();
   });
 });

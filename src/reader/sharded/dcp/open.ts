@@ -79,26 +79,41 @@ function dataFiles(entries: readonly TreeEntry[]): DcpDataFile[] {
 
 /**
  * `storage_data` by FQN, then chunk offsets (null: a bytes item), as the `MetadataIndex` dict keys it; a
- * later equal key wins, as in the dict. Found by comparing a tensor's few entries rather than through a string
- * key per chunk (hundreds of thousands of them in a large run).
+ * later equal key wins, as in the dict. A tensor's few entries are compared rather than keyed by a string per
+ * chunk (hundreds of thousands of them in a large run); a tensor sharded into many chunks (a run of hundreds of
+ * ranks) gets a map of its own, so that finding each chunk does not search all of them.
  */
-function storageLookup(storage: DcpMetadata["storage"]) {
-  const byFqn = new Map<string, Array<{ offsets: readonly number[] | null; info: DcpStorageInfo }>>();
+export function storageLookup(storage: DcpMetadata["storage"]) {
+  type Entry = { readonly offsets: readonly number[] | null; readonly info: DcpStorageInfo };
+  const byFqn = new Map<string, Entry[]>();
   for (const { index, info } of storage) {
     const list = byFqn.get(index.fqn);
     if (list === undefined) byFqn.set(index.fqn, [{ offsets: index.offset, info }]);
     else list.push({ offsets: index.offset, info });
   }
+  const keyed = new Map<string, Map<string, DcpStorageInfo>>();
+  const offsetsKey = (offsets: readonly number[] | null) => (offsets === null ? "" : `,${offsets.join(",")}`);
   return (fqn: string, offsets: readonly number[] | null): DcpStorageInfo | null => {
     const list = byFqn.get(fqn);
     if (list === undefined) return null;
+    if (list.length > SEARCHED_ENTRIES) {
+      let map = keyed.get(fqn);
+      if (map === undefined) {
+        map = new Map(list.map((e) => [offsetsKey(e.offsets), e.info]));
+        keyed.set(fqn, map);
+      }
+      return map.get(offsetsKey(offsets)) ?? null;
+    }
     for (let i = list.length - 1; i >= 0; i--) {
-      const entry = list[i] as { offsets: readonly number[] | null; info: DcpStorageInfo };
+      const entry = list[i] as Entry;
       if (sameOffsets(entry.offsets, offsets)) return entry.info;
     }
     return null;
   };
 }
+
+/** Up to this many chunks of one tensor are searched (see `storageLookup`). */
+const SEARCHED_ENTRIES = 16;
 
 function sameOffsets(a: readonly number[] | null, b: readonly number[] | null): boolean {
   if (a === null || b === null) return a === b;
