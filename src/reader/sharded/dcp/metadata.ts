@@ -1,4 +1,4 @@
-import { barePickleInfo, type PickleInfo } from "../../checkpoint.js";
+import { barePickleInfo } from "../../checkpoint.js";
 import { ReaderError } from "../../errors.js";
 import { parsePickle } from "../../pickle/machine.js";
 import { isBoxed, type PyDict, type PyValue } from "../../pickle/value.js";
@@ -14,6 +14,27 @@ import {
   field,
   itemsOf,
 } from "../pyData.js";
+import { type LaneResult, readMetadataLane } from "./metadataLane.js";
+import {
+  type DcpItemMetadata,
+  type DcpMetadata,
+  type DcpStorageMeta,
+  type DcpTensorProperties,
+  layoutName,
+  memoryFormatOf,
+  pathText,
+  plannerPath,
+} from "./metadataTypes.js";
+
+export type {
+  DcpChunkMetadata,
+  DcpItemMetadata,
+  DcpMetadata,
+  DcpMetadataIndex,
+  DcpStorageInfo,
+  DcpStorageMeta,
+  DcpTensorProperties,
+} from "./metadataTypes.js";
 
 /**
  * DCP's `.metadata` decoded as data (never executed). The file is a bare pickle (`pickle.dump(metadata)` in
@@ -29,88 +50,6 @@ import {
  * `cls(value)` or, from some Python 3.11 releases, `getattr(cls, name)`. All of these decode here.
  */
 
-export interface DcpTensorProperties {
-  /** torch's dtype name without `torch.` (`float32`). */
-  readonly dtype: string;
-  /** `strided` (deprecated field, always written). */
-  readonly layout: string;
-  readonly requiresGrad: boolean;
-  /** `contiguous_format`, `channels_last` or `preserve_format`. */
-  readonly memoryFormat: string;
-  readonly pinMemory: boolean;
-}
-
-export interface DcpChunkMetadata {
-  /** Where the chunk starts in the global tensor, per dimension. */
-  readonly offsets: readonly number[];
-  readonly sizes: readonly number[];
-}
-
-export type DcpItemMetadata =
-  | {
-      readonly kind: "tensor";
-      readonly properties: DcpTensorProperties;
-      /** The global shape. */
-      readonly size: readonly number[];
-      readonly chunks: readonly DcpChunkMetadata[];
-    }
-  | { readonly kind: "bytes" };
-
-/** `MetadataIndex`: the key of `storage_data`. `offset` is null for bytes items; `index` is a lookup hint. */
-export interface DcpMetadataIndex {
-  readonly fqn: string;
-  readonly offset: readonly number[] | null;
-  readonly index: number | null;
-}
-
-/** `_StorageInfo`: where one item's bytes are. */
-export interface DcpStorageInfo {
-  /** The data file, relative to the checkpoint directory (`__0_0.distcp`). */
-  readonly relativePath: string;
-  readonly offset: number;
-  readonly length: number;
-  /** Stream extensions applied to the item, outermost last (`stream.zstd/1`); null when none (the usual). */
-  readonly transformDescriptors: readonly string[] | null;
-}
-
-export interface DcpStorageMeta {
-  readonly checkpointId: string | null;
-  readonly saveId: string | null;
-  readonly loadId: string | null;
-  readonly modules: readonly string[];
-}
-
-export interface DcpMetadata {
-  /** `Metadata.version` (`"1.0.0"` from torch 2.6 on), null before. */
-  readonly version: string | null;
-  /** `state_dict_metadata` in file order. */
-  readonly items: ReadonlyMap<string, DcpItemMetadata>;
-  /** `storage_data` in file order. */
-  readonly storage: ReadonlyArray<{ readonly index: DcpMetadataIndex; readonly info: DcpStorageInfo }>;
-  /** The default planner's flattening map, FQN -> keys into the nested state dict; null when absent. */
-  readonly plannerData: ReadonlyMap<string, ReadonlyArray<string | number>> | null;
-  readonly storageMeta: DcpStorageMeta | null;
-  /** The module `Metadata` was named from (`torch.distributed.checkpoint.metadata`, 1.13's `..._shard...`). */
-  readonly classModule: string;
-  readonly pickleProtocol: number;
-  /**
-   * The parse itself, so that a security scan adopts it rather than running the machine over tens of
-   * megabytes again: what it named, and the inert graph on demand (`root` parses the same bytes again; the
-   * decoded fields above are all a checkpoint keeps, since holding a 50,000-tensor graph of hundreds of
-   * megabytes slowed every later step's garbage collection). `readsAlike` says every CPython reader would
-   * read these bytes as this one parse did (no FRAME disagreement, nothing after STOP), which adopting
-   * requires.
-   */
-  readonly parse: { readonly pickle: PickleInfo; readonly root: () => PyValue; readonly readsAlike: boolean };
-}
-
-const MEMORY_FORMATS = ["contiguous_format", "channels_last", "preserve_format"];
-const MEMORY_FORMAT_NAMES: Readonly<Record<string, string>> = {
-  TORCH_CONTIGUOUS_FORMAT: "contiguous_format",
-  TORCH_CHANNELS_LAST: "channels_last",
-  TORCH_PRESERVE_FORMAT: "preserve_format",
-};
-
 function malformed(what: string): ReaderError {
   return new ReaderError("not-a-checkpoint", `.metadata is not DCP Metadata: ${what}`);
 }
@@ -121,6 +60,31 @@ function malformed(what: string): ReaderError {
  * is not a DCP `Metadata`.
  */
 export function decodeDcpMetadata(bytes: Uint8Array): DcpMetadata {
+  const lane = readMetadataLane(bytes);
+  return lane === undefined ? decodeDcpMetadataGraph(bytes) : fromLane(bytes, lane);
+}
+
+/** The lane's fields with the parse it saw; the graph, when a scan needs it, comes from the machine. */
+function fromLane(bytes: Uint8Array, lane: LaneResult): DcpMetadata {
+  const { protocol, globals, opcodes, end } = lane;
+  const seen = { value: null, end, protocol, globals, opcodes, frameIssues: [] };
+  return {
+    ...lane.fields,
+    pickleProtocol: protocol,
+    parse: {
+      pickle: barePickleInfo(seen, bytes.length, []),
+      root: () => parseMetadataPickle(bytes, []).value,
+      // The lane declines every FRAME the bytes do not honour.
+      readsAlike: end === bytes.length,
+    },
+  };
+}
+
+/**
+ * The same decoding over the pickle machine's object graph: every `.metadata` the lane declines (anything it
+ * does not model), and the reference the lane is tested against.
+ */
+export function decodeDcpMetadataGraph(bytes: Uint8Array): DcpMetadata {
   const foreignPersistentIds: number[] = [];
   const result = parseMetadataPickle(bytes, foreignPersistentIds);
   const root = result.value;
@@ -197,16 +161,11 @@ function decodeProperties(fqn: string, value: PyValue | undefined): DcpTensorPro
   const layoutValue = pick(1, "layout");
   const layout = asString(layoutValue) ?? (isBoxed(layoutValue, "global") ? layoutValue.name : "strided");
   const member = enumMember(pick(3, "memory_format"));
-  const formatIndex = asInt(member.value);
-  const memoryFormat =
-    (formatIndex !== undefined ? MEMORY_FORMATS[formatIndex] : undefined) ??
-    (member.name !== undefined ? MEMORY_FORMAT_NAMES[member.name] : undefined) ??
-    "contiguous_format";
   return {
     dtype,
-    layout: layout.replace(/^torch\./, ""),
+    layout: layoutName(layout),
     requiresGrad: asBool(pick(2, "requires_grad")) ?? false,
-    memoryFormat,
+    memoryFormat: memoryFormatOf(asInt(member.value), member.name),
     pinMemory: asBool(pick(4, "pin_memory")) ?? false,
   };
 }
@@ -248,8 +207,8 @@ function decodePlannerData(value: PyValue | undefined): DcpMetadata["plannerData
   value.keys.forEach((key, i) => {
     const path = itemsOf(value.values[i]);
     if (typeof key !== "string" || !path) return;
-    const keys = path.filter((k): k is string | number => typeof k === "string" || typeof k === "number");
-    if (keys.length === path.length) out.set(key, keys);
+    const keys = plannerPath(path);
+    if (keys) out.set(key, keys);
   });
   return out;
 }
@@ -265,9 +224,4 @@ function decodeStorageMeta(value: PyValue | undefined): DcpStorageMeta | null {
     loadId: asString(field(value, "load_id")) ?? null,
     modules: asStringList(field(value, "modules")) ?? [],
   };
-}
-
-function pathText(parts: PyValue[]): string | undefined {
-  if (!parts.every((p) => typeof p === "string")) return undefined;
-  return (parts as string[]).join("/").replace(/\/{2,}/g, "/");
 }
