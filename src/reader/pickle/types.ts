@@ -78,7 +78,7 @@ export interface PickleResult {
   readonly value: PyValue;
   /** Offset just past the STOP opcode; trailing bytes, if any, start here. */
   readonly end: number;
-  /** The highest protocol announced by PROTO (0 when none: protocols 0 and 1 have no PROTO). */
+  /** The protocol the last PROTO announced (0 when none: protocols 0 and 1 have no PROTO). */
   readonly protocol: number;
   readonly globals: GlobalReference[];
   /** Which opcodes the stream used (index = opcode byte): torch's weights_only unpickler accepts a subset. */

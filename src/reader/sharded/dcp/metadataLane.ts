@@ -57,46 +57,71 @@ class List {
   readonly items: Value[] = [];
 }
 
-/** A dict of str or object keys, with `dictSet`'s semantics (an equal str key keeps its place). */
+/**
+ * A dict of str or object keys, with `dictSet`'s semantics (an equal str key keeps its place). Keys and values
+ * alternate in one array: a dataclass's state is one SETITEMS into an empty dict, which then takes its items
+ * in one exact-size copy.
+ */
 class Dict {
-  readonly keys: Value[] = [];
-  readonly values: Value[] = [];
+  entries: Value[] = [];
+  /** Where each str key is in `entries`, once the dict outgrows `SMALL_DICT` keys. */
   private index: Map<string, number> | undefined;
 
+  /** SETITEMS of `stack[from, to)`, keys and values alternating. */
+  setPairs(stack: readonly Value[], from: number, to: number): void {
+    if (this.entries.length === 0 && to - from <= 2 * SMALL_DICT && distinctStrings(stack, from, to)) {
+      this.entries = stack.slice(from, to);
+      return;
+    }
+    for (let i = from; i < to; i += 2) this.set(stack[i] as Value, stack[i + 1] as Value);
+  }
+
   set(key: Value, value: Value): void {
+    const entries = this.entries;
     if (typeof key === "string") {
       const at = this.position(key);
       if (at >= 0) {
-        this.values[at] = value;
+        entries[at + 1] = value;
         return;
       }
-      this.index?.set(key, this.keys.length);
+      this.index?.set(key, entries.length);
     } else if (!(key instanceof Instance || key instanceof Call)) {
       // Ints, tuples, globals would need Python's equality across types (`1 == True`): not in a `.metadata`.
       throw DECLINE;
     }
     // Objects hash by identity, so an object key is always a new entry, as in the graph.
-    this.keys.push(key);
-    this.values.push(value);
+    entries.push(key, value);
   }
 
   get(key: string): Value | undefined {
     const at = this.position(key);
-    return at >= 0 ? this.values[at] : undefined;
+    return at >= 0 ? this.entries[at + 1] : undefined;
   }
 
   private position(key: string): number {
     if (this.index !== undefined) return this.index.get(key) ?? -1;
-    const keys = this.keys;
-    for (let i = 0; i < keys.length; i++) if (keys[i] === key) return i;
-    if (keys.length >= SMALL_DICT) {
-      this.index = new Map();
-      keys.forEach((k, i) => {
-        if (typeof k === "string") this.index?.set(k, i);
-      });
+    const entries = this.entries;
+    for (let i = 0; i < entries.length; i += 2) if (entries[i] === key) return i;
+    if (entries.length >= 2 * SMALL_DICT) {
+      const index = new Map<string, number>();
+      for (let i = 0; i < entries.length; i += 2) {
+        const k = entries[i];
+        if (typeof k === "string") index.set(k, i);
+      }
+      this.index = index;
     }
     return -1;
   }
+}
+
+/** Whether the keys of `items[from, to)` (keys and values alternating) are str and distinct. */
+function distinctStrings(items: readonly Value[], from: number, to: number): boolean {
+  for (let i = from; i < to; i += 2) {
+    const key = items[i];
+    if (typeof key !== "string") return false;
+    for (let j = from; j < i; j += 2) if (items[j] === key) return false;
+  }
+  return true;
 }
 
 const SMALL_DICT = 8;
@@ -496,7 +521,7 @@ class Lane {
     const from = this.closeMark();
     const target = stack[from - 1];
     if (!(target instanceof Dict) || (stack.length - from) % 2 !== 0) throw DECLINE;
-    for (let i = from; i < stack.length; i += 2) target.set(stack[i] as Value, stack[i + 1] as Value);
+    target.setPairs(stack, from, stack.length);
     stack.length = from;
   }
 
@@ -513,7 +538,7 @@ class Lane {
   private setItems(items: Value[]): void {
     const target = this.top();
     if (!(target instanceof Dict) || items.length % 2 !== 0) throw DECLINE;
-    for (let i = 0; i < items.length; i += 2) target.set(items[i] as Value, items[i + 1] as Value);
+    target.setPairs(items, 0, items.length);
   }
 
   // ---- globals, objects and calls
@@ -709,10 +734,10 @@ function storageInfoOf(state: Value): DcpStorageInfo {
 /** `decodeItems`. */
 function itemsOf(dict: Dict): Map<string, DcpItemMetadata> {
   const out = new Map<string, DcpItemMetadata>();
-  const { keys, values } = dict;
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i];
-    const value = values[i];
+  const { entries } = dict;
+  for (let i = 0; i < entries.length; i += 2) {
+    const key = entries[i];
+    const value = entries[i + 1];
     if (typeof key !== "string" || !(value instanceof Instance)) throw DECLINE;
     const name = value.cls.shortName;
     if (name === "BytesStorageMetadata") out.set(key, { kind: "bytes" });
@@ -727,14 +752,14 @@ function itemsOf(dict: Dict): Map<string, DcpItemMetadata> {
 function storageOf(value: Value | undefined): DcpMetadata["storage"] {
   if (value === null || value === undefined) return [];
   if (!(value instanceof Dict)) throw DECLINE;
-  const { keys, values } = value;
-  const out: Array<{ index: DcpMetadataIndex; info: DcpStorageInfo }> = new Array(keys.length);
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i];
+  const { entries } = value;
+  const out: Array<{ index: DcpMetadataIndex; info: DcpStorageInfo }> = new Array(entries.length / 2);
+  for (let i = 0; i < entries.length; i += 2) {
+    const key = entries[i];
     if (!(key instanceof Instance) || key.cls.shortName !== "MetadataIndex") throw DECLINE;
-    out[i] = {
+    out[i / 2] = {
       index: decodedAs(key, "MetadataIndex") as DcpMetadataIndex,
-      info: decodedAs(values[i], "_StorageInfo") as DcpStorageInfo,
+      info: decodedAs(entries[i + 1], "_StorageInfo") as DcpStorageInfo,
     };
   }
   return out;
@@ -744,12 +769,14 @@ function storageOf(value: Value | undefined): DcpMetadata["storage"] {
 function plannerDataOf(value: Value | undefined): DcpMetadata["plannerData"] {
   if (!(value instanceof Dict)) return null;
   const out = new Map<string, Array<string | number>>();
-  value.keys.forEach((key, i) => {
-    const path = sequenceItems(value.values[i]);
-    if (typeof key !== "string" || !path) return;
+  const { entries } = value;
+  for (let i = 0; i < entries.length; i += 2) {
+    const key = entries[i];
+    const path = sequenceItems(entries[i + 1]);
+    if (typeof key !== "string" || !path) continue;
     const keys = plannerPath(path);
     if (keys) out.set(key, keys);
-  });
+  }
   return out;
 }
 
@@ -797,7 +824,7 @@ function sequenceItems(value: Value | undefined): readonly Value[] | undefined {
 function intTuple(value: Value | undefined): number[] | undefined {
   const items = sequenceItems(value);
   if (items === undefined) return undefined;
-  if (items.every(Number.isInteger)) return items as number[];
+  if (allIntegers(items)) return items as number[];
   const out: number[] = [];
   for (const item of items) {
     const n = intOf(item);
@@ -805,6 +832,11 @@ function intTuple(value: Value | undefined): number[] | undefined {
     out.push(n);
   }
   return out;
+}
+
+function allIntegers(items: readonly Value[]): boolean {
+  for (let i = 0; i < items.length; i++) if (!Number.isInteger(items[i])) return false;
+  return true;
 }
 
 function intOf(value: Value | undefined): number | undefined {
