@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -6,6 +7,7 @@ import {
   CountingTree,
   closeSharded,
   type DcpCheckpoint,
+  logicalTensorBytes,
   openSharded,
   type ShardedCheckpoint,
   shardedTensors,
@@ -99,5 +101,31 @@ describe("sharded structure is read lazily", () => {
       }
       closeSharded(checkpoint);
     }
+  });
+
+  it("DCP, every tensor in bulk: small items read in blocks, a few reads a file, the same bytes as exact reads", () => {
+    const dir = biggestDcp();
+    const exact = openCounted(dir);
+    const bulk = openCounted(dir);
+    const tensors = (exact.checkpoint as DcpCheckpoint).tensors;
+    const chunks = tensors.reduce((sum, t) => sum + t.chunks.length, 0);
+    const digest = (checkpoint: ShardedCheckpoint, fqn: string, inBulk: boolean) => {
+      const hash = createHash("sha256");
+      for (const piece of logicalTensorBytes(checkpoint, fqn, { inBulk })) hash.update(piece);
+      return hash.digest("hex");
+    };
+    const readsBefore = { exact: exact.tree.readCount, bulk: bulk.tree.readCount };
+    for (const { fqn } of tensors)
+      expect(digest(bulk.checkpoint, fqn, true), fqn).toBe(digest(exact.checkpoint, fqn, false));
+    const exactReads = exact.tree.readCount - readsBefore.exact;
+    const bulkReads = bulk.tree.readCount - readsBefore.bulk;
+    expect(exactReads).toBeGreaterThanOrEqual(chunks);
+    const files = (bulk.checkpoint as DcpCheckpoint).files;
+    // Items of a few kilobytes: each file in 256 KiB blocks, plus the first archive opened per layout.
+    const blocks = files.reduce((sum, f) => sum + Math.ceil(f.size / (256 * 1024)), 0);
+    expect(bulkReads).toBeLessThanOrEqual(blocks + 4 * files.length);
+    expect(bulkReads).toBeLessThan(exactReads / 4);
+    closeSharded(exact.checkpoint);
+    closeSharded(bulk.checkpoint);
   });
 });

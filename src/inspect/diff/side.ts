@@ -129,7 +129,8 @@ export function shardedSide(checkpoint: ShardedCheckpoint, select = ""): DiffSid
     const rest = pathBelow(path, select);
     if (rest) tensors.push({ name: nameOf(rest), ...tensor });
   };
-  const logical = (name: string) => () => logicalTensorBytes(checkpoint, name);
+  // A diff reads every tensor: chunks in file order, in large blocks where items are small.
+  const logical = (name: string) => () => logicalTensorBytes(checkpoint, name, { inBulk: true });
   switch (checkpoint.kind) {
     case "dcp":
       for (const t of checkpoint.tensors) {

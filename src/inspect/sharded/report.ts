@@ -286,12 +286,13 @@ function addValues(
   checkpoint: ShardedCheckpoint,
   tensor: LogicalTensorReport,
   options: ShardedInspectOptions,
+  inBulk: boolean,
 ): void {
   const hasher = options.hash ? codecs().sha256() : undefined;
   const stats = options.stats && supportsStats(tensor.dtype) ? new StatsAccumulator(tensor.dtype) : undefined;
   if (!hasher && !stats) return;
   try {
-    for (const piece of logicalTensorBytes(checkpoint, tensor.name)) {
+    for (const piece of logicalTensorBytes(checkpoint, tensor.name, { inBulk })) {
       hasher?.update(piece);
       stats?.add(piece);
     }
@@ -345,7 +346,9 @@ export async function inspectSharded(
 ): Promise<ShardedInspectReport> {
   const all = tensorsOf(checkpoint);
   const tensors = options.filter ? all.filter((t) => options.filter?.(t.path)) : all;
-  for (const tensor of tensors) addValues(checkpoint, tensor, options);
+  // Every tensor, or many: their chunks are read in file order, in large blocks where items are small.
+  const inBulk = tensors.length > 1;
+  for (const tensor of tensors) addValues(checkpoint, tensor, options, inBulk);
   const scans = scanSharded(checkpoint).map((s) => {
     const weightsOnly = judgeWeightsOnly(s.scan);
     return {

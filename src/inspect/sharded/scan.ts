@@ -1,4 +1,4 @@
-import { BlockCacheSource } from "../../reader/blockCacheSource.js";
+import { dataFileReader } from "../../reader/sharded/dcp/dataFile.js";
 import { ItemLayouts, itemLayoutOf } from "../../reader/sharded/dcp/itemLayout.js";
 import {
   type DcpCheckpoint,
@@ -42,9 +42,6 @@ function withSource<T>(tree: ShardedCheckpoint["tree"], path: string, use: (sour
   }
 }
 
-/** Items of at most this size on average are read in large blocks (see `dcpDataScan`). */
-const SMALL_ITEM = 16 * 1024;
-
 function dcpDataScan(checkpoint: DcpCheckpoint, file: string): ShardedFileScan {
   const items = new Map<number, { length: number; label: string; bytes: boolean }>();
   for (const tensor of checkpoint.tensors) {
@@ -61,11 +58,8 @@ function dcpDataScan(checkpoint: DcpCheckpoint, file: string): ShardedFileScan {
   }
   const hasBytes = [...items.values()].some((i) => i.bytes);
   return withSource(checkpoint.tree, joinPath(checkpoint.dir, file), (raw) => {
-    // Every item's archive is a dozen tiny reads: served from cached blocks, in offset order. When items
-    // average a few kilobytes (small tensors: the headers are most of each item) the scan reads nearly every
-    // byte anyway, and large blocks make that a few hundred reads instead of one per item.
-    const smallItems = items.size > 0 && raw.size / items.size <= SMALL_ITEM;
-    const source = new BlockCacheSource(raw, smallItems ? { blockSize: 256 * 1024, maxBlocks: 4 } : {});
+    // Every item's archive is a dozen tiny reads: served from cached blocks, in offset order.
+    const source = dataFileReader(raw, items.size);
     const memo = new ScanMemo();
     // Items of one shape are laid out alike: one scan per layout, the others recognised (itemLayout.ts).
     const layouts = new ItemLayouts<FileScan>();

@@ -19,6 +19,12 @@ export interface Piece {
 export interface AssembleOptions {
   /** Output buffer size in bytes (default 4 MiB; rounded down to whole elements, at least one). */
   readonly chunkBytes?: number;
+  /**
+   * The caller reads many tensors one after another (hashing or converting a checkpoint): a data file of
+   * small DCP items is then read in large cached blocks, a few hundred reads rather than two per chunk. A
+   * single tensor's read stays exact without it.
+   */
+  readonly inBulk?: boolean;
 }
 
 const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;

@@ -79,7 +79,7 @@ function logicalTensor(
     dtype: logical.dtype,
     shape: logical.shape,
     byteLength,
-    bytes: () => logicalTensorBytes(checkpoint, logical.name, { chunkBytes: CHUNK_BYTES }),
+    bytes: () => logicalTensorBytes(checkpoint, logical.name, { chunkBytes: CHUNK_BYTES, inBulk: true }),
     region: tiedRegion(ties, logical.name, byteLength),
   };
 }

@@ -10,8 +10,8 @@ import { joinPath } from "../../tree.js";
 import { looksLikeZip } from "../../zip.js";
 import { type AssembleOptions, assembleRowMajor, type Piece, volume } from "../assemble.js";
 import { RangeSource } from "../rangeSource.js";
-import { sourcesOf } from "../sources.js";
 import { rowMajorReader } from "../tensorReader.js";
+import { dcpDataFile } from "./dataFile.js";
 import { ItemLayouts, itemLayoutOf, WHOLE_ITEM } from "./itemLayout.js";
 import type { DcpStorageInfo } from "./metadata.js";
 import type { DcpBytesItem, DcpCheckpoint, DcpChunk, DcpTensor } from "./open.js";
@@ -43,7 +43,7 @@ function assertReadable(checkpoint: DcpCheckpoint, info: DcpStorageInfo): void {
       `${info.relativePath}: the item was written through ${info.transformDescriptors.join(", ")}, which ckpt does not undo`,
     );
   }
-  const source = sourcesOf(checkpoint).get(joinPath(checkpoint.dir, info.relativePath));
+  const source = dcpDataFile(checkpoint, info.relativePath);
   if (info.offset + info.length > source.size) {
     throw itemError(checkpoint, info, `the file has ${source.size} bytes`);
   }
@@ -63,8 +63,8 @@ export function openDcpItem(checkpoint: DcpCheckpoint, info: DcpStorageInfo): Ch
  * most of it zip headers) is read in one piece: opening its archive is a dozen reads of a few bytes, each a
  * system call or a request.
  */
-function itemSource(checkpoint: DcpCheckpoint, info: DcpStorageInfo): ByteSource {
-  const file = sourcesOf(checkpoint).get(joinPath(checkpoint.dir, info.relativePath));
+function itemSource(checkpoint: DcpCheckpoint, info: DcpStorageInfo, inBulk = false): ByteSource {
+  const file = dcpDataFile(checkpoint, info.relativePath, inBulk);
   const name = `${file.name}[${info.offset}..${info.offset + info.length}]`;
   if (info.length <= WHOLE_ITEM) return new BufferSource(file.read(info.offset, info.length), name);
   return new RangeSource(file, info.offset, info.length, name);
@@ -77,28 +77,35 @@ export function readDcpBytesItem(checkpoint: DcpCheckpoint, item: DcpBytesItem):
 }
 
 /** One chunk as a piece of its tensor: the item opened on first read, its tensor checked against the chunk. */
-function chunkPiece(checkpoint: DcpCheckpoint, tensor: DcpTensor, chunk: DcpChunk): Piece {
+function chunkPiece(checkpoint: DcpCheckpoint, tensor: DcpTensor, chunk: DcpChunk, inBulk: boolean): Piece {
   let read: Piece["read"] | undefined;
   return {
     offsets: chunk.offsets,
     sizes: chunk.sizes,
     read(start, into) {
-      read ??= openChunk(checkpoint, tensor, chunk);
+      read ??= openChunk(checkpoint, tensor, chunk, inBulk);
       read(start, into);
     },
   };
 }
 
-function openChunk(checkpoint: DcpCheckpoint, tensor: DcpTensor, chunk: DcpChunk): Piece["read"] {
+function openChunk(
+  checkpoint: DcpCheckpoint,
+  tensor: DcpTensor,
+  chunk: DcpChunk,
+  inBulk: boolean,
+): Piece["read"] {
   const info = chunk.storage;
   if (!info) throw new ReaderError("storage-missing", `a chunk of ${tensor.fqn} has no storage_data entry`);
   assertReadable(checkpoint, info);
-  const file = sourcesOf(checkpoint).get(joinPath(checkpoint.dir, info.relativePath));
-  const head = file.read(info.offset, Math.min(16, file.size - info.offset));
+  const file = dcpDataFile(checkpoint, info.relativePath, inBulk);
+  // A small item is read whole first, so its head costs no read of its own.
+  const source = itemSource(checkpoint, info, inBulk);
+  const head =
+    source.size >= 16 ? source.read(0, 16) : file.read(info.offset, Math.min(16, file.size - info.offset));
   if (!looksLikeZip(head) && looksLikeSafetensors(head, file.size - info.offset)) {
     return safetensorsChunk(checkpoint, tensor, chunk, info);
   }
-  const source = itemSource(checkpoint, info);
   const known = knownLayouts(checkpoint, info.relativePath);
   const alike = known.find(source);
   if (alike) {
@@ -135,13 +142,17 @@ function checkSaved(
   chunk: DcpChunk,
   saved: { readonly dtype: string; readonly shape: readonly number[] },
 ): void {
-  if (saved.dtype !== tensor.dtype || saved.shape.join(",") !== chunk.sizes.join(",")) {
+  if (saved.dtype !== tensor.dtype || !sameSizes(saved.shape, chunk.sizes)) {
     throw itemError(
       checkpoint,
       info,
       `holds a ${saved.dtype} [${saved.shape.join(", ")}] tensor where .metadata declares ${tensor.dtype} [${chunk.sizes.join(", ")}]`,
     );
   }
+}
+
+function sameSizes(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((n, i) => n === b[i]);
 }
 
 /** Records besides data.pkl whose contents decide how the tensor's bytes are read. */
@@ -182,7 +193,7 @@ function safetensorsChunk(
   chunk: DcpChunk,
   info: DcpStorageInfo,
 ): Piece["read"] {
-  const file = sourcesOf(checkpoint).get(joinPath(checkpoint.dir, info.relativePath));
+  const file = dcpDataFile(checkpoint, info.relativePath);
   const blob = new RangeSource(file, info.offset, file.size - info.offset);
   const entry = readSafetensorsHeader(blob).tensors.find((t) => t.name === tensor.fqn);
   if (!entry || entry.dtype !== tensor.dtype || entry.shape.join(",") !== chunk.sizes.join(",")) {
@@ -198,10 +209,10 @@ function safetensorsChunk(
 }
 
 /** The pieces of a tensor: one per non-empty chunk. */
-export function dcpPieces(checkpoint: DcpCheckpoint, tensor: DcpTensor): Piece[] {
+export function dcpPieces(checkpoint: DcpCheckpoint, tensor: DcpTensor, inBulk = false): Piece[] {
   return tensor.chunks
     .filter((chunk) => volume(chunk.sizes) > 0)
-    .map((chunk) => chunkPiece(checkpoint, tensor, chunk));
+    .map((chunk) => chunkPiece(checkpoint, tensor, chunk, inBulk));
 }
 
 /**
@@ -213,5 +224,6 @@ export function dcpTensorBytes(
   tensor: DcpTensor,
   options: AssembleOptions = {},
 ): Generator<Uint8Array> {
-  return assembleRowMajor(tensor.shape, elementSize(tensor.dtype), dcpPieces(checkpoint, tensor), options);
+  const pieces = dcpPieces(checkpoint, tensor, options.inBulk === true);
+  return assembleRowMajor(tensor.shape, elementSize(tensor.dtype), pieces, options);
 }
