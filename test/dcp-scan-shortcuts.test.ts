@@ -184,6 +184,20 @@ describe("item layouts", () => {
     expect(hasItemLayout(layout, changed(zip.centralDirectoryOffset + 30))).toBe(false);
   });
 
+  it("every byte of the item, changed: another layout exactly where a compared segment holds it", () => {
+    if (!layout) return expect.fail("no layout");
+    const compared = (at: number) =>
+      layout.segments.some(({ start, bytes }) => at >= start && at < start + bytes.length);
+    const wrong: number[] = [];
+    for (let at = 0; at < item.length; at++)
+      if (hasItemLayout(layout, changed(at)) === compared(at)) wrong.push(at);
+    expect(wrong).toEqual([]);
+    // Both answers occur: CRCs and the storage's bytes are skipped, everything else is compared.
+    const skipped = Array.from({ length: item.length }, (_, at) => at).filter((at) => !compared(at));
+    expect(skipped.length).toBeGreaterThan(0);
+    expect(skipped.length).toBeLessThan(item.length / 2);
+  });
+
   it("a layout taken through the file itself (Node Buffers from a pool) compares the same bytes", () => {
     const file = FileSource.open(join(dir, "__0_0.distcp"));
     try {

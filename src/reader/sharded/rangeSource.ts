@@ -7,10 +7,10 @@ import type { ByteSource } from "../source.js";
  * byte, so the existing readers open it unchanged. Closing it leaves the parent open (its owner closes it).
  */
 export class RangeSource implements ByteSource {
-  readonly name: string;
   readonly size: number;
   private readonly parent: ByteSource;
   private readonly start: number;
+  private readonly label: string | undefined;
 
   constructor(parent: ByteSource, offset: number, length: number, name?: string) {
     if (offset < 0 || length < 0 || offset + length > parent.size) {
@@ -23,7 +23,12 @@ export class RangeSource implements ByteSource {
     this.parent = parent;
     this.start = offset;
     this.size = length;
-    this.name = name ?? `${parent.name}[${offset}..${offset + length}]`;
+    this.label = name;
+  }
+
+  /** Made when asked (for an error): a DCP scan makes a range for each of hundreds of thousands of items. */
+  get name(): string {
+    return this.label ?? `${this.parent.name}[${this.start}..${this.start + this.size}]`;
   }
 
   read(offset: number, length: number): Uint8Array {

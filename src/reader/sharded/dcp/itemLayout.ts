@@ -17,12 +17,21 @@ import { openZip } from "../../zip.js";
 export interface ItemLayout {
   readonly length: number;
   /** The item's bytes the scan depends on: `[start, start + bytes.length)` each, in order. */
-  readonly segments: ReadonlyArray<{
-    readonly start: number;
-    readonly bytes: Uint8Array;
-    /** Over `bytes`, made once: hundreds of thousands of items are compared against one layout. */
-    readonly view: DataView;
-  }>;
+  readonly segments: ReadonlyArray<{ readonly start: number; readonly bytes: Uint8Array }>;
+  /** The same as masked words, for an item read whole (at most `WHOLE_ITEM`); see `maskedWords`. */
+  readonly words: MaskedWords | undefined;
+}
+
+/**
+ * A small item's compared bytes as 32-bit words of the whole item, each with a mask of the bytes that count,
+ * and the runs of words worth comparing: one loop over about 400 words, where comparing its 28 segments
+ * one by one (most of 4 to 22 bytes, between CRCs) cost four times as much.
+ */
+interface MaskedWords {
+  readonly expected: Uint32Array;
+  readonly mask: Uint32Array;
+  /** `[fromWord, toWord)` pairs covering every word with a mask. */
+  readonly runs: Int32Array;
 }
 
 const CENTRAL_HEADER_LENGTH = 46;
@@ -72,21 +81,17 @@ export function itemLayoutOf(source: ByteSource, alsoCompared?: RegExp): ItemLay
       at += CENTRAL_HEADER_LENGTH + nameLength + extraLength + commentLength;
     }
     skipped.sort((a, b) => a[0] - b[0]);
-    const segments: Array<{ start: number; bytes: Uint8Array; view: DataView }> = [];
+    const segments: Array<{ start: number; bytes: Uint8Array }> = [];
     let from = 0;
     for (const [start, end] of [...skipped, [source.size, source.size] as [number, number]]) {
       if (start > from) {
         // A copy of its own (a Node Buffer's `slice` would be a view into a shared pool).
-        const bytes = new Uint8Array(source.read(from, start - from));
-        segments.push({
-          start: from,
-          bytes,
-          view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-        });
+        segments.push({ start: from, bytes: new Uint8Array(source.read(from, start - from)) });
       }
       from = Math.max(from, end);
     }
-    return { length: source.size, segments };
+    const words = source.size <= WHOLE_ITEM ? maskedWords(source.size, segments) : undefined;
+    return { length: source.size, segments, words };
   } catch (error) {
     if (error instanceof ReaderError) return undefined;
     throw error;
@@ -100,28 +105,53 @@ export function itemLayoutOf(source: ByteSource, alsoCompared?: RegExp): ItemLay
  */
 export const WHOLE_ITEM = 64 * 1024;
 
+/** Words whose masks are zero for fewer than this many words in a row are compared anyway. */
+const RUN_GAP = 4;
+
+function maskedWords(length: number, segments: ItemLayout["segments"]): MaskedWords {
+  const count = Math.ceil(length / 4);
+  const expectedBytes = new Uint8Array(count * 4);
+  const maskBytes = new Uint8Array(count * 4);
+  for (const { start, bytes } of segments) {
+    expectedBytes.set(bytes, start);
+    maskBytes.fill(0xff, start, start + bytes.length);
+  }
+  const expected = new Uint32Array(expectedBytes.buffer);
+  const mask = new Uint32Array(maskBytes.buffer);
+  const runs: number[] = [];
+  for (let w = 0; w < count; w++) {
+    if (mask[w] === 0) continue;
+    const last = runs.length - 1;
+    if (last > 0 && w - (runs[last] as number) <= RUN_GAP) runs[last] = w + 1;
+    else runs.push(w, w + 1);
+  }
+  return { expected, mask, runs: Int32Array.from(runs) };
+}
+
 /** Whether the item in `source` scans as the item `layout` was taken from would. */
 export function hasItemLayout(layout: ItemLayout, source: ByteSource): boolean {
   if (source.size !== layout.length) return false;
-  if (layout.length > WHOLE_ITEM)
+  if (layout.words === undefined)
     return layout.segments.every(({ start, bytes }) => bytesEqual(source.read(start, bytes.length), bytes));
-  const item = source.read(0, layout.length);
-  const view = new DataView(item.buffer, item.byteOffset, item.byteLength);
-  for (const segment of layout.segments) if (!equalAt(view, segment.start, segment)) return false;
-  return true;
+  return matchesWords(source.read(0, layout.length), layout.words);
 }
 
-/** A segment's bytes equal `view`'s from `start`, compared four at a time (a kilobyte per item adds up). */
-function equalAt(
-  view: DataView,
-  start: number,
-  { bytes, view: expected }: { readonly bytes: Uint8Array; readonly view: DataView },
-): boolean {
-  const words = bytes.length >>> 2;
-  for (let i = 0; i < words; i++) {
-    if (view.getUint32(start + 4 * i, true) !== expected.getUint32(4 * i, true)) return false;
+/** An aligned copy of the item being compared: word loads from a typed array, not through a DataView. */
+const scratch = new Uint8Array(WHOLE_ITEM + 4);
+const scratchWords = new Uint32Array(scratch.buffer);
+
+/**
+ * The item's bytes against the masked words. Masks and words are both made in the machine's byte order, so
+ * they agree whatever it is; past the item's end the mask is zero, whatever the scratch holds there.
+ */
+function matchesWords(item: Uint8Array, { expected, mask, runs }: MaskedWords): boolean {
+  scratch.set(item);
+  for (let r = 0; r < runs.length; r += 2) {
+    const to = runs[r + 1] as number;
+    for (let w = runs[r] as number; w < to; w++) {
+      if ((((scratchWords[w] as number) ^ (expected[w] as number)) & (mask[w] as number)) !== 0) return false;
+    }
   }
-  for (let i = words * 4; i < bytes.length; i++) if (view.getUint8(start + i) !== bytes[i]) return false;
   return true;
 }
 
