@@ -1,15 +1,14 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { FileSource } from "./fileSource.js";
 import { takeRanges, type WorkerJob, type WorkerResult } from "./rangeDigest.js";
+import { sameFile } from "./source.js";
 
 /** The second thread of `digestRanges`: opens the file, checks it is the caller's, takes ranges until none is left. */
 function run(job: WorkerJob): WorkerResult {
   let source: FileSource | undefined;
   try {
     source = FileSource.open(job.identity.path);
-    const identity = source.identity();
-    const same = (["dev", "ino", "size", "mtimeMs"] as const).every((k) => identity[k] === job.identity[k]);
-    if (!same) return { changed: true };
+    if (!sameFile(source.identity(), job.identity)) return { changed: true };
     takeRanges(source, job.ranges, job.work);
     return { done: true };
   } catch (error) {

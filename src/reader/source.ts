@@ -33,6 +33,11 @@ export interface FileIdentity {
   readonly mtimeMs: number;
 }
 
+/** Whether two identities are of one file, unchanged (what a worker checks before reading the caller's file). */
+export function sameFile(a: FileIdentity, b: FileIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
 export function outOfBounds(name: string, offset: number, length: number, size: number): ReaderError {
   return new ReaderError(
     "io-error",

@@ -1,6 +1,6 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { FileSource } from "../../reader/fileSource.js";
-import type { FileIdentity } from "../../reader/source.js";
+import { type FileIdentity, sameFile } from "../../reader/source.js";
 import { elementSize } from "../../reader/torch/dtypes.js";
 import type { CompareJob, CompareWorkerResult } from "./parallel.js";
 import { takePairs } from "./parallel.js";
@@ -15,8 +15,7 @@ function run(job: CompareJob): CompareWorkerResult {
     if (!source) {
       source = FileSource.open(identity.path);
       sources.set(identity.path, source);
-      const now = source.identity();
-      if (!(["dev", "ino", "size", "mtimeMs"] as const).every((k) => now[k] === identity[k]))
+      if (!sameFile(source.identity(), identity))
         throw Object.assign(new Error(identity.path), { changed: true });
     }
     return source;

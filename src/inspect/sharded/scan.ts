@@ -42,85 +42,131 @@ function withSource<T>(tree: ShardedCheckpoint["tree"], path: string, use: (sour
   }
 }
 
-function dcpDataScan(checkpoint: DcpCheckpoint, file: string): ShardedFileScan {
-  const items = new Map<number, { length: number; label: string; bytes: boolean }>();
+/** One item of a data file: a tensor chunk's or a bytes item's `torch.save` archive. */
+interface DataFileItem {
+  readonly offset: number;
+  readonly length: number;
+  /** The FQN, which names the item's records in the file's scan. */
+  readonly label: string;
+  /** A bytes item (torch.load runs it unrestricted), not a tensor chunk. */
+  readonly bytes: boolean;
+}
+
+/**
+ * The items `storage_data` puts in data file `file` of `size` bytes that lie inside it, in offset order (one
+ * per offset, a bytes item over a chunk), and whether the file holds any bytes item at all.
+ */
+function dataFileItems(
+  checkpoint: DcpCheckpoint,
+  file: string,
+  size: number,
+): { readonly items: DataFileItem[]; readonly hasBytes: boolean } {
+  const items = new Map<number, DataFileItem>();
   for (const tensor of checkpoint.tensors) {
     for (const chunk of tensor.chunks) {
       const info = chunk.storage;
       if (info?.relativePath === file && !items.has(info.offset))
-        items.set(info.offset, { length: info.length, label: tensor.fqn, bytes: false });
+        items.set(info.offset, { offset: info.offset, length: info.length, label: tensor.fqn, bytes: false });
     }
   }
   for (const item of checkpoint.bytesItems) {
     const info = item.storage;
     if (info?.relativePath === file)
-      items.set(info.offset, { length: info.length, label: item.fqn, bytes: true });
+      items.set(info.offset, { offset: info.offset, length: info.length, label: item.fqn, bytes: true });
   }
-  const hasBytes = [...items.values()].some((i) => i.bytes);
-  return withSource(checkpoint.tree, joinPath(checkpoint.dir, file), (raw) => {
-    // Every item's archive is a dozen tiny reads: served from cached blocks, in offset order.
-    const source = dataFileReader(raw, items.size);
-    const memo = new ScanMemo();
-    // Items of one shape are laid out alike: one scan per layout, the others recognised (itemLayout.ts).
-    const layouts = new ItemLayouts<FileScan>();
-    const tensorItemScan = (range: RangeSource): FileScan => {
-      const same = layouts.find(range);
-      if (same) return same;
-      const scan = scanSource(range, { memo });
-      const layout = itemLayoutOf(range);
-      if (layout) layouts.remember(layout, scan);
-      return scan;
-    };
-    const parts = [...items]
-      .sort(([a], [b]) => a - b)
-      .filter(([offset, item]) => offset + item.length <= source.size)
-      .map(([offset, item]) => {
-        // With SerializationFormat.SAFETENSORS a tensor's offset is where the file's one safetensors blob
-        // starts, and the blob runs to the end of the file.
-        const blob = !item.bytes && !looksLikeZip(source.read(offset, Math.min(4, source.size - offset)));
-        const length = blob ? source.size - offset : item.length;
-        const range = new RangeSource(source, offset, length);
-        return {
-          label: item.label,
-          bytes: item.bytes,
-          // Deep (every member probed as a pickle) only for bytes items, which torch.load runs unrestricted;
-          // a tensor item's loader reads its data.pkl with weights_only=True and nothing else in it.
-          scan: item.bytes || blob ? scanSource(range, { deep: item.bytes, memo }) : tensorItemScan(range),
-        };
-      });
-    return {
-      file,
-      role: "data",
-      items: parts.length,
-      loadedBy: hasBytes
-        ? "dcp.load: bytes items with torch.load(weights_only=False), tensors with weights_only=True"
-        : "dcp.load: tensors with torch.load(weights_only=True)",
-      // The file's format is its tensors' (a torch.save archive each, or one safetensors blob).
-      scan: mergeScans((parts.find((p) => !p.bytes) ?? parts[0])?.scan.format ?? "other", parts),
-    };
+  const all = [...items.values()];
+  return {
+    items: all.sort((a, b) => a.offset - b.offset).filter((item) => item.offset + item.length <= size),
+    hasBytes: all.some((item) => item.bytes),
+  };
+}
+
+/**
+ * Each item's scan, in the order of `items`, read from the data file `raw`. Items of one layout share one
+ * scan object (itemLayout.ts); the others are scanned, bytes items deep.
+ */
+function scanDataFileItems(raw: ByteSource, items: readonly DataFileItem[]): FileScan[] {
+  // Every item's archive is a dozen tiny reads: served from cached blocks, in offset order.
+  const source = dataFileReader(raw, items.length);
+  const memo = new ScanMemo();
+  const layouts = new ItemLayouts<FileScan>();
+  const tensorItemScan = (range: RangeSource): FileScan => {
+    const same = layouts.find(range);
+    if (same) return same;
+    const scan = scanSource(range, { memo });
+    const layout = itemLayoutOf(range);
+    if (layout) layouts.remember(layout, scan);
+    return scan;
+  };
+  return items.map(({ offset, length, bytes }) => {
+    // With SerializationFormat.SAFETENSORS a tensor's offset is where the file's one safetensors blob
+    // starts, and the blob runs to the end of the file.
+    const blob = !bytes && !looksLikeZip(source.read(offset, Math.min(4, source.size - offset)));
+    const range = new RangeSource(source, offset, blob ? source.size - offset : length);
+    // Deep (every member probed as a pickle) only for bytes items, which torch.load runs unrestricted;
+    // a tensor item's loader reads its data.pkl with weights_only=True and nothing else in it.
+    return bytes || blob ? scanSource(range, { deep: bytes, memo }) : tensorItemScan(range);
   });
 }
 
-function dcpScans(checkpoint: DcpCheckpoint): ShardedFileScan[] {
-  const out: ShardedFileScan[] = [];
-  if (checkpoint.metadataFile !== null) {
-    // Opening decoded `.metadata` already; its parse is adopted unless readers could disagree about it.
-    const parsed = checkpoint.metadata === null ? undefined : scanParsedPickle(checkpoint.metadata.parse);
-    const scan =
-      parsed ??
-      withSource(checkpoint.tree, joinPath(checkpoint.dir, checkpoint.metadataFile), (s) => scanSource(s));
-    out.push({
-      file: checkpoint.metadataFile,
-      role: "metadata",
-      items: 1,
-      loadedBy: "dcp.load: pickle.load",
-      scan,
-    });
-  }
+/** Data file `file`'s record: its items' scans merged, each item's records named by its label. */
+function dataFileScan(
+  file: string,
+  items: readonly DataFileItem[],
+  hasBytes: boolean,
+  scans: readonly FileScan[],
+): ShardedFileScan {
+  const parts = items.map((item, i) => ({
+    label: item.label,
+    bytes: item.bytes,
+    scan: scans[i] as FileScan,
+  }));
+  return {
+    file,
+    role: "data",
+    items: parts.length,
+    loadedBy: hasBytes
+      ? "dcp.load: bytes items with torch.load(weights_only=False), tensors with weights_only=True"
+      : "dcp.load: tensors with torch.load(weights_only=True)",
+    // The file's format is its tensors' (a torch.save archive each, or one safetensors blob).
+    scan: mergeScans((parts.find((p) => !p.bytes) ?? parts[0])?.scan.format ?? "other", parts),
+  };
+}
+
+function dcpDataScan(checkpoint: DcpCheckpoint, file: string): ShardedFileScan {
+  return withSource(checkpoint.tree, joinPath(checkpoint.dir, file), (raw) => {
+    const { items, hasBytes } = dataFileItems(checkpoint, file, raw.size);
+    return dataFileScan(file, items, hasBytes, scanDataFileItems(raw, items));
+  });
+}
+
+/** `.metadata`'s record, when the checkpoint has one. */
+function dcpMetadataScan(checkpoint: DcpCheckpoint): ShardedFileScan | undefined {
+  if (checkpoint.metadataFile === null) return undefined;
+  // Opening decoded `.metadata` already; its parse is adopted unless readers could disagree about it.
+  const parsed = checkpoint.metadata === null ? undefined : scanParsedPickle(checkpoint.metadata.parse);
+  const scan =
+    parsed ??
+    withSource(checkpoint.tree, joinPath(checkpoint.dir, checkpoint.metadataFile), (s) => scanSource(s));
+  return {
+    file: checkpoint.metadataFile,
+    role: "metadata",
+    items: 1,
+    loadedBy: "dcp.load: pickle.load",
+    scan,
+  };
+}
+
+/** The data files the metadata names that the directory holds, in rank order. */
+function presentDataFiles(checkpoint: DcpCheckpoint): string[] {
   const present = new Set(checkpoint.tree.list(checkpoint.dir)?.map((e) => e.name) ?? []);
-  for (const file of checkpoint.files)
-    if (present.has(file.name)) out.push(dcpDataScan(checkpoint, file.name));
-  return out;
+  return checkpoint.files.filter((file) => present.has(file.name)).map((file) => file.name);
+}
+
+function dcpScans(checkpoint: DcpCheckpoint): ShardedFileScan[] {
+  const metadata = dcpMetadataScan(checkpoint);
+  const data = presentDataFiles(checkpoint).map((file) => dcpDataScan(checkpoint, file));
+  return metadata ? [metadata, ...data] : data;
 }
 
 function wholeFileScan(
