@@ -1,5 +1,6 @@
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
+import { BlockCacheSource } from "../reader/blockCacheSource.js";
 import type { TorchLegacyCheckpoint, TorchZipCheckpoint } from "../reader/checkpoint.js";
 import { ReaderError } from "../reader/errors.js";
 import { openCheckpoint } from "../reader/open.js";
@@ -9,6 +10,7 @@ import type { ByteSource } from "../reader/source.js";
 import { cachingStorageResolver, torchPickleHooks } from "../reader/torch/rebuild.js";
 import { writeFileAtomicWith } from "./atomicWrite.js";
 import { type CompactPlan, compactPickle, type StoragePiece } from "./compact.js";
+import { gatheredChunks } from "./gather.js";
 import { type EditOutcome, editPickle, legacyPidsToZip, type PickleEdit } from "./pickleEdit.js";
 import { type RecordChunk, TorchZipWriter } from "./zipWriter.js";
 
@@ -77,6 +79,12 @@ export function archiveNameFor(output: string): string {
   return dot > 0 ? name.slice(0, dot) : name;
 }
 
+/** Reads of a storage that starts at `offset` of `source`, served from cached blocks (a gather's rows are small). */
+function blockReader(source: ByteSource, offset: number): (at: number, length: number) => Uint8Array {
+  const cached = new BlockCacheSource(source, { blockSize: 1024 * 1024, maxBlocks: 4 });
+  return (at, length) => cached.read(offset + at, length);
+}
+
 /** A compacted storage's pieces, each its own record, read from the old storage's bytes. */
 function writePieces(
   writer: TorchZipWriter,
@@ -92,7 +100,15 @@ function writePieces(
       : undefined;
   for (const piece of pieces) {
     const record = `data/${piece.key}`;
-    if (whole) writer.addRecord(record, whole.subarray(piece.start, piece.start + piece.length));
+    if (piece.gather) {
+      // The view's elements, gathered as .clone() would lay them out.
+      const read = whole
+        ? (at: number, length: number) => whole.subarray(at, at + length)
+        : located.kind === "range"
+          ? blockReader(checkpoint.source, located.offset)
+          : undefined;
+      if (read) writer.addRecordStream(record, piece.length, gatheredChunks(read, piece.gather));
+    } else if (whole) writer.addRecord(record, whole.subarray(piece.start, piece.start + piece.length));
     else if (located.kind === "range")
       writer.addRecordStream(
         record,

@@ -42,7 +42,8 @@ export function volume(sizes: readonly number[]): number {
   return n;
 }
 
-function rowMajorStrides(sizes: readonly number[]): number[] {
+/** Contiguous strides of `sizes` (what `.clone()` gives a view that is not dense). */
+export function rowMajorStrides(sizes: readonly number[]): number[] {
   const strides = new Array<number>(sizes.length);
   let step = 1;
   for (let d = sizes.length - 1; d >= 0; d--) {
