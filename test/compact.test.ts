@@ -1,10 +1,12 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { InspectReport } from "../src/inspect/report.js";
+import { TorchZipWriter } from "../src/repair/zipWriter.js";
 import { ckpt } from "./helpers/cli.js";
+import { assemble, type Op } from "./helpers/pickleWriter.js";
 import { describeWith } from "./helpers/requires.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 import { runPython, torchRequirement } from "./helpers/torch.js";
@@ -86,6 +88,74 @@ describe("repair --compact, checked by ckpt itself", () => {
     // The sha256 of the elements in row-major order: the same values.
     expect(after?.sha256).toBeDefined();
     expect(after?.sha256).toBe(before?.sha256);
+  });
+
+  it("a gathered view's stride tuple that the pickle reads again elsewhere keeps its old value there", async () => {
+    // cols: 2 of 4 columns (stride (4, 1), memoised as entry 1); rows: a whole 2 x 4 tensor whose stride
+    // is that memo entry read again. Gathering cols changes its tuple; rows must still read (4, 1).
+    const g = (module: string, name: string): Op => ({ op: "global", module, name });
+    const int = (value: number): Op => ({ op: "int", value });
+    const tensor = (key: string, numel: number, shape: number[], stride: Op[]): Op[] => [
+      g("torch._utils", "_rebuild_tensor_v2"),
+      { op: "mark" },
+      { op: "mark" },
+      { op: "str", value: "storage" },
+      g("torch", "FloatStorage"),
+      { op: "str", value: key },
+      { op: "str", value: "cpu" },
+      int(numel),
+      { op: "tuple" },
+      { op: "binpersid" },
+      int(0),
+      { op: "mark" },
+      ...shape.map(int),
+      { op: "tuple" },
+      ...stride,
+      { op: "bool", value: false },
+      g("collections", "OrderedDict"),
+      { op: "emptyTuple" },
+      { op: "reduce" },
+      { op: "tuple" },
+      { op: "reduce" },
+    ];
+    const pickle = assemble([
+      { op: "emptyDict" },
+      { op: "mark" },
+      { op: "str", value: "cols" },
+      ...tensor("0", 16, [4, 2], [{ op: "mark" }, int(4), int(1), { op: "tuple" }, { op: "put", index: 1 }]),
+      { op: "str", value: "rows" },
+      ...tensor("1", 8, [2, 4], [{ op: "get", index: 1 }]),
+      { op: "setitems" },
+    ]);
+    const floats = (from: number, n: number) =>
+      new Uint8Array(Float32Array.from({ length: n }, (_, k) => from + k).buffer);
+    const input = join(scratch, "memo-stride.pt");
+    const fd = openSync(input, "w");
+    const writer = new TorchZipWriter(fd, "memo-stride");
+    writer.addRecord("data.pkl", pickle);
+    writer.addRecord("data/0", floats(0, 16));
+    writer.addRecord("data/1", floats(100, 8));
+    writer.addRecord("version", new TextEncoder().encode("3\n"));
+    writer.finish();
+    closeSync(fd);
+    const output = join(scratch, "memo-stride.compact.pt");
+    await compact(input, output);
+    const tensors = async (file: string) =>
+      new Map(
+        (JSON.parse((await ckpt("inspect", file, "--json", "--hash")).out) as InspectReport).tensors.map(
+          (t) => [t.path.join("."), t],
+        ),
+      );
+    const before = await tensors(input);
+    const after = await tensors(output);
+    expect(before.get("cols")?.stride).toEqual([4, 1]);
+    expect(after.get("cols")?.stride).toEqual([2, 1]);
+    expect(after.get("cols")?.storage?.sizeBytes).toBe(32);
+    expect(after.get("rows")?.stride).toEqual([4, 1]);
+    for (const name of ["cols", "rows"]) {
+      expect(after.get(name)?.sha256, name).toBeDefined();
+      expect(after.get(name)?.sha256, name).toBe(before.get(name)?.sha256);
+    }
   });
 
   it("says what it cut", async () => {

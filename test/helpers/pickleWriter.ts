@@ -7,6 +7,8 @@ export type Op =
   | { op: "str"; value: string }
   | { op: "int"; value: number | bigint }
   | { op: "bool"; value: boolean }
+  /** BINPUT / BINGET of memo entry `index` (below 256). */
+  | { op: "put" | "get"; index: number }
   | {
       op:
         | "none"
@@ -60,6 +62,12 @@ export function assemble(ops: readonly Op[]): Uint8Array {
         break;
       case "bool":
         out.push(o.value ? 0x88 : 0x89);
+        break;
+      case "put":
+        out.push(0x71, o.index);
+        break;
+      case "get":
+        out.push(0x68, o.index);
         break;
       case "none":
         out.push(0x4e);
