@@ -240,14 +240,20 @@ function gatherPlans(
   putAt: ReadonlyMap<number, number>,
 ): Map<string, GatherPlan> {
   const byKey = new Map<string, Occurrence[]>();
-  for (const o of occurrences) if (o.key !== undefined) byKey.set(o.key, [...(byKey.get(o.key) ?? []), o]);
+  for (const o of occurrences) {
+    if (o.key === undefined) continue;
+    const list = byKey.get(o.key);
+    if (list) list.push(o);
+    else byKey.set(o.key, [o]);
+  }
   const plans = new Map<string, GatherPlan>();
   for (const [key, use] of uses) {
-    const tensors = [...(viewers.get(key) ?? [])];
-    const found = byKey.get(key) ?? [];
-    const tensor = tensors[0];
-    const o = found[0];
-    if (tensors.length !== 1 || found.length !== 1 || !tensor || !o?.offset) continue;
+    const viewing = viewers.get(key);
+    const found = byKey.get(key);
+    if (viewing?.size !== 1 || found?.length !== 1) continue;
+    const [tensor] = viewing;
+    const [o] = found;
+    if (!tensor || !o?.offset) continue;
     const count = volume(tensor.shape);
     const extent = tensorExtent(tensor);
     if (count === 0 || !extent || denseStrides(tensor.shape, tensor.stride)) continue;
