@@ -351,7 +351,7 @@ describe("the portable fetch client (a browser's path) against the same server",
   const settings = { timeoutMs: 2000, retries: 1, backoffMs: 10 };
   const target = () => ({ url: `${server.url}/${BIG}`, auth: { kind: "none" } as const });
 
-  it("reads a range as Node's http client does, and checks it against the first answer's ETag", async () => {
+  it("reads a range as Node's http client and the socket client do, and checks it against the first answer's ETag", async () => {
     const { fetchRange } = await import("../src/reader/remote/fetch.js");
     const { fetchSend } = await import("../src/reader/remote/fetchClient.js");
     const { nodeSend } = await import("../src/reader/remote/nodeClient.js");
@@ -367,12 +367,47 @@ describe("the portable fetch client (a browser's path) against the same server",
     if (!first.outcome.ok) return;
     const viaFetch = await read(fetchSend, 1_000_000, 300_000, first.outcome.validator);
     const viaHttp = await read(nodeSend, 1_000_000, 300_000, first.outcome.validator);
-    expect(viaFetch.outcome.ok && viaHttp.outcome.ok).toBe(true);
+    // The digest workers' client, which reads bodies off the socket itself.
+    const { socketSend } = await import("../src/reader/remote/socketClient.js");
+    const viaSocket = await read(socketSend, 1_000_000, 300_000, first.outcome.validator);
+    expect(viaFetch.outcome.ok && viaHttp.outcome.ok && viaSocket.outcome.ok).toBe(true);
     expect(Buffer.from(viaFetch.out)).toEqual(readFileSync(join(root, BIG)).subarray(1_000_000, 1_300_000));
     expect(viaFetch.out).toEqual(viaHttp.out);
+    // Buffer.equals: a deep comparison of 300,000 elements takes vitest seconds.
+    expect(Buffer.from(viaSocket.out).equals(Buffer.from(viaHttp.out))).toBe(true);
     await server.misbehave("changing-etag");
     const changed = await read(fetchSend, 5000, 10, first.outcome.validator);
     expect(changed.outcome).toMatchObject({ ok: false, code: "remote-changed" });
+    const changedSocket = await read(socketSend, 5000, 10, first.outcome.validator);
+    expect(changedSocket.outcome).toMatchObject({ ok: false, code: "remote-changed" });
+  });
+});
+
+describe("the digest workers' socket client fails as Node's http client does", () => {
+  const settings = { timeoutMs: 400, retries: 1, backoffMs: 10 };
+  const target = () => ({ url: `${server.url}/${BIG}`, auth: { kind: "none" } as const });
+  it.each([
+    ["forbidden", "remote-forbidden"],
+    ["ignore-range", "remote-range-ignored"],
+    ["short-body", "remote-short-body"],
+    ["hang", "remote-timeout"],
+    ["flaky", "ok"],
+  ] as const)("%s: %s", async (mode, code) => {
+    const { fetchRange } = await import("../src/reader/remote/fetch.js");
+    const { nodeSend } = await import("../src/reader/remote/nodeClient.js");
+    const { socketSend } = await import("../src/reader/remote/socketClient.js");
+    const outcome = async (send: typeof nodeSend) => {
+      await server.reset();
+      await server.misbehave(mode, 1);
+      let bytes = 0;
+      const result = await fetchRange(send, target(), 4096, 200_000, undefined, settings, (chunk) => {
+        bytes += chunk.length;
+      });
+      return { code: result.ok ? "ok" : result.code, bytes: result.ok ? bytes : 0 };
+    };
+    const viaHttp = await outcome(nodeSend);
+    expect(viaHttp.code).toBe(code);
+    expect(await outcome(socketSend)).toEqual(viaHttp);
   });
 });
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 /**
  * The remote sources run in a browser's workers too: these modules import nothing from Node, directly or
  * through what they import. Node's side (its worker, http agents, ~/.aws files, digest workers) lives in
- * nodeChannel.ts, nodeClient.ts, ioWorker.ts, digest.ts and src/reader/location.ts.
+ * nodeChannel.ts, nodeClient.ts, socketClient.ts, ioWorker.ts, digest.ts and src/reader/location.ts.
  */
 const REMOTE = join(import.meta.dirname, "..", "src", "reader", "remote");
 const PORTABLE = [
@@ -17,6 +17,7 @@ const PORTABLE = [
   "location.ts",
   "protocol.ts",
   "remoteSource.ts",
+  "responseHead.ts",
   "serve.ts",
   "sign.ts",
   "trees.ts",
