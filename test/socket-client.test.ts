@@ -120,7 +120,7 @@ describe("socketSend", () => {
     expect(sha(kept)).toBe(sha(payload.subarray(0, 2_500_000)));
   });
 
-  it("fails a body cut short, a silent server, and a header holding a line break", async () => {
+  it("fails a body cut short, a silent server, a header holding a line break, and https", async () => {
     const base = await rawServer((socket, request) => {
       if (request.startsWith("GET /short")) {
         socket.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n");
@@ -131,6 +131,7 @@ describe("socketSend", () => {
     const short = await socketSend(new URL(`${base}/short`), {}, 5000);
     await expect(bodyOf(short)).rejects.toThrow(/closed inside the body/);
     await expect(socketSend(new URL(`${base}/silent`), {}, 200)).rejects.toBeInstanceOf(TimeoutError);
+    await expect(socketSend(new URL("https://127.0.0.1:1/x"), {}, 5000)).rejects.toThrow(/http: URLs only/);
     await expect(socketSend(new URL(`${base}/x`), { "x-a": "1\r\nx-b: 2" }, 5000)).rejects.toThrow(
       /line break/,
     );

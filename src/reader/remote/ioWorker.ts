@@ -13,15 +13,16 @@ import type {
   WorkerRequest,
 } from "./protocol.js";
 import { serve } from "./serve.js";
-import { socketSend } from "./socketClient.js";
+import { digestSend } from "./socketClient.js";
 
 /**
- * Node's I/O thread behind remote sources. As the channel's worker (Node's `http`) it serves ranged reads for a caller that is
- * blocked in `Atomics.wait`: each request names a shared data buffer for the body and a shared control buffer
- * for the outcome, and several may be in flight (read-ahead). As a digest worker (`workerData.kind ===
- * "digest"`) it takes ranges from a shared counter and hashes each as its body arrives, so `--hash` of a
- * remote file never copies tensor bytes to the caller's thread; its GETs go through `socketClient.ts`, which
- * takes bodies straight off the socket (Node's `http` streams bounded that loop at half the speed).
+ * Node's I/O thread behind remote sources. As the channel's worker (Node's `http`) it serves ranged reads for
+ * a caller that is blocked in `Atomics.wait`: each request names a shared data buffer for the body and a
+ * shared control buffer for the outcome, and several may be in flight (read-ahead). As a digest worker
+ * (`workerData.kind === "digest"`) it takes ranges from a shared counter and hashes each as its body
+ * arrives, so `--hash` of a remote file never copies tensor bytes to the caller's thread; its plain-HTTP GETs
+ * go through `socketClient.ts`, which takes bodies straight off the socket (Node's `http` streams bounded
+ * that loop at half the speed).
  */
 
 export interface DigestJob {
@@ -48,7 +49,7 @@ async function digest(job: DigestJob): Promise<DigestResult> {
     const hash = job.work.kind === "sha256" ? createHash("sha256") : undefined;
     let crc = 0;
     const outcome = await fetchRange(
-      socketSend,
+      digestSend,
       job.target,
       offset,
       length,
