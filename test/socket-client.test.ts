@@ -80,6 +80,25 @@ describe("socketSend", () => {
     expect(connections).toBe(1);
   });
 
+  it("keeps a socket for each of several requests in flight, and reuses them", async () => {
+    let connections = 0;
+    const server = http.createServer((request, response) => {
+      response.writeHead(200, { "content-length": 6 });
+      setTimeout(() => response.end(request.url?.slice(1, 7).padEnd(6, "-")), 20);
+    });
+    server.on("connection", () => connections++);
+    const base = await listen(server);
+    const round = () =>
+      Promise.all(
+        ["a", "b", "c"].map(async (name) =>
+          (await bodyOf(await socketSend(new URL(`${base}/${name}`), {}, 5000))).toString(),
+        ),
+      );
+    expect(await round()).toEqual(["a-----", "b-----", "c-----"]);
+    expect(await round()).toEqual(["a-----", "b-----", "c-----"]);
+    expect(connections).toBe(3);
+  });
+
   it("reads a body that runs to the connection's end, after a 100 Continue", async () => {
     const base = await rawServer((socket) => {
       socket.write("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\nX-A: 1\r\n\r\n");

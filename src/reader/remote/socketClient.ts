@@ -4,17 +4,18 @@ import { nodeSend } from "./nodeClient.js";
 import { type BodyFraming, framingOf, HeadParser, type ResponseHead } from "./responseHead.js";
 
 /**
- * GETs on keep-alive sockets with a small HTTP/1.1 response reader of its own: the client of the digest
- * workers, which move every byte of a remote file to SHA-256. Node's `http` delivers a body in 64 KiB pieces
- * through its stream machinery, and on two cores that machinery, not the network or the hash, bounded
- * `--hash` of a file on a loopback nginx (0.37 GB/s a thread with `http.get`, 0.74 GB/s with the bytes read
- * straight off the socket into 256 KiB buffers: bench/remote.mjs). It reads with `onread` into a fresh buffer
- * per read, so every chunk handed out stays valid. One idle socket per origin is kept: a digest worker sends
- * one request at a time. Plain HTTP only: `https:` goes to Node's client (`digestSend`), where TLS, not the
+ * GETs on keep-alive sockets with a small HTTP/1.1 response reader of its own: the client of ckpt's I/O
+ * workers (the channel's, and the digest workers, which move every byte of a remote file to SHA-256). Node's
+ * `http` delivers a body in 64 KiB pieces through its stream machinery, and on two cores that machinery, not
+ * the network or the hash, bounded `--hash` of a file on a loopback nginx (0.37 GB/s a thread with
+ * `http.get`, 0.74 GB/s with the bytes read straight off the socket into 256 KiB buffers: bench/remote.mjs).
+ * It reads with `onread` into a fresh buffer per read, so every chunk handed out stays valid. Up to
+ * `MAX_IDLE` sockets per origin are kept for the next requests (the channel's worker has several in flight
+ * when it reads ahead). Plain HTTP only: `https:` goes to Node's client (`workerSend`), where TLS, not the
  * stream machinery, is the larger cost, and whose certificate handling the tests do not need to re-prove.
  */
 
-export const digestSend: HttpSend = (url, headers, timeoutMs) =>
+export const workerSend: HttpSend = (url, headers, timeoutMs) =>
   url.protocol === "http:" ? socketSend(url, headers, timeoutMs) : nodeSend(url, headers, timeoutMs);
 
 const READ_BUFFER = 256 * 1024;
@@ -31,7 +32,26 @@ interface Connection {
   reused: boolean;
 }
 
-const idle = new Map<string, Connection>();
+/** Sockets kept per origin, as Node's agent keeps them: several requests may be in flight to one host. */
+const MAX_IDLE = 8;
+const idle = new Map<string, Connection[]>();
+
+function takeIdle(origin: string): Connection | undefined {
+  return idle.get(origin)?.pop();
+}
+
+function keepIdle(origin: string, connection: Connection): void {
+  const kept = idle.get(origin) ?? [];
+  idle.set(origin, kept);
+  if (kept.length >= MAX_IDLE) connection.socket.destroy();
+  else kept.push(connection);
+}
+
+function dropIdle(origin: string, connection: Connection): void {
+  const kept = idle.get(origin);
+  const at = kept?.indexOf(connection) ?? -1;
+  if (kept && at >= 0) kept.splice(at, 1);
+}
 
 function connect(url: URL): Connection {
   const connection: Connection = {
@@ -60,7 +80,7 @@ function connect(url: URL): Connection {
   socket.on("timeout", () => connection.onTimeout());
   socket.on("close", () => {
     connection.onEnd();
-    if (idle.get(url.origin) === connection) idle.delete(url.origin);
+    dropIdle(url.origin, connection);
   });
   (connection as { socket: net.Socket }).socket = socket;
   return connection;
@@ -80,8 +100,7 @@ function requestText(url: URL, headers: Record<string, string>): string {
 export const socketSend: HttpSend = async (url, headers, timeoutMs) => {
   if (url.protocol !== "http:") throw new Error(`socketSend reads http: URLs only, not ${url.protocol}`);
   const origin = url.origin;
-  const kept = idle.get(origin);
-  idle.delete(origin);
+  const kept = takeIdle(origin);
   if (kept) {
     try {
       return await exchange(kept, url, headers, timeoutMs);
@@ -126,8 +145,7 @@ function exchange(
       connection.onTimeout = () => {};
       if (reusable && !socket.destroyed) {
         socket.unref();
-        idle.get(origin)?.socket.destroy();
-        idle.set(origin, connection);
+        keepIdle(origin, connection);
       } else socket.destroy();
     };
     connection.onEnd = (error) => {
