@@ -156,6 +156,29 @@ describe("socketSend", () => {
     );
   });
 
+  it("fails a malformed Content-Length as an error of that request, not of the process", async () => {
+    const base = await rawServer((socket) =>
+      socket.write("HTTP/1.1 200 OK\r\ncontent-length: 5, 5\r\n\r\nhello"),
+    );
+    await expect(socketSend(new URL(`${base}/x`), {}, 2000)).rejects.toThrow(/Content-Length/);
+  });
+
+  it("keeps reading a socket whose body was queued past the limit before it was read", async () => {
+    const big = Buffer.alloc(16 * 1024 * 1024 + 1, 7);
+    const server = http.createServer((request, response) => {
+      const body = request.url === "/big" ? big : Buffer.from("next");
+      response.writeHead(200, { "content-length": body.length });
+      response.end(body);
+    });
+    const base = await listen(server);
+    const first = await socketSend(new URL(`${base}/big`), {}, 2000);
+    // Not read while the whole body arrives: it is queued, the socket paused, the body complete.
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await readSmall(first, 10)).length).toBe(10);
+    const next = await socketSend(new URL(`${base}/small`), {}, 1000);
+    expect((await bodyOf(next)).toString()).toBe("next");
+  });
+
   it("stops a cancelled body and answers the next request on a fresh connection", async () => {
     let connections = 0;
     const server = http.createServer((_request, response) => {

@@ -3,6 +3,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import type { ByteRange, SharedWork } from "../rangeDigest.js";
 import { crc32 } from "../zip/crc32.js";
 import { fetchRange } from "./fetch.js";
+import { nodeSend } from "./nodeClient.js";
 import type {
   FetchOutcome,
   RemoteSettings,
@@ -12,15 +13,15 @@ import type {
   WorkerRequest,
 } from "./protocol.js";
 import { serve } from "./serve.js";
-import { workerSend } from "./socketClient.js";
+import { digestSendFor } from "./socketClient.js";
 
 /**
  * Node's I/O thread behind remote sources. As the channel's worker it serves ranged reads for a caller that
  * is blocked in `Atomics.wait`: each request names a shared data buffer for the body and a shared control
  * buffer for the outcome, and several may be in flight (read-ahead). As a digest worker (`workerData.kind ===
  * "digest"`) it takes ranges from a shared counter and hashes each as its body arrives, so `--hash` of a
- * remote file never copies tensor bytes to the caller's thread. Either way its GETs go through `workerSend`
- * (socketClient.ts), which takes plain-HTTP bodies straight off the socket.
+ * remote file never copies tensor bytes to the caller's thread; its large plain-HTTP GETs go through
+ * `socketClient.ts`, which takes bodies straight off the socket. The channel's reads use Node's `http`.
  */
 
 export interface DigestJob {
@@ -47,7 +48,7 @@ async function digest(job: DigestJob): Promise<DigestResult> {
     const hash = job.work.kind === "sha256" ? createHash("sha256") : undefined;
     let crc = 0;
     const outcome = await fetchRange(
-      workerSend,
+      digestSendFor(length),
       job.target,
       offset,
       length,
@@ -80,5 +81,5 @@ if (job?.kind === "digest") {
       }),
   );
 } else {
-  parentPort?.on("message", (request: WorkerRequest) => void serve(request, workerSend));
+  parentPort?.on("message", (request: WorkerRequest) => void serve(request, nodeSend));
 }

@@ -4,19 +4,33 @@ import { nodeSend } from "./nodeClient.js";
 import { type BodyFraming, framingOf, HeadParser, type ResponseHead } from "./responseHead.js";
 
 /**
- * GETs on keep-alive sockets with a small HTTP/1.1 response reader of its own: the client of ckpt's I/O
- * workers (the channel's, and the digest workers, which move every byte of a remote file to SHA-256). Node's
- * `http` delivers a body in 64 KiB pieces through its stream machinery, and on two cores that machinery, not
- * the network or the hash, bounded `--hash` of a file on a loopback nginx (0.37 GB/s a thread with
- * `http.get`, 0.74 GB/s with the bytes read straight off the socket into 256 KiB buffers: bench/remote.mjs).
- * It reads with `onread` into a fresh buffer per read, so every chunk handed out stays valid. Up to
- * `MAX_IDLE` sockets per origin are kept for the next requests (the channel's worker has several in flight
- * when it reads ahead). Plain HTTP only: `https:` goes to Node's client (`workerSend`), where TLS, not the
- * stream machinery, is the larger cost, and whose certificate handling the tests do not need to re-prove.
+ * GETs on keep-alive sockets with a small HTTP/1.1 response reader of its own: the client of the digest
+ * workers, which move every byte of a remote file to SHA-256. Node's `http` delivers a body in 64 KiB pieces
+ * through its stream machinery, and on two cores that machinery, not the network or the hash, bounded
+ * `--hash` of a file on a loopback nginx (0.37 GB/s a thread with `http.get`, 0.74 GB/s with the bytes read
+ * straight off the socket into 256 KiB buffers: bench/remote.mjs). It reads with `onread` into a fresh
+ * buffer per read, so every chunk handed out stays valid. Up to `MAX_IDLE` sockets per origin are kept for
+ * the next requests, as Node's agent keeps them. Plain HTTP only: `https:` goes to Node's client
+ * (`digestSendFor`), where TLS, not the stream machinery, is the larger cost, and whose certificate handling
+ * the tests do not need to re-prove.
  */
 
-export const workerSend: HttpSend = (url, headers, timeoutMs) =>
-  url.protocol === "http:" ? socketSend(url, headers, timeoutMs) : nodeSend(url, headers, timeoutMs);
+/**
+ * The digest workers' client for a range of `length` bytes: this one for plain HTTP ranges of at least
+ * `SOCKET_RANGE_MIN`, Node's otherwise. Against nginx (sendfile, tcp_nopush) this client's answers to
+ * 64 KiB ranges lost ~40 ms each in their last TCP segment (the pattern of a delayed ACK; Node's `http` on
+ * the same server took 4 ms, for a reason not found), so small reads stay on Node's client, where the stall
+ * was not seen, and the large ones, where stream overhead is the cost and a stall would be amortized, come
+ * here (8 MiB ranges: 8 ms each here, 22 ms through Node's `http`).
+ */
+export function digestSendFor(length: number): HttpSend {
+  return (url, headers, timeoutMs) =>
+    url.protocol === "http:" && length >= SOCKET_RANGE_MIN
+      ? socketSend(url, headers, timeoutMs)
+      : nodeSend(url, headers, timeoutMs);
+}
+
+export const SOCKET_RANGE_MIN = 1024 * 1024;
 
 const READ_BUFFER = 256 * 1024;
 /** Received and not yet taken by the body's reader beyond this: the socket stops reading until it is. */
@@ -69,7 +83,12 @@ function connect(url: URL): Connection {
       // (zeroing 256 KiB a read took a third of a digest worker's time besides SHA-256).
       buffer: () => Buffer.allocUnsafeSlow(READ_BUFFER),
       callback: (length: number, buffer: Uint8Array) => {
-        connection.onBytes(buffer.subarray(0, length));
+        // Nothing may throw out of a read callback (it would end the worker): a failure ends the socket.
+        try {
+          connection.onBytes(buffer.subarray(0, length));
+        } catch (error) {
+          socket.destroy(error as Error);
+        }
         return true;
       },
     },
@@ -138,9 +157,32 @@ function exchange(
       if (body) body.fail(error);
       else reject(error);
     };
+    // The body's hold on the socket, released when the body is complete or dropped: a reader that paused it
+    // must not pause or resume it again once it serves another request.
+    let owned = true;
+    const flow: Flow = {
+      // A paused socket reads nothing, so its idle timer would measure the reader, not the server.
+      pause: () => {
+        if (!owned) return;
+        socket.pause();
+        socket.setTimeout(0);
+      },
+      resume: () => {
+        if (!owned) return;
+        socket.resume();
+        socket.setTimeout(timeoutMs);
+      },
+      destroy: () => {
+        if (owned) socket.destroy();
+      },
+    };
     const finished = (reusable: boolean): void => {
+      owned = false;
       socket.setTimeout(0);
-      connection.onBytes = () => {};
+      if (socket.isPaused()) socket.resume();
+      // Bytes on an idle socket answer nothing that was asked: read as the next request's head, they would
+      // be taken for its answer.
+      connection.onBytes = () => socket.destroy();
       connection.onEnd = () => {};
       connection.onTimeout = () => {};
       if (reusable && !socket.destroyed) {
@@ -167,8 +209,14 @@ function exchange(
         return;
       }
       if (!parsed) return;
-      const framing = framingOf(parsed.head);
-      body = new BodyReader(framing, socket, (reusable) => finished(reusable && parsed.head.keepAlive));
+      let framing: BodyFraming;
+      try {
+        framing = framingOf(parsed.head);
+      } catch (error) {
+        fail(error as Error);
+        return;
+      }
+      body = new BodyReader(framing, flow, (reusable) => finished(reusable && parsed.head.keepAlive));
       const reader = body;
       resolve({
         status: parsed.head.status,
@@ -188,10 +236,18 @@ function exchange(
   });
 }
 
+/** What a body may do to the socket under it, while it holds it. */
+interface Flow {
+  pause(): void;
+  resume(): void;
+  destroy(): void;
+}
+
 /** A response body as chunks, framed by its length, by chunked encoding or by the connection's end. */
 class BodyReader implements AsyncIterable<Uint8Array> {
   private readonly queue: Uint8Array[] = [];
   private queued = 0;
+  private paused = false;
   private waiter: ((result: IteratorResult<Uint8Array>) => void) | undefined;
   private failWaiter: ((error: Error) => void) | undefined;
   private done = false;
@@ -200,7 +256,7 @@ class BodyReader implements AsyncIterable<Uint8Array> {
 
   constructor(
     framing: BodyFraming,
-    private readonly socket: net.Socket,
+    private readonly flow: Flow,
     private readonly finished: (reusable: boolean) => void,
   ) {
     this.decoder = new FramedBody(framing);
@@ -212,7 +268,7 @@ class BodyReader implements AsyncIterable<Uint8Array> {
     try {
       pieces = this.decoder.take(bytes);
     } catch (error) {
-      this.socket.destroy();
+      this.flow.destroy();
       this.fail(error as Error);
       return;
     }
@@ -271,7 +327,10 @@ class BodyReader implements AsyncIterable<Uint8Array> {
     }
     this.queue.push(piece);
     this.queued += piece.length;
-    if (this.queued > QUEUE_LIMIT) this.socket.pause();
+    if (this.queued > QUEUE_LIMIT && !this.paused) {
+      this.paused = true;
+      this.flow.pause();
+    }
   }
 
   private wake(): void {
@@ -287,7 +346,10 @@ class BodyReader implements AsyncIterable<Uint8Array> {
     const piece = this.queue.shift();
     if (piece) {
       this.queued -= piece.length;
-      if (this.socket.isPaused() && this.queued <= QUEUE_LIMIT / 2) this.socket.resume();
+      if (this.paused && this.queued <= QUEUE_LIMIT / 2) {
+        this.paused = false;
+        this.flow.resume();
+      }
       return Promise.resolve({ value: piece, done: false });
     }
     if (this.error) return Promise.reject(this.error);
