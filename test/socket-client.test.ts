@@ -141,6 +141,9 @@ describe("socketSend", () => {
 
   it("fails a body cut short, a silent server, a header holding a line break, and https", async () => {
     const base = await rawServer((socket, request) => {
+      if (request.startsWith("GET /endless-line")) {
+        socket.write(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${"a".repeat(300_000)}`);
+      }
       if (request.startsWith("GET /short")) {
         socket.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n");
         socket.end(payload.subarray(0, 50));
@@ -150,6 +153,8 @@ describe("socketSend", () => {
     const short = await socketSend(new URL(`${base}/short`), {}, 5000);
     await expect(bodyOf(short)).rejects.toThrow(/closed inside the body/);
     await expect(socketSend(new URL(`${base}/silent`), {}, 200)).rejects.toBeInstanceOf(TimeoutError);
+    const endless = await socketSend(new URL(`${base}/endless-line`), {}, 5000);
+    await expect(bodyOf(endless)).rejects.toThrow(/longer than 1 KiB/);
     await expect(socketSend(new URL("https://127.0.0.1:1/x"), {}, 5000)).rejects.toThrow(/http: URLs only/);
     await expect(socketSend(new URL(`${base}/x`), { "x-a": "1\r\nx-b: 2" }, 5000)).rejects.toThrow(
       /line break/,

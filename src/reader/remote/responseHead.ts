@@ -1,3 +1,5 @@
+import { latin1 } from "../bytes.js";
+
 /**
  * An HTTP/1.1 response's status line and headers, read from the bytes a socket delivers, and how its body is
  * framed (RFC 9112 section 6): what `socketClient.ts` needs to take ranged bodies straight off a socket.
@@ -51,13 +53,6 @@ function indexOfBlankLine(bytes: Uint8Array): number {
   for (let i = bytes.indexOf(0x0d); i >= 0 && i + 3 < bytes.length; i = bytes.indexOf(0x0d, i + 1))
     if (bytes[i + 1] === 0x0a && bytes[i + 2] === 0x0d && bytes[i + 3] === 0x0a) return i;
   return -1;
-}
-
-function latin1(bytes: Uint8Array): string {
-  let text = "";
-  for (let i = 0; i < bytes.length; i += 8192)
-    text += String.fromCharCode(...bytes.subarray(i, Math.min(bytes.length, i + 8192)));
-  return text;
 }
 
 function parseHead(text: string): ResponseHead {

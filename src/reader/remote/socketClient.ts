@@ -1,4 +1,5 @@
 import net from "node:net";
+import { latin1 } from "../bytes.js";
 import { type HttpResponse, type HttpSend, TimeoutError } from "./client.js";
 import { nodeSend } from "./nodeClient.js";
 import { type BodyFraming, framingOf, HeadParser, type ResponseHead } from "./responseHead.js";
@@ -30,7 +31,7 @@ export function digestSendFor(length: number): HttpSend {
       : nodeSend(url, headers, timeoutMs);
 }
 
-export const SOCKET_RANGE_MIN = 1024 * 1024;
+const SOCKET_RANGE_MIN = 1024 * 1024;
 
 const READ_BUFFER = 256 * 1024;
 /** Received and not yet taken by the body's reader beyond this: the socket stops reading until it is. */
@@ -431,8 +432,9 @@ class FramedBody {
       // A line: a chunk's size, the CRLF that closes a chunk, or a trailer line.
       const lf = bytes.indexOf(0x0a, at);
       const end = lf < 0 ? bytes.length : lf;
-      this.line += String.fromCharCode(...bytes.subarray(at, end));
-      if (this.line.length > 1024) throw new Error("a chunked body's line is longer than 1 KiB");
+      // Checked before converting: a server that never ends the line cannot make a 256 KiB string of it.
+      if (this.line.length + end - at > 1024) throw new Error("a chunked body's line is longer than 1 KiB");
+      this.line += latin1(bytes, at, end);
       at = end + 1;
       if (lf < 0) break;
       const line = this.line.replace(/\r$/, "");
