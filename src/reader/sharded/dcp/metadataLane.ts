@@ -4,21 +4,63 @@ import { decodeLong } from "../../pickle/ints.js";
 import { DEFAULT_PICKLE_LIMITS, type GlobalReference } from "../../pickle/machine.js";
 import { findMemoReads, type MemoReads } from "../../pickle/memoReads.js";
 import { decodeUtf8Range } from "../../pickle/text.js";
-import { dtypeFromGlobal } from "../../torch/dtypes.js";
-import { asInt } from "../../torch/rebuild.js";
 import {
-  type DcpChunkMetadata,
-  type DcpItemMetadata,
-  type DcpMetadata,
-  type DcpMetadataIndex,
-  type DcpStorageInfo,
-  type DcpStorageMeta,
-  type DcpTensorProperties,
-  layoutName,
-  memoryFormatOf,
-  pathText,
-  plannerPath,
-} from "./metadataTypes.js";
+  decodeAtBuild,
+  itemsOf,
+  plannerDataOf,
+  stateField,
+  storageMetaOf,
+  storageOf,
+} from "./lane/decode.js";
+import {
+  APPEND,
+  APPENDS,
+  BINGET,
+  BININT,
+  BININT1,
+  BININT2,
+  BINPUT,
+  BINUNICODE,
+  BINUNICODE8,
+  BUILD,
+  EMPTY_DICT,
+  EMPTY_LIST,
+  EMPTY_TUPLE,
+  FRAME,
+  LONG_BINGET,
+  LONG_BINPUT,
+  LONG1,
+  MARK,
+  MEMOIZE,
+  NEWFALSE,
+  NEWOBJ,
+  NEWTRUE,
+  NONE,
+  PROTO,
+  REDUCE,
+  SETITEM,
+  SETITEMS,
+  SHORT_BINUNICODE,
+  STACK_GLOBAL,
+  STOP,
+  TUPLE,
+  TUPLE1,
+  TUPLE2,
+  TUPLE3,
+} from "./lane/opcodes.js";
+import {
+  Call,
+  DECLINE,
+  Dict,
+  EMPTY,
+  Global,
+  Instance,
+  List,
+  type Tuple,
+  UNREADABLE,
+  type Value,
+} from "./lane/values.js";
+import type { DcpMetadata } from "./metadataTypes.js";
 
 /**
  * The fast lane for DCP's `.metadata`: a pickle reader for exactly the streams `pickle.dump(Metadata)` writes,
@@ -46,175 +88,6 @@ export interface LaneResult {
   /** Just past STOP. */
   readonly end: number;
 }
-
-// ---- values on the lane's stack
-
-/** A tuple is a plain array (never written after it is made), so a chunk's offsets are its tuple's items. */
-type Tuple = readonly Value[];
-type Value = null | boolean | number | string | Tuple | List | Dict | Global | Instance | Call;
-
-class List {
-  readonly items: Value[] = [];
-}
-
-/**
- * A dict of str or object keys, with `dictSet`'s semantics (an equal str key keeps its place). Keys and values
- * alternate in one array: a dataclass's state is one SETITEMS into an empty dict, which then takes its items
- * in one exact-size copy.
- */
-class Dict {
-  entries: Value[] = [];
-  /** Where each str key is in `entries`, once the dict outgrows `SMALL_DICT` keys. */
-  private index: Map<string, number> | undefined;
-
-  /** SETITEMS of `stack[from, to)`, keys and values alternating. */
-  setPairs(stack: readonly Value[], from: number, to: number): void {
-    if (this.entries.length === 0 && to - from <= 2 * SMALL_DICT && distinctStrings(stack, from, to)) {
-      this.entries = stack.slice(from, to);
-      return;
-    }
-    for (let i = from; i < to; i += 2) this.set(stack[i] as Value, stack[i + 1] as Value);
-  }
-
-  set(key: Value, value: Value): void {
-    const entries = this.entries;
-    if (typeof key === "string") {
-      const at = this.position(key);
-      if (at >= 0) {
-        entries[at + 1] = value;
-        return;
-      }
-      this.index?.set(key, entries.length);
-    } else if (!(key instanceof Instance || key instanceof Call)) {
-      // Ints, tuples, globals would need Python's equality across types (`1 == True`): not in a `.metadata`.
-      throw DECLINE;
-    }
-    // Objects hash by identity, so an object key is always a new entry, as in the graph.
-    entries.push(key, value);
-  }
-
-  get(key: string): Value | undefined {
-    const at = this.position(key);
-    return at >= 0 ? this.entries[at + 1] : undefined;
-  }
-
-  private position(key: string): number {
-    if (this.index !== undefined) return this.index.get(key) ?? -1;
-    const entries = this.entries;
-    for (let i = 0; i < entries.length; i += 2) if (entries[i] === key) return i;
-    if (entries.length >= 2 * SMALL_DICT) {
-      const index = new Map<string, number>();
-      for (let i = 0; i < entries.length; i += 2) {
-        const k = entries[i];
-        if (typeof k === "string") index.set(k, i);
-      }
-      this.index = index;
-    }
-    return -1;
-  }
-}
-
-/** Whether the keys of `items[from, to)` (keys and values alternating) are str and distinct. */
-function distinctStrings(items: readonly Value[], from: number, to: number): boolean {
-  for (let i = from; i < to; i += 2) {
-    const key = items[i];
-    if (typeof key !== "string") return false;
-    for (let j = from; j < i; j += 2) if (items[j] === key) return false;
-  }
-  return true;
-}
-
-const SMALL_DICT = 8;
-
-class Global {
-  readonly qualified: string;
-  /** The class's own name, as `classNameOf` reads it: after the last dot of `module.name`. */
-  readonly shortName: string;
-  /** What NEWOBJ or REDUCE of it makes, decided once per global rather than at each of 650,000 calls. */
-  readonly role: GlobalRole;
-  constructor(
-    readonly module: string,
-    readonly name: string,
-  ) {
-    this.qualified = `${module}.${name}`;
-    this.shortName = this.qualified.slice(this.qualified.lastIndexOf(".") + 1);
-    this.role = roleOf(module, name);
-  }
-}
-
-/**
- * `class`: one of DCP's dataclasses (NEWOBJ); `size`, `layout`: torch.Size and `_get_layout`, which torch's
- * hooks model as their argument; `call`: kept as a call (Enum members, getattr, paths); `other`: declined.
- */
-type GlobalRole = "class" | "size" | "layout" | "call" | "other";
-
-function roleOf(module: string, name: string): GlobalRole {
-  if (DCP_MODULES.has(module) && DCP_CLASSES.has(name)) return "class";
-  if (module === "torch" && name === "Size") return "size";
-  if (module === "torch.serialization" && name === "_get_layout") return "layout";
-  if (
-    (module === "builtins" && name === "getattr") ||
-    (DCP_MODULES.has(module) && ENUMS.has(name)) ||
-    (PATHS.has(module) && PATH_CLASSES.has(name))
-  )
-    return "call";
-  return "other";
-}
-
-/** `cls.__new__(cls)` from NEWOBJ, then BUILD; the hot classes are decoded at their BUILD. */
-class Instance {
-  state: Value | undefined = undefined;
-  built = false;
-  /** What BUILD decoded, by the class's own name (see `decodeAtBuild`). */
-  decoded:
-    | DcpChunkMetadata
-    | DcpTensorProperties
-    | DcpItemMetadata
-    | StorageIndex
-    | DcpStorageInfo
-    | undefined;
-  constructor(readonly cls: Global) {}
-}
-
-/** A REDUCE the lane keeps as a call: an Enum member (`cls(value)`, `getattr(cls, name)`), a path. */
-class Call {
-  constructor(
-    readonly callable: Global,
-    readonly args: Tuple,
-  ) {}
-}
-
-type StorageIndex = DcpMetadataIndex;
-
-/** Thrown inside the lane to give the stream to the general machine. */
-const DECLINE: unique symbol = Symbol("decline");
-/** A memo entry the lane will not hand out again (a container or an object: mutable, or decoded once). */
-const UNREADABLE: unique symbol = Symbol("unreadable");
-
-const EMPTY: Tuple = Object.freeze([]);
-
-/** DCP's modules across torch versions (1.13's `_shard` ones and today's). */
-const DCP_MODULES = new Set([
-  "torch.distributed.checkpoint.metadata",
-  "torch.distributed.checkpoint.filesystem",
-  "torch.distributed._shard.checkpoint.metadata",
-  "torch.distributed._shard.checkpoint.filesystem",
-  "torch.distributed._shard.sharded_tensor.metadata",
-]);
-const DCP_CLASSES = new Set([
-  "Metadata",
-  "TensorStorageMetadata",
-  "BytesStorageMetadata",
-  "ChunkStorageMetadata",
-  "TensorProperties",
-  "MetadataIndex",
-  "_StorageInfo",
-  "StorageMeta",
-]);
-const ENUMS = new Set(["_MEM_FORMAT_ENCODING", "MEM_FORMAT_ENCODING"]);
-const PATHS = new Set(["pathlib", "pathlib._local"]);
-const PATH_CLASSES = new Set(["PosixPath", "WindowsPath", "PurePosixPath", "PureWindowsPath", "Path"]);
-
 /**
  * Decodes `.metadata` bytes, or `undefined` when the lane declines them. Never throws for bad input: a stream
  * the lane cannot read is one it declines, and the general machine then says what is wrong with it.
@@ -645,269 +518,3 @@ class Lane {
     };
   }
 }
-
-// ---- decoding, as `metadata.ts` decodes the graph (each function names the one it mirrors)
-
-/**
- * The hot classes' meaning, taken at their BUILD so that their state can go. Safe because the lane never
- * hands out a container or an object twice (the memo refuses them), so nothing changes a state after its
- * BUILD. A state the graph decoder would reject declines here, wherever the object ends up.
- */
-function decodeAtBuild(className: string, state: Value): Instance["decoded"] {
-  switch (className) {
-    case "ChunkStorageMetadata": {
-      const offsets = intTuple(stateField(state, "offsets"));
-      const sizes = intTuple(stateField(state, "sizes"));
-      if (!offsets || !sizes) throw DECLINE;
-      return { offsets, sizes };
-    }
-    case "TensorProperties":
-      return propertiesOf(state);
-    case "TensorStorageMetadata":
-      return tensorOf(state);
-    case "MetadataIndex":
-      return storageIndexOf(state);
-    case "_StorageInfo":
-      return storageInfoOf(state);
-    default:
-      return undefined;
-  }
-}
-
-/** `decodeItem` for a TensorStorageMetadata's state. */
-function tensorOf(state: Value): DcpItemMetadata {
-  const size = intTuple(stateField(state, "size"));
-  const chunkItems = sequenceItems(stateField(state, "chunks"));
-  if (!size || !chunkItems) throw DECLINE;
-  const chunks = chunkItems.map((chunk) => decodedAs(chunk, "ChunkStorageMetadata") as DcpChunkMetadata);
-  const properties = decodedAs(stateField(state, "properties"), "TensorProperties") as DcpTensorProperties;
-  return { kind: "tensor", properties, size, chunks };
-}
-
-/** What BUILD decoded for an object of class `className`; anything else declines. */
-function decodedAs(value: Value | undefined, className: string): NonNullable<Instance["decoded"]> {
-  if (!(value instanceof Instance) || value.cls.name !== className || value.decoded === undefined)
-    throw DECLINE;
-  return value.decoded;
-}
-
-/** `decodeProperties`: a 5-tuple from `TensorProperties.__getstate__`, or a dict. */
-function propertiesOf(state: Value): DcpTensorProperties {
-  const parts = Array.isArray(state) ? (state as Tuple) : undefined;
-  const pick = (i: number, key: string) => parts?.[i] ?? stateField(state, key);
-  const dtypeValue = pick(0, "dtype");
-  const dtype =
-    dtypeValue instanceof Global ? dtypeFromGlobal(dtypeValue.module, dtypeValue.name) : undefined;
-  if (dtype === undefined) throw DECLINE;
-  const layoutValue = pick(1, "layout");
-  const layout =
-    typeof layoutValue === "string"
-      ? layoutValue
-      : layoutValue instanceof Global
-        ? layoutValue.name
-        : "strided";
-  const member = enumMember(pick(3, "memory_format"));
-  return {
-    dtype,
-    layout: layoutName(layout),
-    requiresGrad: boolOf(pick(2, "requires_grad")) ?? false,
-    memoryFormat: memoryFormatOf(intOf(member.value), member.name),
-    pinMemory: boolOf(pick(4, "pin_memory")) ?? false,
-  };
-}
-
-/** `enumMember`: the graph's objects are the lane's instances (no arguments) and calls. */
-function enumMember(value: Value | undefined): { readonly name?: string; readonly value?: Value } {
-  if (!(value instanceof Call)) return {};
-  if (value.callable.qualified === "builtins.getattr") {
-    const name = value.args[1];
-    return typeof name === "string" ? { name } : {};
-  }
-  return value.args.length === 1 ? { value: value.args[0] as Value } : {};
-}
-
-/** `decodeStorage`'s key. */
-function storageIndexOf(state: Value): StorageIndex {
-  const fqn = stateField(state, "fqn");
-  if (typeof fqn !== "string") throw DECLINE;
-  const offset = stateField(state, "offset");
-  return {
-    fqn,
-    offset: offset === null || offset === undefined ? null : (intTuple(offset) ?? null),
-    index: intOf(stateField(state, "index")) ?? null,
-  };
-}
-
-/** `decodeStorage`'s value. */
-function storageInfoOf(state: Value): DcpStorageInfo {
-  const relativePath = stateField(state, "relative_path");
-  const offset = intOf(stateField(state, "offset"));
-  const length = intOf(stateField(state, "length"));
-  if (typeof relativePath !== "string" || offset === undefined || length === undefined) throw DECLINE;
-  return {
-    relativePath,
-    offset,
-    length,
-    transformDescriptors: stringList(stateField(state, "transform_descriptors")) ?? null,
-  };
-}
-
-/** `decodeItems`. */
-function itemsOf(dict: Dict): Map<string, DcpItemMetadata> {
-  const out = new Map<string, DcpItemMetadata>();
-  const { entries } = dict;
-  for (let i = 0; i < entries.length; i += 2) {
-    const key = entries[i];
-    const value = entries[i + 1];
-    if (typeof key !== "string" || !(value instanceof Instance)) throw DECLINE;
-    const name = value.cls.shortName;
-    if (name === "BytesStorageMetadata") out.set(key, { kind: "bytes" });
-    else if (name === "TensorStorageMetadata")
-      out.set(key, decodedAs(value, "TensorStorageMetadata") as DcpItemMetadata);
-    else throw DECLINE;
-  }
-  return out;
-}
-
-/** `decodeStorage`. */
-function storageOf(value: Value | undefined): DcpMetadata["storage"] {
-  if (value === null || value === undefined) return [];
-  if (!(value instanceof Dict)) throw DECLINE;
-  const { entries } = value;
-  const out: Array<{ index: DcpMetadataIndex; info: DcpStorageInfo }> = new Array(entries.length / 2);
-  for (let i = 0; i < entries.length; i += 2) {
-    const key = entries[i];
-    if (!(key instanceof Instance) || key.cls.shortName !== "MetadataIndex") throw DECLINE;
-    out[i / 2] = {
-      index: decodedAs(key, "MetadataIndex") as DcpMetadataIndex,
-      info: decodedAs(entries[i + 1], "_StorageInfo") as DcpStorageInfo,
-    };
-  }
-  return out;
-}
-
-/** `decodePlannerData`. */
-function plannerDataOf(value: Value | undefined): DcpMetadata["plannerData"] {
-  if (!(value instanceof Dict)) return null;
-  const out = new Map<string, Array<string | number>>();
-  const { entries } = value;
-  for (let i = 0; i < entries.length; i += 2) {
-    const key = entries[i];
-    const path = sequenceItems(entries[i + 1]);
-    if (typeof key !== "string" || !path) continue;
-    const keys = plannerPath(path);
-    if (keys) out.set(key, keys);
-  }
-  return out;
-}
-
-/** `decodeStorageMeta`: only a StorageMeta object counts; a path pickles as `PosixPath(*parts)`. */
-function storageMetaOf(value: Value | undefined): DcpStorageMeta | null {
-  if (!(value instanceof Instance) || value.cls.shortName !== "StorageMeta") return null;
-  const id = stateField(value.state, "checkpoint_id");
-  const idText =
-    typeof id === "string"
-      ? id
-      : id instanceof Call
-        ? pathText(id.args)
-        : id instanceof Instance
-          ? pathText([])
-          : undefined;
-  const saveId = stateField(value.state, "save_id");
-  const loadId = stateField(value.state, "load_id");
-  return {
-    checkpointId: idText ?? null,
-    saveId: typeof saveId === "string" ? saveId : null,
-    loadId: typeof loadId === "string" ? loadId : null,
-    modules: stringList(stateField(value.state, "modules")) ?? [],
-  };
-}
-
-// ---- field readers, as `pyData.ts` and `rebuild.ts` read the graph
-
-/** `field`: an attribute from a dict state, or from the slot state of `(state, slotstate)`. */
-function stateField(state: Value | undefined, name: string): Value | undefined {
-  if (state instanceof Dict) return state.get(name);
-  if (Array.isArray(state)) {
-    const slots = (state as Tuple)[1];
-    if (slots instanceof Dict) return slots.get(name);
-  }
-  return undefined;
-}
-
-/** `itemsOf`: a list's or tuple's items. */
-function sequenceItems(value: Value | undefined): readonly Value[] | undefined {
-  if (Array.isArray(value)) return value as Tuple;
-  return value instanceof List ? value.items : undefined;
-}
-
-/** `asIntTuple`: the items themselves when all are ints, else each converted by `asInt`. */
-function intTuple(value: Value | undefined): number[] | undefined {
-  const items = sequenceItems(value);
-  if (items === undefined) return undefined;
-  if (allIntegers(items)) return items as number[];
-  const out: number[] = [];
-  for (const item of items) {
-    const n = intOf(item);
-    if (n === undefined) return undefined;
-    out.push(n);
-  }
-  return out;
-}
-
-function allIntegers(items: readonly Value[]): boolean {
-  for (let i = 0; i < items.length; i++) if (!Number.isInteger(items[i])) return false;
-  return true;
-}
-
-function intOf(value: Value | undefined): number | undefined {
-  return typeof value === "object" ? undefined : asInt(value);
-}
-
-function boolOf(value: Value | undefined): boolean | undefined {
-  return typeof value === "boolean" ? value : undefined;
-}
-
-/** `asStringList`. */
-function stringList(value: Value | undefined): string[] | undefined {
-  const items = sequenceItems(value);
-  if (!items?.every((item) => typeof item === "string")) return undefined;
-  return items as string[];
-}
-
-// ---- opcodes the lane reads (everything else declines)
-
-const MARK = 0x28;
-const STOP = 0x2e;
-const BININT = 0x4a;
-const BININT1 = 0x4b;
-const BININT2 = 0x4d;
-const NONE = 0x4e;
-const REDUCE = 0x52;
-const BINUNICODE = 0x58;
-const EMPTY_LIST = 0x5d;
-const APPEND = 0x61;
-const BUILD = 0x62;
-const APPENDS = 0x65;
-const BINGET = 0x68;
-const LONG_BINGET = 0x6a;
-const BINPUT = 0x71;
-const LONG_BINPUT = 0x72;
-const SETITEM = 0x73;
-const TUPLE = 0x74;
-const SETITEMS = 0x75;
-const EMPTY_DICT = 0x7d;
-const EMPTY_TUPLE = 0x29;
-const PROTO = 0x80;
-const NEWOBJ = 0x81;
-const TUPLE1 = 0x85;
-const TUPLE2 = 0x86;
-const TUPLE3 = 0x87;
-const NEWTRUE = 0x88;
-const NEWFALSE = 0x89;
-const LONG1 = 0x8a;
-const SHORT_BINUNICODE = 0x8c;
-const BINUNICODE8 = 0x8d;
-const STACK_GLOBAL = 0x93;
-const MEMOIZE = 0x94;
-const FRAME = 0x95;
