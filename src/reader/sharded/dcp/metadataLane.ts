@@ -12,7 +12,6 @@ import {
   storageMetaOf,
   storageOf,
 } from "./lane/decode.js";
-import { Fusion } from "./lane/fusion.js";
 import {
   APPEND,
   APPENDS,
@@ -118,36 +117,12 @@ class Lane {
   private readonly opcodes = new Uint8Array(256);
   private readonly globals: GlobalReference[] = [];
   private readonly interned = new Map<string, Global>();
-  private readonly fusion: Fusion;
 
   constructor(
     private readonly bytes: Uint8Array,
     private readonly reads: MemoReads,
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.fusion = new Fusion(bytes, this.memo, reads, this.opcodes);
-  }
-
-  /**
-   * After a GET (from `start`, its operand read up to `pos`) of torch.Size or one of DCP's classes: the
-   * opcodes that follow read as one fused pattern (`lane/fusion.ts`) when they are its exact shape and no
-   * limit or frame boundary falls inside, their result committed as the opcodes one by one would leave it.
-   * `false`: nothing changed, and the loop reads on as before.
-   */
-  private fuse(global: Global, start: number, pos: number, count: number): boolean {
-    const { fusion } = this;
-    if (global.role !== "size" && global.role !== "class") return false;
-    if (global.role === "class" && this.marks.length >= DEFAULT_PICKLE_LIMITS.maxMarkDepth) return false;
-    if (!fusion.match(global, pos, this.memoCount)) return false;
-    if (count + fusion.ops > DEFAULT_PICKLE_LIMITS.maxOps) return false;
-    if (this.memoCount + fusion.memoized > DEFAULT_PICKLE_LIMITS.maxMemo) return false;
-    if (start < this.frameEnd && fusion.end > this.frameEnd) return false;
-    this.memoCount += fusion.memoized;
-    const { stores } = fusion;
-    for (let i = 0; i < stores.length; i += 2)
-      this.memo.set(stores[i] as number, stores[i + 1] as Value | typeof UNREADABLE);
-    this.stack.push(fusion.value);
-    return true;
   }
 
   /**
@@ -179,11 +154,6 @@ class Lane {
           if (pos >= length) throw DECLINE;
           const value = memo.get(bytes[pos++] as number);
           if (value === undefined || value === UNREADABLE) throw DECLINE;
-          if (value instanceof Global && this.fuse(value, start, pos, count)) {
-            count += this.fusion.ops;
-            pos = this.fusion.end;
-            break;
-          }
           stack.push(value);
           break;
         }
@@ -198,11 +168,6 @@ class Lane {
           pos += 4;
           const value = memo.get(index);
           if (value === undefined || value === UNREADABLE) throw DECLINE;
-          if (value instanceof Global && this.fuse(value, start, pos, count)) {
-            count += this.fusion.ops;
-            pos = this.fusion.end;
-            break;
-          }
           stack.push(value);
           break;
         }

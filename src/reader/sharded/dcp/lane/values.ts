@@ -85,7 +85,7 @@ function distinctStrings(items: readonly Value[], from: number, to: number): boo
   return true;
 }
 
-export const SMALL_DICT = 8;
+const SMALL_DICT = 8;
 
 export class Global {
   readonly qualified: string;
