@@ -1,5 +1,5 @@
-import { createRequire } from "node:module";
 import { InflateError, type Inflater, installCodecs } from "./codecs.js";
+import { nodeCrypto as crypto, nodeStream as stream, nodeZlib as zlibLoaded } from "./nodeBuiltins.js";
 import { crc32Portable } from "./zip/crc32Portable.js";
 
 /**
@@ -10,19 +10,6 @@ import { crc32Portable } from "./zip/crc32Portable.js";
  * small records every inspect checks (data.pkl of a small file) take the portable table until a record is
  * large.
  */
-type Zlib = typeof import("node:zlib");
-const require = createRequire(import.meta.url);
-/** A Node built-in, required on first use. */
-function lazy<T>(name: string): () => T {
-  let loaded: T | undefined;
-  return () => {
-    loaded ??= require(name) as T;
-    return loaded;
-  };
-}
-const zlibLoaded = lazy<Zlib>("node:zlib");
-const crypto = lazy<typeof import("node:crypto")>("node:crypto");
-const stream = lazy<typeof import("node:stream")>("node:stream");
 /** Below this many bytes the table CRC is as fast as loading zlib would make it. */
 const NATIVE_CRC_MIN_BYTES = 4 * 1024;
 let nativeCrc: ((data: Uint8Array, value?: number) => number) | undefined;

@@ -9,6 +9,7 @@ import {
   installRangeDigester,
 } from "./digests.js";
 import { ReaderError } from "./errors.js";
+import { nodeWorkerThreads } from "./nodeBuiltins.js";
 import type { ByteSource, FileIdentity } from "./source.js";
 
 /**
@@ -125,8 +126,8 @@ export async function digestRanges<K extends DigestKind>(
 
   const work = sharedWork(ranges.length, kind);
   const job: WorkerJob = { identity, ranges, work };
-  // Loaded here, not with the module: commands that never hash skip loading worker_threads.
-  const { Worker } = await import("node:worker_threads");
+  // Required here, not imported: commands that never start this worker skip loading worker_threads.
+  const { Worker } = nodeWorkerThreads();
   const worker = new Worker(WORKER, { workerData: job });
   const answer = new Promise<WorkerResult>((resolve) => {
     worker.once("message", resolve);

@@ -1,10 +1,13 @@
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { ReaderError } from "../../reader/errors.js";
+import { lazyBuiltin } from "../../reader/nodeBuiltins.js";
 import { errorReport, formatErrorLine } from "../errors.js";
 import type { Output } from "../output.js";
 import { serve } from "../view/server.js";
+
+/** Required when `view` opens a browser: no other command loads child_process. */
+const childProcess = lazyBuiltin<typeof import("node:child_process")>("node:child_process");
 
 export interface ViewCommandOptions {
   readonly port: number;
@@ -26,7 +29,7 @@ function openInBrowser(url: string): boolean {
   const command = opener();
   if (!command) return false;
   const [program, ...args] = command as [string, ...string[]];
-  const child = spawn(program, [...args, url], { detached: true, stdio: "ignore" });
+  const child = childProcess().spawn(program, [...args, url], { detached: true, stdio: "ignore" });
   child.on("error", () => undefined);
   child.unref();
   return true;

@@ -1,8 +1,9 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from "node:fs";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { basename, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ReaderError } from "../../reader/errors.js";
+import { lazyBuiltin } from "../../reader/nodeBuiltins.js";
 
 /**
  * `ckpt view`'s server: the page (dist/web/index.html) and the files of one path, on 127.0.0.1 only. The
@@ -20,6 +21,9 @@ interface Listed {
   readonly absolute: string;
   readonly mtimeMs: number;
 }
+
+/** Required when `view` starts serving: no other command loads http. */
+const nodeHttp = lazyBuiltin<typeof import("node:http")>("node:http");
 
 const SKIPPED = new Set([".git", "node_modules", "__pycache__", ".venv"]);
 /** Enough for any run tree; a listing of more would be a home directory. */
@@ -140,7 +144,7 @@ export function serve(target: string, port: number): Promise<Served> {
     files: listed.map(({ path, size, url }) => ({ path, size, url })),
   });
   let host = "";
-  const server = createServer((request, response) => {
+  const server = nodeHttp().createServer((request, response) => {
     if (request.headers.host !== host && request.headers.host !== host.replace("127.0.0.1", "localhost")) {
       response.writeHead(421).end("wrong host");
       return;

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ReaderError } from "../../reader/errors.js";
+import { nodeWorkerThreads } from "../../reader/nodeBuiltins.js";
 import type { FileRange } from "./side.js";
 import {
   type CompareOptions,
@@ -76,8 +77,8 @@ export const compareInParallel: PairComparer = async (pairs, options) => {
   // The worker's share first, in the order of the pairs; the others after, on this thread only.
   const control = new Int32Array(new SharedArrayBuffer(4 * (shareable.length + 1)));
   const job: CompareJob = { pairs: shareable.map((i) => ranged[i] as RangePair), control, options };
-  // Loaded here: the module sits in the bundle's core chunk, which every command loads.
-  const { Worker } = await import("node:worker_threads");
+  // Required here, not imported: commands that never start this worker skip loading worker_threads.
+  const { Worker } = nodeWorkerThreads();
   const worker = new Worker(WORKER, { workerData: job });
   const answer = new Promise<CompareWorkerResult>((resolve) => {
     worker.once("message", resolve);

@@ -1,9 +1,9 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
 import { CachedTree } from "../../reader/cachedTree.js";
 import { ReaderError, type ReaderErrorCode } from "../../reader/errors.js";
+import { nodeWorkerThreads } from "../../reader/nodeBuiltins.js";
 import { NodeTree } from "../../reader/nodeTree.js";
 import "../../reader/rangeDigest.js"; // installs the two-thread digester for --verify
 import { treeFiles } from "../treeFiles.js";
@@ -67,7 +67,10 @@ function onWorkers(jobs: number): RunPlanner {
   return async (runDirs: readonly string[], verify: VerifyMode, tick: () => void) => {
     const results = new Array<ResumePlan>(runDirs.length);
     if (runDirs.length === 0) return results;
-    const workers = Array.from({ length: Math.min(jobs, runDirs.length) }, () => new Worker(WORKER));
+    const workers = Array.from(
+      { length: Math.min(jobs, runDirs.length) },
+      () => new (nodeWorkerThreads().Worker)(WORKER),
+    );
     let next = 0;
     try {
       await Promise.all(

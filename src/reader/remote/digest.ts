@@ -1,8 +1,9 @@
 import { availableParallelism } from "node:os";
+import { nodeWorkerThreads } from "../nodeBuiltins.js";
 import { type DigestKind, type Digests, results, sharedWork } from "../rangeDigest.js";
 import { outcomeError } from "./channel.js";
 import type { DigestJob, DigestResult } from "./ioWorker.js";
-import { workerFile, workerThreads } from "./nodeChannel.js";
+import { workerFile } from "./nodeChannel.js";
 import type { DigestRequest } from "./remoteSource.js";
 
 /**
@@ -18,7 +19,7 @@ export async function digestRemote<K extends DigestKind>(request: DigestRequest<
   const job: DigestJob = { kind: "digest", target, expect, settings, ranges, work };
   const workers = Array.from(
     { length: threads },
-    () => new (workerThreads().Worker)(workerFile("ioWorker"), { workerData: job }),
+    () => new (nodeWorkerThreads().Worker)(workerFile("ioWorker"), { workerData: job }),
   );
   try {
     const answers = await Promise.all(

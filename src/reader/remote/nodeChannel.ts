@@ -1,13 +1,9 @@
 import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Worker } from "node:worker_threads";
 import { ReaderError } from "../errors.js";
+import { nodeWorkerThreads } from "../nodeBuiltins.js";
 import { Channel } from "./channel.js";
-
-/** node:worker_threads, required at the first remote read: not loaded by commands that read nothing remote. */
-export const workerThreads = (): typeof import("node:worker_threads") =>
-  createRequire(import.meta.url)("node:worker_threads") as typeof import("node:worker_threads");
 
 /**
  * The channel's worker in Node: one `worker_threads` worker per process, started on the first remote read
@@ -31,7 +27,7 @@ let worker: Worker | undefined;
 
 function ioWorker(): Worker {
   if (!worker) {
-    worker = new (workerThreads().Worker)(workerFile("ioWorker"));
+    worker = new (nodeWorkerThreads().Worker)(workerFile("ioWorker"));
     worker.unref();
     // A crashed worker answers no request: the next caller starts a new one (the waits time out meanwhile).
     worker.on("error", () => {

@@ -1,4 +1,6 @@
-import { Inflate } from "fflate";
+// fflate's browser build everywhere: its Node build requires worker_threads when it loads (for workers this
+// reader never asks for), which cost every command that build's ~5 ms of start-up.
+import { Inflate } from "fflate/browser";
 import { InflateError, type Inflater } from "../codecs.js";
 
 /**

@@ -1,9 +1,10 @@
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { PartSummary } from "../../inspect/parts.js";
 import { ReaderError } from "../../reader/errors.js";
 import { isRemotePath } from "../../reader/location.js";
+import { nodeCrypto } from "../../reader/nodeBuiltins.js";
 import type { Transfer } from "../../reader/remote/protocol.js";
 import { ELEMENT_SIZE } from "../../reader/torch/dtypes.js";
 import { writeFileAtomic, writeFileAtomicWith } from "../atomicWrite.js";
@@ -126,7 +127,7 @@ class Meter {
   }
 
   startFile(): void {
-    this.hash = this.options.hash ? createHash("sha256") : undefined;
+    this.hash = this.options.hash ? nodeCrypto().createHash("sha256") : undefined;
   }
 
   endFile(): string | undefined {
@@ -253,7 +254,7 @@ function writeDirectory(
     const path = join(directory, "model.safetensors.index.json");
     // Written last: until it exists, no reader is sent to shards that are not all there.
     writeFileAtomic(path, text);
-    const sha256 = meter.hashing ? createHash("sha256").update(text).digest("hex") : undefined;
+    const sha256 = meter.hashing ? nodeCrypto().createHash("sha256").update(text).digest("hex") : undefined;
     outputs.push(withHash({ path, sizeBytes: Buffer.byteLength(text), tensors: 0 }, sha256));
   }
   return outputs;
