@@ -331,6 +331,33 @@ describe("ckpt scan", () => {
     ).toBe(2);
   });
 
+  it("JSON lists a repeated safe global once with its count, and a dangerous one at every place", async () => {
+    // Protocol 2, GLOBALs not memoized: each is its own opcode, as in every item of a DCP data file.
+    const pickle = [
+      ...PROTO2,
+      ...global("collections", "OrderedDict"),
+      ...global("collections", "OrderedDict"),
+      ...global("posix", "system"),
+      ...global("collections", "OrderedDict"),
+      ...global("posix", "system"),
+      0x30, // POP
+      0x30,
+      0x30,
+      0x30,
+      ...STOP,
+    ];
+    const { code, out } = await ckpt("scan", raw("repeated.pkl", pickle), "--json");
+    expect(code).toBe(1);
+    const report = JSON.parse(out) as ScanReport;
+    const named = (name: string) => report.globals.filter((g) => g.name === name);
+    expect(named("OrderedDict")).toEqual([
+      expect.objectContaining({ class: "safe", offset: 2, occurrences: 3 }),
+    ]);
+    const system = named("system");
+    expect(system.map((g) => g.offset)).toEqual([2 + 2 * 25, 2 + 3 * 25 + 14]);
+    expect(system.every((g) => g.class === "dangerous" && g.occurrences === undefined)).toBe(true);
+  });
+
   it("inspect carries the same findings", async () => {
     const { code, out } = await ckpt("inspect", zipOf("evil2.pt", [["data.pkl", evilSystem]]), "--json");
     expect(code).toBe(1);

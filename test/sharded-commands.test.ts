@@ -166,6 +166,25 @@ describe("scan: every pickle of every shard", () => {
     expect(reports.every((r) => r.verdict === "clean" || r.verdict === "framework")).toBe(true);
   });
 
+  it("a data file names each safe global once, counted over its tensor items", async () => {
+    const dir = join(SHARDED_DIR, "dcp", "fsdp2_4ranks");
+    const { out } = await ckpt("scan", "--json", dir);
+    const reports = JSON.parse(out) as Array<{
+      file: string;
+      globals: Array<{ name: string; class: string; occurrences?: number }>;
+    }>;
+    const { out: inspected } = await ckpt("inspect", "--json", dir);
+    const chunks = (JSON.parse(inspected) as { tensors: Array<{ chunks: Array<{ file: string }> }> }).tensors
+      .flatMap((t) => t.chunks)
+      .map((c) => c.file);
+    for (const report of reports.filter((r) => r.file.endsWith(".distcp"))) {
+      const rebuild = report.globals.filter((g) => g.name === "_rebuild_tensor_v2");
+      expect(rebuild, report.file).toHaveLength(1);
+      const file = report.file.split("/").pop();
+      expect(rebuild[0]?.occurrences ?? 1, report.file).toBe(chunks.filter((f) => f === file).length);
+    }
+  });
+
   it("a copy with the poisoned file inside a tree is found by walking the tree", async () => {
     cpSync(join(SHARDED_DIR, "damaged", "dcp_malicious_bytes_item"), join(tmp, "run", "step-1"), {
       recursive: true,

@@ -9,14 +9,55 @@ export interface ScanReport {
   readonly file: string;
   readonly format: FileScan["format"];
   readonly verdict: ScanVerdict;
-  readonly globals: Array<
-    Pick<ScannedGlobal, "module" | "name" | "class" | "reason" | "record" | "offset" | "opcode" | "dynamic">
-  >;
+  readonly globals: ReportedGlobal[];
   readonly weightsOnly: WeightsOnlyVerdict;
   readonly findings: FindingReport[];
   /** A file of a sharded checkpoint: how many items (torch.save archives) it holds, and what loads them. */
   readonly items?: number;
   readonly loadedBy?: string;
+}
+
+/**
+ * A global as reported: where it first occurs and, for a safe or framework one named more than once, how
+ * often (`occurrences`, absent when 1).
+ */
+export type ReportedGlobal = Pick<
+  ScannedGlobal,
+  "module" | "name" | "class" | "reason" | "record" | "offset" | "opcode" | "dynamic"
+> & { occurrences?: number };
+
+/**
+ * The globals of a scan as the report lists them. Dangerous and unknown ones, and any found by a dynamic
+ * lookup, are listed at every place they occur: those are the places to look at. A safe or framework one is
+ * listed once, at its first place, with its count: a DCP data file of 50,000 tensors names
+ * `_rebuild_tensor_v2` in each item's pickle, and listing each made `scan --json` of one such checkpoint
+ * 164 MB. The findings and the weights-only verdict are judged from the full list, not from this one.
+ */
+function reportedGlobals(globals: readonly ScannedGlobal[]): ReportedGlobal[] {
+  const reported: ReportedGlobal[] = [];
+  const firstOf = new Map<string, ReportedGlobal>();
+  for (const { module, name, class: cls, reason, record, offset, opcode, dynamic } of globals) {
+    const collapsible = (cls === "safe" || cls === "framework") && !dynamic;
+    const key = collapsible ? `${cls}\0${module}\0${name}\0${opcode}` : undefined;
+    const first = key === undefined ? undefined : firstOf.get(key);
+    if (first) {
+      first.occurrences = (first.occurrences ?? 1) + 1;
+      continue;
+    }
+    const entry: ReportedGlobal = {
+      module,
+      name,
+      class: cls,
+      reason,
+      record,
+      offset,
+      opcode,
+      ...(dynamic ? { dynamic } : {}),
+    };
+    if (key !== undefined) firstOf.set(key, entry);
+    reported.push(entry);
+  }
+  return reported;
 }
 
 /** Security findings of one scan: what inspect, audit and scan all report. */
@@ -70,16 +111,7 @@ export function scanReportOf(file: string, scan: FileScan): ScanReport {
     file,
     format: scan.format,
     verdict: scan.verdict,
-    globals: scan.globals.map(({ module, name, class: cls, reason, record, offset, opcode, dynamic }) => ({
-      module,
-      name,
-      class: cls,
-      reason,
-      record,
-      offset,
-      opcode,
-      ...(dynamic ? { dynamic } : {}),
-    })),
+    globals: reportedGlobals(scan.globals),
     weightsOnly,
     findings: securityFindings(scan, weightsOnly).map(findingReport),
   };
