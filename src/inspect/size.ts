@@ -109,40 +109,86 @@ interface StorageUse {
   readonly extents: Extent[];
 }
 
-function storageUses(tensors: readonly TensorAt[]): Map<string, StorageUse> {
-  const uses = new Map<string, StorageUse>();
-  for (const { path, tensor } of tensors) {
-    const storage = tensor.storage;
-    if (!storage || tensor.layout !== "strided") continue;
-    let use = uses.get(storage.key);
-    if (!use) {
-      use = { storage, paths: [], tensors: [], seen: undefined, extents: [] };
-      uses.set(storage.key, use);
+const PART_ORDER: readonly PartName[] = ["model", "ema", "optimizer", "other"];
+const PART_BIT: Record<PartName, number> = { model: 1, ema: 2, optimizer: 4, other: 8 };
+
+/**
+ * The storages the tensors use, one slot each in the order they are first met. Nearly every storage of a
+ * large state dict is reached by one key path, so a slot keeps only the index of its first strided tensor;
+ * a `StorageUse` with arrays is made for the few a second path reaches (a 200,000-tensor state dict made
+ * 200,000 of them, with four arrays each, and the report's peak memory noticed).
+ */
+class StorageSlots {
+  readonly slotOf = new Map<string, number>();
+  readonly storages: TorchStorage[] = [];
+  /** Per slot: the index in `tensors` of its first strided tensor, -1 while none. */
+  readonly first: Int32Array;
+  /** Per slot: the parts (`PART_BIT`) whose bytes count it already. */
+  readonly parts: Uint8Array;
+  readonly multiple = new Map<number, StorageUse>();
+
+  constructor(readonly tensors: readonly TensorAt[]) {
+    this.first = new Int32Array(tensors.length);
+    this.parts = new Uint8Array(tensors.length);
+  }
+
+  slot(storage: TorchStorage): number {
+    const known = this.slotOf.get(storage.key);
+    if (known !== undefined) return known;
+    const slot = this.storages.length;
+    this.slotOf.set(storage.key, slot);
+    this.storages.push(storage);
+    this.first[slot] = -1;
+    return slot;
+  }
+
+  /** Records that the strided tensor at `index` uses the storage of `slot`. */
+  use(slot: number, index: number): void {
+    const first = this.first[slot] as number;
+    if (first < 0) {
+      this.first[slot] = index;
+      return;
     }
+    let use = this.multiple.get(slot);
+    if (!use) {
+      const { path, tensor } = this.tensors[first] as TensorAt;
+      use = {
+        storage: tensor.storage as TorchStorage,
+        paths: [path],
+        tensors: [tensor],
+        seen: undefined,
+        extents: [],
+      };
+      const extent = tensorExtent(tensor);
+      if (extent) use.extents.push(extent);
+      this.multiple.set(slot, use);
+    }
+    const { path, tensor } = this.tensors[index] as TensorAt;
     use.paths.push(path);
-    if (!addDistinct(use, tensor)) continue;
+    if (!addDistinct(use, tensor)) return;
     const extent = tensorExtent(tensor);
     if (extent) use.extents.push(extent);
   }
-  return uses;
+
+  /** The slot's use as one shape, made on demand for a storage one tensor uses. */
+  useOf(slot: number): StorageUse | undefined {
+    const multiple = this.multiple.get(slot);
+    if (multiple) return multiple;
+    const first = this.first[slot] as number;
+    if (first < 0) return undefined;
+    const { path, tensor } = this.tensors[first] as TensorAt;
+    const extent = tensorExtent(tensor);
+    return {
+      storage: this.storages[slot] as TorchStorage,
+      paths: [path],
+      tensors: [tensor],
+      seen: undefined,
+      extents: extent ? [extent] : [],
+    };
+  }
 }
 
 const FLOATING = /^(?:float|bfloat)/;
-
-function float64InModel(
-  tensors: readonly TensorAt[],
-  classify: ReturnType<typeof partClassifier>,
-): Pick<SizeReport, "float64" | "modelDtypes"> {
-  const model = tensors.filter(({ path }) => classify(path).part === "model");
-  const others = new Set(
-    model.map(({ tensor }) => tensor.dtype).filter((d) => FLOATING.test(d) && d !== "float64"),
-  );
-  if (!others.has("float32") && !others.has("bfloat16")) return { float64: [], modelDtypes: [] };
-  const float64 = model
-    .filter(({ tensor }) => tensor.dtype === "float64")
-    .map(({ path, tensor }) => ({ path, bytes: elementCount(tensor.shape) * 8 }));
-  return { float64, modelDtypes: float64.length > 0 ? [...others].sort() : [] };
-}
 
 const SEARCHED_TENSORS = 8;
 
@@ -157,64 +203,110 @@ function addDistinct(use: StorageUse, tensor: TorchTensor): boolean {
   return true;
 }
 
+/** Bytes of the storage's range [start, end) that a tensor reaches; 0 when it reaches none. */
+function reachedBytes(tensor: TorchTensor): number {
+  const extent = tensorExtent(tensor);
+  return extent ? extent[1] - extent[0] : 0;
+}
+
+/** One pass over the tensors: storage slots, bytes per part, and the model's floating dtypes. */
+function gather(tensors: readonly TensorAt[], classify: ReturnType<typeof partClassifier>) {
+  const slots = new StorageSlots(tensors);
+  const partBytes = new Map<PartName, { key: string | null; bytes: number }>();
+  const modelFloating = new Set<string>();
+  const modelFloat64: Float64Tensor[] = [];
+  tensors.forEach(({ path, tensor }, index) => {
+    const { part, key } = classify(path);
+    if (part === "model") {
+      if (tensor.dtype === "float64") modelFloat64.push({ path, bytes: elementCount(tensor.shape) * 8 });
+      else if (FLOATING.test(tensor.dtype)) modelFloating.add(tensor.dtype);
+    }
+    const storage = tensor.storage;
+    if (!storage) return;
+    const slot = slots.slot(storage);
+    const bit = PART_BIT[part];
+    if (((slots.parts[slot] as number) & bit) === 0) {
+      slots.parts[slot] = (slots.parts[slot] as number) | bit;
+      const entry = partBytes.get(part) ?? { key, bytes: 0 };
+      partBytes.set(part, entry);
+      entry.bytes += storage.sizeBytes;
+    }
+    if (tensor.layout === "strided") slots.use(slot, index);
+  });
+  return { slots, partBytes, modelFloating, modelFloat64 };
+}
+
 export function sizeReport(
   tensors: readonly TensorAt[],
   verdict: ResumeVerdict | undefined,
   fileBytes: number,
 ): SizeReport {
-  const uses = storageUses(tensors);
-  const classify = partClassifier(verdict);
+  const { slots, partBytes, modelFloating, modelFloat64 } = gather(tensors, partClassifier(verdict));
   let storageBytes = 0;
   let usedBytes = 0;
   let cloneBytes = 0;
   const views: StorageView[] = [];
   const shared: SharedStorage[] = [];
-  for (const [key, use] of uses) {
-    const bytes = use.storage.sizeBytes;
-    const used = mergeExtents(use.extents).reduce((sum, [start, end]) => sum + end - start, 0);
+  slots.storages.forEach((storage, slot) => {
+    const first = slots.first[slot] as number;
+    if (first < 0) return;
+    const bytes = storage.sizeBytes;
+    const multiple = slots.multiple.get(slot);
+    if (!multiple) {
+      // One tensor under one path: its own bytes and reach, without arrays.
+      const { tensor } = tensors[first] as TensorAt;
+      const used = reachedBytes(tensor);
+      const own = elementCount(tensor.shape) * elementSize(tensor.dtype);
+      storageBytes += bytes;
+      usedBytes += used;
+      cloneBytes += own;
+      if (used < bytes) views.push(storageView(slots.useOf(slot) as StorageUse, used, own));
+      return;
+    }
+    const used = mergeExtents(multiple.extents).reduce((sum, [start, end]) => sum + end - start, 0);
     let own = 0;
-    for (const tensor of use.tensors) own += elementCount(tensor.shape) * elementSize(tensor.dtype);
+    for (const tensor of multiple.tensors) own += elementCount(tensor.shape) * elementSize(tensor.dtype);
     // A clone per key path: tied weights cloned under two keys are saved twice.
-    const perPath = use.paths.length / Math.max(1, use.tensors.length);
+    const perPath = multiple.paths.length / Math.max(1, multiple.tensors.length);
     storageBytes += bytes;
     usedBytes += used;
     cloneBytes += Math.round(own * perPath);
-    if (used < bytes)
-      views.push({ storage: key, storageBytes: bytes, usedBytes: used, tensorBytes: own, paths: use.paths });
-    if (use.paths.length > 1) shared.push({ storage: key, storageBytes: bytes, paths: use.paths });
-  }
+    if (used < bytes) views.push(storageView(multiple, used, own));
+    if (multiple.paths.length > 1)
+      shared.push({ storage: storage.key, storageBytes: bytes, paths: multiple.paths });
+  });
   views.sort((a, b) => b.storageBytes - b.usedBytes - (a.storageBytes - a.usedBytes));
   shared.sort((a, b) => b.storageBytes - a.storageBytes);
 
-  const parts = new Map<PartName, { key: string | null; storages: Map<string, number> }>();
-  for (const { path, tensor } of tensors) {
-    if (!tensor.storage) continue;
-    const { part, key } = classify(path);
-    const entry = parts.get(part) ?? { key, storages: new Map() };
-    parts.set(part, entry);
-    entry.storages.set(tensor.storage.key, tensor.storage.sizeBytes);
-  }
-  const order: PartName[] = ["model", "ema", "optimizer", "other"];
-  const partBytes = order.flatMap((part) => {
-    const entry = parts.get(part);
-    if (!entry) return [];
-    let bytes = 0;
-    for (const b of entry.storages.values()) bytes += b;
-    return [{ part, key: entry.key, bytes }];
+  const parts = PART_ORDER.flatMap((part) => {
+    const entry = partBytes.get(part);
+    return entry ? [{ part, key: entry.key, bytes: entry.bytes }] : [];
   });
-  const modelBytes = partBytes.find((p) => p.part === "model")?.bytes ?? 0;
-  const optimizerBytes = partBytes.find((p) => p.part === "optimizer")?.bytes;
+  const modelBytes = partBytes.get("model")?.bytes ?? 0;
+  const optimizerBytes = partBytes.get("optimizer")?.bytes;
+  const lowerPrecision = modelFloating.has("float32") || modelFloating.has("bfloat16");
   return {
     fileBytes,
     storageBytes,
     usedBytes,
     cloneBytes,
-    parts: partBytes,
+    parts,
     optimizerRelativeToModel:
       optimizerBytes !== undefined && modelBytes > 0 ? optimizerBytes / modelBytes : null,
     views,
     shared,
-    ...float64InModel(tensors, classify),
+    float64: lowerPrecision ? modelFloat64 : [],
+    modelDtypes: lowerPrecision && modelFloat64.length > 0 ? [...modelFloating].sort() : [],
+  };
+}
+
+function storageView(use: StorageUse, usedBytes: number, tensorBytes: number): StorageView {
+  return {
+    storage: use.storage.key,
+    storageBytes: use.storage.sizeBytes,
+    usedBytes,
+    tensorBytes,
+    paths: use.paths,
   };
 }
 
