@@ -7,6 +7,18 @@ function printed(value: unknown, oneLine: string[] = [], chunks: string[] = []):
   return chunks.join("");
 }
 
+/** What `writeJson` should print for `value` with the array under `key` one item per line. */
+function printedNatively(value: Record<string, unknown>, key: string): string {
+  const lines = Object.entries(value).map(([k, v]) => {
+    const text =
+      Array.isArray(v) && k === key
+        ? `[\n${v.map((item) => `    ${JSON.stringify(item)}`).join(",\n")}\n  ]`
+        : JSON.stringify(v, null, 2).replaceAll("\n", "\n  ");
+    return `  ${JSON.stringify(k)}: ${text}`;
+  });
+  return `{\n${lines.join(",\n")}\n}\n`;
+}
+
 // Report fields: mostly what real reports hold, so that whole lines take the writers' fast paths (a test that
 // never reaches them proves nothing about them); the rest makes them step aside for JSON.stringify.
 const int = fc.oneof({ arbitrary: fc.nat(), weight: 30 }, fc.constant(-0), fc.double(), fc.constant(2 ** 60));
@@ -65,6 +77,25 @@ describe("writeJson", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("keeps every character: any code point, lone surrogates, text across pieces", () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ stringUnit: "binary" }), (value) => {
+        expect(printed(value)).toBe(`${JSON.stringify(value, null, 2)}\n`);
+        expect(printed({ tensors: [value, value] }, ["tensors"])).toBe(
+          `{\n  "tensors": [\n    ${JSON.stringify(value)},\n    ${JSON.stringify(value)}\n  ]\n}\n`,
+        );
+      }),
+      { numRuns: 300 },
+    );
+    // Multi-byte text on both sides of a piece's end, and one string longer than a piece.
+    const wide = {
+      a: "\ud800x\udfff",
+      names: Array.from({ length: 40_000 }, (_, i) => `é€😀${i}`),
+      big: "ü".repeat(2 ** 20),
+    };
+    expect(printed(wide, ["names"])).toBe(printedNatively(wide, "names"));
   });
 
   it("hands out a large report in pieces of about 1 MB", () => {
