@@ -9,8 +9,12 @@ import "../../reader/rangeDigest.js"; // installs the two-thread digester for --
 import { treeFiles } from "../treeFiles.js";
 import {
   type AuditOptions,
+  type AuditOutline,
   type AuditReport,
+  type AuditSink,
+  type AuditTreeOptions,
   auditTree,
+  auditTreeStreamed,
   type Found,
   findRunsIn,
   type RunPlanner,
@@ -46,6 +50,26 @@ export function findRuns(roots: readonly string[]): Found {
 }
 
 export function audit(roots: readonly string[], options: AuditOptions): Promise<AuditReport> {
+  return auditTree(
+    roots.map((r) => resolve(r)),
+    localAuditOptions(roots, options),
+  );
+}
+
+/** `audit`, each run handed to `sink` as it is planned and none kept (`auditTreeStreamed`). */
+export function auditStreamed(
+  roots: readonly string[],
+  options: AuditOptions,
+  sink: AuditSink,
+): Promise<AuditOutline> {
+  return auditTreeStreamed(
+    roots.map((r) => resolve(r)),
+    localAuditOptions(roots, options),
+    sink,
+  );
+}
+
+function localAuditOptions(roots: readonly string[], options: AuditOptions): AuditTreeOptions {
   for (const root of roots)
     if (!existsSync(root))
       throw new ReaderError("file-not-found", "no such file or directory", { file: root });
@@ -53,10 +77,7 @@ export function audit(roots: readonly string[], options: AuditOptions): Promise<
   const workers = options.verify === "all" && options.jobs > 1 && existsSync(fileURLToPath(WORKER));
   // An audit only reads: each directory is listed and each file stat-ed once, not once per question.
   const fs = treeFiles(new CachedTree(new NodeTree("/")));
-  return auditTree(
-    roots.map((r) => resolve(r)),
-    { ...options, fs, planRuns: workers ? onWorkers(options.jobs) : undefined },
-  );
+  return { ...options, fs, planRuns: workers ? onWorkers(options.jobs) : undefined };
 }
 
 /** The compiled worker beside this module; absent when running from TypeScript sources (tests). */
@@ -64,9 +85,8 @@ const WORKER = new URL("./auditWorker.js", import.meta.url);
 
 /** Plans runs on `jobs` worker threads: reading and CRC work then use every core. */
 function onWorkers(jobs: number): RunPlanner {
-  return async (runDirs: readonly string[], verify: VerifyMode, tick: () => void) => {
-    const results = new Array<ResumePlan>(runDirs.length);
-    if (runDirs.length === 0) return results;
+  return async (runDirs: readonly string[], verify: VerifyMode, onPlan) => {
+    if (runDirs.length === 0) return;
     const workers = Array.from(
       { length: Math.min(jobs, runDirs.length) },
       () => new (nodeWorkerThreads().Worker)(WORKER),
@@ -90,8 +110,7 @@ function onWorkers(jobs: number): RunPlanner {
                   );
                   return;
                 }
-                results[response.id] = response.plan;
-                tick();
+                onPlan(response.id, response.plan);
                 send();
               });
               worker.on("error", reject);
@@ -102,6 +121,5 @@ function onWorkers(jobs: number): RunPlanner {
     } finally {
       await Promise.all(workers.map((w) => w.terminate()));
     }
-    return results;
   };
 }
