@@ -1795,6 +1795,223 @@ def build_damaged_malicious():
 
 
 # ----------------------------------------------------------------------------------------------
+# DCP writer and planner options users set: one file per item, writer threads, uneven shards on 3 ranks,
+# dedup to the lowest rank, an unflattened state dict, torch_save_to_dcp, every dtype DCP stores
+# ----------------------------------------------------------------------------------------------
+
+
+def many_dtypes(torch):
+    """One tensor of every dtype a state dict may hold and safetensors can store (complex128 has no safetensors
+    code: samples/torch2/dtypes.pt holds it), some of them views with strides of their own."""
+    seed_all(5)
+    base = torch.randn(3, 5)
+    out = collections.OrderedDict(
+        f64=base.double(), f16=base.half(), bf16=base.bfloat16(), i8=(base * 10).to(torch.int8),
+        u8=(base.abs() * 10).to(torch.uint8), i16=(base * 100).to(torch.int16), i32=(base * 1000).to(torch.int32),
+        i64=torch.arange(15, dtype=torch.int64).view(3, 5), flags=base > 0,
+        c64=torch.complex(base, -base),
+        f8e4m3=base.to(torch.float8_e4m3fn), f8e5m2=base.to(torch.float8_e5m2),
+        u16=(base.abs() * 100).to(torch.uint16), u32=(base.abs() * 1000).to(torch.uint32),
+        column=base[:, 1:3], transposed=base.t(), strided_rows=base[::2],
+    )
+    return out
+
+
+def rank_recipe(rank, world_size, out):
+    """The PyTorch distributed checkpoint recipe (pytorch.org/tutorials/recipes/distributed_checkpoint_recipe),
+    as written there: an AppState Stateful saved under "app", holding {"model": ..., "optim": ...}."""
+    torch = _torch()
+    import torch.nn as nn
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    from torch.distributed.checkpoint.stateful import Stateful
+    from torch.distributed.fsdp import fully_shard
+
+    class AppState(Stateful):
+        def __init__(self, model, optimizer=None):
+            self.model = model
+            self.optimizer = optimizer
+
+        def state_dict(self):
+            model_state_dict, optimizer_state_dict = get_state_dict(self.model, self.optimizer)
+            return {"model": model_state_dict, "optim": optimizer_state_dict}
+
+        def load_state_dict(self, state_dict):
+            set_state_dict(self.model, self.optimizer, model_state_dict=state_dict["model"],
+                           optim_state_dict=state_dict["optim"])
+
+    class ToyModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net1 = nn.Linear(16, 16)
+            self.relu = nn.ReLU()
+            self.net2 = nn.Linear(16, 8)
+
+        def forward(self, x):
+            return self.net2(self.relu(self.net1(x)))
+
+    seed_all(10)
+    model = fully_shard(ToyModel())
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    optimizer.zero_grad()
+    model(torch.rand(8, 16)).sum().backward()
+    optimizer.step()
+    save_relative({"app": AppState(model, optimizer)}, out)
+
+
+def build_recipe():
+    build_spawned(
+        ("dcp", "writer_options", "recipe_app_state_2ranks"), 2, "rank_recipe",
+        "the PyTorch distributed checkpoint recipe as published (FSDP2 fully_shard, Adam, AppState saved under "
+        "\"app\" with \"model\" and \"optim\"), 2 ranks; it saves no step counter",
+    )
+
+
+def build_one_file_per_item():
+    """FileSystemWriter(single_file_per_rank=False): every item in a .distcp file of its own."""
+    torch = _torch()
+    d = fresh_dir("dcp", "writer_options", "one_file_per_item")
+    deterministic_dcp()
+    state = {"model": many_dtypes(torch), "train_state": {"step": 9, "note": "one file per item"}}
+    save_single(d, state, single_file_per_rank=False)
+    dcp_truth(
+        d,
+        "FileSystemWriter(single_file_per_rank=False), no_dist; " + TORCH_DCP_REF % torch.__version__
+        + "; every dtype a state dict holds, views with their own strides",
+        step=train_step("train_state.step", 9),
+    )
+
+
+def rank_threads(rank, world_size, out):
+    torch = _torch()
+    import torch.distributed.checkpoint as dcp
+
+    model = fsdp2_model(world_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    train_steps(model, opt, rank, 2)
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    msd, osd = get_state_dict(model, opt)
+    os.chdir(os.path.dirname(out))
+    writer = dcp.FileSystemWriter(os.path.basename(out), thread_count=4, per_thread_copy_ahead=1024)
+    dcp.save({"model": msd, "optim": osd, "train_state": {"step": 2}}, storage_writer=writer)
+
+
+def build_four_threads():
+    build_spawned(
+        ("dcp", "writer_options", "four_threads_2ranks"), 2, "rank_threads",
+        "real FSDP2 on 2 ranks saved through FileSystemWriter(thread_count=4): __R_0 .. __R_3 per rank",
+        train_step("train_state.step", 2),
+    )
+
+
+def rank_uneven3(rank, world_size, out):
+    torch = _torch()
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    mesh = init_device_mesh("cpu", (world_size,))
+    seed_all(6)
+    full = collections.OrderedDict(
+        rows=(torch.randn(10, 3), Shard(0)),          # 4, 4, 2 rows
+        two_rows=(torch.randn(2, 5), Shard(0)),       # 1, 1 and an empty shard
+        columns=(torch.randn(3, 7).bfloat16(), Shard(1)),
+        one=(torch.randn(1), Shard(0)),
+        cube=(torch.randn(4, 5, 6).double(), Shard(2)),
+    )
+    tensors = {k: distribute_tensor(v, mesh, [p]) for k, (v, p) in full.items()}
+    save_relative({"tensors": tensors, "train_state": {"step": 3}}, out)
+
+
+def build_uneven3():
+    build_spawned(
+        ("dcp", "writer_options", "uneven_3ranks"), 3, "rank_uneven3",
+        "DTensors Shard(0), Shard(1) and Shard(2) on 3 ranks (gloo): sizes that 3 does not divide, an empty shard",
+        train_step("train_state.step", 3),
+    )
+
+
+def rank_dedup_lowest(rank, world_size, out):
+    torch = _torch()
+    from torch.distributed.checkpoint import DefaultSavePlanner
+
+    seed_all(7)
+    state = {"weights": {"w": torch.randn(6, 4), "b": torch.arange(6, dtype=torch.int32)}, "train_state": {"step": 4}}
+    save_relative(state, out, planner=DefaultSavePlanner(dedup_save_to_lowest_rank=True))
+
+
+def build_dedup_lowest():
+    build_spawned(
+        ("dcp", "writer_options", "dedup_lowest_rank_2ranks"), 2, "rank_dedup_lowest",
+        "a replicated state dict on 2 ranks saved with DefaultSavePlanner(dedup_save_to_lowest_rank=True)",
+        train_step("train_state.step", 4),
+    )
+
+
+def build_unflattened():
+    """DefaultSavePlanner(flatten_state_dict=False): a nested dict under a list is not flattened, so DCP pickles
+    that part whole as a bytes item (tensors inside a bytes item)."""
+    torch = _torch()
+    from torch.distributed.checkpoint import DefaultSavePlanner
+    from torch.distributed.checkpoint.state_dict_saver import _save_state_dict
+    import torch.distributed.checkpoint as dcp
+
+    d = fresh_dir("dcp", "writer_options", "unflattened")
+    deterministic_dcp()
+    seed_all(8)
+    state = {
+        "w": torch.randn(4, 4),
+        "groups": [{"lr": 0.1, "params": [0, 1]}, {"lr": 0.01, "params": [2]}],
+        "ema": [torch.randn(3), torch.randn(2, 2)],
+        "step": 12,
+    }
+    cwd = os.getcwd()
+    os.chdir(os.path.dirname(d))
+    try:
+        writer = dcp.FileSystemWriter(os.path.basename(d))
+        _save_state_dict(state, storage_writer=writer, planner=DefaultSavePlanner(flatten_state_dict=False),
+                         no_dist=True)
+    finally:
+        os.chdir(cwd)
+    dcp_truth(
+        d,
+        "DefaultSavePlanner(flatten_state_dict=False), no_dist; " + TORCH_DCP_REF % torch.__version__
+        + "; lists of dicts and of tensors stay bytes items",
+        step=train_step("step", 12),
+    )
+
+
+def build_torch_save_to_dcp():
+    """torch.distributed.checkpoint.format_utils.torch_save_to_dcp of a torch.save file."""
+    torch = _torch()
+    from torch.distributed.checkpoint.format_utils import torch_save_to_dcp
+
+    d = fresh_dir("dcp", "writer_options", "torch_save_to_dcp")
+    deterministic_dcp()
+    seed_all(9)
+    state = {
+        "model": many_dtypes(torch),
+        "optimizer": {"state": {0: {"step": torch.tensor(5.0), "exp_avg": torch.randn(3, 5)}},
+                      "param_groups": [{"lr": 0.001, "params": [0]}]},
+        "iteration": 5,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "model.pt")
+        torch.save(state, src)
+        cwd = os.getcwd()
+        os.chdir(os.path.dirname(d))
+        try:
+            torch_save_to_dcp(src, os.path.basename(d))
+        finally:
+            os.chdir(cwd)
+    dcp_truth(
+        d,
+        "torch.distributed.checkpoint.format_utils.torch_save_to_dcp of a torch.save file; " + TORCH_DCP_REF
+        % torch.__version__,
+        step=train_step("iteration", 5),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
 # main
 # ----------------------------------------------------------------------------------------------
 
@@ -1820,6 +2037,13 @@ BUILDERS = collections.OrderedDict(
     damaged_deepspeed=build_damaged_deepspeed,
     damaged_hf=build_damaged_hf,
     damaged_malicious=build_damaged_malicious,
+    one_file_per_item=build_one_file_per_item,
+    four_threads=build_four_threads,
+    uneven3=build_uneven3,
+    dedup_lowest=build_dedup_lowest,
+    unflattened=build_unflattened,
+    torch_save_to_dcp=build_torch_save_to_dcp,
+    recipe=build_recipe,
 )
 
 

@@ -76,6 +76,45 @@ describe("inspect DIR: one logical checkpoint", () => {
     expect(report.resume?.counter?.value).toBe(3);
   });
 
+  it("the PyTorch DCP recipe's AppState (app.model, app.optim): model and optimizer found, no counter", async () => {
+    const dir = join(SHARDED_DIR, "dcp", "writer_options", "recipe_app_state_2ranks");
+    const report = (await inspectJson(dir)) as InspectJson & {
+      resume: { components: Array<{ component: string; status: string; key?: string }> };
+    };
+    expect(report.resume.verdict).toBe("incomplete");
+    const byPart = new Map(report.resume.components.map((c) => [c.component, c]));
+    expect(byPart.get("model")).toEqual({ component: "model", status: "present", key: "app.model" });
+    expect(byPart.get("optimizer")).toEqual({ component: "optimizer", status: "present", key: "app.optim" });
+    expect(byPart.get("counter")?.status).toBe("missing");
+    // dcp.load restores these weights and restarts the recipe's loop at 0, as the plan does: the lost counter
+    // is a warning, not a framework that resumes elsewhere.
+    const plan = await ckpt("resume-plan", "--json", dir);
+    const codes = (JSON.parse(plan.out) as { findings: Array<{ code: string }> }).findings.map((f) => f.code);
+    expect(codes).toEqual(["resume-loses-state"]);
+    // Still exit 1: resuming does not pick up where the run stopped (its step count restarts).
+    expect(plan.code).toBe(1);
+  });
+
+  it("a state saved with flatten_state_dict=False: tensors inside a bytes item are shown and warned about", async () => {
+    const dir = join(SHARDED_DIR, "dcp", "writer_options", "unflattened");
+    const report = (await inspectJson(dir)) as InspectJson & {
+      bytesItems: Array<{
+        name: string;
+        tensors?: Array<{ path: unknown[]; dtype: string; shape: number[] }>;
+      }>;
+    };
+    expect(report.tensors.map((t) => t.name)).toEqual(["w"]);
+    const ema = report.bytesItems.find((b) => b.name === "ema");
+    expect(ema?.tensors).toEqual([
+      { path: [0], dtype: "float32", shape: [3] },
+      { path: [1], dtype: "float32", shape: [2, 2] },
+    ]);
+    expect(report.bytesItems.find((b) => b.name === "groups")?.tensors).toBeUndefined();
+    expect(report.findings).toContainEqual(
+      expect.objectContaining({ code: "bytes-item-tensors", severity: "warning" }),
+    );
+  });
+
   it("damaged samples carry their finding, as an error, and exit 1", async () => {
     const damaged = samples.filter((s) => s.truth.damage && s.truth.damage.kind !== "malicious-bytes-item");
     expect(damaged.length).toBeGreaterThanOrEqual(6);

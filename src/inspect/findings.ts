@@ -36,6 +36,7 @@ export type Finding =
       readonly modelTensors: number;
     }
   | { readonly code: "final-checkpoint-has-state"; readonly counter: number }
+  | { readonly code: "bytes-item-tensors"; readonly item: string; readonly tensors: number }
   | {
       readonly code: "run-finished";
       readonly label: string;
@@ -174,6 +175,11 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
           return `${f.label} checkpoint is ${f.verdict}: ${f.missing.join(", ")} ${f.missing.length === 1 ? "is" : "are"} missing, so resuming from it resets them`;
       }
     },
+  },
+  "bytes-item-tensors": {
+    severity: "warning",
+    message: (f) =>
+      `the bytes item ${f.item} holds ${f.tensors} tensor${f.tensors === 1 ? "" : "s"} (a state saved with flatten_state_dict=False, or an object holding tensors): dcp.load and dcp_to_torch_save restore ${f.tensors === 1 ? "it" : "them"}, but ckpt lists, hashes and converts DCP's own tensors only, and convert leaves ${f.item} out`,
   },
   "state-dict-key-prefix": {
     severity: "warning",

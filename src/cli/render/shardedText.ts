@@ -107,7 +107,12 @@ export function renderShardedText(report: ShardedInspectReport, options: Sharded
   if (report.bytesItems && report.bytesItems.length > 0) {
     lines.push("", style.bold(`Bytes items (${report.bytesItems.length})`));
     const shown = options.all ? report.bytesItems : report.bytesItems.slice(0, DEFAULT_ROWS);
-    for (const item of shown) lines.push(`  ${item.name} = ${JSON.stringify(item.value)}`);
+    for (const item of shown) {
+      lines.push(`  ${item.name} = ${JSON.stringify(item.value)}`);
+      // Tensors inside an item are not logical tensors of the checkpoint: shown here, where they are.
+      for (const t of item.tensors ?? [])
+        lines.push(style.dim(`    ${[item.name, ...t.path].join(".")}  ${t.dtype} [${t.shape.join(", ")}]`));
+    }
     if (shown.length < report.bytesItems.length)
       lines.push(style.dim(`  ... ${report.bytesItems.length - shown.length} more (--all)`));
   }

@@ -137,6 +137,47 @@ const LOOP_OPTIMIZER: KeyPathSpec[] = [
   ["optimizer_state"],
 ];
 
+/**
+ * The top-level keys of a `dcp.save` state dict, by part: torchtitan's (`model`, `optimizer`, `lr_scheduler`,
+ * `train_state`, `dataloader`), loops around `get_state_dict`, and the PyTorch DCP recipe's AppState
+ * (`{"model": ..., "optim": ...}`, saved under `app`). A counter saved at the top level counts as one.
+ */
+export const DCP_KEYS = {
+  model: ["model", "model_state_dict"],
+  optimizer: ["optimizer", "optim", "optimizer_state_dict"],
+  scheduler: ["lr_scheduler", "scheduler"],
+  training: ["train_state", "dataloader", "step", "global_step", "epoch", "iteration"],
+} as const;
+
+/** The counters a hand-written loop saves at the top level, each restored as saved. */
+const LOOP_COUNTERS: CounterRule[] = [
+  {
+    name: "global_step",
+    paths: [["global_step"]],
+    resumeAt: same,
+    meaning: "restored as saved (global_step = checkpoint['global_step'])",
+  },
+  {
+    name: "epoch",
+    paths: [["epoch"]],
+    resumeAt: same,
+    meaning:
+      "restored as saved, as the PyTorch tutorial's resume does (epoch = checkpoint['epoch']); a loop that saved the epoch it had just finished continues with epoch + 1",
+  },
+  {
+    name: "step",
+    paths: [["step"]],
+    resumeAt: same,
+    meaning: "restored as saved (step = checkpoint['step'])",
+  },
+  {
+    name: "iteration",
+    paths: [["iteration"], ["iter"]],
+    resumeAt: same,
+    meaning: "restored as saved (iteration = checkpoint['iteration'])",
+  },
+];
+
 export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
   detectron2: {
     id: "detectron2",
@@ -446,53 +487,24 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     ema: optional(["ema"], ["model_ema"], ["ema_state_dict"], ["ema_model"], ["state_dict_ema"]),
     // A hand-written loop restores the counter as saved (the tutorial: `epoch = checkpoint['epoch']`); whether
     // it then continues with that value or the next depends on what the loop saved, which the file cannot say.
-    counters: [
-      {
-        name: "global_step",
-        paths: [["global_step"]],
-        resumeAt: same,
-        meaning: "restored as saved (global_step = checkpoint['global_step'])",
-      },
-      {
-        name: "epoch",
-        paths: [["epoch"]],
-        resumeAt: same,
-        meaning:
-          "restored as saved, as the PyTorch tutorial's resume does (epoch = checkpoint['epoch']); a loop that saved the epoch it had just finished continues with epoch + 1",
-      },
-      {
-        name: "step",
-        paths: [["step"]],
-        resumeAt: same,
-        meaning: "restored as saved (step = checkpoint['step'])",
-      },
-      {
-        name: "iteration",
-        paths: [["iteration"], ["iter"]],
-        resumeAt: same,
-        meaning: "restored as saved (iteration = checkpoint['iteration'])",
-      },
-    ],
+    counters: LOOP_COUNTERS,
     counterInName: /(?:epoch|step|iter|iteration)[_-]?(\d+)(?:\.\w+)+$/,
   },
   dcp: {
     id: "dcp",
     label: "torch.distributed.checkpoint",
-    model: keys(["model"]),
-    optimizer: keys(["optimizer"]),
+    model: keys(...DCP_KEYS.model.map((k) => [k])),
+    optimizer: keys(...DCP_KEYS.optimizer.map((k) => [k])),
     // torchtitan always saves lr_scheduler; a plain FSDP2 loop saves what its author passed to dcp.save, so
     // an absent scheduler is not evidence of a lost one.
-    scheduler: optional(["lr_scheduler"]),
+    scheduler: optional(...DCP_KEYS.scheduler.map((k) => [k])),
     scaler: notSaved,
     rng: notSaved,
     ema: notSaved,
+    // torchtitan's train_state.step first; a plain loop around dcp.save keeps its counter at the top level.
     counters: [
-      {
-        name: "step",
-        paths: [["train_state", "step"]],
-        resumeAt: same,
-        meaning: "steps done",
-      },
+      { name: "step", paths: [["train_state", "step"]], resumeAt: same, meaning: "steps done" },
+      ...LOOP_COUNTERS,
     ],
     counterInName: /step-(\d+)$/,
   },

@@ -107,6 +107,15 @@ function fromVerdict(verdict: ResumeVerdict): Partial<CandidateReport> {
   };
 }
 
+/** The verdict with its parts' keys as saved: below `wrapper` when the state was judged from inside it. */
+function underKey(verdict: ResumeVerdict, wrapper: string | null): ResumeVerdict {
+  if (wrapper === null) return verdict;
+  const components = verdict.components.map((c) =>
+    c.status === "present" && c.key !== "(root)" ? { ...c, key: `${wrapper}.${c.key}` } : c,
+  );
+  return { ...verdict, components };
+}
+
 async function examineFile(ref: CandidateRef, options: ExamineOptions): Promise<CandidateReport> {
   const check = await checkFile(ref.path, options);
   if (check.status !== "ok" && check.problem.torchLoads) {
@@ -262,6 +271,8 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
   const root = pyDict();
   let total = 0;
   const broken: FileProblem[] = [];
+  // The key a DCP save's whole state sits under (the PyTorch DCP recipe's `app`): the parts' keys are below it.
+  let wrapper: string | null = null;
   const checkInto = async (key: string, name: string | undefined): Promise<PyValue | undefined> => {
     if (name === undefined) return undefined;
     if (name.startsWith("random_states")) {
@@ -338,10 +349,12 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
     if (!opened.ok)
       return report(ref, { status: opened.status, problem: opened.problem, sizeBytes: opened.sizeBytes });
     total += opened.sizeBytes;
-    const state =
+    const dcp =
       opened.checkpoint.kind === "dcp" && convention === "dcp"
         ? dcpJudgedState(opened.checkpoint)
-        : shardedState(opened.checkpoint);
+        : undefined;
+    const state = dcp ? dcp.state : shardedState(opened.checkpoint);
+    wrapper = dcp?.wrapper ?? null;
     closeSharded(opened.checkpoint);
     const judged =
       convention === "lightning" ? lightningShardedRoot(state, await checkInto("meta", "meta.pt")) : state;
@@ -359,7 +372,8 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
     });
   }
   const guess = { convention, evidence: [`directory ${ref.rel}`] };
-  return report(ref, { status: "ok", sizeBytes: total, ...fromVerdict(judgeResume(root, guess, ref.path)) });
+  const verdict = judgeResume(root, guess, ref.path);
+  return report(ref, { status: "ok", sizeBytes: total, ...fromVerdict(underKey(verdict, wrapper)) });
 }
 
 /** `trainer_state.json` holds HF's counter; without it the Trainer restarts at step 0. */

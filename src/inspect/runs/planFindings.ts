@@ -15,11 +15,10 @@ export function frameworkAgrees(framework: FrameworkResume, choice: Choice): boo
   const sameFile =
     framework.file !== null &&
     (framework.file === choice.file || framework.file.startsWith(`${choice.file}/`));
-  return (
-    framework.outcome === "resumes" &&
-    sameFile &&
-    (choice.resumeAt === null || framework.startsAt === choice.resumeAt)
-  );
+  // A framework that loads the chosen file but restarts its counter (the file holds none) does what the plan
+  // does: both start at 0 with those weights, and the lost counter is a finding of its own.
+  const loadsChoice = framework.outcome === "resumes" || (framework.outcome === "starts-over" && sameFile);
+  return loadsChoice && sameFile && (choice.resumeAt === null || framework.startsAt === choice.resumeAt);
 }
 
 /** What a resume plan found wrong, as findings: the pointer, broken and unsafe candidates, the framework. */

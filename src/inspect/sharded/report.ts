@@ -27,7 +27,7 @@ import type { ScanVerdict } from "../security/scan.js";
 import { judgeWeightsOnly } from "../security/weightsOnly.js";
 import { StatsAccumulator, supportsStats, type TensorStats } from "../stats.js";
 import type { TreeFiles } from "../treeFiles.js";
-import type { KeyPath } from "../walk.js";
+import { findTensors, type KeyPath } from "../walk.js";
 import { shardedFindingMessage } from "./findingText.js";
 import { type ShardedFileRole, scanSharded } from "./scan.js";
 
@@ -77,6 +77,12 @@ export interface BytesItemReport {
   readonly length: number | null;
   /** What torch.load returns for it, when it is a plain value; else its type. */
   readonly value: PlainValue;
+  /** Tensors inside it (a nested state DCP pickled whole), by their path below the item. */
+  readonly tensors?: ReadonlyArray<{
+    readonly path: KeyPath;
+    readonly dtype: string;
+    readonly shape: number[];
+  }>;
 }
 
 export interface ShardedSecurityFile {
@@ -246,10 +252,17 @@ function plainValue(value: PyValue): PlainValue {
 function bytesItemsOf(checkpoint: DcpCheckpoint): BytesItemReport[] {
   return checkpoint.bytesItems.map((item) => {
     let value: PlainValue = null;
+    let tensors: NonNullable<BytesItemReport["tensors"]> = [];
     if (item.storage && item.storage.length <= 64 * 1024) {
       try {
         const loaded = readDcpBytesItem(checkpoint, item);
         value = "root" in loaded ? plainValue(loaded.root) : null;
+        if ("root" in loaded)
+          tensors = findTensors(loaded.root).tensors.map(({ path, tensor }) => ({
+            path,
+            dtype: tensor.dtype,
+            shape: tensor.shape,
+          }));
       } catch {
         value = null;
       }
@@ -260,8 +273,18 @@ function bytesItemsOf(checkpoint: DcpCheckpoint): BytesItemReport[] {
       offset: item.storage?.offset ?? null,
       length: item.storage?.length ?? null,
       value,
+      ...(tensors.length > 0 ? { tensors } : {}),
     };
   });
+}
+
+/** Bytes items that hold tensors: torch restores those tensors, ckpt's tensor list does not have them. */
+function bytesItemFindings(items: readonly BytesItemReport[]): ShardedFindingReport[] {
+  return items
+    .filter((item) => (item.tensors?.length ?? 0) > 0)
+    .map((item) =>
+      findingReport({ code: "bytes-item-tensors", item: item.name, tensors: item.tensors?.length ?? 0 }),
+    );
 }
 
 function summarize(tensors: readonly LogicalTensorReport[]): ShardedInspectReport["summary"] {
@@ -372,6 +395,8 @@ export async function inspectSharded(
         .map((f) => ({ ...f, file: s.file })),
     ),
   ];
+  const bytesItems = checkpoint.kind === "dcp" ? bytesItemsOf(checkpoint) : undefined;
+  findings.push(...bytesItemFindings(bytesItems ?? []));
   const resume = await resumeOf(options, checkpoint);
   const verdict = resume.resume?.verdict;
   if (verdict && verdict !== "resumable" && resume.convention) {
@@ -391,7 +416,7 @@ export async function inspectSharded(
     sizeBytes: shardedFileBytes(checkpoint),
     layout: layoutOf(checkpoint),
     tensors,
-    ...(checkpoint.kind === "dcp" ? { bytesItems: bytesItemsOf(checkpoint) } : {}),
+    ...(bytesItems ? { bytesItems } : {}),
     summary: summarize(all),
     findings,
     ...resume,

@@ -8,6 +8,7 @@ import {
   logicalTensorBytes,
   readDcpBytesItem,
 } from "../../reader/sharded/index.js";
+import { DCP_KEYS } from "../resume/conventions.js";
 
 /**
  * The state dict a DCP checkpoint would load into, as the nested dict the saving code passed to `dcp.save`:
@@ -78,23 +79,43 @@ export function dcpStateDict(checkpoint: DcpCheckpoint): PyDict {
   return root;
 }
 
-/** The top-level groups torchtitan and `get_state_dict` save beside the model. */
-export const DCP_TRAINING_GROUPS = ["optimizer", "lr_scheduler", "train_state", "dataloader"] as const;
+/** The top-level keys DCP saves hold beside the model (see `DCP_KEYS`). */
+export const DCP_TRAINING_GROUPS: readonly string[] = [
+  ...DCP_KEYS.optimizer,
+  ...DCP_KEYS.scheduler,
+  ...DCP_KEYS.training,
+];
+
+const MODEL_KEYS: readonly string[] = DCP_KEYS.model;
 
 /**
  * The state in the shape the `dcp` convention is judged on: torchtitan flattens the model's FQNs to the top
  * level (`fc1.weight`), `get_state_dict` keeps them under `model`; either way the model is what is not a
- * training group.
+ * training group. The PyTorch DCP recipe saves `{"app": AppState}`, so everything sits one level down
+ * (`app.model`, `app.optim`): a lone top-level key whose value holds a model or an optimizer is looked into.
  */
-export function dcpJudgedState(checkpoint: DcpCheckpoint): PyDict {
+export function dcpJudgedState(checkpoint: DcpCheckpoint): { state: PyDict; wrapper: string | null } {
   const state = dcpStateDict(checkpoint);
-  if (dictGet(state, "model") !== undefined) return state;
-  // A set: torchtitan's flat model has one key per parameter, tens of thousands in a large model.
-  const others = new Set(
-    state.keys.filter(
-      (k) => typeof k === "string" && !(DCP_TRAINING_GROUPS as readonly string[]).includes(k),
-    ),
+  const wrapper = wrapperKey(state);
+  const inner = wrapper === null ? state : (dictGet(state, wrapper) as PyDict);
+  return { state: judgedShape(inner), wrapper };
+}
+
+/** The lone top-level key the whole state is saved under (the recipe's `app`), or null. */
+function wrapperKey(state: PyDict): string | null {
+  const [key] = state.keys;
+  const inner = state.values[0];
+  if (state.keys.length !== 1 || typeof key !== "string" || !isBoxed(inner, "dict")) return null;
+  const holdsParts = inner.keys.some(
+    (k) => typeof k === "string" && (MODEL_KEYS.includes(k) || DCP_TRAINING_GROUPS.includes(k)),
   );
+  return holdsParts ? key : null;
+}
+
+function judgedShape(state: PyDict): PyDict {
+  if (MODEL_KEYS.some((k) => dictGet(state, k) !== undefined)) return state;
+  // A set: torchtitan's flat model has one key per parameter, tens of thousands in a large model.
+  const others = new Set(state.keys.filter((k) => typeof k === "string" && !DCP_TRAINING_GROUPS.includes(k)));
   if (others.size === 0) return state;
   const judged = pyDict();
   const model = pyDict();

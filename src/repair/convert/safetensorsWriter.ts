@@ -11,13 +11,12 @@ import { elementSize } from "../../reader/torch/dtypes.js";
  */
 
 /**
- * torch dtype -> safetensors code, for the dtypes ckpt converts exactly. Complex is refused by design (few
- * readers of safetensors handle C64); F6 has no torch dtype.
+ * torch dtype -> safetensors code, for the dtypes ckpt converts exactly: complex64 as C64, which the
+ * reference writes and reads (`safetensors.torch.save_file`, 0.8); complex32 and complex128 have no code and
+ * are refused; F6 has no torch dtype.
  */
 const TORCH_TO_CODE = new Map<string, string>(
-  [...SAFETENSORS_DTYPES.values()]
-    .filter((d) => !d.torch.startsWith("complex") && d.code !== d.torch)
-    .map((d) => [d.torch, d.code]),
+  [...SAFETENSORS_DTYPES.values()].filter((d) => d.code !== d.torch).map((d) => [d.torch, d.code]),
 );
 
 /**

@@ -64,10 +64,7 @@ function logicalTensor(
   name: string,
   request: SourceRequest,
 ): ConvertTensor {
-  const dtypeRefused =
-    !request.canHold(logical.dtype) ||
-    (request.target === "safetensors" && logical.dtype.startsWith("complex"));
-  if (dtypeRefused) {
+  if (!request.canHold(logical.dtype)) {
     throw new ReaderError(
       "convert-refused",
       refusalText(name, { kind: "dtype", dtype: logical.dtype }, request.target),

@@ -68,8 +68,6 @@ function refusalOf(
   // Two 4-bit values per element need a dimension to double: safetensors cannot hold a 0-d one.
   if (target === "safetensors" && tensor.dtype === "float4_e2m1fn_x2" && tensor.shape.length === 0)
     return { kind: "dtype", dtype: "float4_e2m1fn_x2 with no dimensions" };
-  if (target === "safetensors" && tensor.dtype.startsWith("complex"))
-    return { kind: "dtype", dtype: tensor.dtype };
   return undefined;
 }
 
