@@ -460,6 +460,31 @@ def sample_everyday(out_dir):
     ), parameters_section(model, obj["optimizer"]))
 
 
+def sample_nanogpt(out_dir):
+    """nanoGPT's train.py checkpoint (github.com/karpathy/nanoGPT), the dict it saves to out_dir/ckpt.pt:
+    model, optimizer, model_args, iter_num, best_val_loss (a 0-d tensor: estimate_loss returns tensors),
+    config (the script's globals). Resume: iter_num = checkpoint['iter_num']; the loop saves before the step
+    of that iteration, so it continues with iter_num itself."""
+    M().seed(25)
+    model = KnownMLP()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), weight_decay=0.1)
+    train_steps(model, optimizer, 4, (10,), 5, seed=25)
+    model_args = dict(n_layer=2, n_head=2, n_embd=16, block_size=32, bias=False, vocab_size=65, dropout=0.0)
+    config = dict(out_dir="out", eval_interval=2000, init_from="scratch", batch_size=12, learning_rate=6e-4,
+                  max_iters=600000, decay_lr=True, dtype="bfloat16", compile=True)
+    obj = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "model_args": model_args,
+           "iter_num": 2000, "best_val_loss": torch.tensor(1.4697), "config": config}
+    fname = "nanogpt_ckpt.pt"
+    M().torch_save_truth(out_dir, fname, obj, extra_notes=["nanoGPT train.py's checkpoint dict, saved at iter_num 2000"])
+    add_sections(out_dir, fname, training_section(
+        "custom", "https://github.com/karpathy/nanoGPT/blob/master/train.py",
+        {"model": "model", "optimizer": "optimizer"}, "iter_num", 2000,
+        resume_section("train.py init_from='resume'", ["model", "optimizer"], 2000, "iteration",
+                       "iter_num = checkpoint['iter_num']; best_val_loss = checkpoint['best_val_loss']",
+                       notes="the checkpoint is written before the step of iter_num, so training continues at iter_num"),
+    ), parameters_section(model, obj["optimizer"]))
+
+
 def sample_adamw_known(out_dir):
     M().seed(26)
     model = KnownMLP()
@@ -1248,6 +1273,7 @@ SAMPLES = collections.OrderedDict(
         ("tutorial", sample_tutorial),
         ("imagenet", sample_imagenet),
         ("everyday", sample_everyday),
+        ("nanogpt", sample_nanogpt),
         ("adamw_known", sample_adamw_known),
         ("lightning_no_sched", sample_lightning_no_sched),
         ("allennlp_state", sample_allennlp_training_state),

@@ -172,7 +172,8 @@ const LOOP_COUNTERS: CounterRule[] = [
   },
   {
     name: "iteration",
-    paths: [["iteration"], ["iter"]],
+    // nanoGPT's train.py saves `iter_num` and resumes with `iter_num = checkpoint['iter_num']`.
+    paths: [["iteration"], ["iter"], ["iter_num"]],
     resumeAt: same,
     meaning: "restored as saved (iteration = checkpoint['iteration'])",
   },
