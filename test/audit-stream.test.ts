@@ -63,8 +63,23 @@ describe("audit, streamed", () => {
     expect("runs" in outline).toBe(false);
     const whole = await auditTree(["/"], { verify: "chosen", jobs: 1, fs: treeFiles(memoryTreeOf(outputs)) });
     expect(seen.map((r) => r.runDir)).toEqual(whole.runs.map((r) => r.runDir));
-    expect(outline.summary).toEqual(whole.summary);
-    expect(outline.summary.runs).toBe(seen.length);
+    // Counted from the plans themselves, not through the same run-by-run counter.
+    const byVerdict: Record<string, number> = {};
+    for (const r of whole.runs) {
+      const v = r.choice?.verdict ?? "no usable checkpoint";
+      byVerdict[v] = (byVerdict[v] ?? 0) + 1;
+    }
+    expect(outline.summary).toMatchObject({
+      runs: whole.runs.length,
+      resumable: whole.runs.filter((r) => r.resumable).length,
+      noUsableCheckpoint: whole.runs.filter((r) => r.choice === null).length,
+      byVerdict,
+      findings: {
+        error: whole.runs.flatMap((r) => r.findings).filter((f) => f.severity === "error").length,
+        warning: whole.runs.flatMap((r) => r.findings).filter((f) => f.severity === "warning").length,
+        info: whole.runs.flatMap((r) => r.findings).filter((f) => f.severity === "info").length,
+      },
+    });
   });
 
   it("puts runs a planner finishes out of order back in order, and stops at a planner's error", async () => {
@@ -107,6 +122,14 @@ describe("audit, streamed", () => {
     );
     await expect(failing).rejects.toThrow("worker died");
     expect(runs).toHaveLength(1);
+
+    // A planner that reports fewer plans than runs (one written for the old, array-returning signature).
+    const silent = auditTreeStreamed(
+      ["/"],
+      { verify: "chosen", jobs: 1, fs, planRuns: async () => {} },
+      { begin: () => {}, run: () => {} },
+    );
+    await expect(silent).rejects.toThrow(/reported 0 plans/);
   });
 
   it("still says so, as JSON, when there is nothing to audit", async () => {

@@ -64,7 +64,7 @@ async function streamJson(
     return auditExitCode(outline, options.failOn);
   } catch (error) {
     if (!begun) throw error;
-    json.flush();
+    json.abandon();
     io.err(`${formatErrorLine(errorReport(roots.join(" "), error))}\n`);
     return 2;
   }

@@ -24,6 +24,7 @@ export class JsonObjectStream {
   private readonly writer: ReturnType<typeof jsonWriter>;
   private fields = 0;
   private items = -1;
+  private closed = false;
 
   constructor(write: (text: string) => void) {
     this.writer = jsonWriter(write, []);
@@ -42,6 +43,7 @@ export class JsonObjectStream {
   }
 
   item(value: unknown): void {
+    if (this.closed) return;
     const { writer } = this;
     if (this.items === 0) writer.emit("[");
     writer.emit(this.items === 0 ? "\n    " : ",\n    ");
@@ -54,9 +56,13 @@ export class JsonObjectStream {
     this.items = -1;
   }
 
-  /** Hands out what is held, leaving the object open (a stream cut short by an error ends here). */
-  flush(): void {
+  /**
+   * Hands out what is held and writes nothing more, leaving the object open: a stream cut short by an error
+   * ends here, and a late item cannot land after the error.
+   */
+  abandon(): void {
     this.writer.flush();
+    this.closed = true;
   }
 
   /** Closes the object and hands out what is left. */

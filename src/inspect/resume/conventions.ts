@@ -146,7 +146,7 @@ export const DCP_KEYS = {
   model: ["model", "model_state_dict"],
   optimizer: ["optimizer", "optim", "optimizer_state_dict"],
   scheduler: ["lr_scheduler", "scheduler"],
-  training: ["train_state", "dataloader", "step", "global_step", "epoch", "iteration"],
+  training: ["train_state", "dataloader", "step", "global_step", "epoch", "iteration", "iter", "iter_num"],
 } as const;
 
 /** The counters a hand-written loop saves at the top level, each restored as saved. */

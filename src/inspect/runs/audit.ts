@@ -154,10 +154,18 @@ async function pool<T>(
   onDone: (index: number, result: T) => void,
 ): Promise<void> {
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < count) {
+    // After one task fails no other starts or reports: the caller is already handling the error.
+    while (next < count && !failed) {
       const index = next++;
-      onDone(index, await task(index));
+      try {
+        const result = await task(index);
+        if (!failed) onDone(index, result);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, count)) }, worker));
@@ -271,7 +279,9 @@ export async function auditTreeStreamed(
     counts.add(plan);
     sink.run(plan);
   });
+  let planned = 0;
   const onPlan = (index: number, plan: ResumePlan) => {
+    planned++;
     tick();
     emitRun(index, plan);
   };
@@ -283,6 +293,9 @@ export async function auditTreeStreamed(
       (i) => planRun(found.runs[i] as string, { verify, fs }),
       onPlan,
     );
+  // A planner that skips or repeats a run must not make an audit that passes with runs missing.
+  if (planned !== found.runs.length)
+    throw new Error(`the run planner reported ${planned} plans for ${found.runs.length} runs`);
   const files = new Array<LooseFile>(found.files.length);
   await pool(
     found.files.length,

@@ -110,10 +110,17 @@ function fromVerdict(verdict: ResumeVerdict): Partial<CandidateReport> {
 /** The verdict with its parts' keys as saved: below `wrapper` when the state was judged from inside it. */
 function underKey(verdict: ResumeVerdict, wrapper: string | null): ResumeVerdict {
   if (wrapper === null) return verdict;
+  const below = (key: string) => `${wrapper}.${key}`;
   const components = verdict.components.map((c) =>
-    c.status === "present" && c.key !== "(root)" ? { ...c, key: `${wrapper}.${c.key}` } : c,
+    c.status === "present" && c.key !== "(root)" ? { ...c, key: below(c.key) } : c,
   );
-  return { ...verdict, components };
+  const { counter, finished } = verdict;
+  return {
+    ...verdict,
+    components,
+    counter: counter && counter.source === "checkpoint" ? { ...counter, from: below(counter.from) } : counter,
+    ...(finished ? { finished: { ...finished, from: below(finished.from) } } : {}),
+  };
 }
 
 async function examineFile(ref: CandidateRef, options: ExamineOptions): Promise<CandidateReport> {

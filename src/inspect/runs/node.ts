@@ -110,7 +110,12 @@ function onWorkers(jobs: number): RunPlanner {
                   );
                   return;
                 }
-                onPlan(response.id, response.plan);
+                try {
+                  onPlan(response.id, response.plan);
+                } catch (error) {
+                  reject(error);
+                  return;
+                }
                 send();
               });
               worker.on("error", reject);

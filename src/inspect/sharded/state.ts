@@ -106,6 +106,8 @@ function wrapperKey(state: PyDict): string | null {
   const [key] = state.keys;
   const inner = state.values[0];
   if (state.keys.length !== 1 || typeof key !== "string" || !isBoxed(inner, "dict")) return null;
+  // `{"model": sd}` is the model itself, whatever its parameters are called (a root-level `step` buffer).
+  if (MODEL_KEYS.includes(key) || DCP_TRAINING_GROUPS.includes(key)) return null;
   const holdsParts = inner.keys.some(
     (k) => typeof k === "string" && (MODEL_KEYS.includes(k) || DCP_TRAINING_GROUPS.includes(k)),
   );
