@@ -109,7 +109,29 @@ def summarize(value):
     if jsonable is not None or value is None:
         out["value"] = jsonable
     out["repr"] = repr(value)[:300]
+    nested = nested_tensors(value, [])
+    if nested:
+        out["tensors"] = nested
     return out
+
+
+def nested_tensors(value, path):
+    """Tensors inside a loaded value, by their key path (dict keys, list and tuple indices), in the order
+    torch.load's pickle built them (dicts keep insertion order)."""
+    torch = _torch()
+    if isinstance(value, torch.Tensor):
+        return [collections.OrderedDict(path=path, dtype=dtype_name(value.dtype), shape=list(value.shape),
+                                        sha256=tensor_sha256(value))]
+    if isinstance(value, dict):
+        pairs = value.items()
+    elif isinstance(value, (list, tuple)):
+        pairs = enumerate(value)
+    else:
+        return []
+    found = []
+    for key, child in pairs:
+        found.extend(nested_tensors(child, path + [key]))
+    return found
 
 
 def jsonable_value(value):
@@ -1947,14 +1969,33 @@ def build_dedup_lowest():
     )
 
 
-def build_unflattened():
-    """DefaultSavePlanner(flatten_state_dict=False): a nested dict under a list is not flattened, so DCP pickles
-    that part whole as a bytes item (tensors inside a bytes item)."""
+def save_unflattened(d, state, what, step):
+    """dcp.save of `state` in one process with DefaultSavePlanner(flatten_state_dict=False): nested containers
+    that hold more than tensors are pickled whole as bytes items. Returns the truth document."""
     torch = _torch()
     from torch.distributed.checkpoint import DefaultSavePlanner
     from torch.distributed.checkpoint.state_dict_saver import _save_state_dict
     import torch.distributed.checkpoint as dcp
 
+    cwd = os.getcwd()
+    os.chdir(os.path.dirname(d))
+    try:
+        writer = dcp.FileSystemWriter(os.path.basename(d))
+        _save_state_dict(state, storage_writer=writer, planner=DefaultSavePlanner(flatten_state_dict=False),
+                         no_dist=True)
+    finally:
+        os.chdir(cwd)
+    return dcp_truth(
+        d,
+        "DefaultSavePlanner(flatten_state_dict=False), no_dist; " + TORCH_DCP_REF % torch.__version__ + "; " + what,
+        step=step,
+    )
+
+
+def build_unflattened():
+    """DefaultSavePlanner(flatten_state_dict=False): a nested dict under a list is not flattened, so DCP pickles
+    that part whole as a bytes item (tensors inside a bytes item)."""
+    torch = _torch()
     d = fresh_dir("dcp", "writer_options", "unflattened")
     deterministic_dcp()
     seed_all(8)
@@ -1964,20 +2005,30 @@ def build_unflattened():
         "ema": [torch.randn(3), torch.randn(2, 2)],
         "step": 12,
     }
-    cwd = os.getcwd()
-    os.chdir(os.path.dirname(d))
-    try:
-        writer = dcp.FileSystemWriter(os.path.basename(d))
-        _save_state_dict(state, storage_writer=writer, planner=DefaultSavePlanner(flatten_state_dict=False),
-                         no_dist=True)
-    finally:
-        os.chdir(cwd)
-    dcp_truth(
-        d,
-        "DefaultSavePlanner(flatten_state_dict=False), no_dist; " + TORCH_DCP_REF % torch.__version__
-        + "; lists of dicts and of tensors stay bytes items",
-        step=train_step("step", 12),
+    save_unflattened(d, state, "lists of dicts and of tensors stay bytes items", train_step("step", 12))
+
+
+def build_large_bytes_item():
+    """A bytes item of ~230 KB holding tensors and a long list (a data loader's sampler state and an EMA buffer
+    kept under one key): DefaultSavePlanner(flatten_state_dict=False) pickles the whole list as one item."""
+    torch = _torch()
+    d = fresh_dir("dcp", "writer_options", "large_bytes_item")
+    deterministic_dcp()
+    seed_all(10)
+    state = {
+        "w": torch.randn(8, 8),
+        "extra": [
+            {"sampler": {"epoch": 3, "indices": list(range(20000))}},
+            torch.randn(40000),
+            {"ema": {"decay": 0.999, "shadow": torch.randn(64, 64).bfloat16()}},
+        ],
+        "step": 300,
+    }
+    doc = save_unflattened(
+        d, state, "one bytes item of ~230 KB holding a 20,000-int list and two tensors", train_step("step", 300)
     )
+    extra = next(b for b in doc["bytes"] if b["name"] == "extra")
+    assert extra["length"] > 128 * 1024 and len(extra["loaded"]["tensors"]) == 2, extra["length"]
 
 
 def build_torch_save_to_dcp():
@@ -2044,6 +2095,7 @@ BUILDERS = collections.OrderedDict(
     unflattened=build_unflattened,
     torch_save_to_dcp=build_torch_save_to_dcp,
     recipe=build_recipe,
+    large_bytes_item=build_large_bytes_item,
 )
 
 

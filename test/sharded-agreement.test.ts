@@ -1,5 +1,7 @@
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { tensorSha256 } from "../src/inspect/tensorValues.js";
+import { findTensors } from "../src/inspect/walk.js";
 import { hasTensors } from "../src/reader/checkpoint.js";
 import { NodeTree } from "../src/reader/nodeTree.js";
 import { openCheckpoint } from "../src/reader/open.js";
@@ -65,7 +67,12 @@ interface Truth {
     file: string | null;
     offset?: number;
     length?: number;
-    loaded: { type: string; value?: unknown };
+    loaded: {
+      type: string;
+      value?: unknown;
+      /** Tensors inside the loaded value, by key path, hashed by torch. */
+      tensors?: Array<{ path: Array<string | number>; dtype: string; shape: number[]; sha256: string }>;
+    };
   }>;
   metadata?: {
     version: string | null;
@@ -220,7 +227,25 @@ function expectDcp(label: string, checkpoint: DcpCheckpoint, truth: Truth) {
     const summary = summarize(value.format === "torch-zip" ? value.root : null);
     expect(summary.type, where).toBe(expected.loaded.type);
     if ("value" in expected.loaded) expect(summary.value, where).toEqual(expected.loaded.value);
+    expectNestedTensors(where, value, expected.loaded.tensors ?? []);
   }
+}
+
+/** Tensors inside a bytes item: the same paths, dtypes, shapes and sha256 as torch.load of the item gives. */
+function expectNestedTensors(
+  where: string,
+  value: ReturnType<typeof readDcpBytesItem>,
+  expected: NonNullable<NonNullable<Truth["bytes"]>[number]["loaded"]["tensors"]>,
+) {
+  const found = "root" in value ? findTensors(value.root).tensors : [];
+  expect(
+    found.map((t) => ({ path: t.path, dtype: t.tensor.dtype, shape: t.tensor.shape })),
+    where,
+  ).toEqual(expected.map(({ path, dtype, shape }) => ({ path, dtype, shape })));
+  if (!hasTensors(value)) return;
+  found.forEach(({ tensor }, i) => {
+    expect(tensorSha256(value, tensor), `${where} [${i}]`).toBe(expected[i]?.sha256);
+  });
 }
 
 function expectDeepSpeed(label: string, checkpoint: DeepSpeedCheckpoint, truth: Truth) {

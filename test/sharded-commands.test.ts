@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -95,24 +95,54 @@ describe("inspect DIR: one logical checkpoint", () => {
     expect(plan.code).toBe(1);
   });
 
-  it("a state saved with flatten_state_dict=False: tensors inside a bytes item are shown and warned about", async () => {
+  it("a state saved with flatten_state_dict=False: tensors inside a bytes item are shown, hashed as torch loads them, and warned about", async () => {
     const dir = join(SHARDED_DIR, "dcp", "writer_options", "unflattened");
-    const report = (await inspectJson(dir)) as InspectJson & {
+    const report = (await inspectJson(dir, "--hash")) as InspectJson & {
       bytesItems: Array<{
         name: string;
-        tensors?: Array<{ path: unknown[]; dtype: string; shape: number[] }>;
+        tensors?: Array<{ path: unknown[]; dtype: string; shape: number[]; sha256?: string }>;
       }>;
     };
     expect(report.tensors.map((t) => t.name)).toEqual(["w"]);
     const ema = report.bytesItems.find((b) => b.name === "ema");
-    expect(ema?.tensors).toEqual([
-      { path: [0], dtype: "float32", shape: [3] },
-      { path: [1], dtype: "float32", shape: [2, 2] },
-    ]);
+    const truth = JSON.parse(readFileSync(`${dir}.truth.json`, "utf8")) as {
+      bytes: Array<{ name: string; loaded: { tensors?: unknown[] } }>;
+    };
+    const expected = truth.bytes.find((b) => b.name === "ema")?.loaded.tensors;
+    expect(expected).toHaveLength(2);
+    expect(ema?.tensors).toEqual(expected);
+    expect(ema?.tensors?.map((t) => t.path)).toEqual([[0], [1]]);
     expect(report.bytesItems.find((b) => b.name === "groups")?.tensors).toBeUndefined();
     expect(report.findings).toContainEqual(
       expect.objectContaining({ code: "bytes-item-tensors", severity: "warning" }),
     );
+  });
+
+  it("a bytes item larger than a read block is opened in place: its value, its tensors, their hashes as torch's", async () => {
+    const dir = join(SHARDED_DIR, "dcp", "writer_options", "large_bytes_item");
+    const truth = JSON.parse(readFileSync(`${dir}.truth.json`, "utf8")) as {
+      bytes: Array<{ name: string; length: number; loaded: { tensors?: Array<{ path: unknown[] }> } }>;
+    };
+    const expected = truth.bytes.find((b) => b.name === "extra");
+    expect(expected?.length).toBeGreaterThan(128 * 1024);
+    type Report = InspectJson & {
+      bytesItems: Array<{
+        name: string;
+        value: unknown;
+        tensors?: Array<{ path: unknown[]; sha256?: string }>;
+      }>;
+    };
+    const hashed = (await inspectJson(dir, "--hash")) as Report;
+    const extra = hashed.bytesItems.find((b) => b.name === "extra");
+    expect(extra?.value).toEqual({ type: "list" });
+    expect(extra?.tensors).toEqual(expected?.loaded.tensors);
+    // --filter selects tensors inside items by their full path, as it selects logical tensors.
+    const filtered = (await inspectJson(dir, "--hash", "--filter", "extra.2.*")) as Report;
+    const some = filtered.bytesItems.find((b) => b.name === "extra")?.tensors ?? [];
+    expect(some.map((t) => [t.path, t.sha256 !== undefined])).toEqual([
+      [[1], false],
+      [[2, "ema", "shadow"], true],
+    ]);
   });
 
   it("damaged samples carry their finding, as an error, and exit 1", async () => {

@@ -1,7 +1,6 @@
 import { type Checkpoint, hasTensors, type TensorCheckpoint } from "../reader/checkpoint.js";
-import { codecs } from "../reader/codecs.js";
 import type { TorchTensor } from "../reader/pickle/value.js";
-import { elementCount, smallTensorValues, tensorBytes } from "../reader/tensorData.js";
+import { elementCount, smallTensorValues } from "../reader/tensorData.js";
 import { elementSize } from "../reader/torch/dtypes.js";
 import { type Finding, type FindingReport, findingReport } from "./findings.js";
 import { firstOccurrences, type PartSummary, summarizeParts } from "./parts.js";
@@ -13,7 +12,8 @@ import { securityFindings } from "./security/report.js";
 import { type ScanVerdict, scanCheckpoint } from "./security/scan.js";
 import { judgeWeightsOnly, type WeightsOnlyVerdict } from "./security/weightsOnly.js";
 import { type SizeReport, sizeFindings, sizeReport } from "./size.js";
-import { StatsAccumulator, supportsStats, type TensorStats } from "./stats.js";
+import { supportsStats, type TensorStats } from "./stats.js";
+import { tensorSha256, tensorStats } from "./tensorValues.js";
 import { buildTree, type TreeNode } from "./tree.js";
 import type { TreeFiles } from "./treeFiles.js";
 import { findTensors, type KeyPath, type TensorAt } from "./walk.js";
@@ -141,19 +141,6 @@ function sha256Of(
   return tensorSha256(checkpoint, tensor);
 }
 
-/** sha256 of the tensor's row-major bytes, streamed (what `--hash` prints, and what the page hashes on demand). */
-export function tensorSha256(checkpoint: TensorCheckpoint, tensor: TorchTensor): string {
-  const hash = codecs().sha256();
-  for (const chunk of tensorBytes(checkpoint, tensor)) hash.update(chunk);
-  return hash.hex();
-}
-
-function statsOf(checkpoint: TensorCheckpoint, tensor: TorchTensor): TensorStats {
-  const accumulator = new StatsAccumulator(tensor.dtype);
-  for (const chunk of tensorBytes(checkpoint, tensor)) accumulator.add(chunk);
-  return accumulator.result();
-}
-
 function quantizationReport(
   checkpoint: TensorCheckpoint,
   tensor: TorchTensor,
@@ -206,7 +193,7 @@ function tensorReport(
     }
   }
   if (options.stats && tensor.storage && supportsStats(tensor.dtype))
-    report.stats = statsOf(checkpoint, tensor);
+    report.stats = tensorStats(checkpoint, tensor);
   return report;
 }
 

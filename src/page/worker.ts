@@ -1,8 +1,9 @@
 import { errorReport } from "../cli/errors.js";
-import { inspectCheckpoint, tensorSha256 } from "../inspect/report.js";
+import { inspectCheckpoint } from "../inspect/report.js";
 import { auditTree } from "../inspect/runs/audit.js";
 import { scanReportOf } from "../inspect/security/report.js";
 import { scanCheckpoint } from "../inspect/security/scan.js";
+import { tensorSha256 } from "../inspect/tensorValues.js";
 import { treeFiles } from "../inspect/treeFiles.js";
 import { findTensors } from "../inspect/walk.js";
 import { type Checkpoint, hasTensors } from "../reader/checkpoint.js";

@@ -111,7 +111,11 @@ export function renderShardedText(report: ShardedInspectReport, options: Sharded
       lines.push(`  ${item.name} = ${JSON.stringify(item.value)}`);
       // Tensors inside an item are not logical tensors of the checkpoint: shown here, where they are.
       for (const t of item.tensors ?? [])
-        lines.push(style.dim(`    ${[item.name, ...t.path].join(".")}  ${t.dtype} [${t.shape.join(", ")}]`));
+        lines.push(
+          style.dim(
+            `    ${[item.name, ...t.path].join(".")}  ${t.dtype} [${t.shape.join(", ")}]${t.sha256 ? `  sha256 ${t.sha256.slice(0, 16)}` : ""}`,
+          ),
+        );
     }
     if (shown.length < report.bytesItems.length)
       lines.push(style.dim(`  ... ${report.bytesItems.length - shown.length} more (--all)`));

@@ -1,6 +1,7 @@
+import { type Checkpoint, hasTensors } from "../../reader/checkpoint.js";
 import { codecs } from "../../reader/codecs.js";
 import { ReaderError } from "../../reader/errors.js";
-import { isBoxed, type PyValue, qualifiedName } from "../../reader/pickle/value.js";
+import { isBoxed, type PyValue, qualifiedName, type TorchTensor } from "../../reader/pickle/value.js";
 import { basename } from "../../reader/posixPath.js";
 import {
   type DcpCheckpoint,
@@ -26,6 +27,7 @@ import { securityFindings } from "../security/report.js";
 import type { ScanVerdict } from "../security/scan.js";
 import { judgeWeightsOnly } from "../security/weightsOnly.js";
 import { StatsAccumulator, supportsStats, type TensorStats } from "../stats.js";
+import { tensorSha256, tensorStats } from "../tensorValues.js";
 import type { TreeFiles } from "../treeFiles.js";
 import { findTensors, type KeyPath } from "../walk.js";
 import { shardedFindingMessage } from "./findingText.js";
@@ -82,6 +84,9 @@ export interface BytesItemReport {
     readonly path: KeyPath;
     readonly dtype: string;
     readonly shape: number[];
+    /** With `--hash`: sha256 of its row-major bytes, as for a logical tensor. */
+    readonly sha256?: string;
+    readonly stats?: TensorStats;
   }>;
 }
 
@@ -249,21 +254,30 @@ function plainValue(value: PyValue): PlainValue {
   return { type: value.kind };
 }
 
-function bytesItemsOf(checkpoint: DcpCheckpoint): BytesItemReport[] {
+type NestedTensorReport = NonNullable<BytesItemReport["tensors"]>[number];
+
+/**
+ * A bytes item's value and the tensors inside it, read through the item's own archive: its central directory
+ * and pickle, whatever the item's size (a large item is a range of its data file, never read whole), and a
+ * tensor's bytes only for `--hash`/`--stats`. An item that is not a readable archive shows no value; the
+ * completeness findings and the security scan say why.
+ */
+function bytesItemsOf(checkpoint: DcpCheckpoint, options: ShardedInspectOptions): BytesItemReport[] {
   return checkpoint.bytesItems.map((item) => {
     let value: PlainValue = null;
-    let tensors: NonNullable<BytesItemReport["tensors"]> = [];
-    if (item.storage && item.storage.length <= 64 * 1024) {
+    let tensors: NestedTensorReport[] = [];
+    if (item.storage) {
       try {
         const loaded = readDcpBytesItem(checkpoint, item);
-        value = "root" in loaded ? plainValue(loaded.root) : null;
-        if ("root" in loaded)
-          tensors = findTensors(loaded.root).tensors.map(({ path, tensor }) => ({
-            path,
-            dtype: tensor.dtype,
-            shape: tensor.shape,
-          }));
-      } catch {
+        if ("root" in loaded) {
+          value = plainValue(loaded.root);
+          const itemPath = item.path && item.path.length > 0 ? item.path : item.fqn.split(".");
+          tensors = findTensors(loaded.root).tensors.map(({ path, tensor }) =>
+            nestedTensor(loaded, tensor, path, [...itemPath, ...path], options),
+          );
+        }
+      } catch (error) {
+        if (!(error instanceof ReaderError)) throw error;
         value = null;
       }
     }
@@ -276,6 +290,31 @@ function bytesItemsOf(checkpoint: DcpCheckpoint): BytesItemReport[] {
       ...(tensors.length > 0 ? { tensors } : {}),
     };
   });
+}
+
+/** A tensor inside a bytes item, hashed from the item's own archive as torch.load would build it. */
+function nestedTensor(
+  loaded: Checkpoint,
+  tensor: TorchTensor,
+  path: KeyPath,
+  fullPath: KeyPath,
+  options: ShardedInspectOptions,
+): NestedTensorReport {
+  const report: { -readonly [K in keyof NestedTensorReport]: NestedTensorReport[K] } = {
+    path,
+    dtype: tensor.dtype,
+    shape: tensor.shape,
+  };
+  const wanted = !options.filter || options.filter(fullPath);
+  if (!wanted || !hasTensors(loaded) || (!options.hash && !options.stats)) return report;
+  try {
+    if (options.hash) report.sha256 = tensorSha256(loaded, tensor);
+    if (options.stats && supportsStats(tensor.dtype)) report.stats = tensorStats(loaded, tensor);
+  } catch (error) {
+    // Bytes cut short inside the item: the completeness findings name the item; this tensor has no values.
+    if (!(error instanceof ReaderError)) throw error;
+  }
+  return report;
 }
 
 /** Bytes items that hold tensors: torch restores those tensors, ckpt's tensor list does not have them. */
@@ -395,7 +434,7 @@ export async function inspectSharded(
         .map((f) => ({ ...f, file: s.file })),
     ),
   ];
-  const bytesItems = checkpoint.kind === "dcp" ? bytesItemsOf(checkpoint) : undefined;
+  const bytesItems = checkpoint.kind === "dcp" ? bytesItemsOf(checkpoint, options) : undefined;
   findings.push(...bytesItemFindings(bytesItems ?? []));
   const resume = await resumeOf(options, checkpoint);
   const verdict = resume.resume?.verdict;
