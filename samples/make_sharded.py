@@ -1534,6 +1534,49 @@ def build_zero3_sample():
     forget_ds_modules()
 
 
+def build_zero0():
+    """DeepSpeed without ZeRO (zero_optimization.stage 0, fp32, 2 data-parallel ranks): engine._save_checkpoint
+    writes mp_rank_00_model_states.pt only, with the whole optimizer's state_dict under `optimizer` and no
+    param_shapes (`zero_optimizer_state` is false), and no *_optim_states.pt (save_zero_checkpoint is false), so
+    no zero_to_fp32.py either. DeepSpeed's load_checkpoint restores `module` and `optimizer` from that one file;
+    zero_to_fp32 refuses the directory. The truth is the file's `module`, as torch.load returns it."""
+    torch = _torch()
+    run = fresh_dir("deepspeed", "zero0_fp32")
+    seed_all(20)
+    model = ds_net(False)
+    optim = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.01)
+    world_size = 2
+    for step in range(1, 4):
+        grads = ds_full_grads(model, world_size, step)
+        for n, p in model.named_parameters():
+            p.grad = grads[n]
+        optim.step()
+        if step in (2, 3):
+            td = os.path.join(run, "global_step%d" % step)
+            os.makedirs(td)
+            state = ds_model_state(model.state_dict(), model, [], 0, "fp32", world_size, step, None, None, None)
+            state["optimizer"] = optim.state_dict()
+            state["param_shapes"] = None
+            state["iteration"] = step  # client_state
+            torch.save(clone_tensors_for_torch_save(dict(state)), os.path.join(td, "mp_rank_00_model_states.pt"))
+            with open(os.path.join(run, "latest"), "w") as f:
+                f.write("global_step%d" % step)
+    doc = ds_truth(run, "DeepSpeed without ZeRO (stage 0, fp32, 2 ranks): the optimizer inside the model states, "
+                   "tags global_step2 and global_step3, built from " + DS_SOURCE)
+    assert doc.get("zeroToFp32"), "zero_to_fp32 should refuse a checkpoint without ZeRO"
+    ms = torch.load(os.path.join(run, "global_step3", "mp_rank_00_model_states.pt"), map_location="cpu",
+                    weights_only=False)
+    doc["deepspeed"].update(stage=0, worldSize=world_size, groups=[], zeroToFp32=doc.pop("zeroToFp32"))
+    doc["consolidatedBy"] = "torch.load(mp_rank_00_model_states.pt)['module'] (DeepSpeed's load_module_state_dict)"
+    doc["tensors"] = [
+        collections.OrderedDict(name=name, shape=list(t.shape), dtype=dtype_name(t.dtype), sha256=tensor_sha256(t),
+                                source="module")
+        for name, t in ms["module"].items()
+    ]
+    write_truth(run, doc)
+    forget_ds_modules()
+
+
 # ----------------------------------------------------------------------------------------------
 # Hugging Face sharded saves (real transformers / accelerate)
 # ----------------------------------------------------------------------------------------------
@@ -2080,6 +2123,7 @@ BUILDERS = collections.OrderedDict(
     zero1=build_zero1,
     zero2=build_zero2,
     zero3=build_zero3_sample,
+    zero0=build_zero0,
     hf_safetensors=build_hf_safetensors,
     hf_6digit=build_hf_6digit,
     hf_bin=build_hf_bin,

@@ -188,6 +188,24 @@ describe("one verdict: inspect, resume-plan and audit agree on sharded checkpoin
     expect(zero1.choice.verdict).toBe("resumable");
   });
 
+  it("DeepSpeed without ZeRO: one model-states file holds module and optimizer, no partitions are expected", async () => {
+    const dir = join(SHARDED_DIR, "deepspeed", "zero0_fp32");
+    const report = JSON.parse((await ckpt("inspect", "--json", dir)).out) as InspectJson & {
+      layout: { stage: number; worldSize: number; optimFiles: unknown[] };
+      resume: { verdict: string };
+    };
+    expect(report.layout).toMatchObject({ stage: 0, worldSize: 2, optimFiles: [] });
+    expect(report.findings.filter((f) => f.severity === "error")).toEqual([]);
+    expect(report.resume.verdict).toBe("resumable");
+    const truth = JSON.parse(readFileSync(`${dir}.truth.json`, "utf8")) as {
+      tensors: Array<{ name: string }>;
+    };
+    expect(report.tensors.map((t) => t.name)).toEqual(truth.tensors.map((t) => t.name));
+    const plan = await ckpt("resume-plan", "--json", dir);
+    expect(plan.code).toBe(0);
+    expect(JSON.parse(plan.out).choice).toMatchObject({ file: "global_step3", verdict: "resumable" });
+  });
+
   it("a DeepSpeed run whose latest tag lost a rank's partition cannot resume, and says which file", async () => {
     const { out } = await ckpt(
       "resume-plan",

@@ -86,9 +86,9 @@ describeWith(
       };
       for (const { dir, name, truth } of samples) {
         const label = `${name} --all`;
-        const mustConsolidate = (truth.consolidatedBy ?? "").startsWith(
-          "torch.distributed.checkpoint.format_utils",
-        );
+        const by = truth.consolidatedBy ?? "";
+        const mustConsolidate =
+          by.startsWith("torch.distributed.checkpoint.format_utils") || by.startsWith("torch.load(");
         const base = { label, kind: truth.kind, source: dir, mustConsolidate };
         await add(base, join(scratch, `${name.replaceAll("/", "_")}.safetensors`), "--all");
         await add(

@@ -77,7 +77,7 @@ function render(result: ConvertResult): string {
     // DeepSpeed converts to the fp32 weights only: its optimizer states have no --select.
     const how =
       result.source.format === "deepspeed"
-        ? "the ZeRO partitions of the optimizer's states; ckpt converts the weights"
+        ? `${part.key === "optimizer" ? "the optimizer's states in the model states" : "the ZeRO partitions of the optimizer's states"}; ckpt converts the weights`
         : `--select ${part.key ?? part.part} or --all to convert it`;
     lines.push(
       `  left out ${part.part}${part.key ? ` (${part.key})` : ""}: ${formatCount(part.tensors)} tensors, ${formatBytes(part.bytes)} (${how})`,

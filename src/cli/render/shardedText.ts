@@ -28,7 +28,7 @@ function layoutLine(report: ShardedInspectReport): string {
       return `${FORMAT_LABEL.dcp}: ${files.length} data file${files.length === 1 ? "" : "s"} from ${ranks} rank${ranks === 1 ? "" : "s"}, ${l.metadataFile === null ? "no .metadata" : `.metadata version ${l.version ?? "?"}`}`;
     }
     case "deepspeed":
-      return `${FORMAT_LABEL.deepspeed} stage ${l.stage ?? "?"}, world size ${l.worldSize ?? "?"}, tag ${l.tag ?? "-"} (latest: ${l.latest ?? "none"}), DeepSpeed ${l.dsVersion ?? "?"}`;
+      return `${l.stage === 0 ? "DeepSpeed without ZeRO (stage 0: the optimizer is in the model states)" : `${FORMAT_LABEL.deepspeed} stage ${l.stage ?? "?"}`}, world size ${l.worldSize ?? "?"}, tag ${l.tag ?? "-"} (latest: ${l.latest ?? "none"}), DeepSpeed ${l.dsVersion ?? "?"}`;
     case "hf-index": {
       const shards = (l.shards as Array<{ present: boolean }>) ?? [];
       return `${FORMAT_LABEL["hf-index"]} ${l.indexFile}: ${shards.length} ${l.format} shard${shards.length === 1 ? "" : "s"}, total_size ${l.totalSize ?? "-"}`;

@@ -4,6 +4,7 @@ import { lookup } from "../../inspect/resume/lookup.js";
 import { findTensors } from "../../inspect/walk.js";
 import { ReaderError } from "../../reader/errors.js";
 import { openShardedPath } from "../../reader/nodeTree.js";
+import type { PyValue, TorchTensor } from "../../reader/pickle/value.js";
 import {
   assertShardedUnchanged,
   closeSharded,
@@ -154,23 +155,31 @@ function metadataOf(checkpoint: ShardedCheckpoint, keys: readonly string[]): Map
   return metadata;
 }
 
-/** DeepSpeed: the optimizer's own states (Adam moments) in the ranks' optimizer files, not converted. */
+/**
+ * DeepSpeed: the optimizer's own states (Adam moments), not converted: in the ranks' optimizer files under
+ * ZeRO (the fp32 master partitions aside, which are the converted weights), in the model states' `optimizer`
+ * without it.
+ */
 function deepSpeedLeftOut(checkpoint: DeepSpeedCheckpoint): PartSummary[] {
-  let tensors = 0;
-  let elements = 0;
-  let bytes = 0;
-  for (const optim of deepSpeedParsed(checkpoint).optim) {
-    if (!optim) continue;
-    const master = new Set(optim.flatGroups);
-    for (const { tensor } of findTensors(optim.checkpoint.root).tensors) {
-      if (master.has(tensor)) continue;
+  const parsed = deepSpeedParsed(checkpoint);
+  const sizes = { tensors: 0, elements: 0, bytes: 0 };
+  const count = (root: PyValue | undefined, skip: ReadonlySet<TorchTensor>) => {
+    for (const { tensor } of findTensors(root ?? null).tensors) {
+      if (skip.has(tensor)) continue;
       const n = elementCount(tensor.shape);
-      tensors++;
-      elements += n;
-      bytes += n * elementSize(tensor.dtype);
+      sizes.tensors++;
+      sizes.elements += n;
+      sizes.bytes += n * elementSize(tensor.dtype);
     }
+  };
+  if (checkpoint.stage === 0) {
+    count(lookup(parsed.model?.checkpoint.root, ["optimizer"]), new Set());
+    return sizes.tensors === 0 ? [] : [{ part: "optimizer", key: "optimizer", ...sizes }];
   }
-  return tensors === 0 ? [] : [{ part: "optimizer", key: "optimizer_state_dict", tensors, elements, bytes }];
+  for (const optim of parsed.optim) {
+    if (optim) count(optim.checkpoint.root, new Set(optim.flatGroups));
+  }
+  return sizes.tensors === 0 ? [] : [{ part: "optimizer", key: "optimizer_state_dict", ...sizes }];
 }
 
 function valuesLeftOut(checkpoint: ShardedCheckpoint, metadata: ReadonlyMap<string, string>): string[] {

@@ -93,7 +93,7 @@ export function selectSharded(
   } else if (!options.all && checkpoint.kind === "dcp") {
     ({ key, taken, test } = dcpModel(all));
   } else if (!options.all) {
-    taken = checkpoint.kind === "deepspeed" ? "model (fp32 weights, as zero_to_fp32 rebuilds them)" : "model";
+    taken = checkpoint.kind !== "deepspeed" ? "model" : deepSpeedTaken(checkpoint.stage);
   }
   const tensors = all
     .filter((t) => test(t.name))
@@ -109,4 +109,10 @@ export function selectSharded(
   }
   const leftOut = options.all ? [] : leftOutParts(all, new Set(tensors.map((t) => t.logical.name)));
   return { tensors, taken, key, leftOut };
+}
+
+function deepSpeedTaken(stage: number | null): string {
+  return stage === 0
+    ? "model (the module as saved: no ZeRO, so no fp32 partitions to rebuild)"
+    : "model (fp32 weights, as zero_to_fp32 rebuilds them)";
 }

@@ -24,6 +24,14 @@ export interface DeepSpeedSegment {
 }
 
 export type DeepSpeedTensor =
+  /** Without ZeRO (stage 0): a tensor of the model-states `module`, as DeepSpeed's load_checkpoint loads it. */
+  | {
+      readonly source: "module";
+      readonly name: string;
+      readonly shape: readonly number[];
+      readonly dtype: string;
+      readonly file: string;
+    }
   /** A persistent buffer from the model-states `module`, converted to float32 as zero_to_fp32 does. */
   | {
       readonly source: "buffer";
@@ -260,4 +268,19 @@ function param(
   const numel = volume(shape);
   const padding = partitionedNumel === null ? null : partitionedNumel * worldSize - numel;
   return { source: "param", name, shape, dtype, group, offset, numel, segments, partitionedNumel, padding };
+}
+
+/**
+ * Stage 0 (no ZeRO): the model states' `module` is the state dict load_checkpoint restores, every tensor in
+ * its saved dtype and order; there are no partitions to assemble (zero_to_fp32 refuses such a directory).
+ */
+export function moduleLayout(model: ModelStates): ZeroLayout {
+  const tensors: DeepSpeedTensor[] = [...model.module].map(([name, tensor]) => ({
+    source: "module",
+    name,
+    shape: tensor.shape,
+    dtype: tensor.dtype,
+    file: model.file,
+  }));
+  return { tensors, groups: [], findings: [] };
 }

@@ -2,7 +2,13 @@ import { ReaderError } from "../../errors.js";
 import { baseName, joinPath, parentPath, type TreeEntry, type TreeSource } from "../../tree.js";
 import type { ShardedFinding } from "../findings.js";
 import { attachSources, SourceCache } from "../sources.js";
-import { type DeepSpeedGroup, type DeepSpeedTensor, zeroLayout } from "./layout.js";
+import {
+  type DeepSpeedGroup,
+  type DeepSpeedTensor,
+  moduleLayout,
+  type ZeroLayout,
+  zeroLayout,
+} from "./layout.js";
 import {
   type DeepSpeedRole,
   naturalCompare,
@@ -43,7 +49,7 @@ export interface DeepSpeedCheckpoint {
   readonly modelFiles: readonly DeepSpeedFile[];
   readonly optimFiles: readonly DeepSpeedFile[];
   readonly groups: readonly DeepSpeedGroup[];
-  /** The fp32 state dict as zero_to_fp32 rebuilds it, in its order. */
+  /** The fp32 state dict as zero_to_fp32 rebuilds it, in its order; without ZeRO, the saved module. */
   readonly tensors: readonly DeepSpeedTensor[];
   readonly findings: readonly ShardedFinding[];
 }
@@ -185,6 +191,18 @@ function readTag(
       unreadable(first, error);
     }
   }
+  if (model && optimFiles.length === 0 && !model.zeroOptimizerState) {
+    // No ZeRO: one model-states file holds the module and the whole optimizer; no partitions are expected.
+    return tagCheckpoint(
+      base,
+      sources,
+      { model, optim: [], zero3Models: [] },
+      0,
+      model.dpWorldSize,
+      moduleLayout(model),
+      findings,
+    );
+  }
   const byRank = new Map<number, OptimStates>();
   for (const file of optimFiles) {
     try {
@@ -250,18 +268,33 @@ function readTag(
     model && stage !== null && worldSize !== null
       ? zeroLayout(stage, worldSize, model, optim, zero3Models)
       : undefined;
+  return tagCheckpoint(base, sources, { model, optim, zero3Models }, stage, worldSize, layout, findings);
+}
+
+function tagCheckpoint(
+  base: Omit<
+    DeepSpeedCheckpoint,
+    "stage" | "worldSize" | "dsVersion" | "globalSteps" | "groups" | "tensors" | "findings"
+  >,
+  sources: SourceCache,
+  state: DeepSpeedParsed,
+  stage: number | null,
+  worldSize: number | null,
+  layout: ZeroLayout | undefined,
+  findings: readonly ShardedFinding[],
+): DeepSpeedCheckpoint {
   const checkpoint: DeepSpeedCheckpoint = {
     ...base,
     stage,
     worldSize,
-    dsVersion: model?.dsVersion ?? null,
-    globalSteps: model?.globalSteps ?? null,
+    dsVersion: state.model?.dsVersion ?? null,
+    globalSteps: state.model?.globalSteps ?? null,
     groups: layout?.groups ?? [],
     tensors: layout?.tensors ?? [],
     findings: [...findings, ...(layout?.findings ?? [])],
   };
   attachSources(checkpoint, sources);
-  parsed.set(checkpoint, { model, optim, zero3Models });
+  parsed.set(checkpoint, state);
   return checkpoint;
 }
 

@@ -20,6 +20,12 @@ export interface ModelStates {
   readonly bufferNames: readonly string[];
   /** `param_shapes`: one ordered name -> shape list per optimizer group (ZeRO-3: per sub-group). */
   readonly paramShapes: ReadonlyArray<ReadonlyArray<readonly [string, readonly number[]]>>;
+  /**
+   * Whether the engine saved this file for a ZeRO (or bf16) optimizer: it then writes `param_shapes` and keeps
+   * the optimizer in the `*_optim_states.pt` files. Without ZeRO both are None and `optimizer` holds the
+   * optimizer's whole state_dict (engine._save_checkpoint's `zero_optimizer_state`).
+   */
+  readonly zeroOptimizerState: boolean;
   readonly frozenShapes: ReadonlyArray<readonly [string, readonly number[]]> | null;
   readonly frozenFragments: ReadonlyMap<string, TorchTensor> | null;
   /** `shared_params`: tied name -> the name that holds the data. */
@@ -80,7 +86,8 @@ export function readModelStates(sources: SourceCache, path: string): ModelStates
   const bufferNames = asStringList(dictGet(root, "buffer_names"));
   const module = tensorMap(dictGet(root, "module"));
   if (!bufferNames || !module) throw unreadable(path, "no buffer_names or module");
-  const paramShapes = (itemsOf(dictGet(root, "param_shapes")) ?? []).map((group) => shapeList(group) ?? []);
+  const savedShapes = itemsOf(dictGet(root, "param_shapes"));
+  const paramShapes = (savedShapes ?? []).map((group) => shapeList(group) ?? []);
   const shared = dictGet(root, "shared_params");
   return {
     file: path,
@@ -88,6 +95,7 @@ export function readModelStates(sources: SourceCache, path: string): ModelStates
     module,
     bufferNames,
     paramShapes,
+    zeroOptimizerState: savedShapes !== undefined,
     frozenShapes: shapeList(dictGet(root, "frozen_param_shapes")),
     frozenFragments: tensorMap(dictGet(root, "frozen_param_fragments")),
     shared: isBoxed(shared, "dict")

@@ -29,6 +29,11 @@ export function deepSpeedTensorBytes(
         );
       return deepSpeedTensorBytes(checkpoint, target, options);
     }
+    case "module": {
+      const saved = moduleTensor(state.model, tensor.name);
+      const model = state.model as ModelStates;
+      return whole(tensor.shape, elementSize(saved.dtype), rowMajorReader(model.checkpoint, saved), options);
+    }
     case "buffer": {
       const saved = moduleTensor(state.model, tensor.name);
       const read = float32Reader(rowMajorReader((state.model as ModelStates).checkpoint, saved), saved.dtype);
