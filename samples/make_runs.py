@@ -927,9 +927,53 @@ def ds_classes():
     return LossScaler, ZeroStageEnum, fragment_address
 
 
+def ds_model_states(module, param_shapes, step, ds_config, lr_scheduler):
+    """engine._save_checkpoint's dict for ZeRO-1/2 on one rank, in its order (the optimizer is in the partitions)."""
+    state = collections.OrderedDict()
+    state["module"] = module
+    state["buffer_names"] = []
+    state["optimizer"] = None  # ZeRO: optimizer state lives in the *_optim_states.pt shards
+    state["param_shapes"] = param_shapes
+    state["frozen_param_shapes"] = None
+    state["shared_params"] = {}
+    state["frozen_param_fragments"] = None
+    state["lr_scheduler"] = lr_scheduler
+    state["data_sampler"] = None
+    state["random_ltd"] = None
+    state["sparse_tensor_module_names"] = set()
+    state["skipped_steps"] = 0
+    state["global_steps"] = step
+    state["global_samples"] = step * 4
+    state["dp_world_size"] = 1
+    state["mp_world_size"] = 1
+    state["ds_config"] = ds_config
+    state["ds_version"] = DS_VERSION
+    return state
+
+
+def ds_zero1_optim_states(classes, base_optimizer_state, flat_groups, slice_mappings, ds_config):
+    """What stage_1_and_2.py's state_dict saves for one rank holding every partition (partition_count 1);
+    `classes` is the one ds_classes() registration the rest of the save pickles too."""
+    LossScaler, ZeroStageEnum, _ = classes
+    osd = collections.OrderedDict()
+    osd["loss_scaler"] = LossScaler(1.0)
+    osd["dynamic_loss_scale"] = False
+    osd["overflow"] = False
+    osd["clip_grad"] = 1.0
+    osd["base_optimizer_state"] = base_optimizer_state
+    osd["single_partition_of_fp32_groups"] = flat_groups
+    osd["zero_stage"] = ZeroStageEnum.optimizer_states
+    osd["group_paddings"] = [0 for _ in flat_groups]
+    osd["partition_count"] = [1 for _ in flat_groups]
+    osd["ds_version"] = DS_VERSION
+    osd["param_slice_mappings"] = slice_mappings
+    return {"optimizer_state_dict": dict(osd), "ds_config": ds_config, "ds_version": DS_VERSION}
+
+
 def build_deepspeed(name, write_latest=True):
     torch = _torch()
-    LossScaler, ZeroStageEnum, fragment_address = ds_classes()
+    classes = ds_classes()
+    fragment_address = classes[2]
     d = run_dir(name)
     os.makedirs(d)
     seed_all(0)
@@ -979,41 +1023,11 @@ def build_deepspeed(name, write_latest=True):
             tag = "global_step%d" % step
             td = os.path.join(d, tag)
             os.makedirs(td)
-            module_sd = model.state_dict()
-            state = collections.OrderedDict()
-            state["module"] = module_sd
-            state["buffer_names"] = []
-            state["optimizer"] = None  # ZeRO: optimizer state lives in the *_optim_states.pt shards
-            state["param_shapes"] = [collections.OrderedDict((n, p.shape) for n, p in model.named_parameters())]
-            state["frozen_param_shapes"] = None
-            state["shared_params"] = {}
-            state["frozen_param_fragments"] = None
-            state["lr_scheduler"] = {"last_batch_iteration": step - 1}
-            state["data_sampler"] = None
-            state["random_ltd"] = None
-            state["sparse_tensor_module_names"] = set()
-            state["skipped_steps"] = 0
-            state["global_steps"] = step
-            state["global_samples"] = step * 4
-            state["dp_world_size"] = 1
-            state["mp_world_size"] = 1
-            state["ds_config"] = ds_config
-            state["ds_version"] = DS_VERSION
+            param_shapes = [collections.OrderedDict((n, p.shape) for n, p in model.named_parameters())]
+            state = ds_model_states(model.state_dict(), param_shapes, step, ds_config, {"last_batch_iteration": step - 1})
             state["step"] = step  # client_state={'step': step} merged at top level
             torch.save(dict(state), os.path.join(td, "mp_rank_00_model_states.pt"))
-            osd = collections.OrderedDict()
-            osd["loss_scaler"] = LossScaler(1.0)
-            osd["dynamic_loss_scale"] = False
-            osd["overflow"] = False
-            osd["clip_grad"] = 1.0
-            osd["base_optimizer_state"] = opt.state_dict()
-            osd["single_partition_of_fp32_groups"] = [flat.detach().clone()]
-            osd["zero_stage"] = ZeroStageEnum.optimizer_states
-            osd["group_paddings"] = [0]
-            osd["partition_count"] = [1]
-            osd["ds_version"] = DS_VERSION
-            osd["param_slice_mappings"] = [slice_map]
-            zero_sd = {"optimizer_state_dict": dict(osd), "ds_config": ds_config, "ds_version": DS_VERSION}
+            zero_sd = ds_zero1_optim_states(classes, opt.state_dict(), [flat.detach().clone()], [slice_map], ds_config)
             torch.save(zero_sd, os.path.join(td, "zero_pp_rank_0_mp_rank_00_optim_states.pt"))
             if write_latest:
                 with open(os.path.join(d, "latest"), "w") as f:

@@ -1037,6 +1037,129 @@ BUILDERS = collections.OrderedDict(
 
 
 # ----------------------------------------------------------------------------------------------
+# Hugging Face Trainer under DeepSpeed (the Trainer is real; DeepSpeed does not install here)
+# ----------------------------------------------------------------------------------------------
+
+HF_DS_REF = (
+    "transformers %s Trainer (real run) with the DeepSpeed save it makes under ZeRO-1 built as engine.save_checkpoint "
+    "writes it: transformers trainer.py _save_optimizer_and_scheduler (model_wrapped.save_checkpoint(output_dir); no "
+    "optimizer.pt; scheduler.pt only for a Trainer-made scheduler), _load_optimizer_and_scheduler (returns early under "
+    "DeepSpeed), integrations/deepspeed.py deepspeed_load_checkpoint (global_step* required, engine.load_checkpoint "
+    "follows latest, load_path None -> ValueError); DeepSpeed engine.save_checkpoint (ds_version written: %s)"
+)
+
+
+def hf_ds_tag(cdir, step, write_latest):
+    """Turn a real Trainer checkpoint-N into what the same run saves under DeepSpeed ZeRO-1 on one rank: the
+    Trainer's AdamW (two groups: decayed weights, then biases) wrapped by ZeRO, each group flattened into one fp32
+    partition whose Adam moments are the group's moments concatenated, saved by engine.save_checkpoint into
+    checkpoint-N; optimizer.pt is not written (the Trainer's scheduler still goes to scheduler.pt)."""
+    torch = _torch()
+    from safetensors.torch import load_file
+
+    M = R()
+    classes = M.ds_classes()
+    fragment_address = classes[2]
+    module = load_file(os.path.join(cdir, "model.safetensors"))
+    hf_opt = torch.load(os.path.join(cdir, "optimizer.pt"), map_location="cpu", weights_only=True)
+    os.remove(os.path.join(cdir, "optimizer.pt"))
+    decay = [n for n in module if "bias" not in n]
+    no_decay = [n for n in module if "bias" in n]
+    group_names = [decay, no_decay]
+    flat_groups, flat_state, param_shapes, slice_maps, ds_groups = [], {}, [], [], []
+    ids = iter(range(len(module)))
+    for gi, (names, group) in enumerate(zip(group_names, hf_opt["param_groups"])):
+        assert len(names) == len(group["params"]), (names, group["params"])
+        pids = [next(ids) for _ in names]
+        for n, pid in zip(names, pids):
+            assert hf_opt["state"][pid]["exp_avg"].shape == module[n].shape, n
+        flat_groups.append(torch.cat([module[n].float().reshape(-1) for n in names]))
+        flat_state[gi] = {
+            "step": hf_opt["state"][pids[0]]["step"],
+            "exp_avg": torch.cat([hf_opt["state"][p]["exp_avg"].reshape(-1) for p in pids]),
+            "exp_avg_sq": torch.cat([hf_opt["state"][p]["exp_avg_sq"].reshape(-1) for p in pids]),
+        }
+        param_shapes.append(collections.OrderedDict((n, module[n].shape) for n in names))
+        mapping, off = collections.OrderedDict(), 0
+        for n in names:
+            mapping[n] = fragment_address(numel=module[n].numel(), start=off)
+            off += module[n].numel()
+        slice_maps.append(mapping)
+        ds_groups.append(dict({k: v for k, v in group.items() if k != "params"}, params=[gi]))
+    tag = "global_step%d" % step
+    td = os.path.join(cdir, tag)
+    os.makedirs(td)
+    ds_config = {"train_micro_batch_size_per_gpu": 4, "gradient_accumulation_steps": 1,
+                 "zero_optimization": {"stage": 1}, "gradient_clipping": 1.0}
+    # the Trainer's own scheduler: saved by the Trainer to scheduler.pt, so the engine's lr_scheduler is None
+    state = M.ds_model_states(collections.OrderedDict(module), param_shapes, step, ds_config, None)
+    torch.save(dict(state), os.path.join(td, "mp_rank_00_model_states.pt"))
+    base = {"state": flat_state, "param_groups": ds_groups}
+    zero_sd = M.ds_zero1_optim_states(classes, base, flat_groups, slice_maps, ds_config)
+    torch.save(zero_sd, os.path.join(td, "zero_pp_rank_0_mp_rank_00_optim_states.pt"))
+    if write_latest:
+        with open(os.path.join(cdir, "latest"), "w") as f:
+            f.write(tag)
+    with open(os.path.join(cdir, "zero_to_fp32.py"), "w") as f:
+        f.write("# stand-in for DeepSpeed's utils/zero_to_fp32.py, which engine.save_checkpoint copies here\n")
+
+
+def hf_ds_run(name, latest_at_newest):
+    M = R()
+    d = M.run_dir(name)
+    os.makedirs(d)
+    tr = M.run_worker("hf", d, "train", "6")
+    for step in (3, 6):
+        hf_ds_tag(os.path.join(d, "checkpoint-%d" % step), step, write_latest=latest_at_newest or step != 6)
+    return d, tr["version"]
+
+
+def build_hf_deepspeed_run():
+    name = "hf_deepspeed_run"
+    d, ver = hf_ds_run(name, True)
+    restores = ["model", "optimizer", "scheduler", "counter", "rng"]
+    M = R()
+    M.write_truth(
+        name, "hf-trainer", "reference", HF_DS_REF % (ver, M.DS_VERSION), None,
+        collections.OrderedDict(
+            file="checkpoint-6", outcome="resumes", startsAt=6, counterName="global_step", restores=restores, resets=[],
+            notes="get_last_checkpoint picks checkpoint-6; deepspeed_load_checkpoint finds global_step* and "
+            "engine.load_checkpoint(checkpoint-6) follows latest to global_step6 (module and the ZeRO partition: "
+            "model and optimizer); _load_optimizer_and_scheduler returns early under DeepSpeed after loading "
+            "scheduler.pt (the Trainer's own scheduler); trainer_state.json gives global_step 6 and rng_state.pth the RNG.",
+        ),
+        collections.OrderedDict(file="checkpoint-6", startsAt=6, restores=restores, resets=[],
+                                why="highest checkpoint-N; its DeepSpeed tag (latest -> global_step6) is complete, and there is no optimizer.pt to look for"),
+        extra={"files": M.hf_files(d)},
+    )
+
+
+def build_hf_deepspeed_no_latest():
+    name = "hf_deepspeed_no_latest"
+    d, ver = hf_ds_run(name, False)
+    restores = ["model", "optimizer", "scheduler", "counter", "rng"]
+    M = R()
+    M.write_truth(
+        name, "hf-trainer", "reference", HF_DS_REF % (ver, M.DS_VERSION), None,
+        collections.OrderedDict(
+            file=None, attempted="checkpoint-6", outcome="crashes", startsAt=None, counterName="global_step",
+            restores=[], resets=[],
+            error="ValueError: [deepspeed] failed to resume from checkpoint checkpoint-6",
+            notes="checkpoint-6 has global_step6/ but no latest (the rank-0 write after the tag was cut): "
+            "engine.load_checkpoint(tag=None) warns 'Unable to find latest file' and returns (None, None), and "
+            "deepspeed_load_checkpoint raises ValueError.",
+        ),
+        collections.OrderedDict(file="checkpoint-3", startsAt=3, restores=restores, resets=[],
+                                why="checkpoint-6's DeepSpeed save has no latest, so the Trainer cannot load it; checkpoint-3 is complete"),
+        extra={"files": M.hf_files(d), "removed": ["checkpoint-6/latest"]},
+    )
+
+
+BUILDERS["hf_deepspeed_run"] = build_hf_deepspeed_run
+BUILDERS["hf_deepspeed_no_latest"] = build_hf_deepspeed_no_latest
+
+
+# ----------------------------------------------------------------------------------------------
 # a directory with text files and no checkpoint
 # ----------------------------------------------------------------------------------------------
 

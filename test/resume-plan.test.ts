@@ -18,7 +18,7 @@ interface RunTruth {
   generatedAt: string;
   pointer: { file: string; content: string; status: string } | null;
   frameworkResume: { file: string | null; outcome: string; startsAt: number | null };
-  correctResume: { file: string | null; startsAt: number | null };
+  correctResume: { file: string | null; startsAt: number | null; restores?: string[] };
 }
 
 const truthDir = join(SAMPLES_DIR, "runs-truth");
@@ -81,6 +81,13 @@ describe("resume-plan agrees with each framework's own resume", () => {
         `plan chooses ${plan.choice?.file}`,
       ).toBe(true);
       expect(plan.choice?.resumeAt ?? null, "plan resumes at").toBe(truth.correctResume.startsAt);
+      for (const part of ["model", "optimizer"]) {
+        // The truths name parts in each framework's own words; model and optimizer are common to all. One the
+        // framework restores and the plan does not is a misjudged layout (the Trainer under DeepSpeed keeps its
+        // optimizer in global_step*, not in optimizer.pt).
+        if (plan.choice && truth.correctResume.restores?.includes(part))
+          expect(plan.choice.restores, `plan restores ${part}`).toContain(part);
+      }
       for (const c of plan.candidates)
         expect(relative(plan.runDir, join(plan.runDir, c.file)).startsWith("..")).toBe(false);
     });

@@ -248,9 +248,12 @@ const DIR_FILES: Partial<Record<ConventionId, DirFiles>> = {
       "pytorch_model.bin.index.json",
       "adapter_model.safetensors",
       "adapter_model.bin",
+      // Under FSDP, save_fsdp_model: a DCP directory (SHARDED_STATE_DICT) or one file (FULL_STATE_DICT).
+      "pytorch_model_fsdp_0",
+      "pytorch_model_fsdp.bin",
     ],
     parts: [
-      ["optimizer", ["optimizer.pt", "optimizer.bin"]],
+      ["optimizer", ["optimizer.pt", "optimizer.bin", "optimizer_0"]],
       ["scheduler", ["scheduler.pt"]],
       ["scaler", ["scaler.pt"]],
       ["rng_state", ["rng_state.pth", "rng_state_0.pth"]],
@@ -314,7 +317,40 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
 
   const convention = options.runConvention;
   const files = DIR_FILES[convention];
-  if (files) {
+  if (convention === "hf-trainer" && holdsDeepSpeedSave(options.fs, ref.path)) {
+    // The Trainer under DeepSpeed: engine.save_checkpoint(checkpoint-N) holds model, optimizer and (DeepSpeed's
+    // own) scheduler, and resume loads them from there (deepspeed_load_checkpoint), not from model.safetensors.
+    const opened = openShardedCandidate(options.fs, ref.path, options.opened);
+    if (!opened.ok)
+      return report(ref, { status: opened.status, problem: opened.problem, sizeBytes: opened.sizeBytes });
+    total += opened.sizeBytes;
+    const tag = opened.checkpoint.kind === "deepspeed" ? opened.checkpoint.latest : null;
+    closeSharded(opened.checkpoint);
+    if (tag === null) {
+      return report(ref, {
+        status: "incomplete-dir",
+        problem: {
+          code: "pointer-missing",
+          message:
+            "global_step* but no latest file: DeepSpeed's load_checkpoint finds no tag and the Trainer raises ValueError",
+        },
+      });
+    }
+    const state = await deepSpeedTagState(options.fs, ref.path, tag, checkInto);
+    if ("code" in state) return report(ref, { status: "incomplete-dir", problem: state });
+    dictSet(root, "model", state.get("module") ?? true);
+    const optimizer = state.get("optimizer");
+    if (optimizer !== undefined) dictSet(root, "optimizer", optimizer);
+    // A scheduler the DeepSpeed config made is in the model states; the Trainer's own goes to scheduler.pt.
+    const scheduler = state.get("lr_scheduler");
+    if (options.fs.exists(join(ref.path, "scheduler.pt"))) await checkInto("scheduler", "scheduler.pt");
+    else if (scheduler !== undefined && scheduler !== null) dictSet(root, "scheduler", scheduler);
+    for (const [key, names] of files?.parts ?? []) {
+      if (key !== "optimizer" && key !== "scheduler")
+        await checkInto(key, firstExisting(options.fs, ref.path, names));
+    }
+    addTrainerState(options.fs, root, ref.path);
+  } else if (files) {
     const model = firstExisting(options.fs, ref.path, files.model);
     if (model === undefined) {
       return report(ref, {
@@ -333,24 +369,9 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
     if (!opened.ok)
       return report(ref, { status: opened.status, problem: opened.problem, sizeBytes: opened.sizeBytes });
     closeSharded(opened.checkpoint);
-    const modelStates = options.fs.list(ref.path).find((n) => /model_states\.pt$/.test(n));
-    if (modelStates === undefined) {
-      return report(ref, {
-        status: "incomplete-dir",
-        problem: { code: "model-file-missing", message: "no *_model_states.pt" },
-      });
-    }
-    const states = await checkInto("states", modelStates);
-    const shards = options.fs.list(ref.path).filter((n) => /optim_states\.pt$/.test(n));
-    for (const key of ["module", "lr_scheduler", "global_steps"]) {
-      const value = lookup(states, [key]);
-      if (value !== undefined) dictSet(root, key, value);
-    }
-    // Under ZeRO the optimizer lives in per-rank shards and the model-states file holds None.
-    const optimizer = lookup(states, ["optimizer"]);
-    if (optimizer !== undefined && optimizer !== null) dictSet(root, "optimizer", optimizer);
-    else if (shards.length > 0 && (await checkInto("optimizer", shards[0])) !== undefined)
-      dictSet(root, "optimizer", true);
+    const state = await deepSpeedTagState(options.fs, ref.path, "", checkInto);
+    if ("code" in state) return report(ref, { status: "incomplete-dir", problem: state });
+    for (const [key, value] of state) dictSet(root, key, value);
   } else if (convention === "dcp" || convention === "lightning" || convention === "state-dict") {
     const opened = openShardedCandidate(options.fs, ref.path, options.opened);
     if (!opened.ok)
@@ -381,6 +402,43 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
   const guess = { convention, evidence: [`directory ${ref.rel}`] };
   const verdict = judgeResume(root, guess, ref.path);
   return report(ref, { status: "ok", sizeBytes: total, ...fromVerdict(underKey(verdict, wrapper)) });
+}
+
+type CheckInto = (key: string, name: string | undefined) => Promise<PyValue | undefined>;
+
+/** A Trainer checkpoint directory DeepSpeed saved into: `global_step*` directories in it. */
+function holdsDeepSpeedSave(fs: TreeFiles, dir: string): boolean {
+  return fs.list(dir).some((name) => /^global_step/.test(name) && fs.isDirectory(join(dir, name)));
+}
+
+/**
+ * What a DeepSpeed tag restores, as engine.load_checkpoint reads it: `module`, `lr_scheduler` and `global_steps`
+ * from the model states, and the optimizer from them (no ZeRO) or from the per-rank partitions (ZeRO, where
+ * the model states hold None). `tag` is the tag directory relative to `dir` ("" when `dir` is the tag).
+ */
+async function deepSpeedTagState(
+  fs: TreeFiles,
+  dir: string,
+  tag: string,
+  checkInto: CheckInto,
+): Promise<Map<string, PyValue> | FileProblem> {
+  const names = fs.list(join(dir, tag));
+  const inTag = (name: string) => (tag === "" ? name : `${tag}/${name}`);
+  const modelStates = names.find((n) => /model_states\.pt$/.test(n));
+  if (modelStates === undefined)
+    return { code: "model-file-missing", message: `no *_model_states.pt${tag === "" ? "" : ` in ${tag}`}` };
+  const states = await checkInto("states", inTag(modelStates));
+  const state = new Map<string, PyValue>();
+  for (const key of ["module", "lr_scheduler", "global_steps"]) {
+    const value = lookup(states, [key]);
+    if (value !== undefined) state.set(key, value);
+  }
+  const optimizer = lookup(states, ["optimizer"]);
+  const shards = names.filter((n) => /optim_states\.pt$/.test(n));
+  if (optimizer !== undefined && optimizer !== null) state.set("optimizer", optimizer);
+  else if (shards.length > 0 && (await checkInto("optimizer", inTag(shards[0] as string))) !== undefined)
+    state.set("optimizer", true);
+  return state;
 }
 
 /** `trainer_state.json` holds HF's counter; without it the Trainer restarts at step 0. */

@@ -160,8 +160,14 @@ const RULES: Partial<Record<ConventionId, (inputs: FrameworkInputs) => Framework
         ...crashes(null, "no checkpoint-N directory: resume_from_checkpoint=True raises ValueError"),
         startsAt: null,
       };
-    if (last.status === "incomplete-dir")
-      return crashes(last.file, `${last.file} has no model weights: "Can't find a valid checkpoint"`);
+    if (last.status === "incomplete-dir") {
+      // Under DeepSpeed the directory's save is its global_step* tag (deepspeed_load_checkpoint raises instead).
+      const why =
+        last.problem?.code === "pointer-missing"
+          ? `${last.file}: ${last.problem.message}`
+          : `${last.file} has no model weights: "Can't find a valid checkpoint"`;
+      return crashes(last.file, why);
+    }
     if (last.status !== "ok") return loadOutcome(last, i.maxIter, "resume_from_checkpoint=True loads");
     const has = (c: Component) => last.components.some((s) => s.component === c && s.status === "present");
     if (!has("counter"))
