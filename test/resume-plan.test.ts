@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -92,4 +92,19 @@ describe("resume-plan agrees with each framework's own resume", () => {
         expect(relative(plan.runDir, join(plan.runDir, c.file)).startsWith("..")).toBe(false);
     });
   }
+});
+
+describe("the Trainer's resume from a checkpoint-N without trainer_state.json", () => {
+  it("loads weights, optimizer, scheduler and RNG, and only the step starts over", async () => {
+    // transformers' train(): TrainerState.load_from_json only when the file exists; _load_from_checkpoint and
+    // _load_optimizer_and_scheduler do not look at it.
+    const run = join(scratch, "hf_no_trainer_state");
+    cpSync(join(SAMPLES_DIR, "outputs", "hf_trainer_run"), run, { recursive: true });
+    rmSync(join(run, "checkpoint-6", "trainer_state.json"));
+    const plan = await planResume(run, { verify: "chosen" });
+    expect(plan.framework).toMatchObject({ file: "checkpoint-6", outcome: "starts-over", startsAt: 0 });
+    expect([...(plan.framework?.restores ?? [])].sort()).toEqual(["model", "optimizer", "rng", "scheduler"]);
+    expect(plan.framework?.resets).toEqual(["counter"]);
+    expect(plan.choice?.file).toBe("checkpoint-3");
+  });
 });

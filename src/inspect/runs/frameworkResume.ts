@@ -170,16 +170,18 @@ const RULES: Partial<Record<ConventionId, (inputs: FrameworkInputs) => Framework
     }
     if (last.status !== "ok") return loadOutcome(last, i.maxIter, "resume_from_checkpoint=True loads");
     const has = (c: Component) => last.components.some((s) => s.component === c && s.status === "present");
-    if (!has("counter"))
-      return {
-        ...startsOver(`${last.file} has no trainer_state.json: the Trainer starts at step 0`),
-        file: last.file,
-      };
-    const outcome = loadOutcome(
+    const loaded = loadOutcome(
       last,
       i.maxIter,
       "resume_from_checkpoint=True picks the highest checkpoint-N,",
     );
+    // Without trainer_state.json the weights, optimizer and scheduler still load; only the step starts at 0.
+    const outcome = has("counter")
+      ? loaded
+      : {
+          ...loaded,
+          why: `${last.file} has no trainer_state.json: the Trainer loads what the directory holds and starts at step 0`,
+        };
     // Optimizer and scheduler are loaded only when both files exist; one missing silently resets both.
     if (!has("optimizer") || !has("scheduler")) {
       return {
