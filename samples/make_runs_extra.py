@@ -1160,6 +1160,240 @@ BUILDERS["hf_deepspeed_no_latest"] = build_hf_deepspeed_no_latest
 
 
 # ----------------------------------------------------------------------------------------------
+# Megatron-LM (built by hand from the source; megatron-core does not install here)
+# ----------------------------------------------------------------------------------------------
+
+MEGATRON_REF = (
+    "reference: NVIDIA/Megatron-LM megatron/training/checkpointing.py @ 0032978 (get_checkpoint_name, "
+    "get_checkpoint_tracker_filename, read_metadata, generate_state_dict, save_checkpoint, _get_checkpoint_format, "
+    "_load_base_checkpoint, load_checkpoint); megatron/core/dist_checkpointing (common.pt, metadata.json)"
+)
+MEGATRON_TRACKER = "latest_checkpointed_iteration.txt"
+
+
+def megatron_args(tp, distributed_optimizer, ckpt_format="torch"):
+    """The argparse.Namespace Megatron pickles as state_dict['args'] (a subset of its ~500 fields)."""
+    import argparse
+
+    return argparse.Namespace(
+        num_layers=2, hidden_size=8, num_attention_heads=2, ffn_hidden_size=16, seq_length=16,
+        max_position_embeddings=16, padded_vocab_size=32, tensor_model_parallel_size=tp,
+        pipeline_model_parallel_size=1, expert_model_parallel_size=1, use_distributed_optimizer=distributed_optimizer,
+        ckpt_format=ckpt_format, micro_batch_size=2, global_batch_size=8, lr=3e-4, min_lr=3e-5,
+        lr_decay_style="cosine", train_iters=1000, save_interval=100, save="/mnt/cluster/alice/megatron/ckpts",
+        load="/mnt/cluster/alice/megatron/ckpts", bf16=True, seed=1234,
+    )
+
+
+def megatron_model(tp_rank, tp, step):
+    """One tensor-parallel rank's GPT state dict (legacy keys): column-parallel QKV and FC1 split on dim 0,
+    row-parallel projections on dim 1, embeddings split by vocabulary."""
+    torch = _torch()
+    g = torch.Generator().manual_seed(100 * step + 7)
+    h, ffn, vocab = 8, 16, 32
+    full = collections.OrderedDict()
+    full["embedding.word_embeddings.weight"] = torch.randn(vocab, h, generator=g)
+    for layer in range(2):
+        pre = "decoder.layers.%d." % layer
+        full[pre + "self_attention.linear_qkv.weight"] = torch.randn(3 * h, h, generator=g)
+        full[pre + "self_attention.linear_proj.weight"] = torch.randn(h, h, generator=g)
+        full[pre + "mlp.linear_fc1.weight"] = torch.randn(ffn, h, generator=g)
+        full[pre + "mlp.linear_fc2.weight"] = torch.randn(h, ffn, generator=g)
+    full["decoder.final_layernorm.weight"] = torch.ones(h)
+    out = collections.OrderedDict()
+    for name, t in full.items():
+        if name.endswith(("linear_proj.weight", "linear_fc2.weight")):
+            out[name] = t.chunk(tp, dim=1)[tp_rank].clone().bfloat16()
+        elif t.dim() == 2:
+            out[name] = t.chunk(tp, dim=0)[tp_rank].clone().bfloat16()
+        else:
+            out[name] = t.clone().bfloat16()
+    return out
+
+
+def megatron_rng():
+    torch = _torch()
+    import random
+
+    return [{
+        "random_rng_state": random.getstate(),
+        "np_rng_state": np.random.get_state(),
+        "torch_rng_state": torch.get_rng_state(),
+        "cuda_rng_state": torch.zeros(16, dtype=torch.uint8),  # CPU build: the CUDA generator's bytes
+        "rng_tracker_states": {"model-parallel-rng": torch.zeros(16, dtype=torch.uint8)},
+    }]
+
+
+def megatron_legacy_iteration(ckdir, it, tp, distributed_optimizer=True):
+    """save_checkpoint with --ckpt-format torch: every TP rank's generate_state_dict to
+    iter_{:07d}/mp_rank_TT/model_optim_rng.pt, the distributed optimizer's parameter state to distrib_optim.pt
+    beside it, then rank 0 writes the tracker (str(iteration), no newline) after the barrier."""
+    torch = _torch()
+    for tp_rank in range(tp):
+        d = os.path.join(ckdir, "iter_%07d" % it, "mp_rank_%02d" % tp_rank)
+        os.makedirs(d)
+        model = megatron_model(tp_rank, tp, it)
+        sd = collections.OrderedDict()
+        sd["args"] = megatron_args(tp, distributed_optimizer)
+        sd["checkpoint_version"] = 3.0
+        sd["iteration"] = it
+        sd["model"] = model
+        # DistributedOptimizer.state_dict(): param groups and the grad scaler; its per-parameter state
+        # (fp32 main params, Adam moments) goes to distrib_optim.pt (save_parameter_state).
+        sd["optimizer"] = {
+            "optimizer": {"param_groups": [{"lr": 3e-4, "weight_decay": 0.1, "betas": (0.9, 0.95), "eps": 1e-8,
+                                            "step": it, "params": list(range(len(model)))}]},
+            "grad_scaler": None,
+        }
+        sd["opt_param_scheduler"] = {"max_lr": 3e-4, "min_lr": 3e-5, "lr_warmup_steps": 10, "num_steps": it * 8,
+                                     "lr_decay_style": "cosine", "lr_decay_steps": 1000 * 8}
+        sd["rng_state"] = megatron_rng()
+        sd["num_floating_point_operations_so_far"] = it * 1_000_000
+        torch.save(sd, os.path.join(d, "model_optim_rng.pt"))
+        if distributed_optimizer:
+            numel = sum(t.numel() for t in model.values())
+            g = torch.Generator().manual_seed(it + tp_rank)
+            state = {"buckets_coalesced": True, 0: {(torch.bfloat16, torch.float32): {
+                "param": torch.randn(numel, generator=g), "exp_avg": torch.randn(numel, generator=g),
+                "exp_avg_sq": torch.rand(numel, generator=g)}}}
+            torch.save(state, os.path.join(d, "distrib_optim.pt"))
+    with open(os.path.join(ckdir, MEGATRON_TRACKER), "w") as f:
+        f.write(str(it))
+
+
+def megatron_legacy_run(name, tp=2):
+    d = R().run_dir(name)
+    for it in (100, 200):
+        megatron_legacy_iteration(d, it, tp)
+    return d
+
+
+MEGATRON_RESTORES = ["model", "optimizer", "scheduler", "counter", "rng"]
+
+
+def build_megatron_run():
+    name = "megatron_run"
+    d = megatron_legacy_run(name)
+    R().write_truth(
+        name, "megatron", "reference", MEGATRON_REF,
+        collections.OrderedDict(file=MEGATRON_TRACKER, content=open(os.path.join(d, MEGATRON_TRACKER)).read(), status="ok"),
+        collections.OrderedDict(
+            file="iter_0000200", outcome="resumes", startsAt=200, counterName="iteration",
+            restores=MEGATRON_RESTORES, resets=[],
+            notes="load_checkpoint: read_metadata(latest_checkpointed_iteration.txt) -> 200; _get_checkpoint_format "
+            "finds mp_rank_0* -> torch; each TP rank torch.loads iter_0000200/mp_rank_TT/model_optim_rng.pt and "
+            "load_parameter_state reads distrib_optim.pt beside it; iteration = state_dict['iteration'] = 200.",
+        ),
+        collections.OrderedDict(file="iter_0000200", startsAt=200, restores=MEGATRON_RESTORES, resets=[],
+                                why="the tracker names iter_0000200, whose two tensor-parallel ranks and their distributed-optimizer states are all there"),
+        extra={"files": R().hf_files(d)},
+    )
+
+
+def build_megatron_missing_rank():
+    name = "megatron_missing_rank"
+    d = megatron_legacy_run(name)
+    shutil.rmtree(os.path.join(d, "iter_0000200", "mp_rank_01"))
+    R().write_truth(
+        name, "megatron", "reference", MEGATRON_REF,
+        collections.OrderedDict(file=MEGATRON_TRACKER, content="200", status="incomplete-target"),
+        collections.OrderedDict(
+            file=None, attempted="iter_0000200", outcome="crashes", startsAt=None, counterName="iteration",
+            restores=[], resets=[],
+            error="FileNotFoundError on tensor rank 1 (\'could not load the checkpoint\', sys.exit)",
+            notes="the tracker names 200; tensor rank 1's torch.load of iter_0000200/mp_rank_01/model_optim_rng.pt "
+            "fails (the node that wrote it lost its files), _load_base_checkpoint prints 'could not load the "
+            "checkpoint' and exits.",
+        ),
+        collections.OrderedDict(file="iter_0000100", startsAt=100, restores=MEGATRON_RESTORES, resets=[],
+                                why="iter_0000200 lacks tensor rank 1 (args.tensor_model_parallel_size is 2); iter_0000100 is whole"),
+        extra={"files": R().hf_files(d), "removed": ["iter_0000200/mp_rank_01"]},
+    )
+
+
+def build_megatron_no_tracker():
+    name = "megatron_no_tracker"
+    d = megatron_legacy_run(name)
+    os.remove(os.path.join(d, MEGATRON_TRACKER))
+    R().write_truth(
+        name, "megatron", "reference", MEGATRON_REF,
+        collections.OrderedDict(file=MEGATRON_TRACKER, content=None, status="missing"),
+        collections.OrderedDict(
+            file=None, outcome="starts-over", startsAt=0, counterName="iteration", restores=[],
+            resets=["model", "optimizer", "scheduler", "counter"],
+            notes="no tracker: _load_base_checkpoint prints 'WARNING: could not find the metadata file ... will not "
+            "load any checkpoints and will start from random' (unless --exit-on-missing-checkpoint).",
+        ),
+        collections.OrderedDict(file="iter_0000200", startsAt=200, restores=MEGATRON_RESTORES, resets=[],
+                                why="iter_0000200 is complete: write the tracker (200) or pass --ckpt-step 200"),
+        extra={"files": R().hf_files(d), "removed": [MEGATRON_TRACKER]},
+    )
+
+
+def build_megatron_torch_dist():
+    """--ckpt-format torch_dist: dist_checkpointing.save writes the sharded part through torch DCP
+    (.metadata, __R_0.distcp), the common part to common.pt and the backend to metadata.json. Written here by
+    real torch.distributed.checkpoint in one process, with the sharded keys Megatron's sharded_state_dict
+    uses (the model's FQNs, `optimizer.state.*`, the rng ShardedObject)."""
+    torch = _torch()
+    import io
+
+    import torch.distributed.checkpoint as dcp
+    import torch.distributed.checkpoint.filesystem as dcp_fs
+
+    ids = iter(["00000000-0000-4000-8000-%012d" % i for i in range(1, 1000)])
+    dcp_fs._generate_uuid = lambda: next(ids)
+    name = "megatron_torch_dist"
+    d = R().run_dir(name)
+    for it in (100, 200):
+        cd = os.path.join(d, "iter_%07d" % it)
+        os.makedirs(cd)
+        model = megatron_model(0, 1, it)
+        sharded = collections.OrderedDict(model)
+        for n, t in model.items():
+            sharded["optimizer.state.exp_avg." + n] = torch.zeros_like(t, dtype=torch.float32)
+            sharded["optimizer.state.exp_avg_sq." + n] = torch.zeros_like(t, dtype=torch.float32)
+            sharded["optimizer.state.fp32_param." + n] = t.float()
+        buf = io.BytesIO()
+        torch.save(megatron_rng(), buf)
+        sharded["rng_state/shard_0.0_1.1"] = buf
+        dcp.save(sharded, checkpoint_id=cd, no_dist=True)
+        common = collections.OrderedDict()
+        common["args"] = megatron_args(1, True, "torch_dist")
+        common["checkpoint_version"] = 3.0
+        common["iteration"] = it
+        common["optimizer"] = {"param_groups": [{"lr": 3e-4, "weight_decay": 0.1, "step": it}]}
+        common["opt_param_scheduler"] = {"max_lr": 3e-4, "min_lr": 3e-5, "num_steps": it * 8}
+        common["num_floating_point_operations_so_far"] = it * 1_000_000
+        torch.save(common, os.path.join(cd, "common.pt"))
+        with open(os.path.join(cd, "metadata.json"), "w") as f:
+            json.dump({"sharded_backend": "torch_dist", "sharded_backend_version": 1,
+                       "common_backend": "torch", "common_backend_version": 1}, f)
+        with open(os.path.join(d, MEGATRON_TRACKER), "w") as f:
+            f.write(str(it))
+    R().write_truth(
+        name, "megatron", "reference", MEGATRON_REF,
+        collections.OrderedDict(file=MEGATRON_TRACKER, content="200", status="ok"),
+        collections.OrderedDict(
+            file="iter_0000200", outcome="resumes", startsAt=200, counterName="iteration",
+            restores=MEGATRON_RESTORES, resets=[],
+            notes="check_is_distributed_checkpoint(iter_0000200) (metadata.json) -> torch_dist; "
+            "load_common_state_dict reads common.pt (iteration 200, args, opt_param_scheduler), "
+            "dist_checkpointing.load the sharded model, optimizer state and rng_state from the DCP files.",
+        ),
+        collections.OrderedDict(file="iter_0000200", startsAt=200, restores=MEGATRON_RESTORES, resets=[],
+                                why="the tracker names iter_0000200: common.pt, metadata.json, .metadata and its data file are there"),
+        extra={"files": R().hf_files(d)},
+    )
+
+
+BUILDERS["megatron_run"] = build_megatron_run
+BUILDERS["megatron_missing_rank"] = build_megatron_missing_rank
+BUILDERS["megatron_no_tracker"] = build_megatron_no_tracker
+BUILDERS["megatron_torch_dist"] = build_megatron_torch_dist
+
+
+# ----------------------------------------------------------------------------------------------
 # a directory with text files and no checkpoint
 # ----------------------------------------------------------------------------------------------
 

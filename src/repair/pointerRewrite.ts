@@ -16,6 +16,13 @@ export function pointerContent(plan: ResumePlan, chosen: string): string | undef
       return resolve(plan.runDir, chosen); // mmengine reads the path unjoined: absolute, no newline
     case "deepspeed":
       return chosen.split("/")[0]; // the tag: the global_stepN directory name
+    case "megatron": {
+      // save_checkpoint writes str(iteration) or "release", no newline; a repaired copy has no such name.
+      const dir = chosen.split("/")[0] ?? "";
+      if (dir === "release") return dir;
+      const iteration = /^iter_(\d{7})$/.exec(dir)?.[1];
+      return iteration === undefined ? undefined : String(Number(iteration));
+    }
     default:
       return undefined; // a link (Lightning's last.ckpt, mmcv's latest.pth) is not ckpt's to rewrite
   }

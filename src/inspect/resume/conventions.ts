@@ -15,6 +15,7 @@ export type ConventionId =
   | "hf-trainer"
   | "accelerate"
   | "deepspeed"
+  | "megatron"
   | "timm"
   | "torchvision"
   | "ultralytics"
@@ -354,6 +355,27 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
       },
     ],
     counterInName: /global_step(\d+)/,
+  },
+  megatron: {
+    id: "megatron",
+    label: "Megatron-LM",
+    // generate_state_dict (megatron/training/checkpointing.py): `model`, or `model0`, `model1`... with virtual
+    // pipeline stages; `opt_param_scheduler` (older releases `lr_scheduler`); `iteration` (older `total_iters`).
+    model: keys(["model"], ["model0"]),
+    optimizer: keys(["optimizer"]),
+    scheduler: keys(["opt_param_scheduler"], ["lr_scheduler"]),
+    scaler: notSaved,
+    rng: optional(["rng_state"]),
+    ema: notSaved,
+    counters: [
+      {
+        name: "iteration",
+        paths: [["iteration"], ["total_iters"]],
+        resumeAt: same,
+        meaning: "load_checkpoint sets args.iteration = state_dict['iteration'] and trains on from there",
+      },
+    ],
+    counterInName: /iter_(\d+)/,
   },
   timm: {
     id: "timm",

@@ -55,6 +55,9 @@ export function detectFileConvention(root: PyValue, fileName: string): Conventio
     return found("deepspeed", keyList("module", "global_steps"));
   if (has("optimizer_state_dict", "ds_config"))
     return found("deepspeed", keyList("optimizer_state_dict", "ds_config"));
+  // Megatron-LM's generate_state_dict: args and checkpoint_version beside the model (model0.. with virtual PP).
+  if (has("args", "checkpoint_version") && (k.has("model") || k.has("model0")))
+    return found("megatron", keyList("args", "checkpoint_version", k.has("model") ? "model" : "model0"));
   // YOLOv8+ saves train_args; YOLOv5 saved opt.
   if (has("ema", "updates") && (has("train_args") || has("opt")))
     return found("ultralytics", keyList("ema", "updates", k.has("train_args") ? "train_args" : "opt"));

@@ -18,6 +18,7 @@ import { dcpJudgedState } from "../sharded/state.js";
 import type { TreeFiles } from "../treeFiles.js";
 import { checkFile, type FileProblem, type FileStatus } from "./integrity.js";
 import type { CandidateRef } from "./layout.js";
+import { megatronDirState } from "./megatron.js";
 import {
   lightningShardedRoot,
   type OpenedSharded,
@@ -303,6 +304,12 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
       dictSet(root, key, state);
       return state;
     }
+    const value = await checkOnly(name);
+    if (value !== undefined) dictSet(root, key, value);
+    return value;
+  };
+  /** One file checked as the load would meet it: its root (true without one), undefined when broken. */
+  const checkOnly = async (name: string): Promise<PyValue | undefined> => {
     const check = await checkFile(join(ref.path, name), options);
     total += check.sizeBytes ?? 0;
     if (check.status !== "ok") {
@@ -311,7 +318,6 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
     }
     const value = "root" in check.checkpoint ? check.checkpoint.root : true;
     check.checkpoint.source.close();
-    dictSet(root, key, value);
     return value;
   };
 
@@ -364,6 +370,19 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
     await checkInto("model", model);
     for (const [key, names] of files.parts) await checkInto(key, firstExisting(options.fs, ref.path, names));
     if (convention === "hf-trainer") addTrainerState(options.fs, root, ref.path);
+  } else if (convention === "megatron") {
+    const dir = await megatronDirState(options.fs, ref.path, checkOnly);
+    if (!dir.ok) {
+      return report(ref, {
+        status: dir.opened?.status ?? "incomplete-dir",
+        problem: dir.problem,
+        sizeBytes: dir.opened?.sizeBytes ?? total,
+      });
+    }
+    total += dir.sizeBytes;
+    dir.state.keys.forEach((key, i) => {
+      dictSet(root, key, dir.state.values[i] as PyValue);
+    });
   } else if (convention === "deepspeed") {
     const opened = openShardedCandidate(options.fs, ref.path, options.opened);
     if (!opened.ok)

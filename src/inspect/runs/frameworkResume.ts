@@ -121,7 +121,37 @@ function pointerDriven(inputs: FrameworkInputs, how: string, missingWhy: string)
   return loadOutcome(target, inputs.maxIter, how);
 }
 
+/**
+ * Megatron-LM's load_checkpoint: the tracker's iteration names `iter_{:07d}`; no tracker starts from random;
+ * text that is neither an int nor `release` exits; `release` loads the weights only (no optimizer or RNG:
+ * `if not release and not args.finetune`) and sets the iteration to 0.
+ */
+function megatronResume(i: FrameworkInputs): FrameworkResume {
+  const pointer = i.layout.pointer;
+  const how = "load_checkpoint reads latest_checkpointed_iteration.txt and loads";
+  if (pointer?.exists && !pointer.target)
+    return crashes(
+      null,
+      `${pointer.file} holds ${JSON.stringify(pointer.content?.trim())}: "Invalid metadata file", exit`,
+    );
+  const outcome = pointerDriven(
+    i,
+    how,
+    "no latest_checkpointed_iteration.txt: 'could not find the metadata file ... will start from random'",
+  );
+  if (pointer?.content?.trim() !== "release" || outcome.outcome === "crashes") return outcome;
+  return {
+    ...outcome,
+    outcome: "starts-over",
+    startsAt: 0,
+    restores: outcome.restores.filter((c) => c === "model"),
+    resets: [...new Set([...outcome.resets, ...outcome.restores.filter((c) => c !== "model")])],
+    why: `${how} release/: the weights only, at iteration 0 (a release checkpoint loads no optimizer or RNG)`,
+  };
+}
+
 const RULES: Partial<Record<ConventionId, (inputs: FrameworkInputs) => FrameworkResume>> = {
+  megatron: megatronResume,
   fvcore: (i) =>
     pointerDriven(
       i,

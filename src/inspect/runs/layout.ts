@@ -8,10 +8,15 @@ import type { TreeFiles } from "../treeFiles.js";
  * How a run directory is laid out: which convention wrote it, its pointer file, and every checkpoint in it
  * that a resume could use. Names follow `conventions.md`; nothing here opens a checkpoint.
  */
-export type PointerKind = "fvcore" | "mmengine" | "deepspeed" | "lightning-last" | "mmcv-latest";
+export type PointerKind = "fvcore" | "mmengine" | "deepspeed" | "megatron" | "lightning-last" | "mmcv-latest";
 
 /** Pointers that are text files ckpt can rewrite as their framework writes them; links are the OS's. */
-export const TEXT_POINTER_KINDS: ReadonlySet<PointerKind> = new Set(["fvcore", "mmengine", "deepspeed"]);
+export const TEXT_POINTER_KINDS: ReadonlySet<PointerKind> = new Set([
+  "fvcore",
+  "mmengine",
+  "deepspeed",
+  "megatron",
+]);
 
 export interface PointerFileInfo {
   readonly kind: PointerKind;
@@ -85,6 +90,65 @@ function filePointer(fs: TreeFiles, runDir: string, file: string, kind: PointerK
   const text = content.trim();
   const target = kind === "mmengine" || isAbsolute(text) ? text : join(runDir, text);
   return { kind, file, content, target, exists: true };
+}
+
+export const MEGATRON_TRACKER = "latest_checkpointed_iteration.txt";
+
+/**
+ * Megatron-LM's tracker (read_metadata in megatron/training/checkpointing.py): an iteration, which names
+ * `iter_{:07d}`, or `release`, which names `release/`. Anything else makes Megatron exit: no target.
+ */
+function megatronPointer(fs: TreeFiles, runDir: string): PointerFileInfo {
+  const file = MEGATRON_TRACKER;
+  const content = fs.readText(join(runDir, file));
+  if (content === undefined) return { kind: "megatron", file, content, target: undefined, exists: false };
+  const text = content.trim();
+  const dir = /^\d+$/.test(text)
+    ? `iter_${text.padStart(7, "0")}`
+    : text === "release"
+      ? "release"
+      : undefined;
+  return { kind: "megatron", file, content, target: dir && join(runDir, dir), exists: true };
+}
+
+/**
+ * One Megatron checkpoint directory given on its own (`iter_NNNNNNN/` holding `mp_rank_*` or torch_dist's
+ * `common.pt` and `metadata.json`): judged as Megatron's load would read it, not as a bare DCP directory.
+ */
+function megatronIterationDir(
+  fs: TreeFiles,
+  runDir: string,
+  names: ReadonlySet<string>,
+): RunLayout | undefined {
+  if (!/(?:^|\/)(?:iter_\d{7}|release)$/.test(runDir)) return undefined;
+  const holds = names.has("common.pt") || [...names].some((n) => /^mp_rank_\d{2}/.test(n));
+  if (!holds) return undefined;
+  return {
+    runDir,
+    convention: "megatron",
+    evidence: "a Megatron-LM checkpoint directory (iter_NNNNNNN with mp_rank_* or common.pt)",
+    pointer: undefined,
+    candidates: [{ ...candidate(fs, runDir, runDir, "dir", /iter_(\d+)$/), rel: "." }],
+  };
+}
+
+/** `iter_NNNNNNN/` directories (and `release/`) beside Megatron's tracker file. */
+function megatronLayout(fs: TreeFiles, runDir: string, names: ReadonlySet<string>): RunLayout | undefined {
+  const single = megatronIterationDir(fs, runDir, names);
+  if (single) return single;
+  const iterations = dirsMatching(fs, runDir, runDir, /(?:^|\/)iter_(\d{7})$/);
+  if (!names.has(MEGATRON_TRACKER) && iterations.length === 0) return undefined;
+  const release = join(runDir, "release");
+  const candidates = fs.isDirectory(release)
+    ? [...iterations, candidate(fs, runDir, release, "dir")]
+    : iterations;
+  return {
+    runDir,
+    convention: "megatron",
+    evidence: `${MEGATRON_TRACKER} / iter_NNNNNNN directories`,
+    pointer: megatronPointer(fs, runDir),
+    candidates,
+  };
 }
 
 /** A pointer that is a file or a symlink to one (mmcv `latest.pth`, Lightning `last.ckpt`). */
@@ -209,6 +273,9 @@ export function detectRunLayout(runDirInput: string, fs: TreeFiles): RunLayout {
       filePointer(fs, runDir, "latest", "deepspeed"),
     );
   }
+
+  const megatron = megatronLayout(fs, runDir, names);
+  if (megatron) return megatron;
 
   const single = singleShardedLayout(fs, runDir);
   if (single) return single;

@@ -10,6 +10,7 @@ import { type FrameworkResume, predictFrameworkResume } from "./frameworkResume.
 import {
   type CandidateRef,
   detectRunLayout,
+  MEGATRON_TRACKER,
   type PointerKind,
   type RunLayout,
   TEXT_POINTER_KINDS,
@@ -102,7 +103,7 @@ function pointerTargetRef(
   const ref: CandidateRef = {
     path: normalize(target),
     rel,
-    kind: layout.convention === "deepspeed" ? "dir" : "file",
+    kind: layout.convention === "deepspeed" || layout.convention === "megatron" ? "dir" : "file",
     counterFromName: counterInName(CONVENTIONS[layout.convention].counterInName, target),
     mtimeMs: fs.mtimeMs(target),
     group: undefined,
@@ -116,6 +117,15 @@ const COMMANDS: Partial<Record<ConventionId, (file: string, dir: string) => stri
     "train with --resume (last_checkpoint names the chosen file; `ckpt resume-plan --write` fixes it if not)",
   mmengine: (file) => `--resume ${file} (Runner(resume=True, load_from="${file}"))`,
   deepspeed: (file, dir) => `engine.load_checkpoint("${dir}", tag="${basename(file)}")`,
+  megatron: (file, dir) => {
+    // --load names the save directory (the tracker's), --ckpt-step the iteration inside it.
+    const target = file === "." ? dir : `${dir}/${file}`;
+    const step = /iter_(\d+)$/.exec(target)?.[1];
+    const load = target.slice(0, target.lastIndexOf("/"));
+    return step === undefined
+      ? `--load ${load} with ${MEGATRON_TRACKER} holding "release"`
+      : `--load ${load} --ckpt-step ${Number(step)} (or ${MEGATRON_TRACKER} holding ${Number(step)})`;
+  },
   lightning: (file) => `trainer.fit(model, ckpt_path="${file}")`,
   "hf-trainer": (file) => `trainer.train(resume_from_checkpoint="${file}")`,
   accelerate: (file) => `accelerator.load_state("${file}")`,

@@ -352,6 +352,7 @@ const FRAMEWORK_MODULES = [
   "yacs",
   "omegaconf",
   "deepspeed",
+  "megatron",
   "ltr",
   "pytracking",
   "trackron",

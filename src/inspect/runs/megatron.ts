@@ -1,0 +1,162 @@
+import { dictGet, dictSet, isBoxed, type PyDict, type PyValue, pyDict } from "../../reader/pickle/value.js";
+import { join } from "../../reader/posixPath.js";
+import { closeSharded } from "../../reader/sharded/index.js";
+import { intValue, lookup } from "../resume/lookup.js";
+import type { TreeFiles } from "../treeFiles.js";
+import type { FileProblem } from "./integrity.js";
+import { openShardedCandidate, type ShardedOpen, shardedState } from "./shardedDirs.js";
+
+/**
+ * One Megatron-LM checkpoint directory (`iter_NNNNNNN/` or `release/`) as load_checkpoint reads it
+ * (megatron/training/checkpointing.py, `_get_checkpoint_format`, `_load_base_checkpoint`):
+ *
+ * - `torch` (legacy): one `mp_rank_TT[_PPP][_EEE]/model_optim_rng.pt` per tensor, pipeline and expert rank,
+ *   each rank loading its own, plus `distrib_optim.pt` beside each with the distributed optimizer. Every rank
+ *   of the grid the run's `args` describe must be there: a rank whose file is gone fails its load.
+ * - `torch_dist`: a DCP directory (`.metadata`, `__R_N.distcp`) plus `common.pt`, the state that is not
+ *   sharded (args, iteration, opt_param_scheduler), and `metadata.json` naming the backend. The sharded keys
+ *   are the model's own FQNs; the optimizer's start with `optimizer.`, the RNG's with `rng_state`.
+ */
+
+/** Checks one file of the directory (relative to it) as a load would meet it; its root, or undefined if broken. */
+export type MegatronCheck = (name: string) => Promise<PyValue | undefined>;
+
+export type MegatronDir =
+  | { readonly ok: true; readonly state: PyDict; readonly sizeBytes: number }
+  | {
+      readonly ok: false;
+      readonly problem: FileProblem;
+      readonly opened?: Extract<ShardedOpen, { ok: false }>;
+    };
+
+const LEGACY_FILE = "model_optim_rng.pt";
+const DISTRIB_OPTIM = "distrib_optim.pt";
+const RANK_DIR = /^mp_rank_(\d{2})(?:_(\d{3}))?(?:_(\d{3}))?$/;
+
+export async function megatronDirState(
+  fs: TreeFiles,
+  dir: string,
+  check: MegatronCheck,
+): Promise<MegatronDir> {
+  const names = fs.list(dir);
+  if (names.includes("common.pt") || names.includes("metadata.json") || names.includes(".metadata"))
+    return torchDistState(fs, dir, check);
+  return legacyState(fs, dir, names, check);
+}
+
+interface RankDir {
+  readonly name: string;
+  readonly tensor: number;
+  readonly pipeline: number | null;
+  readonly expert: number | null;
+}
+
+function rankDirs(fs: TreeFiles, dir: string, names: readonly string[]): RankDir[] {
+  return names.flatMap((name) => {
+    const m = RANK_DIR.exec(name);
+    if (!m || !fs.isDirectory(join(dir, name))) return [];
+    const rank = (s: string | undefined) => (s === undefined ? null : Number(s));
+    return [{ name, tensor: Number(m[1]), pipeline: rank(m[2]), expert: rank(m[3]) }];
+  });
+}
+
+/** The rank directories the run's grid needs: get_checkpoint_name for every tensor, pipeline, expert rank. */
+function expectedRankDirs(args: PyValue | undefined, found: readonly RankDir[]): string[] {
+  const size = (key: string, seen: (r: RankDir) => number | null) => {
+    const saved = intValue(lookup(args, [key]));
+    const highest = Math.max(0, ...found.map((r) => seen(r) ?? 0)) + 1;
+    return saved !== undefined && saved > 0 ? saved : highest;
+  };
+  const tp = size("tensor_model_parallel_size", (r) => r.tensor);
+  const pp = size("pipeline_model_parallel_size", (r) => r.pipeline);
+  const ep = size("expert_model_parallel_size", (r) => r.expert);
+  const withPipeline = pp > 1 || found.some((r) => r.pipeline !== null);
+  const withExpert = ep > 1 || found.some((r) => r.expert !== null);
+  const out: string[] = [];
+  for (let t = 0; t < tp; t++)
+    for (let p = 0; p < (withPipeline ? pp : 1); p++)
+      for (let e = 0; e < (withExpert ? ep : 1); e++) {
+        let name = `mp_rank_${String(t).padStart(2, "0")}`;
+        if (withPipeline) name += `_${String(p).padStart(3, "0")}`;
+        if (withExpert) name += `_${String(e).padStart(3, "0")}`;
+        out.push(name);
+      }
+  return out;
+}
+
+async function legacyState(
+  fs: TreeFiles,
+  dir: string,
+  names: readonly string[],
+  check: MegatronCheck,
+): Promise<MegatronDir> {
+  const ranks = rankDirs(fs, dir, names).filter((r) => fs.exists(join(dir, r.name, LEGACY_FILE)));
+  const first = ranks.find((r) => r.tensor === 0 && (r.pipeline ?? 0) === 0 && (r.expert ?? 0) === 0);
+  if (!first) {
+    return {
+      ok: false,
+      problem: { code: "model-file-missing", message: `no mp_rank_00*/${LEGACY_FILE} (rank 0's checkpoint)` },
+    };
+  }
+  const states = await check(`${first.name}/${LEGACY_FILE}`);
+  if (!isBoxed(states, "dict"))
+    return { ok: false, problem: { code: "not-a-checkpoint", message: "unreadable" } };
+  const args = dictGet(states, "args");
+  const present = new Set(ranks.map((r) => r.name));
+  const missing = expectedRankDirs(args, ranks).filter((name) => !present.has(name));
+  if (missing.length > 0) {
+    return {
+      ok: false,
+      problem: {
+        code: "rank-file-missing",
+        message: `${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ` and ${missing.length - 3} more` : ""}: ${LEGACY_FILE} missing (a rank of the saved grid; its load fails)`,
+      },
+    };
+  }
+  for (const rank of ranks) if (rank !== first) await check(`${rank.name}/${LEGACY_FILE}`);
+  // The distributed optimizer keeps each rank's parameter state (fp32 weights, Adam moments) beside it: with
+  // one of those gone, the optimizer in model_optim_rng.pt is only its shell.
+  const distributed =
+    lookup(args, ["use_distributed_optimizer"]) === true ||
+    ranks.some((r) => fs.exists(join(dir, r.name, DISTRIB_OPTIM)));
+  const lostParamState = distributed && ranks.some((r) => !fs.exists(join(dir, r.name, DISTRIB_OPTIM)));
+  if (distributed && !lostParamState) for (const rank of ranks) await check(`${rank.name}/${DISTRIB_OPTIM}`);
+  const state = pyDict();
+  states.keys.forEach((key, i) => {
+    if (!(lostParamState && key === "optimizer")) dictSet(state, key, states.values[i] as PyValue);
+  });
+  return { ok: true, state, sizeBytes: 0 };
+}
+
+async function torchDistState(fs: TreeFiles, dir: string, check: MegatronCheck): Promise<MegatronDir> {
+  if (!fs.exists(join(dir, "common.pt"))) {
+    return {
+      ok: false,
+      problem: {
+        code: "model-file-missing",
+        message: "no common.pt: load_common_state_dict fails (iteration, args and scheduler are in it)",
+      },
+    };
+  }
+  const opened = openShardedCandidate(fs, dir);
+  if (!opened.ok) return { ok: false, problem: opened.problem, opened };
+  const sharded = shardedState(opened.checkpoint);
+  const sizeBytes = opened.sizeBytes;
+  closeSharded(opened.checkpoint);
+  const common = await check("common.pt");
+  const state = pyDict();
+  if (isBoxed(common, "dict")) {
+    common.keys.forEach((key, i) => {
+      dictSet(state, key, common.values[i] as PyValue);
+    });
+  }
+  const model = pyDict();
+  sharded.keys.forEach((key, i) => {
+    const value = sharded.values[i] as PyValue;
+    if (key === "optimizer") dictSet(state, "optimizer", value);
+    else if (typeof key === "string" && key.startsWith("rng_state")) dictSet(state, "rng_state", value);
+    else if (key !== "rerun_state_machine_state") dictSet(model, key, value);
+  });
+  if (model.keys.length > 0) dictSet(state, "model", model);
+  return { ok: true, state, sizeBytes };
+}

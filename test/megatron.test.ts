@@ -1,0 +1,69 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ckpt } from "./helpers/cli.js";
+import { SAMPLES_DIR } from "./helpers/samples.js";
+
+/**
+ * Megatron-LM's layouts (samples/make_runs_extra.py, transcribed from megatron/training/checkpointing.py):
+ * what each command says of them beyond the run truths `resume-plan.test.ts` checks.
+ */
+const outputs = join(SAMPLES_DIR, "outputs");
+const scratch = mkdtempSync(join(tmpdir(), "ckpt-megatron-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function copyRun(name: string): string {
+  const dir = join(scratch, `${name}-${Math.random().toString(36).slice(2)}`);
+  cpSync(join(outputs, name), dir, { recursive: true });
+  return dir;
+}
+
+describe("Megatron-LM checkpoints", () => {
+  it("a rank's model_optim_rng.pt is recognised by its keys, and judged resumable", async () => {
+    const file = join(outputs, "megatron_run", "iter_0000200", "mp_rank_01", "model_optim_rng.pt");
+    const report = JSON.parse((await ckpt("inspect", "--json", file)).out);
+    expect(report.convention.id).toBe("megatron");
+    expect(report.resume.verdict).toBe("resumable");
+    expect(report.resume.counter).toMatchObject({ name: "iteration", value: 200 });
+  });
+
+  it("a torch_dist iteration directory is judged as Megatron loads it: common.pt's counter, DCP's optimizer", async () => {
+    const dir = join(outputs, "megatron_torch_dist", "iter_0000200");
+    const report = JSON.parse((await ckpt("inspect", "--json", dir)).out);
+    expect(report.format).toBe("dcp");
+    expect(report.convention.id).toBe("megatron");
+    expect(report.resume.verdict).toBe("resumable");
+    expect(report.resume.counter).toMatchObject({ value: 200 });
+  });
+
+  it("a rank that lost its distrib_optim.pt leaves the optimizer's shell only: the iteration is incomplete", async () => {
+    const run = copyRun("megatron_run");
+    rmSync(join(run, "iter_0000200", "mp_rank_01", "distrib_optim.pt"));
+    const plan = JSON.parse((await ckpt("resume-plan", "--json", run)).out);
+    const newest = plan.candidates.find((c: { file: string }) => c.file === "iter_0000200");
+    expect(newest).toMatchObject({ status: "ok", verdict: "incomplete" });
+    expect(newest.missing).toContain("optimizer");
+    expect(plan.choice.file).toBe("iter_0000100");
+  });
+
+  it("--write points the tracker at the newest whole iteration, as Megatron writes it: the number, no newline", async () => {
+    const run = copyRun("megatron_missing_rank");
+    // The plan it acted on had a broken pointer, which the exit code still reports (1).
+    const { code } = await ckpt("resume-plan", run, "--write", "--json");
+    expect(code).toBe(1);
+    expect(readFileSync(join(run, "latest_checkpointed_iteration.txt"), "utf8")).toBe("100");
+    const again = JSON.parse((await ckpt("resume-plan", "--json", run)).out);
+    expect(again.pointer.status).toBe("ok");
+    expect(again.framework).toMatchObject({ outcome: "resumes", file: "iter_0000100", startsAt: 100 });
+  });
+
+  it("a tracker holding 'release' loads the weights only, at iteration 0", async () => {
+    const run = copyRun("megatron_run");
+    cpSync(join(run, "iter_0000200"), join(run, "release"), { recursive: true });
+    writeFileSync(join(run, "latest_checkpointed_iteration.txt"), "release");
+    const plan = JSON.parse((await ckpt("resume-plan", "--json", run)).out);
+    expect(plan.framework).toMatchObject({ outcome: "starts-over", file: "release", startsAt: 0 });
+    expect(plan.framework.restores).toEqual(["model"]);
+  });
+});
