@@ -179,7 +179,7 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
   "bytes-item-tensors": {
     severity: "warning",
     message: (f) =>
-      `the bytes item ${f.item} holds ${f.tensors} tensor${f.tensors === 1 ? "" : "s"} (a state saved with flatten_state_dict=False, or an object holding tensors): dcp.load and dcp_to_torch_save restore ${f.tensors === 1 ? "it" : "them"} inside that value; ckpt lists and hashes ${f.tensors === 1 ? "it" : "them"} under the item, not among DCP's logical tensors, and convert leaves ${f.item} out`,
+      `the bytes item ${f.item} holds ${f.tensors} tensor${f.tensors === 1 ? "" : "s"} (a state saved with flatten_state_dict=False, or an object holding tensors): dcp.load and dcp_to_torch_save restore ${f.tensors === 1 ? "it" : "them"} inside that value; ckpt lists and hashes ${f.tensors === 1 ? "it" : "them"} under the item, not among DCP's logical tensors, and convert writes ${f.tensors === 1 ? "it" : "them"} as ${f.item}.<path>`,
   },
   "state-dict-key-prefix": {
     severity: "warning",

@@ -23,6 +23,7 @@ import {
 import { elementCount } from "../../reader/tensorData.js";
 import { elementSize } from "../../reader/torch/dtypes.js";
 import { joinPath } from "../../reader/tree.js";
+import { dcpNestedTensors, nestedConvertTensor, nestedLogical } from "./dcpNested.js";
 import { metadataValue, type SelectOptions } from "./select.js";
 import { refuseDamaged } from "./shardedDamage.js";
 import { selectSharded } from "./shardedSelect.js";
@@ -193,7 +194,9 @@ export function shardedSource(path: string, options: SelectOptions, request: Sou
   const checkpoint = openShardedPath(path);
   try {
     refuseDamaged(checkpoint, path);
-    const selection = selectSharded(checkpoint, shardedTensors(checkpoint), options);
+    const nested = checkpoint.kind === "dcp" ? dcpNestedTensors(checkpoint) : undefined;
+    const everyTensor = [...shardedTensors(checkpoint), ...(nested ? nestedLogical(nested) : [])];
+    const selection = selectSharded(checkpoint, everyTensor, options);
     const kept = selection.tensors.filter((t) => !request.isDropped(t.name));
     const dropped = selection.tensors.filter((t) => request.isDropped(t.name)).map((t) => t.name);
     if (kept.length === 0) throw new ReaderError("convert-refused", "--drop left no tensor to convert");
@@ -209,6 +212,8 @@ export function shardedSource(path: string, options: SelectOptions, request: Sou
         );
       }
       names.add(name);
+      const inItem = nested?.byName.get(logical.name);
+      if (inItem) return nestedConvertTensor(inItem, name, request);
       return checkpoint.kind === "hf-index"
         ? hfTensor(checkpoint, entries?.get(logical.name), name, request)
         : logicalTensor(checkpoint, ties, logical, name, request);
@@ -226,7 +231,7 @@ export function shardedSource(path: string, options: SelectOptions, request: Sou
       tensors,
       dropped,
       leftOut,
-      valuesLeftOut: valuesLeftOut(checkpoint, metadata),
+      valuesLeftOut: valuesLeftOut(checkpoint, metadata).filter((fqn) => !nested?.tensorsOnly.has(fqn)),
       metadata,
       settle: () => assertShardedUnchanged(checkpoint),
       close: () => closeSharded(checkpoint),
