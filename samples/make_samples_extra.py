@@ -485,6 +485,29 @@ def sample_nanogpt(out_dir):
     ), parameters_section(model, obj["optimizer"]))
 
 
+def sample_torchtune(out_dir):
+    """torchtune's recipe_state.pt (recipes/full_finetune_single_device.py save_checkpoint, keys from
+    torchtune/training/checkpointing/_utils.py): the weights go to epoch_N/, this file holds seed, epochs_run,
+    total_epochs, max_steps_per_epoch, the optimizer and the data loader's state. Resume
+    (resume_from_checkpoint=True): epochs_run = ckpt_dict["epochs_run"]; for curr_epoch in range(epochs_run,
+    total_epochs)."""
+    M().seed(27)
+    model = KnownMLP()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01)
+    train_steps(model, optimizer, 3, (10,), 5, seed=27)
+    obj = {"seed": 1234, "epochs_run": 2, "total_epochs": 3, "max_steps_per_epoch": None,
+           "optimizer": optimizer.state_dict(), "dataloader": {"sampler_iter_state": {"samples_yielded": 0}}}
+    fname = "torchtune_recipe_state.pt"
+    M().torch_save_truth(out_dir, fname, obj, extra_notes=["torchtune recipe_state.pt after 2 of 3 epochs"])
+    add_sections(out_dir, fname, training_section(
+        "torchtune", "https://github.com/pytorch/torchtune/blob/main/recipes/full_finetune_single_device.py",
+        {"model": None, "optimizer": "optimizer"}, "epochs_run", 2,
+        resume_section("tune run full_finetune_single_device resume_from_checkpoint=True", ["optimizer"], 2, "epoch",
+                       "self.epochs_run = ckpt_dict[training.EPOCHS_KEY]",
+                       notes="the model is loaded from epoch_N/ by the checkpointer; this file restores the optimizer and the epoch"),
+    ), parameters_section(model, obj["optimizer"]))
+
+
 def sample_adamw_known(out_dir):
     M().seed(26)
     model = KnownMLP()
@@ -1274,6 +1297,7 @@ SAMPLES = collections.OrderedDict(
         ("imagenet", sample_imagenet),
         ("everyday", sample_everyday),
         ("nanogpt", sample_nanogpt),
+        ("torchtune", sample_torchtune),
         ("adamw_known", sample_adamw_known),
         ("lightning_no_sched", sample_lightning_no_sched),
         ("allennlp_state", sample_allennlp_training_state),

@@ -171,6 +171,7 @@ const CONVENTION_OF: Record<string, string[]> = {
   "pytorch-examples-imagenet": ["imagenet-example"],
   allennlp: ["allennlp"],
   lightning: ["lightning"],
+  torchtune: ["torchtune"],
   // {model, optimizer, iteration, ...} is also fvcore's layout, with the same restart arithmetic.
   custom: ["training-loop", "fvcore"],
 };

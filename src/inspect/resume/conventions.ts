@@ -16,6 +16,7 @@ export type ConventionId =
   | "accelerate"
   | "deepspeed"
   | "megatron"
+  | "torchtune"
   | "timm"
   | "torchvision"
   | "ultralytics"
@@ -376,6 +377,26 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
       },
     ],
     counterInName: /iter_(\d+)/,
+  },
+  torchtune: {
+    id: "torchtune",
+    label: "torchtune recipe",
+    // training.MODEL_KEY / ADAPTER_KEY: the weights go to epoch_N/ files, recipe_state.pt holds the rest.
+    model: keys(["model"], ["adapter"]),
+    optimizer: keys(["optimizer"]),
+    scheduler: derived("the recipes rebuild their LR scheduler at last_epoch = global_step - 1"),
+    scaler: notSaved,
+    rng: optional(["rng_state"]),
+    ema: notSaved,
+    counters: [
+      {
+        name: "epoch",
+        paths: [["epochs_run"]],
+        resumeAt: same,
+        meaning: "epochs_run epochs are done; the recipe trains on from epoch epochs_run",
+      },
+    ],
+    counterInName: undefined,
   },
   timm: {
     id: "timm",

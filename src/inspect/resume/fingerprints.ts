@@ -55,6 +55,9 @@ export function detectFileConvention(root: PyValue, fileName: string): Conventio
     return found("deepspeed", keyList("module", "global_steps"));
   if (has("optimizer_state_dict", "ds_config"))
     return found("deepspeed", keyList("optimizer_state_dict", "ds_config"));
+  // torchtune's recipe state (training.EPOCHS_KEY, TOTAL_EPOCHS_KEY, SEED_KEY).
+  if (has("epochs_run", "total_epochs") || has("epochs_run", "seed"))
+    return found("torchtune", keyList("epochs_run", k.has("total_epochs") ? "total_epochs" : "seed"));
   // Megatron-LM's generate_state_dict: args and checkpoint_version beside the model (model0.. with virtual PP).
   if (has("args", "checkpoint_version") && (k.has("model") || k.has("model0")))
     return found("megatron", keyList("args", "checkpoint_version", k.has("model") ? "model" : "model0"));
