@@ -1,4 +1,14 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -35,6 +45,10 @@ describe("Megatron-LM checkpoints", () => {
     expect(report.convention.id).toBe("megatron");
     expect(report.resume.verdict).toBe("resumable");
     expect(report.resume.counter).toMatchObject({ value: 200 });
+    const optimizer = report.resume.components.find(
+      (c: { component: string }) => c.component === "optimizer",
+    );
+    expect(optimizer).toMatchObject({ status: "present" });
   });
 
   it("a rank that lost its distrib_optim.pt leaves the optimizer's shell only: the iteration is incomplete", async () => {
@@ -45,6 +59,8 @@ describe("Megatron-LM checkpoints", () => {
     expect(newest).toMatchObject({ status: "ok", verdict: "incomplete" });
     expect(newest.missing).toContain("optimizer");
     expect(plan.choice.file).toBe("iter_0000100");
+    // load_parameter_state raises FileNotFoundError there: Megatron does not reset the optimizer, it stops.
+    expect(plan.framework).toMatchObject({ outcome: "crashes", file: "iter_0000200" });
   });
 
   it("--write points the tracker at the newest whole iteration, as Megatron writes it: the number, no newline", async () => {
@@ -65,5 +81,54 @@ describe("Megatron-LM checkpoints", () => {
     const plan = JSON.parse((await ckpt("resume-plan", "--json", run)).out);
     expect(plan.framework).toMatchObject({ outcome: "starts-over", file: "release", startsAt: 0 });
     expect(plan.framework.restores).toEqual(["model"]);
+    // The plan never takes release/ for a full resume: it restores weights only.
+    expect(plan.choice.file).toBe("iter_0000200");
+    const release = plan.candidates.find((c: { file: string }) => c.file === "release");
+    expect(release.verdict).toBe("weights-only");
+  });
+
+  it("an empty iter_NNNNNNN folder does not make another framework's run Megatron's", async () => {
+    const run = join(scratch, "hf-with-iter");
+    cpSync(join(outputs, "hf_trainer_run"), run, { recursive: true });
+    mkdirSync(join(run, "iter_0000001"));
+    const plan = JSON.parse((await ckpt("resume-plan", "--json", run)).out);
+    expect(plan.convention).toBe("hf-trainer");
+    expect(plan.choice.file).toBe("checkpoint-6");
+  });
+
+  it("the tracker is read as Python's int() reads it: spaces, a sign, underscores", async () => {
+    const run = copyRun("megatron_run");
+    writeFileSync(join(run, "latest_checkpointed_iteration.txt"), " +2_00\n");
+    const plan = JSON.parse((await ckpt("resume-plan", "--json", run)).out);
+    expect(plan.pointer.status).toBe("ok");
+    expect(plan.framework).toMatchObject({ outcome: "resumes", file: "iter_0000200" });
+  });
+
+  it("expert-parallel rank names (mp_rank_TT_EEE) form the grid, and a lost one is named", async () => {
+    const run = copyRun("megatron_run");
+    for (const iteration of ["iter_0000100", "iter_0000200"]) {
+      renameSync(join(run, iteration, "mp_rank_00"), join(run, iteration, "mp_rank_00_000"));
+      renameSync(join(run, iteration, "mp_rank_01"), join(run, iteration, "mp_rank_00_001"));
+    }
+    let plan = JSON.parse((await ckpt("resume-plan", "--json", run)).out);
+    expect(plan.choice).toMatchObject({ file: "iter_0000200", verdict: "resumable" });
+    mkdirSync(join(run, "iter_0000200", "mp_rank_00_003"));
+    cpSync(join(run, "iter_0000200", "mp_rank_00_001"), join(run, "iter_0000200", "mp_rank_00_003"), {
+      recursive: true,
+    });
+    plan = JSON.parse((await ckpt("resume-plan", "--json", run)).out);
+    const newest = plan.candidates.find((c: { file: string }) => c.file === "iter_0000200");
+    expect(newest.status).toBe("incomplete-dir");
+    expect(newest.problem.message).toContain("mp_rank_00_002");
+  });
+
+  it("a truncated rank-0 file is reported as truncated, not as a directory without a checkpoint", async () => {
+    const run = copyRun("megatron_run");
+    const file = join(run, "iter_0000200", "mp_rank_00", "model_optim_rng.pt");
+    truncateSync(file, Math.floor(statSync(file).size / 2));
+    const plan = JSON.parse((await ckpt("resume-plan", "--json", run)).out);
+    const newest = plan.candidates.find((c: { file: string }) => c.file === "iter_0000200");
+    expect(newest.status).toBe("truncated");
+    expect(plan.choice.file).toBe("iter_0000100");
   });
 });

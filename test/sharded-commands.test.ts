@@ -3,7 +3,10 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ckpt } from "./helpers/cli.js";
+import { SAMPLES_DIR } from "./helpers/samples.js";
 import { findShardedTruths, SHARDED_DIR } from "./helpers/sharded.js";
+
+const SAMPLES_DIR_OUTPUTS = join(SAMPLES_DIR, "outputs");
 
 /**
  * The commands on sharded checkpoints, against the truth torch's own consolidation wrote for each sample:
@@ -204,6 +207,38 @@ describe("one verdict: inspect, resume-plan and audit agree on sharded checkpoin
     const plan = await ckpt("resume-plan", "--json", dir);
     expect(plan.code).toBe(0);
     expect(JSON.parse(plan.out).choice).toMatchObject({ file: "global_step3", verdict: "resumable" });
+  });
+
+  it("DeepSpeed with model-parallel ranks: rank 0's tensors are shown with a warning, and convert refuses", async () => {
+    const run = mkdtempSync(join(tmpdir(), "ckpt-ds-mp-"));
+    try {
+      cpSync(join(SHARDED_DIR, "deepspeed", "zero0_fp32"), run, { recursive: true });
+      const tag = join(run, "global_step3");
+      cpSync(join(tag, "mp_rank_00_model_states.pt"), join(tag, "mp_rank_01_model_states.pt"));
+      const report = JSON.parse((await ckpt("inspect", "--json", run)).out) as InspectJson;
+      expect(report.findings).toContainEqual(
+        expect.objectContaining({ code: "model-parallel-ranks", severity: "warning" }),
+      );
+      const converted = await ckpt("convert", run, "-o", `${run}-out.safetensors`, "--json");
+      expect(converted.code).toBe(2);
+      expect(JSON.parse(converted.out).code).toBe("sharded-incomplete");
+    } finally {
+      rmSync(run, { recursive: true, force: true });
+    }
+  });
+
+  it("the Trainer under DeepSpeed without scheduler.pt or DeepSpeed's own scheduler: its resume crashes", async () => {
+    const run = mkdtempSync(join(tmpdir(), "ckpt-hf-ds-"));
+    try {
+      cpSync(join(SAMPLES_DIR_OUTPUTS, "hf_deepspeed_run"), run, { recursive: true });
+      rmSync(join(run, "checkpoint-6", "scheduler.pt"));
+      const plan = JSON.parse((await ckpt("resume-plan", "--json", run)).out);
+      expect(plan.framework).toMatchObject({ outcome: "crashes", file: "checkpoint-6" });
+      expect(plan.framework.why).toContain("scheduler.pt");
+      expect(plan.choice.file).toBe("checkpoint-3");
+    } finally {
+      rmSync(run, { recursive: true, force: true });
+    }
   });
 
   it("a DeepSpeed run whose latest tag lost a rank's partition cannot resume, and says which file", async () => {

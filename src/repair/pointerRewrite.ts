@@ -20,7 +20,7 @@ export function pointerContent(plan: ResumePlan, chosen: string): string | undef
       // save_checkpoint writes str(iteration) or "release", no newline; a repaired copy has no such name.
       const dir = chosen.split("/")[0] ?? "";
       if (dir === "release") return dir;
-      const iteration = /^iter_(\d{7})$/.exec(dir)?.[1];
+      const iteration = /^iter_(\d{7,})$/.exec(dir)?.[1];
       return iteration === undefined ? undefined : String(Number(iteration));
     }
     default:

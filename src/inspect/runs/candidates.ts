@@ -351,6 +351,17 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
     const scheduler = state.get("lr_scheduler");
     if (options.fs.exists(join(ref.path, "scheduler.pt"))) await checkInto("scheduler", "scheduler.pt");
     else if (scheduler !== undefined && scheduler !== null) dictSet(root, "scheduler", scheduler);
+    else {
+      // _load_optimizer_and_scheduler loads scheduler.pt whenever the scheduler is not DeepSpeed's own.
+      return report(ref, {
+        status: "incomplete-dir",
+        problem: {
+          code: "scheduler-file-missing",
+          message: `no scheduler.pt and no scheduler in ${tag}: the Trainer's torch.load of scheduler.pt raises FileNotFoundError`,
+        },
+        sizeBytes: total,
+      });
+    }
     for (const [key, names] of files?.parts ?? []) {
       if (key !== "optimizer" && key !== "scheduler")
         await checkInto(key, firstExisting(options.fs, ref.path, names));
@@ -372,17 +383,20 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
     if (convention === "hf-trainer") addTrainerState(options.fs, root, ref.path);
   } else if (convention === "megatron") {
     const dir = await megatronDirState(options.fs, ref.path, checkOnly);
-    if (!dir.ok) {
+    // A file the load fails on (rank 0's truncated or unreadable model_optim_rng.pt) is reported as what it is.
+    if (!dir.ok && broken.length === 0) {
       return report(ref, {
         status: dir.opened?.status ?? "incomplete-dir",
         problem: dir.problem,
         sizeBytes: dir.opened?.sizeBytes ?? total,
       });
     }
-    total += dir.sizeBytes;
-    dir.state.keys.forEach((key, i) => {
-      dictSet(root, key, dir.state.values[i] as PyValue);
-    });
+    if (dir.ok) {
+      total += dir.sizeBytes;
+      dir.state.keys.forEach((key, i) => {
+        dictSet(root, key, dir.state.values[i] as PyValue);
+      });
+    }
   } else if (convention === "deepspeed") {
     const opened = openShardedCandidate(options.fs, ref.path, options.opened);
     if (!opened.ok)

@@ -139,7 +139,20 @@ function megatronResume(i: FrameworkInputs): FrameworkResume {
     how,
     "no latest_checkpointed_iteration.txt: 'could not find the metadata file ... will start from random'",
   );
-  if (pointer?.content?.trim() !== "release" || outcome.outcome === "crashes") return outcome;
+  if (outcome.outcome === "crashes") return outcome;
+  if (pointer?.content?.trim() !== "release") {
+    // load_checkpoint loads optimizer, scheduler and RNG unless told not to; a KeyError or a missing
+    // distrib_optim.pt there ends the run ("Unable to load optimizer from checkpoint ... exiting").
+    const target = i.pointerTarget;
+    const lost = (["optimizer", "scheduler", "rng"] as Component[]).filter((c) =>
+      target?.missing.includes(c),
+    );
+    if (lost.length === 0) return outcome;
+    return crashes(
+      outcome.file,
+      `${how} ${outcome.file}, which lacks ${lost.join(", ")}: load_checkpoint exits (--no-load-optim / --no-load-rng or --finetune skip them)`,
+    );
+  }
   return {
     ...outcome,
     outcome: "starts-over",
@@ -193,7 +206,7 @@ const RULES: Partial<Record<ConventionId, (inputs: FrameworkInputs) => Framework
     if (last.status === "incomplete-dir") {
       // Under DeepSpeed the directory's save is its global_step* tag (deepspeed_load_checkpoint raises instead).
       const why =
-        last.problem?.code === "pointer-missing"
+        last.problem && last.problem.code !== "model-file-missing"
           ? `${last.file}: ${last.problem.message}`
           : `${last.file} has no model weights: "Can't find a valid checkpoint"`;
       return crashes(last.file, why);

@@ -94,6 +94,17 @@ function filePointer(fs: TreeFiles, runDir: string, file: string, kind: PointerK
 
 export const MEGATRON_TRACKER = "latest_checkpointed_iteration.txt";
 
+/** The tracker's text as Python's `int()` reads it (sign, underscores, surrounding spaces), or undefined. */
+function trackerIteration(text: string): number | undefined {
+  if (!/^\+?\d+(?:_\d+)*$/.test(text)) return undefined;
+  return Number(text.replace(/^\+/, "").replaceAll("_", ""));
+}
+
+/** get_checkpoint_name's directory for an iteration: `iter_{:07d}` (wider past 9,999,999). */
+export function megatronIterationName(iteration: number): string {
+  return `iter_${String(iteration).padStart(7, "0")}`;
+}
+
 /**
  * Megatron-LM's tracker (read_metadata in megatron/training/checkpointing.py): an iteration, which names
  * `iter_{:07d}`, or `release`, which names `release/`. Anything else makes Megatron exit: no target.
@@ -103,26 +114,38 @@ function megatronPointer(fs: TreeFiles, runDir: string): PointerFileInfo {
   const content = fs.readText(join(runDir, file));
   if (content === undefined) return { kind: "megatron", file, content, target: undefined, exists: false };
   const text = content.trim();
-  const dir = /^\d+$/.test(text)
-    ? `iter_${text.padStart(7, "0")}`
-    : text === "release"
-      ? "release"
-      : undefined;
+  const iteration = trackerIteration(text);
+  const dir =
+    iteration !== undefined ? megatronIterationName(iteration) : text === "release" ? "release" : undefined;
   return { kind: "megatron", file, content, target: dir && join(runDir, dir), exists: true };
 }
 
+/** What Megatron's _get_checkpoint_format looks for: metadata.json, mp_rank_0* directories, or `.metadata`. */
+function holdsMegatronSave(fs: TreeFiles, dir: string, names: Iterable<string> = fs.list(dir)): boolean {
+  for (const name of names) {
+    if (name === "metadata.json" || name === "common.pt" || name === ".metadata") return true;
+    if (/^mp_rank_\d{2}/.test(name) && fs.isDirectory(join(dir, name))) return true;
+  }
+  return false;
+}
+
+const MEGATRON_ITERATION = /(?:^|\/)iter_(\d{7,})$/;
+
 /**
- * One Megatron checkpoint directory given on its own (`iter_NNNNNNN/` holding `mp_rank_*` or torch_dist's
- * `common.pt` and `metadata.json`): judged as Megatron's load would read it, not as a bare DCP directory.
+ * One Megatron checkpoint directory given on its own (`iter_NNNNNNN/` holding `mp_rank_*` directories or
+ * torch_dist's `common.pt` and `metadata.json`): judged as Megatron's load would read it, not as bare DCP.
  */
 function megatronIterationDir(
   fs: TreeFiles,
   runDir: string,
   names: ReadonlySet<string>,
 ): RunLayout | undefined {
-  if (!/(?:^|\/)(?:iter_\d{7}|release)$/.test(runDir)) return undefined;
-  const holds = names.has("common.pt") || [...names].some((n) => /^mp_rank_\d{2}/.test(n));
-  if (!holds) return undefined;
+  if (!/(?:^|\/)(?:iter_\d{7,}|release)$/.test(runDir)) return undefined;
+  const megatron =
+    names.has("common.pt") ||
+    names.has("metadata.json") ||
+    [...names].some((n) => /^mp_rank_\d{2}/.test(n) && fs.isDirectory(join(runDir, n)));
+  if (!megatron) return undefined;
   return {
     runDir,
     convention: "megatron",
@@ -132,12 +155,16 @@ function megatronIterationDir(
   };
 }
 
-/** `iter_NNNNNNN/` directories (and `release/`) beside Megatron's tracker file. */
+/**
+ * `iter_NNNNNNN/` directories (and `release/`) beside Megatron's tracker file. Without the tracker, only
+ * iteration directories that hold a Megatron save count: an empty `iter_0000001/` elsewhere is not one.
+ */
 function megatronLayout(fs: TreeFiles, runDir: string, names: ReadonlySet<string>): RunLayout | undefined {
   const single = megatronIterationDir(fs, runDir, names);
   if (single) return single;
-  const iterations = dirsMatching(fs, runDir, runDir, /(?:^|\/)iter_(\d{7})$/);
-  if (!names.has(MEGATRON_TRACKER) && iterations.length === 0) return undefined;
+  const tracker = names.has(MEGATRON_TRACKER);
+  const iterations = dirsMatching(fs, runDir, runDir, MEGATRON_ITERATION);
+  if (!tracker && !iterations.some((c) => holdsMegatronSave(fs, c.path))) return undefined;
   const release = join(runDir, "release");
   const candidates = fs.isDirectory(release)
     ? [...iterations, candidate(fs, runDir, release, "dir")]

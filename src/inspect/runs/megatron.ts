@@ -39,49 +39,79 @@ export async function megatronDirState(
   check: MegatronCheck,
 ): Promise<MegatronDir> {
   const names = fs.list(dir);
-  if (names.includes("common.pt") || names.includes("metadata.json") || names.includes(".metadata"))
-    return torchDistState(fs, dir, check);
-  return legacyState(fs, dir, names, check);
+  // _get_checkpoint_format's order: metadata.json (torch_dist), mp_rank_0* (torch), .metadata (torch_dcp).
+  let state: MegatronDir;
+  if (names.includes("metadata.json") || names.includes("common.pt"))
+    state = await torchDistState(fs, dir, check);
+  else if (rankDirs(fs, dir, names).length > 0 || !names.includes(".metadata"))
+    state = await legacyState(fs, dir, names, check);
+  else state = torchDcpState(fs, dir);
+  return /(?:^|\/)release$/.test(dir) && state.ok ? { ...state, state: releaseState(state.state) } : state;
 }
 
+/**
+ * A release checkpoint loads its weights only: `if not release and not args.finetune` guards the optimizer,
+ * scheduler and RNG, and the iteration is set to 0.
+ */
+function releaseState(state: PyDict): PyDict {
+  const out = pyDict();
+  state.keys.forEach((key, i) => {
+    if (typeof key === "string" && /^model\d*$/.test(key)) dictSet(out, key, state.values[i] as PyValue);
+  });
+  return out;
+}
+
+/** --ckpt-format torch_dcp: one flat DCP save whose top-level keys are generate_state_dict's own. */
+function torchDcpState(fs: TreeFiles, dir: string): MegatronDir {
+  const opened = openShardedCandidate(fs, dir);
+  if (!opened.ok) return { ok: false, problem: opened.problem, opened };
+  const state = shardedState(opened.checkpoint);
+  const sizeBytes = opened.sizeBytes;
+  closeSharded(opened.checkpoint);
+  return { ok: true, state, sizeBytes };
+}
+
+/** A rank directory's numbers: the tensor rank, then the pipeline and/or expert rank groups (3 digits each). */
 interface RankDir {
   readonly name: string;
-  readonly tensor: number;
-  readonly pipeline: number | null;
-  readonly expert: number | null;
+  readonly ranks: readonly number[];
 }
 
 function rankDirs(fs: TreeFiles, dir: string, names: readonly string[]): RankDir[] {
   return names.flatMap((name) => {
     const m = RANK_DIR.exec(name);
     if (!m || !fs.isDirectory(join(dir, name))) return [];
-    const rank = (s: string | undefined) => (s === undefined ? null : Number(s));
-    return [{ name, tensor: Number(m[1]), pipeline: rank(m[2]), expert: rank(m[3]) }];
+    const ranks = [m[1], m[2], m[3]].filter((g): g is string => g !== undefined).map(Number);
+    return [{ name, ranks }];
   });
 }
 
-/** The rank directories the run's grid needs: get_checkpoint_name for every tensor, pipeline, expert rank. */
+/**
+ * The rank directories the run's grid needs, named as get_checkpoint_name names them: `mp_rank_TT`, then
+ * `_PPP` when pipeline parallel, then `_EEE` when expert parallel. With `args`, its sizes say which groups a
+ * name has; without, each group position spans 0..the highest rank found there.
+ */
 function expectedRankDirs(args: PyValue | undefined, found: readonly RankDir[]): string[] {
-  const size = (key: string, seen: (r: RankDir) => number | null) => {
-    const saved = intValue(lookup(args, [key]));
-    const highest = Math.max(0, ...found.map((r) => seen(r) ?? 0)) + 1;
-    return saved !== undefined && saved > 0 ? saved : highest;
+  const saved = (key: string) => {
+    const value = intValue(lookup(args, [key]));
+    return value !== undefined && value > 0 ? value : undefined;
   };
-  const tp = size("tensor_model_parallel_size", (r) => r.tensor);
-  const pp = size("pipeline_model_parallel_size", (r) => r.pipeline);
-  const ep = size("expert_model_parallel_size", (r) => r.expert);
-  const withPipeline = pp > 1 || found.some((r) => r.pipeline !== null);
-  const withExpert = ep > 1 || found.some((r) => r.expert !== null);
-  const out: string[] = [];
-  for (let t = 0; t < tp; t++)
-    for (let p = 0; p < (withPipeline ? pp : 1); p++)
-      for (let e = 0; e < (withExpert ? ep : 1); e++) {
-        let name = `mp_rank_${String(t).padStart(2, "0")}`;
-        if (withPipeline) name += `_${String(p).padStart(3, "0")}`;
-        if (withExpert) name += `_${String(e).padStart(3, "0")}`;
-        out.push(name);
-      }
-  return out;
+  const tp = saved("tensor_model_parallel_size");
+  const pp = saved("pipeline_model_parallel_size") ?? 1;
+  const ep = saved("expert_model_parallel_size") ?? 1;
+  const groups = Math.max(...found.map((r) => r.ranks.length));
+  let sizes: number[] = tp === undefined ? [] : [tp, ...(pp > 1 ? [pp] : []), ...(ep > 1 ? [ep] : [])];
+  // Names with other groups than the args explain: the args are not the grid's; the names tell it.
+  if (sizes.length !== groups)
+    sizes = Array.from({ length: groups }, (_, i) => Math.max(...found.map((r) => r.ranks[i] ?? 0)) + 1);
+  let names = [""];
+  sizes.forEach((size, i) => {
+    const width = i === 0 ? 2 : 3;
+    names = names.flatMap((prefix) =>
+      Array.from({ length: size }, (_, r) => `${prefix}_${String(r).padStart(width, "0")}`),
+    );
+  });
+  return names.map((suffix) => `mp_rank${suffix}`);
 }
 
 async function legacyState(
@@ -91,7 +121,7 @@ async function legacyState(
   check: MegatronCheck,
 ): Promise<MegatronDir> {
   const ranks = rankDirs(fs, dir, names).filter((r) => fs.exists(join(dir, r.name, LEGACY_FILE)));
-  const first = ranks.find((r) => r.tensor === 0 && (r.pipeline ?? 0) === 0 && (r.expert ?? 0) === 0);
+  const first = ranks.find((r) => r.ranks.every((n) => n === 0));
   if (!first) {
     return {
       ok: false,

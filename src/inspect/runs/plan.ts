@@ -118,14 +118,15 @@ const COMMANDS: Partial<Record<ConventionId, (file: string, dir: string) => stri
   mmengine: (file) => `--resume ${file} (Runner(resume=True, load_from="${file}"))`,
   deepspeed: (file, dir) => `engine.load_checkpoint("${dir}", tag="${basename(file)}")`,
   megatron: (file, dir) => {
-    // --load names the save directory (the tracker's), --ckpt-step the iteration inside it.
+    // The tracker, not --ckpt-step: the distributed optimizer's distrib_optim.pt is found through the
+    // tracker's iteration, and a tracker holding "release" keeps release semantics whatever the step.
     const target = file === "." ? dir : `${dir}/${file}`;
     const step = /iter_(\d+)$/.exec(target)?.[1];
     const load = target.slice(0, target.lastIndexOf("/"));
-    return step === undefined
-      ? `--load ${load} with ${MEGATRON_TRACKER} holding "release"`
-      : `--load ${load} --ckpt-step ${Number(step)} (or ${MEGATRON_TRACKER} holding ${Number(step)})`;
+    const content = step === undefined ? "release" : String(Number(step));
+    return `--load ${load} with ${MEGATRON_TRACKER} holding ${content} (\`ckpt resume-plan --write\` writes it)`;
   },
+
   lightning: (file) => `trainer.fit(model, ckpt_path="${file}")`,
   "hf-trainer": (file) => `trainer.train(resume_from_checkpoint="${file}")`,
   accelerate: (file) => `accelerator.load_state("${file}")`,

@@ -110,6 +110,15 @@ export type ShardedFinding =
       readonly rank: number;
       readonly role: "model-states" | "optim-states";
     }
+  /**
+   * Model-states files of more than one model-parallel rank (`mp_rank_01_model_states.pt`): each holds its own
+   * slice of the tensor-parallel layers; ckpt shows rank 0's, and merging them needs the model's split rules.
+   */
+  | {
+      readonly code: "model-parallel-ranks";
+      readonly severity: "warning";
+      readonly files: readonly string[];
+    }
   /** zero_to_fp32's check: `partition_count` optimizer files expected, another number found. */
   | {
       readonly code: "world-size-mismatch";

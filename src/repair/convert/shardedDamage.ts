@@ -8,7 +8,10 @@ import type { ShardedCheckpoint } from "../../reader/sharded/index.js";
  * @throws ReaderError `sharded-incomplete` when any finding is an error.
  */
 export function refuseDamaged(checkpoint: ShardedCheckpoint, path: string): void {
-  const problems = checkpoint.findings.filter((f) => f.severity === "error").map(shardedFindingMessage);
+  // Tensor-parallel slices are not one model: writing rank 0's as the whole would be a wrong file.
+  const problems = checkpoint.findings
+    .filter((f) => f.severity === "error" || f.code === "model-parallel-ranks")
+    .map(shardedFindingMessage);
   if (problems.length === 0) return;
   const what = { dcp: "DCP checkpoint", deepspeed: "DeepSpeed checkpoint", "hf-index": "sharded checkpoint" };
   throw new ReaderError(

@@ -127,6 +127,17 @@ export function openDeepSpeed(tree: TreeSource, dir: string, tag?: string): Deep
   if (chosen !== undefined && tagEntries === undefined)
     findings.push({ code: "latest-target-missing", severity: "error", tag: chosen });
   const files = deepSpeedFiles(tagEntries ?? []);
+  // Only model-parallel rank 0 is read (as zero_to_fp32 does); the other ranks' slices are named.
+  const otherRanks = (tagEntries ?? []).filter(
+    (e) => e.kind === "file" && (parseDeepSpeedName(e.name)?.mpRank ?? 0) > 0,
+  );
+  if (otherRanks.length > 0) {
+    const names = [
+      ...files.filter((f) => f.role === "model-states").map((f) => f.name),
+      ...otherRanks.map((e) => e.name),
+    ];
+    findings.push({ code: "model-parallel-ranks", severity: "warning", files: names.sort(naturalCompare) });
+  }
   const modelFiles = files.filter((f) => f.role === "model-states");
   const optimFiles = files.filter((f) => f.role === "optim-states");
   const base = {
