@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -146,6 +146,40 @@ describe("inspect DIR: one logical checkpoint", () => {
       [[1], false],
       [[2, "ema", "shadow"], true],
     ]);
+  });
+
+  it("a bytes item whose archive is damaged: an error finding naming it, the other items still scanned", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ckpt-bad-item-"));
+    try {
+      const sample = join(SHARDED_DIR, "dcp", "writer_options", "large_bytes_item");
+      cpSync(sample, dir, { recursive: true });
+      const truth = JSON.parse(readFileSync(`${sample}.truth.json`, "utf8")) as {
+        bytes: Array<{ name: string; file: string; offset: number; length: number }>;
+      };
+      const extra = truth.bytes.find((b) => b.name === "extra") as (typeof truth.bytes)[number];
+      const file = join(dir, extra.file);
+      const bytes = readFileSync(file);
+      // The item's last central directory entry loses its signature.
+      const entry = bytes.lastIndexOf(Buffer.from("PK\x01\x02", "latin1"), extra.offset + extra.length);
+      expect(entry).toBeGreaterThan(extra.offset);
+      bytes.write("XXXX", entry, "latin1");
+      writeFileSync(file, bytes);
+      const { code, out } = await ckpt("inspect", "--json", dir);
+      expect(code).toBe(1);
+      const report = JSON.parse(out) as InspectJson & { security: { verdict: string } };
+      expect(report.findings).toContainEqual(
+        expect.objectContaining({ code: "item-unreadable", severity: "error" }),
+      );
+      expect(report.security.verdict).toBe("inconclusive");
+      // scan reports the data file as inconclusive (its damaged item was not read), not as an error.
+      const scan = JSON.parse((await ckpt("scan", "--json", dir)).out) as Array<{
+        file: string;
+        verdict: string;
+      }>;
+      expect(scan.find((f) => f.file.endsWith(".distcp"))?.verdict).toBe("inconclusive");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("damaged samples carry their finding, as an error, and exit 1", async () => {

@@ -3,6 +3,7 @@ import { inspectCheckpoint } from "../inspect/report.js";
 import { auditTree } from "../inspect/runs/audit.js";
 import { scanReportOf } from "../inspect/security/report.js";
 import { scanCheckpoint } from "../inspect/security/scan.js";
+import { completenessFindings } from "../inspect/sharded/completeness.js";
 import { tensorSha256 } from "../inspect/tensorValues.js";
 import { treeFiles } from "../inspect/treeFiles.js";
 import { findTensors } from "../inspect/walk.js";
@@ -105,7 +106,7 @@ async function openFolder(source: TreeSource & { files(): string[] }): Promise<v
       sharded = {
         kind: checkpoint.kind,
         tensors: shardedTensors(checkpoint).map(({ name, dtype, shape }) => ({ name, dtype, shape })),
-        findings: checkpoint.findings,
+        findings: [...completenessFindings(checkpoint)],
       };
     } finally {
       closeSharded(checkpoint);

@@ -292,8 +292,12 @@ const RULES: Partial<Record<ConventionId, (inputs: FrameworkInputs) => Framework
     // A directory dcp.save wrote, not torchtitan's step-N: the training script's own dcp.load reads it.
     const single = i.candidates.length === 1 && i.candidates[0]?.file === "." ? i.candidates[0] : undefined;
     if (single) return loadOutcome(single, i.maxIter, "dcp.load(state_dict, checkpoint_id=DIR) reads");
-    // torchtitan: the max step-N whose .metadata exists.
-    const last = newest(i.candidates, (c) => c.status !== "incomplete-dir");
+    // torchtitan's _find_load_step: the max N of the step-N names whose .metadata exists (by name, not by
+    // the step saved inside).
+    const stepOf = (c: CandidateReport) => Number(/step-(\d+)$/.exec(c.file)?.[1] ?? -1);
+    const last = i.candidates
+      .filter((c) => c.status !== "incomplete-dir")
+      .sort((a, b) => stepOf(b) - stepOf(a))[0];
     return last
       ? loadOutcome(last, i.maxIter, "torchtitan loads the highest step-N with .metadata,")
       : startsOver("no complete step-N directory");

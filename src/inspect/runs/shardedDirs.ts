@@ -7,6 +7,7 @@ import {
   type ShardedFinding,
   shardedFileBytes,
 } from "../../reader/sharded/index.js";
+import { completenessFindings } from "../sharded/completeness.js";
 import { blockingFinding, shardedFindingMessage } from "../sharded/findingText.js";
 import { dcpStateDict } from "../sharded/state.js";
 import type { TreeFiles } from "../treeFiles.js";
@@ -64,7 +65,7 @@ export function openShardedCandidate(fs: TreeFiles, path: string, opened?: Opene
     };
   }
   const sizeBytes = shardedFileBytes(checkpoint);
-  const blocking = blockingFinding(checkpoint.findings);
+  const blocking = blockingFinding(completenessFindings(checkpoint));
   if (blocking) {
     closeSharded(checkpoint);
     return {

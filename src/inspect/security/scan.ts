@@ -155,6 +155,16 @@ export function scanSource(source: ByteSource, options: ScanOptions = {}): FileS
 }
 
 /**
+ * A part that could not be opened to scan (a DCP item whose archive is damaged): it holds nothing ckpt read,
+ * so the verdict says so rather than calling it clean, and the other parts are still scanned.
+ */
+export function unopenedScan(name: string, detail: string): FileScan {
+  const scanner = new Scanner();
+  scanner.unscanned({ code: "zip-member-unreadable", name, detail });
+  return { format: "other", globals: [], notes: scanner.notes, pickles: [], verdict: scanner.verdict() };
+}
+
+/**
  * The scan of a checkpoint `openCheckpoint` has read. A torch zip's data.pkl and a bare pickle were parsed
  * while loading, so their globals and graph are reused rather than parsed again; legacy streams, TorchScript
  * archives and a bare pickle with more bytes after its STOP are scanned from the file.

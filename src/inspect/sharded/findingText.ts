@@ -43,6 +43,8 @@ export function shardedFindingMessage(finding: ShardedFinding): string {
       return `latest names ${finding.tag}, which is not there`;
     case "rank-file-missing":
       return `${finding.file} (rank ${finding.rank}'s ${finding.role === "optim-states" ? "optimizer partition" : "model states"}) is missing`;
+    case "item-unreadable":
+      return `the bytes item ${finding.fqn} in ${finding.file} cannot be read (${finding.detail}): dcp.load's torch.load of it fails`;
     case "model-parallel-ranks":
       return `model states of ${finding.files.length} model-parallel ranks (${some(finding.files)}): the tensors shown are rank 0's slice of the tensor-parallel layers`;
     case "world-size-mismatch":

@@ -30,6 +30,7 @@ import { StatsAccumulator, supportsStats, type TensorStats } from "../stats.js";
 import { tensorSha256, tensorStats } from "../tensorValues.js";
 import type { TreeFiles } from "../treeFiles.js";
 import { findTensors, type KeyPath } from "../walk.js";
+import { completenessFindings } from "./completeness.js";
 import { shardedFindingMessage } from "./findingText.js";
 import { type ShardedFileRole, scanSharded } from "./scan.js";
 
@@ -79,6 +80,8 @@ export interface BytesItemReport {
   readonly length: number | null;
   /** What torch.load returns for it, when it is a plain value; else its type. */
   readonly value: PlainValue;
+  /** Why its bytes could not be opened, when they could not (a damaged archive). */
+  readonly error?: string;
   /** Tensors inside it (a nested state DCP pickled whole), by their path below the item. */
   readonly tensors?: ReadonlyArray<{
     readonly path: KeyPath;
@@ -266,6 +269,7 @@ function bytesItemsOf(checkpoint: DcpCheckpoint, options: ShardedInspectOptions)
   return checkpoint.bytesItems.map((item) => {
     let value: PlainValue = null;
     let tensors: NestedTensorReport[] = [];
+    let error: string | undefined;
     if (item.storage) {
       try {
         const loaded = readDcpBytesItem(checkpoint, item);
@@ -276,9 +280,10 @@ function bytesItemsOf(checkpoint: DcpCheckpoint, options: ShardedInspectOptions)
             nestedTensor(loaded, tensor, path, [...itemPath, ...path], options),
           );
         }
-      } catch (error) {
-        if (!(error instanceof ReaderError)) throw error;
-        value = null;
+      } catch (thrown) {
+        if (!(thrown instanceof ReaderError)) throw thrown;
+        // A missing or short data file is the completeness findings'; a damaged archive is this item's.
+        if (thrown.code !== "storage-missing") error = thrown.message;
       }
     }
     return {
@@ -287,6 +292,7 @@ function bytesItemsOf(checkpoint: DcpCheckpoint, options: ShardedInspectOptions)
       offset: item.storage?.offset ?? null,
       length: item.storage?.length ?? null,
       value,
+      ...(error !== undefined ? { error } : {}),
       ...(tensors.length > 0 ? { tensors } : {}),
     };
   });
@@ -423,7 +429,7 @@ export async function inspectSharded(
     };
   });
   const findings: ShardedFindingReport[] = [
-    ...checkpoint.findings.map((f) => ({
+    ...completenessFindings(checkpoint).map((f) => ({
       code: f.code,
       severity: f.severity,
       message: shardedFindingMessage(f),

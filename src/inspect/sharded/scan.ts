@@ -1,3 +1,4 @@
+import { ReaderError } from "../../reader/errors.js";
 import { dataFileReader } from "../../reader/sharded/dcp/dataFile.js";
 import { ItemLayouts, itemLayoutOf } from "../../reader/sharded/dcp/itemLayout.js";
 import {
@@ -9,7 +10,7 @@ import {
 import type { ByteSource } from "../../reader/source.js";
 import { looksLikeZip } from "../../reader/zip.js";
 import { mergeScans } from "../security/mergeScans.js";
-import { type FileScan, scanParsedPickle, scanSource } from "../security/scan.js";
+import { type FileScan, scanParsedPickle, scanSource, unopenedScan } from "../security/scan.js";
 import { ScanMemo } from "../security/scanner.js";
 
 /**
@@ -118,14 +119,20 @@ function scanDataFileItems(raw: ByteSource, items: readonly DataFileItem[]): Fil
     if (layout) layouts.remember(layout, scan);
     return scan;
   };
-  return items.map(({ offset, length, bytes }) => {
+  return items.map(({ offset, length, bytes, label }) => {
     // With SerializationFormat.SAFETENSORS a tensor's offset is where the file's one safetensors blob
     // starts, and the blob runs to the end of the file.
     const blob = !bytes && !looksLikeZip(source.read(offset, Math.min(4, source.size - offset)));
     const range = new RangeSource(source, offset, blob ? source.size - offset : length);
-    // Deep (every member probed as a pickle) only for bytes items, which torch.load runs unrestricted;
-    // a tensor item's loader reads its data.pkl with weights_only=True and nothing else in it.
-    return bytes || blob ? scanSource(range, { deep: bytes, memo }) : tensorItemScan(range);
+    try {
+      // Deep (every member probed as a pickle) only for bytes items, which torch.load runs unrestricted;
+      // a tensor item's loader reads its data.pkl with weights_only=True and nothing else in it.
+      return bytes || blob ? scanSource(range, { deep: bytes, memo }) : tensorItemScan(range);
+    } catch (error) {
+      // One damaged item's archive: that item is unscanned, the file's other items are still scanned.
+      if (!(error instanceof ReaderError)) throw error;
+      return unopenedScan(label, error.message);
+    }
   });
 }
 

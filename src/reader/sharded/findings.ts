@@ -17,6 +17,14 @@ export type ShardedFinding =
       /** `.metadata.tmp` (killed during the write) or rank-local `__<rank>.metadata` files that are there. */
       readonly partial: readonly string[];
     }
+  /** A bytes item whose archive cannot be opened: `dcp.load`'s torch.load of it fails. */
+  | {
+      readonly code: "item-unreadable";
+      readonly severity: "error";
+      readonly fqn: string;
+      readonly file: string;
+      readonly detail: string;
+    }
   /** A data file `.metadata` names is absent; `rank` from its `__<rank>_<n>` name. */
   | {
       readonly code: "file-missing";

@@ -18,6 +18,7 @@ export {
 } from "../tree.js";
 export { type AssembleOptions, assembleRowMajor, type Piece } from "./assemble.js";
 export { float32Reader } from "./convert.js";
+export { bytesItemFindings } from "./dcp/bytesItemCheck.js";
 export { dcpPieces, dcpTensorBytes, openDcpItem, readDcpBytesItem } from "./dcp/items.js";
 export {
   type DcpChunkMetadata,

@@ -1,3 +1,4 @@
+import { completenessFindings } from "../../inspect/sharded/completeness.js";
 import { shardedFindingMessage } from "../../inspect/sharded/findingText.js";
 import { ReaderError } from "../../reader/errors.js";
 import type { ShardedCheckpoint } from "../../reader/sharded/index.js";
@@ -9,7 +10,7 @@ import type { ShardedCheckpoint } from "../../reader/sharded/index.js";
  */
 export function refuseDamaged(checkpoint: ShardedCheckpoint, path: string): void {
   // Tensor-parallel slices are not one model: writing rank 0's as the whole would be a wrong file.
-  const problems = checkpoint.findings
+  const problems = completenessFindings(checkpoint)
     .filter((f) => f.severity === "error" || f.code === "model-parallel-ranks")
     .map(shardedFindingMessage);
   if (problems.length === 0) return;
