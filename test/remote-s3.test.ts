@@ -189,6 +189,8 @@ describe("s3:// through a SigV4-verifying front", () => {
     "deepspeed_run",
     "mmengine_run",
     "timm_run",
+    "megatron_torch_dist",
+    "hf_deepspeed_run",
   ])(
     "resume-plan of the %s prefix: the local plan, its pointer read remotely, and the transfer the front counted",
     async (run) => {
