@@ -1394,6 +1394,109 @@ BUILDERS["megatron_torch_dist"] = build_megatron_torch_dist
 
 
 # ----------------------------------------------------------------------------------------------
+# fairseq (built by hand from the source; fairseq does not install here)
+# ----------------------------------------------------------------------------------------------
+
+FAIRSEQ_REF = (
+    "reference: facebookresearch/fairseq fairseq/checkpoint_utils.py (save_checkpoint: checkpoint{epoch}.pt, "
+    "checkpoint_best.pt, checkpoint_last.pt copied from the first written; load_checkpoint: --restore-file "
+    "defaults to checkpoint_last.pt in save_dir, absent -> trains from scratch), fairseq/trainer.py "
+    "(state_dict: args/cfg, model, criterion, optimizer_history [... {criterion_name, optimizer_name, "
+    "lr_scheduler_state, num_updates}], task_state, extra_state {train_iterator {epoch, iterations_in_epoch}, "
+    "previous_training_time, ...}, last_optimizer_state; load_checkpoint: set_num_updates(last_optim['num_updates']))"
+)
+
+
+def fairseq_state(model, optimizer, scheduler, epoch, updates):
+    import argparse
+
+    return collections.OrderedDict(
+        args=argparse.Namespace(arch="transformer_iwslt_de_en", optimizer="adam", lr=[5e-4], lr_scheduler="inverse_sqrt",
+                                max_epoch=10, save_dir="/mnt/cluster/alice/fairseq/checkpoints", seed=1),
+        model=model.state_dict(),
+        criterion={},
+        optimizer_history=[{"criterion_name": "LabelSmoothedCrossEntropyCriterion", "optimizer_name": "FairseqAdam",
+                            "lr_scheduler_state": {"best": 3.21 - 0.1 * epoch, **scheduler.state_dict()},
+                            "num_updates": updates}],
+        task_state={},
+        extra_state={"metrics": {}, "previous_training_time": 12.5 * epoch,
+                     "train_iterator": {"version": 2, "epoch": epoch + 1, "iterations_in_epoch": 0, "shuffle": True},
+                     "best": 3.21 - 0.1 * epoch, "val_loss": 3.21 - 0.1 * epoch},
+        last_optimizer_state=optimizer.state_dict(),
+    )
+
+
+def fairseq_run(name):
+    """train.py saves at each epoch end: checkpoint{epoch}.pt first, then copies it to checkpoint_best.pt
+    (when best) and checkpoint_last.pt."""
+    torch = _torch()
+    d = R().run_dir(name)
+    os.makedirs(d)
+    R().seed_all(3)
+    model = R().tiny_net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 4))
+    updates = 0
+    for epoch in (1, 2):
+        for step in range(5):
+            x, y = R().toy_batch(10 * epoch + step)
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+            scheduler.step()
+            updates += 1
+        first = os.path.join(d, "checkpoint%d.pt" % epoch)
+        torch.save(fairseq_state(model, optimizer, scheduler, epoch, updates), first)
+        for copy in ("checkpoint_best.pt", "checkpoint_last.pt"):
+            shutil.copyfile(first, os.path.join(d, copy))
+    return d
+
+
+FAIRSEQ_RESTORES = ["model", "optimizer", "scheduler", "counter"]
+
+
+def build_fairseq_run():
+    name = "fairseq_run"
+    d = fairseq_run(name)
+    R().write_truth(
+        name, "fairseq", "reference", FAIRSEQ_REF, None,
+        collections.OrderedDict(
+            file="checkpoint_last.pt", outcome="resumes", startsAt=10, counterName="step",
+            restores=FAIRSEQ_RESTORES, resets=[],
+            notes="--restore-file checkpoint_last.pt (the default): model, last_optimizer_state, the scheduler from "
+            "optimizer_history[-1]['lr_scheduler_state'], num_updates 10, epoch 3 from extra_state.train_iterator.",
+        ),
+        collections.OrderedDict(file="checkpoint_last.pt", startsAt=10, restores=FAIRSEQ_RESTORES, resets=[],
+                                why="checkpoint_last.pt is whole and the newest (a copy of checkpoint2.pt)"),
+        extra={"files": R().hf_files(d)},
+    )
+
+
+def build_fairseq_truncated_last():
+    name = "fairseq_truncated_last"
+    d = fairseq_run(name)
+    last = os.path.join(d, "checkpoint_last.pt")
+    with open(last, "r+b") as f:
+        f.truncate(os.path.getsize(last) // 2)
+    R().write_truth(
+        name, "fairseq", "reference", FAIRSEQ_REF, None,
+        collections.OrderedDict(
+            file=None, attempted="checkpoint_last.pt", outcome="crashes", startsAt=None, counterName="step",
+            restores=[], resets=[], error="RuntimeError: PytorchStreamReader failed reading zip archive",
+            notes="the copy to checkpoint_last.pt was cut (disk full, preempted): torch.load of it fails in "
+            "load_checkpoint_to_cpu and training stops.",
+        ),
+        collections.OrderedDict(file="checkpoint2.pt", startsAt=10, restores=FAIRSEQ_RESTORES, resets=[],
+                                why="checkpoint2.pt holds the same state as the cut copy: pass --restore-file checkpoint2.pt"),
+        extra={"files": R().hf_files(d), "truncated": ["checkpoint_last.pt"]},
+    )
+
+
+BUILDERS["fairseq_run"] = build_fairseq_run
+BUILDERS["fairseq_truncated_last"] = build_fairseq_truncated_last
+
+
+# ----------------------------------------------------------------------------------------------
 # a directory with text files and no checkpoint
 # ----------------------------------------------------------------------------------------------
 

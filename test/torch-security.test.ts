@@ -57,7 +57,10 @@ describeWith(torchRequirement("torch2"), "security answers agree with real torch
     const files = [
       ...checkpointFiles(join(SAMPLES_DIR, "torch2")),
       ...checkpointFiles(join(SAMPLES_DIR, "outputs")),
-    ].filter((f) => !/truncated|killed_mid_save/.test(f) || !f.endsWith("model_0000019.pth"));
+    ]
+      // Files cut short on purpose: there is no pickle to judge (ckpt says truncated, torch fails to open).
+      .filter((f) => !/truncated|killed_mid_save/.test(f) || !f.endsWith("model_0000019.pth"))
+      .filter((f) => !f.endsWith("fairseq_truncated_last/checkpoint_last.pt"));
     const truth = JSON.parse(runPython(torch.python, "weights_only_truth.py", files)) as Record<
       string,
       true | string

@@ -17,6 +17,7 @@ export type ConventionId =
   | "deepspeed"
   | "megatron"
   | "torchtune"
+  | "fairseq"
   | "timm"
   | "torchvision"
   | "ultralytics"
@@ -394,6 +395,28 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
         paths: [["epochs_run"]],
         resumeAt: same,
         meaning: "epochs_run epochs are done; the recipe trains on from epoch epochs_run",
+      },
+    ],
+    counterInName: undefined,
+  },
+  fairseq: {
+    id: "fairseq",
+    label: "fairseq",
+    // checkpoint_utils.save_checkpoint / Trainer.state_dict: the optimizer as last_optimizer_state, the scheduler
+    // and the update count in the last optimizer_history entry, the epoch in extra_state.train_iterator.
+    model: keys(["model"]),
+    optimizer: keys(["last_optimizer_state"]),
+    scheduler: keys(["optimizer_history", "-1", "lr_scheduler_state"]),
+    scaler: notSaved,
+    rng: derived("fairseq re-seeds every update from the seed and the update count"),
+    ema: optional(["extra_state", "ema"]),
+    counters: [
+      {
+        name: "step",
+        paths: [["optimizer_history", "-1", "num_updates"]],
+        resumeAt: same,
+        meaning:
+          "Trainer.load_checkpoint sets num_updates from optimizer_history[-1] and trains on from there",
       },
     ],
     counterInName: undefined,

@@ -55,6 +55,9 @@ export function detectFileConvention(root: PyValue, fileName: string): Conventio
     return found("deepspeed", keyList("module", "global_steps"));
   if (has("optimizer_state_dict", "ds_config"))
     return found("deepspeed", keyList("optimizer_state_dict", "ds_config"));
+  // fairseq's checkpoint_utils.save_checkpoint: args (cfg since 0.10) and the optimizer history.
+  if (has("model", "optimizer_history") && (k.has("args") || k.has("cfg")))
+    return found("fairseq", keyList("model", "optimizer_history", k.has("cfg") ? "cfg" : "args"));
   // torchtune's recipe state (training.EPOCHS_KEY, TOTAL_EPOCHS_KEY, SEED_KEY).
   if (has("epochs_run", "total_epochs") || has("epochs_run", "seed"))
     return found("torchtune", keyList("epochs_run", k.has("total_epochs") ? "total_epochs" : "seed"));

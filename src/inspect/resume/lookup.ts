@@ -4,13 +4,19 @@ import { objectFields } from "../walk.js";
 /** A path of string keys into dicts and object attributes, e.g. `["trainer", "_trainer", "optimizer"]`. */
 export type KeyPathSpec = readonly string[];
 
-/** The value at `path` below `root`, through dicts (string keys) and described objects' attributes. */
+/**
+ * The value at `path` below `root`, through dicts (string keys), described objects' attributes and lists or
+ * tuples (an index, `-1` for the last item: fairseq keeps its counter in `optimizer_history[-1]`).
+ */
 export function lookup(root: PyValue | undefined, path: KeyPathSpec): PyValue | undefined {
   let node = root;
   for (const key of path) {
     if (isBoxed(node, "dict")) node = dictGet(node, key);
     else if (isBoxed(node, "object")) node = objectFields(node).find(([name]) => name === key)?.[1];
-    else return undefined;
+    else if ((isBoxed(node, "list") || isBoxed(node, "tuple")) && /^-?\d+$/.test(key)) {
+      const index = Number(key);
+      node = node.items[index < 0 ? node.items.length + index : index];
+    } else return undefined;
     if (node === undefined) return undefined;
   }
   return node;

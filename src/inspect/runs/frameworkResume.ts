@@ -249,6 +249,13 @@ const RULES: Partial<Record<ConventionId, (inputs: FrameworkInputs) => Framework
     }
     return loadOutcome(last, i.maxIter, "load_state() loads");
   },
+  fairseq: (i) => {
+    // --restore-file defaults to checkpoint_last.pt in save_dir; without it, training starts from scratch.
+    const last = i.candidates.find((c) => /(?:^|\/)checkpoint_last\.pt$/.test(c.file));
+    return last
+      ? loadOutcome(last, i.maxIter, "load_checkpoint restores --restore-file")
+      : startsOver("no checkpoint_last.pt: fairseq trains from scratch");
+  },
   timm: (i) => {
     const last = i.candidates.find((c) => c.file.endsWith("last.pth.tar"));
     return last

@@ -344,6 +344,21 @@ export function detectRunLayout(runDirInput: string, fs: TreeFiles): RunLayout {
   const dcp = dirsMatching(fs, runDir, dcpRoot, /step-(\d+)$/);
   if (dcp.length > 0) return layout("dcp", "torchtitan's step-N directories", dcp);
 
+  if (names.has("checkpoint_last.pt")) {
+    // fairseq's save_dir: checkpoint_last.pt (what --restore-file loads by default), checkpoint_best.pt,
+    // checkpoint{epoch}.pt and checkpoint_{epoch}_{updates}.pt.
+    // The same state is often in three files: checkpoint_last.pt first (what fairseq loads), then the
+    // epoch's own file, then checkpoint_best.pt (overwritten whenever validation improves).
+    const rank = (file: string) => (/_last\.pt$/.test(file) ? 3 : /_best\.pt$/.test(file) ? 1 : 2);
+    const fairseq = filesMatching(
+      fs,
+      runDir,
+      runDir,
+      /(?:^|\/)checkpoint(?:_last|_best|\d+|_\d+_\d+)\.pt$/,
+    ).map((c) => ({ ...c, nameOrder: [rank(c.rel)] }));
+    return layout("fairseq", "checkpoint_last.pt / checkpointN.pt", fairseq);
+  }
+
   const ultralytics = ultralyticsLayout(fs, runDir);
   if (ultralytics) return ultralytics;
 

@@ -131,6 +131,7 @@ const COMMANDS: Partial<Record<ConventionId, (file: string, dir: string) => stri
   "hf-trainer": (file) => `trainer.train(resume_from_checkpoint="${file}")`,
   accelerate: (file) => `accelerator.load_state("${file}")`,
   timm: (file) => `train.py --resume ${file}`,
+  fairseq: (file) => `fairseq-train ... --restore-file ${file}`,
   pytracking: (file) => `trainer.load_checkpoint("${file}")`,
   dcp: (file, dir) =>
     /step-\d+$/.test(file)
