@@ -342,7 +342,7 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
         },
       });
     }
-    const state = await deepSpeedTagState(options.fs, ref.path, tag, checkInto);
+    const state = await deepSpeedTagState(options.fs, ref.path, tag, checkOnly);
     if ("code" in state) return report(ref, { status: "incomplete-dir", problem: state });
     dictSet(root, "model", state.get("module") ?? true);
     const optimizer = state.get("optimizer");
@@ -393,16 +393,14 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
     }
     if (dir.ok) {
       total += dir.sizeBytes;
-      dir.state.keys.forEach((key, i) => {
-        dictSet(root, key, dir.state.values[i] as PyValue);
-      });
+      for (const [i, key] of dir.state.keys.entries()) dictSet(root, key, dir.state.values[i] as PyValue);
     }
   } else if (convention === "deepspeed") {
     const opened = openShardedCandidate(options.fs, ref.path, options.opened);
     if (!opened.ok)
       return report(ref, { status: opened.status, problem: opened.problem, sizeBytes: opened.sizeBytes });
     closeSharded(opened.checkpoint);
-    const state = await deepSpeedTagState(options.fs, ref.path, "", checkInto);
+    const state = await deepSpeedTagState(options.fs, ref.path, "", checkOnly);
     if ("code" in state) return report(ref, { status: "incomplete-dir", problem: state });
     for (const [key, value] of state) dictSet(root, key, value);
   } else if (convention === "dcp" || convention === "lightning" || convention === "state-dict") {
@@ -437,7 +435,8 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
   return report(ref, { status: "ok", sizeBytes: total, ...fromVerdict(underKey(verdict, wrapper)) });
 }
 
-type CheckInto = (key: string, name: string | undefined) => Promise<PyValue | undefined>;
+/** Checks one file below the candidate as a load would meet it: its root, or undefined when broken. */
+type CheckFile = (name: string) => Promise<PyValue | undefined>;
 
 /** A Trainer checkpoint directory DeepSpeed saved into: `global_step*` directories in it. */
 function holdsDeepSpeedSave(fs: TreeFiles, dir: string): boolean {
@@ -453,14 +452,14 @@ async function deepSpeedTagState(
   fs: TreeFiles,
   dir: string,
   tag: string,
-  checkInto: CheckInto,
+  check: CheckFile,
 ): Promise<Map<string, PyValue> | FileProblem> {
   const names = fs.list(join(dir, tag));
   const inTag = (name: string) => (tag === "" ? name : `${tag}/${name}`);
   const modelStates = names.find((n) => /model_states\.pt$/.test(n));
   if (modelStates === undefined)
     return { code: "model-file-missing", message: `no *_model_states.pt${tag === "" ? "" : ` in ${tag}`}` };
-  const states = await checkInto("states", inTag(modelStates));
+  const states = await check(inTag(modelStates));
   const state = new Map<string, PyValue>();
   for (const key of ["module", "lr_scheduler", "global_steps"]) {
     const value = lookup(states, [key]);
@@ -469,7 +468,7 @@ async function deepSpeedTagState(
   const optimizer = lookup(states, ["optimizer"]);
   const shards = names.filter((n) => /optim_states\.pt$/.test(n));
   if (optimizer !== undefined && optimizer !== null) state.set("optimizer", optimizer);
-  else if (shards.length > 0 && (await checkInto("optimizer", inTag(shards[0] as string))) !== undefined)
+  else if (shards.length > 0 && (await check(inTag(shards[0] as string))) !== undefined)
     state.set("optimizer", true);
   return state;
 }

@@ -101,7 +101,7 @@ function trackerIteration(text: string): number | undefined {
 }
 
 /** get_checkpoint_name's directory for an iteration: `iter_{:07d}` (wider past 9,999,999). */
-export function megatronIterationName(iteration: number): string {
+function megatronIterationName(iteration: number): string {
   return `iter_${String(iteration).padStart(7, "0")}`;
 }
 
@@ -120,10 +120,13 @@ function megatronPointer(fs: TreeFiles, runDir: string): PointerFileInfo {
   return { kind: "megatron", file, content, target: dir && join(runDir, dir), exists: true };
 }
 
-/** What Megatron's _get_checkpoint_format looks for: metadata.json, mp_rank_0* directories, or `.metadata`. */
-function holdsMegatronSave(fs: TreeFiles, dir: string, names: Iterable<string> = fs.list(dir)): boolean {
+/**
+ * What Megatron's _get_checkpoint_format looks for: metadata.json (with common.pt), mp_rank_0* directories,
+ * or, with `bareDcp`, a `.metadata` alone (torch_dcp, which is also any other DCP save).
+ */
+function holdsMegatronSave(fs: TreeFiles, dir: string, names: Iterable<string>, bareDcp: boolean): boolean {
   for (const name of names) {
-    if (name === "metadata.json" || name === "common.pt" || name === ".metadata") return true;
+    if (name === "metadata.json" || name === "common.pt" || (bareDcp && name === ".metadata")) return true;
     if (/^mp_rank_\d{2}/.test(name) && fs.isDirectory(join(dir, name))) return true;
   }
   return false;
@@ -141,11 +144,8 @@ function megatronIterationDir(
   names: ReadonlySet<string>,
 ): RunLayout | undefined {
   if (!/(?:^|\/)(?:iter_\d{7,}|release)$/.test(runDir)) return undefined;
-  const megatron =
-    names.has("common.pt") ||
-    names.has("metadata.json") ||
-    [...names].some((n) => /^mp_rank_\d{2}/.test(n) && fs.isDirectory(join(runDir, n)));
-  if (!megatron) return undefined;
+  // Given alone, a bare DCP directory stays DCP's: only Megatron's own files make it Megatron's.
+  if (!holdsMegatronSave(fs, runDir, names, false)) return undefined;
   return {
     runDir,
     convention: "megatron",
@@ -164,7 +164,8 @@ function megatronLayout(fs: TreeFiles, runDir: string, names: ReadonlySet<string
   if (single) return single;
   const tracker = names.has(MEGATRON_TRACKER);
   const iterations = dirsMatching(fs, runDir, runDir, MEGATRON_ITERATION);
-  if (!tracker && !iterations.some((c) => holdsMegatronSave(fs, c.path))) return undefined;
+  if (!tracker && !iterations.some((c) => holdsMegatronSave(fs, c.path, fs.list(c.path), true)))
+    return undefined;
   const release = join(runDir, "release");
   const candidates = fs.isDirectory(release)
     ? [...iterations, candidate(fs, runDir, release, "dir")]

@@ -54,11 +54,7 @@ export async function megatronDirState(
  * scheduler and RNG, and the iteration is set to 0.
  */
 function releaseState(state: PyDict): PyDict {
-  const out = pyDict();
-  state.keys.forEach((key, i) => {
-    if (typeof key === "string" && /^model\d*$/.test(key)) dictSet(out, key, state.values[i] as PyValue);
-  });
-  return out;
+  return assign(pyDict(), state, (key) => !(typeof key === "string" && /^model\d*$/.test(key)));
 }
 
 /** --ckpt-format torch_dcp: one flat DCP save whose top-level keys are generate_state_dict's own. */
@@ -69,6 +65,14 @@ function torchDcpState(fs: TreeFiles, dir: string): MegatronDir {
   const sizeBytes = opened.sizeBytes;
   closeSharded(opened.checkpoint);
   return { ok: true, state, sizeBytes };
+}
+
+/** `source`'s entries added to `target`, except those `skip` names. */
+function assign(target: PyDict, source: PyDict, skip: (key: PyValue) => boolean = () => false): PyDict {
+  source.keys.forEach((key, i) => {
+    if (!skip(key)) dictSet(target, key, source.values[i] as PyValue);
+  });
+  return target;
 }
 
 /** A rank directory's numbers: the tensor rank, then the pipeline and/or expert rank groups (3 digits each). */
@@ -129,8 +133,13 @@ async function legacyState(
     };
   }
   const states = await check(`${first.name}/${LEGACY_FILE}`);
-  if (!isBoxed(states, "dict"))
-    return { ok: false, problem: { code: "not-a-checkpoint", message: "unreadable" } };
+  if (!isBoxed(states, "dict")) {
+    // Unreadable: the caller reports the file's own problem. Readable but no dict: not Megatron's save.
+    return {
+      ok: false,
+      problem: { code: "not-a-checkpoint", message: `${first.name}/${LEGACY_FILE} holds no state dict` },
+    };
+  }
   const args = dictGet(states, "args");
   const present = new Set(ranks.map((r) => r.name));
   const missing = expectedRankDirs(args, ranks).filter((name) => !present.has(name));
@@ -151,10 +160,7 @@ async function legacyState(
     ranks.some((r) => fs.exists(join(dir, r.name, DISTRIB_OPTIM)));
   const lostParamState = distributed && ranks.some((r) => !fs.exists(join(dir, r.name, DISTRIB_OPTIM)));
   if (distributed && !lostParamState) for (const rank of ranks) await check(`${rank.name}/${DISTRIB_OPTIM}`);
-  const state = pyDict();
-  states.keys.forEach((key, i) => {
-    if (!(lostParamState && key === "optimizer")) dictSet(state, key, states.values[i] as PyValue);
-  });
+  const state = assign(pyDict(), states, (key) => lostParamState && key === "optimizer");
   return { ok: true, state, sizeBytes: 0 };
 }
 
@@ -174,12 +180,7 @@ async function torchDistState(fs: TreeFiles, dir: string, check: MegatronCheck):
   const sizeBytes = opened.sizeBytes;
   closeSharded(opened.checkpoint);
   const common = await check("common.pt");
-  const state = pyDict();
-  if (isBoxed(common, "dict")) {
-    common.keys.forEach((key, i) => {
-      dictSet(state, key, common.values[i] as PyValue);
-    });
-  }
+  const state = isBoxed(common, "dict") ? assign(pyDict(), common) : pyDict();
   const model = pyDict();
   sharded.keys.forEach((key, i) => {
     const value = sharded.values[i] as PyValue;

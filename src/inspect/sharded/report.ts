@@ -80,8 +80,6 @@ export interface BytesItemReport {
   readonly length: number | null;
   /** What torch.load returns for it, when it is a plain value; else its type. */
   readonly value: PlainValue;
-  /** Why its bytes could not be opened, when they could not (a damaged archive). */
-  readonly error?: string;
   /** Tensors inside it (a nested state DCP pickled whole), by their path below the item. */
   readonly tensors?: ReadonlyArray<{
     readonly path: KeyPath;
@@ -269,7 +267,6 @@ function bytesItemsOf(checkpoint: DcpCheckpoint, options: ShardedInspectOptions)
   return checkpoint.bytesItems.map((item) => {
     let value: PlainValue = null;
     let tensors: NestedTensorReport[] = [];
-    let error: string | undefined;
     if (item.storage) {
       try {
         const loaded = readDcpBytesItem(checkpoint, item);
@@ -280,10 +277,9 @@ function bytesItemsOf(checkpoint: DcpCheckpoint, options: ShardedInspectOptions)
             nestedTensor(loaded, tensor, path, [...itemPath, ...path], options),
           );
         }
-      } catch (thrown) {
-        if (!(thrown instanceof ReaderError)) throw thrown;
-        // A missing or short data file is the completeness findings'; a damaged archive is this item's.
-        if (thrown.code !== "storage-missing") error = thrown.message;
+      } catch (error) {
+        // Missing, short or damaged: the completeness findings say which (item-unreadable for a damaged one).
+        if (!(error instanceof ReaderError)) throw error;
       }
     }
     return {
@@ -292,7 +288,6 @@ function bytesItemsOf(checkpoint: DcpCheckpoint, options: ShardedInspectOptions)
       offset: item.storage?.offset ?? null,
       length: item.storage?.length ?? null,
       value,
-      ...(error !== undefined ? { error } : {}),
       ...(tensors.length > 0 ? { tensors } : {}),
     };
   });

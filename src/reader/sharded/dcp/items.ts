@@ -72,9 +72,23 @@ function itemSource(checkpoint: DcpCheckpoint, info: DcpStorageInfo, inBulk = fa
 
 /** A bytes item's value, as `DefaultLoadPlanner.load_bytes` gets it (`torch.load` of the item's bytes). */
 export function readDcpBytesItem(checkpoint: DcpCheckpoint, item: DcpBytesItem): Checkpoint {
-  if (!item.storage) throw new ReaderError("storage-missing", `${item.fqn} has no storage_data entry`);
-  return openDcpItem(checkpoint, item.storage);
+  // Judging, reporting and converting each ask for the same few items: each is opened once.
+  const known = openedItems.get(item);
+  if (known instanceof ReaderError) throw known;
+  if (known) return known;
+  try {
+    if (!item.storage) throw new ReaderError("storage-missing", `${item.fqn} has no storage_data entry`);
+    const opened = openDcpItem(checkpoint, item.storage);
+    openedItems.set(item, opened);
+    return opened;
+  } catch (error) {
+    if (error instanceof ReaderError) openedItems.set(item, error);
+    throw error;
+  }
 }
+
+/** Each bytes item's opened archive (or why it cannot be opened), for the life of its checkpoint's items. */
+const openedItems = new WeakMap<DcpBytesItem, Checkpoint | ReaderError>();
 
 /** One chunk as a piece of its tensor: the item opened on first read, its tensor checked against the chunk. */
 function chunkPiece(checkpoint: DcpCheckpoint, tensor: DcpTensor, chunk: DcpChunk, inBulk: boolean): Piece {
