@@ -84,6 +84,7 @@ export default defineConfig([
       rangeDigestWorker: "dist/reader/rangeDigestWorker.js",
       ioWorker: "dist/reader/remote/ioWorker.js",
       compareWorker: "dist/inspect/diff/compareWorker.js",
+      itemScanWorker: "dist/inspect/sharded/itemScanWorker.js",
     },
     platform: "node",
     external: [/^node:/],

@@ -236,7 +236,7 @@ export async function main(argv: readonly string[], io: Output = processOutput()
     )
     .action(async (paths: string[], options: { json?: boolean; quiet?: boolean; deep?: boolean }) => {
       const { runScan } = await import("./commands/scan.js");
-      exitCode = runScan(
+      exitCode = await runScan(
         paths,
         { json: options.json === true, quiet: options.quiet === true, deep: options.deep === true },
         io,

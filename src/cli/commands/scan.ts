@@ -4,7 +4,8 @@ import { localFiles } from "../../inspect/runs/node.js";
 import { type ScanReport, scanReportOf } from "../../inspect/security/report.js";
 import { type FileScan, scanSource, scanWithoutProbe } from "../../inspect/security/scan.js";
 import { scanReport } from "../../inspect/security/scanFile.js";
-import { scanSharded } from "../../inspect/sharded/scan.js";
+import { itemScansInParallel } from "../../inspect/sharded/parallelScans.js";
+import { startShardedScans } from "../../inspect/sharded/scan.js";
 import { ReaderError } from "../../reader/errors.js";
 import { isRemotePath, openLocation, readLocated, transferOf } from "../../reader/location.js";
 import type { Transfer } from "../../reader/remote/protocol.js";
@@ -110,15 +111,15 @@ function targetsUnder(path: string): ScanTarget[] {
 }
 
 /** One report per file of a DCP directory, each item of a data file scanned on its own bytes. */
-function dcpReports(dir: string): ScanOutcome[] {
+async function dcpReports(dir: string): Promise<ScanOutcome[]> {
   const checkpoint = openSharded(localFiles().tree, resolve(dir));
+  const helper = itemScansInParallel();
   try {
-    return scanSharded(checkpoint).map((s) => ({
-      ...scanReportOf(join(dir, s.file), s.scan),
-      items: s.items,
-      loadedBy: s.loadedBy,
-    }));
+    // The data files on two threads: a large run has hundreds of thousands of item archives.
+    const reports = await startShardedScans(checkpoint, "scan", helper).finish();
+    return reports.map((report) => ({ ...report, file: join(dir, report.file) }));
   } finally {
+    helper.dispose();
     closeSharded(checkpoint);
   }
 }
@@ -140,7 +141,7 @@ export interface ScanCommandOptions {
 }
 
 /** `ckpt scan PATH...`: exit 0 clean, 1 dangerous or unknown code found, 2 unreadable or inconclusive. */
-export function runScan(paths: string[], options: ScanCommandOptions, io: Output): number {
+export async function runScan(paths: string[], options: ScanCommandOptions, io: Output): Promise<number> {
   const outcomes: Array<ScanOutcome & { transfer?: Readonly<Transfer> }> = [];
   const listings: unknown[] = [];
   const targets: ScanTarget[] = [];
@@ -157,7 +158,7 @@ export function runScan(paths: string[], options: ScanCommandOptions, io: Output
     try {
       if (target.kind === "file") outcomes.push(scanReport(target.path));
       else if (target.kind === "remote") outcomes.push(remoteReport(target.path, target.open, options.deep));
-      else outcomes.push(...dcpReports(target.dir));
+      else outcomes.push(...(await dcpReports(target.dir)));
     } catch (error) {
       if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
       outcomes.push(errorReport(name, error));

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { ReaderError } from "../../reader/errors.js";
 import { nodeWorkerThreads } from "../../reader/nodeBuiltins.js";
+import { type SharedAnswer, sharedControl, sharedResults, takeShared } from "../takeShared.js";
 import type { FileRange } from "./side.js";
 import {
   type CompareOptions,
@@ -35,30 +35,10 @@ export interface CompareJob {
   readonly options: CompareOptions;
 }
 
-export type CompareWorkerResult =
-  | { readonly done: true; readonly outcomes: ReadonlyArray<readonly [number, ValueOutcome]> }
-  | { readonly changed: string }
-  | { readonly error: string };
-
 const rangeOf = (pair: TensorPair): RangePair | undefined =>
   pair.a.range && pair.b.range && pair.a.unreadable === undefined && pair.b.unreadable === undefined
     ? { a: { dtype: pair.a.dtype, range: pair.a.range }, b: { dtype: pair.b.dtype, range: pair.b.range } }
     : undefined;
-
-/** Takes pairs from the shared counter until none is left; `compare(i)` is each one's outcome. */
-export function takePairs(
-  control: Int32Array,
-  count: number,
-  mark: 1 | 2,
-  compare: (i: number) => void,
-): void {
-  for (;;) {
-    const i = Atomics.add(control, 0, 1);
-    if (i >= count) return;
-    Atomics.store(control, i + 1, mark);
-    compare(i);
-  }
-}
 
 export const compareInParallel: PairComparer = async (pairs, options) => {
   const ranged = pairs.map(rangeOf);
@@ -75,28 +55,22 @@ export const compareInParallel: PairComparer = async (pairs, options) => {
     return outcomes as ValueOutcome[];
   }
   // The worker's share first, in the order of the pairs; the others after, on this thread only.
-  const control = new Int32Array(new SharedArrayBuffer(4 * (shareable.length + 1)));
+  const control = sharedControl(shareable.length);
   const job: CompareJob = { pairs: shareable.map((i) => ranged[i] as RangePair), control, options };
   // Required here, not imported: commands that never start this worker skip loading worker_threads.
   const { Worker } = nodeWorkerThreads();
   const worker = new Worker(WORKER, { workerData: job });
-  const answer = new Promise<CompareWorkerResult>((resolve) => {
+  const answer = new Promise<SharedAnswer<ValueOutcome>>((resolve) => {
     worker.once("message", resolve);
     worker.once("error", (error) => resolve({ error: error.message }));
     worker.once("exit", () => resolve({ error: "the worker exited without an answer" }));
   });
   try {
-    takePairs(control, shareable.length, 1, (k) => here(shareable[k] as number));
+    takeShared(control, shareable.length, 1, (k) => here(shareable[k] as number));
     pairs.forEach((_, i) => {
       if (!ranged[i]) here(i);
     });
-    const result = await answer;
-    if ("changed" in result)
-      throw new ReaderError("file-changed", `${result.changed} changed while being read`, {
-        file: result.changed,
-      });
-    if ("done" in result)
-      for (const [k, outcome] of result.outcomes) outcomes[shareable[k] as number] = outcome;
+    for (const [k, outcome] of sharedResults(await answer)) outcomes[shareable[k] as number] = outcome;
     // A worker that failed costs time, not the answer: this thread compares what it left undone.
     pairs.forEach((_, i) => {
       if (!outcomes[i]) here(i);

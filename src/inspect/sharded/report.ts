@@ -23,16 +23,15 @@ import type { Component, ComponentState, Verdict } from "../resume/verdict.js";
 import { examineCandidate } from "../runs/candidates.js";
 import { detectRunLayout } from "../runs/layout.js";
 import { worstVerdict } from "../security/mergeScans.js";
-import { securityFindings } from "../security/report.js";
 import type { ScanVerdict } from "../security/scan.js";
-import { judgeWeightsOnly } from "../security/weightsOnly.js";
 import { StatsAccumulator, supportsStats, type TensorStats } from "../stats.js";
 import { tensorSha256, tensorStats } from "../tensorValues.js";
 import type { TreeFiles } from "../treeFiles.js";
 import { findTensors, type KeyPath } from "../walk.js";
 import { completenessFindings } from "./completeness.js";
+import type { ShardedSecurityFile } from "./fileReports.js";
 import { shardedFindingMessage } from "./findingText.js";
-import { type ShardedFileRole, scanSharded } from "./scan.js";
+import { type ItemScanHelper, startShardedScans } from "./scan.js";
 
 /**
  * `ckpt.inspect/1` for a sharded checkpoint: one logical object, whatever number of files it spans. Its
@@ -91,14 +90,7 @@ export interface BytesItemReport {
   }>;
 }
 
-export interface ShardedSecurityFile {
-  readonly file: string;
-  readonly role: ShardedFileRole;
-  readonly items: number;
-  readonly loadedBy: string;
-  readonly verdict: ScanVerdict;
-  readonly findings: FindingReport[];
-}
+export type { ShardedSecurityFile } from "./fileReports.js";
 
 export interface ShardedResumeReport {
   readonly verdict: Verdict | null;
@@ -140,6 +132,8 @@ export interface ShardedInspectOptions {
   /** The tree and the checkpoint's absolute path in it, for the resume verdict (the run analysis's). */
   readonly fs: TreeFiles;
   readonly path: string;
+  /** A second thread for a DCP checkpoint's item scans (the CLI's, on Node); without it they run here. */
+  readonly itemScanner?: ItemScanHelper;
 }
 
 const numel = (shape: readonly number[]) => shape.reduce((n, d) => n * d, 1);
@@ -407,36 +401,59 @@ export async function inspectSharded(
   file: string,
   options: ShardedInspectOptions,
 ): Promise<ShardedInspectReport> {
+  // Started first and joined last: a DCP checkpoint's item scans can run on a second thread meanwhile.
+  const pending = startShardedScans(checkpoint, "inspect", options.itemScanner);
+  let rest: ReportWithoutScans;
+  let scans: ShardedSecurityFile[];
+  try {
+    rest = await reportWithoutScans(checkpoint, file, options);
+    scans = await pending.finish();
+  } catch (error) {
+    pending.abandon();
+    throw error;
+  }
+  const scanFindings = scans.flatMap((s) =>
+    s.findings
+      .filter((f) => f.code !== "weights-only-blocked" || s.role !== "metadata")
+      .map((f) => ({ ...f, file: s.file })),
+  );
+  const { report, completeness, later } = rest;
+  const { convention, resume, ...before } = report;
+  return {
+    ...before,
+    // Completeness first, then what the scans found, then the bytes items and the resume verdict.
+    findings: [...completeness, ...scanFindings, ...later],
+    ...(convention ? { convention } : {}),
+    ...(resume ? { resume } : {}),
+    security: { verdict: worstVerdict(scans.map((s) => s.verdict)), files: scans },
+  };
+}
+
+interface ReportWithoutScans {
+  readonly report: Omit<ShardedInspectReport, "security" | "findings">;
+  readonly completeness: ShardedFindingReport[];
+  /** The bytes items' and the resume verdict's findings, which follow the scans'. */
+  readonly later: ShardedFindingReport[];
+}
+
+/** The report but its security section, and its findings but the scans'. */
+async function reportWithoutScans(
+  checkpoint: ShardedCheckpoint,
+  file: string,
+  options: ShardedInspectOptions,
+): Promise<ReportWithoutScans> {
   const all = tensorsOf(checkpoint);
   const tensors = options.filter ? all.filter((t) => options.filter?.(t.path)) : all;
   // Every tensor, or many: their chunks are read in file order, in large blocks where items are small.
   const inBulk = tensors.length > 1;
   for (const tensor of tensors) addValues(checkpoint, tensor, options, inBulk);
-  const scans = scanSharded(checkpoint).map((s) => {
-    const weightsOnly = judgeWeightsOnly(s.scan);
-    return {
-      file: s.file,
-      role: s.role,
-      items: s.items,
-      loadedBy: s.loadedBy,
-      verdict: s.scan.verdict,
-      findings: securityFindings(s.scan, weightsOnly).map(findingReport),
-    };
-  });
-  const findings: ShardedFindingReport[] = [
-    ...completenessFindings(checkpoint).map((f) => ({
-      code: f.code,
-      severity: f.severity,
-      message: shardedFindingMessage(f),
-    })),
-    ...scans.flatMap((s) =>
-      s.findings
-        .filter((f) => f.code !== "weights-only-blocked" || s.role !== "metadata")
-        .map((f) => ({ ...f, file: s.file })),
-    ),
-  ];
+  const completeness: ShardedFindingReport[] = completenessFindings(checkpoint).map((f) => ({
+    code: f.code,
+    severity: f.severity,
+    message: shardedFindingMessage(f),
+  }));
   const bytesItems = checkpoint.kind === "dcp" ? bytesItemsOf(checkpoint, options) : undefined;
-  findings.push(...bytesItemFindings(bytesItems ?? []));
+  const findings = bytesItemFindings(bytesItems ?? []);
   const resume = await resumeOf(options, checkpoint);
   const verdict = resume.resume?.verdict;
   if (verdict && verdict !== "resumable" && resume.convention) {
@@ -449,7 +466,7 @@ export async function inspectSharded(
       }),
     });
   }
-  return {
+  const report = {
     schema: "ckpt.inspect/1",
     file,
     format: checkpoint.kind,
@@ -458,8 +475,7 @@ export async function inspectSharded(
     tensors,
     ...(bytesItems ? { bytesItems } : {}),
     summary: summarize(all),
-    findings,
     ...resume,
-    security: { verdict: worstVerdict(scans.map((s) => s.verdict)), files: scans },
-  };
+  } as const;
+  return { report, completeness, later: findings };
 }

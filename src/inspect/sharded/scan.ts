@@ -1,38 +1,12 @@
-import { ReaderError } from "../../reader/errors.js";
-import { dataFileReader } from "../../reader/sharded/dcp/dataFile.js";
-import { ItemLayouts, itemLayoutOf } from "../../reader/sharded/dcp/itemLayout.js";
-import {
-  type DcpCheckpoint,
-  joinPath,
-  RangeSource,
-  type ShardedCheckpoint,
-} from "../../reader/sharded/index.js";
+import { type DcpCheckpoint, joinPath, type ShardedCheckpoint } from "../../reader/sharded/index.js";
 import type { ByteSource } from "../../reader/source.js";
-import { looksLikeZip } from "../../reader/zip.js";
-import { mergeScans } from "../security/mergeScans.js";
-import { type FileScan, scanParsedPickle, scanSource, unopenedScan } from "../security/scan.js";
-import { ScanMemo } from "../security/scanner.js";
+import { scanParsedPickle, scanSource } from "../security/scan.js";
+import { sharedControl, takeShared } from "../takeShared.js";
+import { FILE_REPORTS, type FileReport, type FileReportKind } from "./fileReports.js";
+import type { DataFileItems, ShardedFileRole, ShardedFileScan } from "./fileScan.js";
+import { scanDataFile } from "./itemScans.js";
 
-/**
- * Every pickle of a sharded checkpoint, file by file, scanned as the framework's load would meet it. A DCP
- * data file is a run of `torch.save` archives, one per item, so each item is scanned on its own bytes (a
- * zip reader looking at the whole file would see only the last one); `.metadata` is a bare pickle that
- * `FileSystemReader.read_metadata` hands to `pickle.load`, and bytes items go to `torch.load(weights_only=False)`
- * (`DefaultLoadPlanner.load_bytes`), so what they name runs on `dcp.load`; tensor items load with
- * `weights_only=True`.
- */
-export type ShardedFileRole = "metadata" | "data" | "model-states" | "optim-states" | "shard";
-
-export interface ShardedFileScan {
-  /** Relative to the checkpoint's directory. */
-  readonly file: string;
-  readonly role: ShardedFileRole;
-  /** Items scanned in it (DCP data files), else 1. */
-  readonly items: number;
-  /** How the framework loads it, which decides what its globals can do. */
-  readonly loadedBy: string;
-  readonly scan: FileScan;
-}
+export type { ShardedFileRole, ShardedFileScan } from "./fileScan.js";
 
 function withSource<T>(tree: ShardedCheckpoint["tree"], path: string, use: (source: ByteSource) => T): T {
   const source = tree.open(path);
@@ -43,132 +17,102 @@ function withSource<T>(tree: ShardedCheckpoint["tree"], path: string, use: (sour
   }
 }
 
-/** One item of a data file: a tensor chunk's or a bytes item's `torch.save` archive. */
-interface DataFileItem {
-  readonly offset: number;
-  readonly length: number;
-  /** The FQN, which names the item's records in the file's scan. */
-  readonly label: string;
-  /** A bytes item (torch.load runs it unrestricted), not a tensor chunk. */
-  readonly bytes: boolean;
+/** A data file as this thread scans it: its items, and the file opened. */
+interface DataFilePlan extends DataFileItems {
+  readonly source: ByteSource;
+}
+
+/** Items as `storage_data` lists them, per data file, before ordering. */
+interface GatheredItems {
+  readonly offsets: number[];
+  readonly lengths: number[];
+  readonly bytes: number[];
+  readonly labels: number[];
 }
 
 /**
- * The items `storage_data` puts in each data file, by offset (one per offset, a bytes item over a chunk):
- * gathered in one pass over the chunks, where a pass per file made a run of hundreds of ranks quadratic.
+ * The items `storage_data` puts in each data file, gathered in one pass over the chunks (a pass per file made
+ * a run of hundreds of ranks quadratic): tensor chunks first, then bytes items. Labels index `labelsOf`.
  */
-function itemsByFile(checkpoint: DcpCheckpoint): Map<string, Map<number, DataFileItem>> {
-  const files = new Map<string, Map<number, DataFileItem>>();
-  const add = (file: string, item: DataFileItem, replace: boolean) => {
+function gatherItems(checkpoint: DcpCheckpoint): Map<string, GatheredItems> {
+  const files = new Map<string, GatheredItems>();
+  const add = (file: string, offset: number, length: number, bytes: number, label: number) => {
     let items = files.get(file);
     if (!items) {
-      items = new Map();
+      items = { offsets: [], lengths: [], bytes: [], labels: [] };
       files.set(file, items);
     }
-    if (replace || !items.has(item.offset)) items.set(item.offset, item);
+    items.offsets.push(offset);
+    items.lengths.push(length);
+    items.bytes.push(bytes);
+    items.labels.push(label);
   };
-  for (const tensor of checkpoint.tensors) {
-    for (const chunk of tensor.chunks) {
-      const info = chunk.storage;
-      if (info)
-        add(
-          info.relativePath,
-          { offset: info.offset, length: info.length, label: tensor.fqn, bytes: false },
-          false,
-        );
-    }
-  }
-  for (const item of checkpoint.bytesItems) {
-    const info = item.storage;
-    if (info)
-      add(
-        info.relativePath,
-        { offset: info.offset, length: info.length, label: item.fqn, bytes: true },
-        true,
-      );
-  }
+  checkpoint.tensors.forEach((tensor, t) => {
+    for (const { storage } of tensor.chunks)
+      if (storage) add(storage.relativePath, storage.offset, storage.length, 0, t);
+  });
+  const first = checkpoint.tensors.length;
+  checkpoint.bytesItems.forEach((item, b) => {
+    if (item.storage) add(item.storage.relativePath, item.storage.offset, item.storage.length, 1, first + b);
+  });
   return files;
 }
 
-/** A file's items that lie inside its `size` bytes, in offset order, and whether it holds a bytes item. */
-function dataFileItems(
-  byOffset: ReadonlyMap<number, DataFileItem> | undefined,
-  size: number,
-): { readonly items: DataFileItem[]; readonly hasBytes: boolean } {
-  const all = [...(byOffset?.values() ?? [])];
-  return {
-    items: all.sort((a, b) => a.offset - b.offset).filter((item) => item.offset + item.length <= size),
-    hasBytes: all.some((item) => item.bytes),
-  };
+/** Every item's label: the tensors' FQNs, then the bytes items'. */
+function labelsOf(checkpoint: DcpCheckpoint): string[] {
+  return [...checkpoint.tensors.map((t) => t.fqn), ...checkpoint.bytesItems.map((b) => b.fqn)];
 }
 
 /**
- * Each item's scan, in the order of `items`, read from the data file `raw`. Items of one layout share one
- * scan object (itemLayout.ts); the others are scanned, bytes items deep.
+ * A file's items in offset order, one per offset (a bytes item over a chunk, else the first chunk there), and
+ * only those that lie inside its `size` bytes.
  */
-function scanDataFileItems(raw: ByteSource, items: readonly DataFileItem[]): FileScan[] {
-  // Every item's archive is a dozen tiny reads: served from cached blocks, in offset order.
-  const source = dataFileReader(raw, items.length);
-  const memo = new ScanMemo();
-  const layouts = new ItemLayouts<FileScan>();
-  const tensorItemScan = (range: RangeSource): FileScan => {
-    const same = layouts.find(range);
-    if (same) return same;
-    const scan = scanSource(range, { memo });
-    const layout = itemLayoutOf(range);
-    if (layout) layouts.remember(layout, scan);
-    return scan;
-  };
-  return items.map(({ offset, length, bytes, label }) => {
-    // With SerializationFormat.SAFETENSORS a tensor's offset is where the file's one safetensors blob
-    // starts, and the blob runs to the end of the file.
-    const blob = !bytes && !looksLikeZip(source.read(offset, Math.min(4, source.size - offset)));
-    const range = new RangeSource(source, offset, blob ? source.size - offset : length);
-    try {
-      // Deep (every member probed as a pickle) only for bytes items, which torch.load runs unrestricted;
-      // a tensor item's loader reads its data.pkl with weights_only=True and nothing else in it.
-      return bytes || blob ? scanSource(range, { deep: bytes, memo }) : tensorItemScan(range);
-    } catch (error) {
-      // One damaged item's archive: that item is unscanned, the file's other items are still scanned.
-      if (!(error instanceof ReaderError)) throw error;
-      return unopenedScan(label, error.message);
-    }
-  });
-}
-
-/** Data file `file`'s record: its items' scans merged, each item's records named by its label. */
-function dataFileScan(
-  file: string,
-  items: readonly DataFileItem[],
-  hasBytes: boolean,
-  scans: readonly FileScan[],
-): ShardedFileScan {
-  const parts = items.map((item, i) => ({
-    label: item.label,
-    bytes: item.bytes,
-    scan: scans[i] as FileScan,
-  }));
+function orderItems(gathered: GatheredItems | undefined, size: number): Omit<DataFileItems, "file"> {
+  const { offsets, lengths, bytes, labels } = gathered ?? { offsets: [], lengths: [], bytes: [], labels: [] };
+  const order = offsets.map((_, i) => i);
+  // Writers append items in plan order, which is nearly always offset order already.
+  if (offsets.some((offset, i) => i > 0 && offset < (offsets[i - 1] as number)))
+    order.sort((a, b) => (offsets[a] as number) - (offsets[b] as number));
+  const kept: number[] = [];
+  for (let k = 0; k < order.length; ) {
+    const offset = offsets[order[k] as number] as number;
+    let end = k + 1;
+    while (end < order.length && offsets[order[end] as number] === offset) end++;
+    // Gathered tensors first, bytes items after: a group's last member is its bytes item when it has one.
+    const last = order[end - 1] as number;
+    const chosen = bytes[last] === 1 ? last : (order[k] as number);
+    if (offset + (lengths[chosen] as number) <= size) kept.push(chosen);
+    k = end;
+  }
   return {
-    file,
-    role: "data",
-    items: parts.length,
-    loadedBy: hasBytes
-      ? "dcp.load: bytes items with torch.load(weights_only=False), tensors with weights_only=True"
-      : "dcp.load: tensors with torch.load(weights_only=True)",
-    // The file's format is its tensors' (a torch.save archive each, or one safetensors blob).
-    scan: mergeScans((parts.find((p) => !p.bytes) ?? parts[0])?.scan.format ?? "other", parts),
+    columns: {
+      offsets: Float64Array.from(kept, (i) => offsets[i] as number),
+      lengths: Float64Array.from(kept, (i) => lengths[i] as number),
+      bytes: Uint8Array.from(kept, (i) => bytes[i] as number),
+      labels: Int32Array.from(kept, (i) => labels[i] as number),
+    },
+    hasBytes: bytes.includes(1),
   };
 }
 
-function dcpDataScan(
-  checkpoint: DcpCheckpoint,
-  file: string,
-  byOffset: ReadonlyMap<number, DataFileItem> | undefined,
-): ShardedFileScan {
-  return withSource(checkpoint.tree, joinPath(checkpoint.dir, file), (raw) => {
-    const { items, hasBytes } = dataFileItems(byOffset, raw.size);
-    return dataFileScan(file, items, hasBytes, scanDataFileItems(raw, items));
-  });
+/** The data files the metadata names that the directory holds, in rank order, each opened. */
+function dataFilePlans(checkpoint: DcpCheckpoint): DataFilePlan[] {
+  const gathered = gatherItems(checkpoint);
+  const plans: DataFilePlan[] = [];
+  try {
+    for (const file of presentDataFiles(checkpoint)) {
+      const source = checkpoint.tree.open(joinPath(checkpoint.dir, file));
+      plans.push({ file, source, ...orderItems(gathered.get(file), source.size) });
+    }
+    return plans;
+  } catch (error) {
+    closePlans(plans);
+    throw error;
+  }
+}
+
+function closePlans(plans: readonly DataFilePlan[]): void {
+  for (const plan of plans) plan.source.close();
 }
 
 /** `.metadata`'s record, when the checkpoint has one. */
@@ -194,11 +138,92 @@ function presentDataFiles(checkpoint: DcpCheckpoint): string[] {
   return checkpoint.files.filter((file) => present.has(file.name)).map((file) => file.name);
 }
 
+/** What a second thread is given: the data files, each by its open source here, and what to report of each. */
+export interface ItemScanJob {
+  readonly files: ReadonlyArray<DataFileItems & { readonly source: ByteSource }>;
+  readonly labels: readonly string[];
+  readonly report: FileReportKind;
+  /** The files, taken one at a time by either thread (`takeShared`). */
+  readonly control: Int32Array;
+}
+
+/**
+ * A second thread for a DCP checkpoint's data files (Node: `parallelScans.ts`). It takes files from
+ * `job.control` as this thread does, reading each by its identity, and resolves with the report of each file
+ * it took; it rejects only when a file is not the one this thread has open. Undefined: no second thread.
+ */
+export interface ItemScanHelper {
+  start<K extends FileReportKind>(
+    job: ItemScanJob & { readonly report: K },
+  ): Promise<ReadonlyMap<number, FileReport<K>>> | undefined;
+}
+
+/** Scans in progress: `finish` joins in and gives every file's report, `abandon` stops and lets go. */
+export interface PendingScans<R> {
+  finish(): Promise<R[]>;
+  abandon(): void;
+}
+
+/**
+ * A DCP checkpoint's scans, reported as `report` says: `.metadata` here, and the data files taken one at a
+ * time by this thread and, when `helper` starts one, a second.
+ */
+function startDcpScans<K extends FileReportKind>(
+  checkpoint: DcpCheckpoint,
+  report: K,
+  helper: ItemScanHelper | undefined,
+): PendingScans<FileReport<K>> {
+  const reportOf = FILE_REPORTS[report] as (s: ShardedFileScan) => FileReport<K>;
+  const metadata = dcpMetadataScan(checkpoint);
+  const plans = dataFilePlans(checkpoint);
+  const labels = labelsOf(checkpoint);
+  const control = sharedControl(plans.length);
+  let helped: Promise<ReadonlyMap<number, FileReport<K>>> | undefined;
+  try {
+    helped = helper?.start({ files: plans, labels, report, control });
+  } catch (error) {
+    closePlans(plans);
+    throw error;
+  }
+  const reports: Array<FileReport<K> | undefined> = plans.map(() => undefined);
+  const here = (f: number) => {
+    const plan = plans[f] as DataFilePlan;
+    reports[f] = reportOf(scanDataFile(plan.source, plan, labels));
+  };
+  return {
+    async finish() {
+      try {
+        takeShared(control, plans.length, 1, here);
+        for (const [f, done] of (await helped) ?? []) reports[f] = done;
+        // What a failed helper took and did not answer for, this thread scans.
+        reports.forEach((done, f) => {
+          if (done === undefined) here(f);
+        });
+        const data = reports as FileReport<K>[];
+        return metadata ? [reportOf(metadata), ...data] : data;
+      } finally {
+        closePlans(plans);
+      }
+    },
+    abandon() {
+      Atomics.store(control, 0, plans.length);
+      helped?.catch(() => {});
+      closePlans(plans);
+    },
+  };
+}
+
+/** Every file's record, scanned on this thread. */
 function dcpScans(checkpoint: DcpCheckpoint): ShardedFileScan[] {
   const metadata = dcpMetadataScan(checkpoint);
-  const files = itemsByFile(checkpoint);
-  const data = presentDataFiles(checkpoint).map((file) => dcpDataScan(checkpoint, file, files.get(file)));
-  return metadata ? [metadata, ...data] : data;
+  const plans = dataFilePlans(checkpoint);
+  try {
+    const labels = labelsOf(checkpoint);
+    const data = plans.map((plan) => scanDataFile(plan.source, plan, labels));
+    return metadata ? [metadata, ...data] : data;
+  } finally {
+    closePlans(plans);
+  }
 }
 
 function wholeFileScan(
@@ -238,4 +263,18 @@ export function scanSharded(checkpoint: ShardedCheckpoint): ShardedFileScan[] {
           ),
         );
   }
+}
+
+/**
+ * Every file's report (`FILE_REPORTS[report]` of each `scanSharded` record), started: a DCP checkpoint's data
+ * files are shared with the thread `helper` starts, when it starts one, while the caller does other work.
+ */
+export function startShardedScans<K extends FileReportKind>(
+  checkpoint: ShardedCheckpoint,
+  report: K,
+  helper?: ItemScanHelper,
+): PendingScans<FileReport<K>> {
+  if (checkpoint.kind === "dcp") return startDcpScans(checkpoint, report, helper);
+  const reportOf = FILE_REPORTS[report] as (s: ShardedFileScan) => FileReport<K>;
+  return { finish: async () => scanSharded(checkpoint).map(reportOf), abandon() {} };
 }
