@@ -160,29 +160,36 @@ export function judgeWeightsOnly(scan: FileScan): WeightsOnlyVerdict {
   const other = NOT_TORCH_LOAD[scan.format];
   if (other) return { loads: false, blockers: [other], allow: [] };
   const executed = scan.pickles.filter((p) => p.executedByTorch && !p.record.includes(">"));
-  // A set, not a search per global: a DCP data file merges one pickle per item (tens of thousands).
-  const executedRecords = new Set(executed.map((p) => p.record));
+  // A set, not a search per global: a DCP data file merges one pickle per item (tens of thousands). Made only
+  // when a global is not allowed: most files name none, and hashing every item's record name was most of
+  // judging a merged file.
+  let executedRecords: Set<string> | undefined;
+  const executes = (record: string) => {
+    executedRecords ??= new Set(executed.map((p) => p.record));
+    return executedRecords.has(record) || record.startsWith("legacy");
+  };
   const blockers: WeightsOnlyBlocker[] = [];
   const blocked = new Map<string, GlobalClass>();
   // By module, then name: a merged DCP file has a few globals per item, hundreds of thousands in all.
   const allowed = new Map<string, Map<string, boolean>>();
   for (const g of scan.globals) {
-    if (!executedRecords.has(g.record) && !g.record.startsWith("legacy")) continue;
-    if (g.dynamic) {
-      blocked.set("<computed global>", g.class);
-      continue;
+    if (!g.dynamic) {
+      let names = allowed.get(g.module);
+      if (names === undefined) {
+        names = new Map();
+        allowed.set(g.module, names);
+      }
+      let ok = names.get(g.name);
+      if (ok === undefined) {
+        ok = allowedByWeightsOnly(g.module, g.name);
+        names.set(g.name, ok);
+      }
+      if (ok) continue;
     }
-    let names = allowed.get(g.module);
-    if (names === undefined) {
-      names = new Map();
-      allowed.set(g.module, names);
-    }
-    let ok = names.get(g.name);
-    if (ok === undefined) {
-      ok = allowedByWeightsOnly(g.module, g.name);
-      names.set(g.name, ok);
-    }
-    if (!ok) blocked.set(`${g.module}.${g.name}`, g.class);
+    // Only a pickle torch.load runs can block it (not a nested one, which torch never unpickles).
+    if (!executes(g.record)) continue;
+    if (g.dynamic) blocked.set("<computed global>", g.class);
+    else blocked.set(`${g.module}.${g.name}`, g.class);
   }
   const names = new Set(blocked.keys());
   const paths = new Map<string, KeyPath[]>();

@@ -1,8 +1,8 @@
 import { ReaderError } from "../../reader/errors.js";
 import { dataFileReader } from "../../reader/sharded/dcp/dataFile.js";
-import { ItemLayouts, itemLayoutOf } from "../../reader/sharded/dcp/itemLayout.js";
+import { ItemLayouts, itemLayoutOf, WHOLE_ITEM } from "../../reader/sharded/dcp/itemLayout.js";
 import { RangeSource } from "../../reader/sharded/index.js";
-import type { ByteSource } from "../../reader/source.js";
+import { BufferSource, type ByteSource } from "../../reader/source.js";
 import { looksLikeZip } from "../../reader/zip.js";
 import { mergeScans } from "../security/mergeScans.js";
 import { type FileScan, scanSource, unopenedScan } from "../security/scan.js";
@@ -23,22 +23,59 @@ interface ItemScans {
   readonly failures: Map<number, string>;
 }
 
+/**
+ * Views of a data file's small items, in offset order, through one buffer that is read again and again: each
+ * view is valid until the next call. Fresh buffers per block cost a page fault per 4 KiB and, with a second
+ * thread scanning, made both threads several times slower (the kernel maps and unmaps them for each).
+ */
+class ItemWindow {
+  private readonly buffer = new Uint8Array(WINDOW_BYTES);
+  private start = 0;
+  private end = 0;
+  constructor(private readonly raw: ByteSource) {}
+
+  /** `[offset, offset + length)`, `length` at most `WHOLE_ITEM`. */
+  view(offset: number, length: number): Uint8Array {
+    if (offset < this.start || offset + length > this.end) {
+      const size = Math.min(WINDOW_BYTES, this.raw.size - offset);
+      this.raw.readInto(this.buffer.subarray(0, size), offset);
+      this.start = offset;
+      this.end = offset + size;
+    }
+    return this.buffer.subarray(offset - this.start, offset - this.start + length);
+  }
+}
+
+const WINDOW_BYTES = 1024 * 1024;
+
 function scanItems(raw: ByteSource, columns: ItemColumns): ItemScans {
-  // Every item's archive is a dozen tiny reads: served from cached blocks, in offset order.
-  const source = dataFileReader(raw, columns.offsets.length);
+  const window = new ItemWindow(raw);
+  // Large items are read by their headers only, through small cached blocks.
+  let large: ByteSource | undefined;
   const memo = new ScanMemo();
   const layouts = new ItemLayouts<number>();
   const scans: FileScan[] = [];
   const failures = new Map<number, string>();
   const index = new Int32Array(columns.offsets.length);
   const keep = (scan: FileScan) => scans.push(scan) - 1;
-  const tensorItemScan = (range: RangeSource): number => {
-    const same = layouts.find(range);
-    if (same !== undefined) return same;
+  const fullScan = (range: ByteSource): number => {
     const at = keep(scanSource(range, { memo }));
     const layout = itemLayoutOf(range);
     if (layout) layouts.remember(layout, at);
     return at;
+  };
+  const tensorItemScan = (offset: number, length: number): number => {
+    if (length <= WHOLE_ITEM) {
+      const item = window.view(offset, length);
+      const same = layouts.findBytes(item);
+      if (same !== undefined) return same;
+      // A copy of its own: what the scan keeps (a pickle's bytes values) must outlive the window.
+      return fullScan(new BufferSource(item.slice(), `${raw.name}[${offset}..${offset + length}]`));
+    }
+    large ??= dataFileReader(raw, columns.offsets.length);
+    const range = new RangeSource(large, offset, length);
+    const same = layouts.find(range);
+    return same !== undefined ? same : fullScan(range);
   };
   for (let i = 0; i < index.length; i++) {
     const offset = columns.offsets[i] as number;
@@ -46,12 +83,14 @@ function scanItems(raw: ByteSource, columns: ItemColumns): ItemScans {
     try {
       // With SerializationFormat.SAFETENSORS a tensor's offset is where the file's one safetensors blob
       // starts, and the blob runs to the end of the file.
-      const blob = !bytes && !looksLikeZip(source.read(offset, Math.min(4, source.size - offset)));
-      const length = blob ? source.size - offset : (columns.lengths[i] as number);
-      const range = new RangeSource(source, offset, length);
-      // Deep (every member probed as a pickle) only for bytes items, which torch.load runs unrestricted;
-      // a tensor item's loader reads its data.pkl with weights_only=True and nothing else in it.
-      index[i] = bytes || blob ? keep(scanSource(range, { deep: bytes, memo })) : tensorItemScan(range);
+      const blob = !bytes && !looksLikeZip(window.view(offset, Math.min(4, raw.size - offset)));
+      if (bytes || blob) {
+        // Deep (every member probed as a pickle) only for bytes items, which torch.load runs unrestricted;
+        // a tensor item's loader reads its data.pkl with weights_only=True and nothing else in it.
+        large ??= dataFileReader(raw, columns.offsets.length);
+        const length = blob ? raw.size - offset : (columns.lengths[i] as number);
+        index[i] = keep(scanSource(new RangeSource(large, offset, length), { deep: bytes, memo }));
+      } else index[i] = tensorItemScan(offset, columns.lengths[i] as number);
     } catch (error) {
       // One damaged item's archive: that item is unscanned, the file's other items are still scanned.
       if (!(error instanceof ReaderError)) throw error;

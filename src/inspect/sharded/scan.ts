@@ -69,30 +69,42 @@ function labelsOf(checkpoint: DcpCheckpoint): string[] {
  */
 function orderItems(gathered: GatheredItems | undefined, size: number): Omit<DataFileItems, "file"> {
   const { offsets, lengths, bytes, labels } = gathered ?? { offsets: [], lengths: [], bytes: [], labels: [] };
-  const order = offsets.map((_, i) => i);
-  // Writers append items in plan order, which is nearly always offset order already.
-  if (offsets.some((offset, i) => i > 0 && offset < (offsets[i - 1] as number)))
-    order.sort((a, b) => (offsets[a] as number) - (offsets[b] as number));
-  const kept: number[] = [];
-  for (let k = 0; k < order.length; ) {
+  const count = offsets.length;
+  const order = new Uint32Array(count);
+  let sorted = true;
+  for (let i = 0; i < count; i++) {
+    order[i] = i;
+    if (i > 0 && (offsets[i] as number) < (offsets[i - 1] as number)) sorted = false;
+  }
+  // Writers append items in plan order, which is nearly always offset order already. A typed array's sort
+  // is not stable: ties go by gathering order, as a stable sort would leave them.
+  if (!sorted) order.sort((a, b) => (offsets[a] as number) - (offsets[b] as number) || a - b);
+  const kept = new Uint32Array(count);
+  let n = 0;
+  for (let k = 0; k < count; ) {
     const offset = offsets[order[k] as number] as number;
     let end = k + 1;
-    while (end < order.length && offsets[order[end] as number] === offset) end++;
+    while (end < count && offsets[order[end] as number] === offset) end++;
     // Gathered tensors first, bytes items after: a group's last member is its bytes item when it has one.
     const last = order[end - 1] as number;
     const chosen = bytes[last] === 1 ? last : (order[k] as number);
-    if (offset + (lengths[chosen] as number) <= size) kept.push(chosen);
+    if (offset + (lengths[chosen] as number) <= size) kept[n++] = chosen;
     k = end;
   }
-  return {
-    columns: {
-      offsets: Float64Array.from(kept, (i) => offsets[i] as number),
-      lengths: Float64Array.from(kept, (i) => lengths[i] as number),
-      bytes: Uint8Array.from(kept, (i) => bytes[i] as number),
-      labels: Int32Array.from(kept, (i) => labels[i] as number),
-    },
-    hasBytes: bytes.includes(1),
+  const columns = {
+    offsets: new Float64Array(n),
+    lengths: new Float64Array(n),
+    bytes: new Uint8Array(n),
+    labels: new Int32Array(n),
   };
+  for (let j = 0; j < n; j++) {
+    const i = kept[j] as number;
+    columns.offsets[j] = offsets[i] as number;
+    columns.lengths[j] = lengths[i] as number;
+    columns.bytes[j] = bytes[i] as number;
+    columns.labels[j] = labels[i] as number;
+  }
+  return { columns, hasBytes: bytes.includes(1) };
 }
 
 /** The data files the metadata names that the directory holds, in rank order, each opened. */

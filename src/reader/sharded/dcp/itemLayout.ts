@@ -170,6 +170,14 @@ export class ItemLayouts<T> {
     return this.byLength.get(source.size)?.find((known) => hasItemLayout(known.layout, source))?.value;
   }
 
+  /** The same for a small item's bytes in hand (at most `WHOLE_ITEM`), compared where they are. */
+  findBytes(item: Uint8Array): T | undefined {
+    const known = this.byLength.get(item.length);
+    if (known === undefined) return undefined;
+    for (const { layout, value } of known) if (layout.words && matchesWords(item, layout.words)) return value;
+    return undefined;
+  }
+
   remember(layout: ItemLayout, value: T): void {
     const known = this.byLength.get(layout.length) ?? [];
     this.byLength.set(layout.length, [{ layout, value }, ...known].slice(0, LAYOUTS_PER_LENGTH));
