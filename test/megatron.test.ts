@@ -38,6 +38,30 @@ describe("Megatron-LM checkpoints", () => {
     expect(report.resume.counter).toMatchObject({ name: "iteration", value: 200 });
   });
 
+  it("inspect of a legacy iteration directory reads each model-parallel rank's files, in rank order", async () => {
+    const dir = join(outputs, "megatron_run", "iter_0000200");
+    const { code, out } = await ckpt("inspect", "--json", dir);
+    expect(code).toBe(0);
+    const reports = JSON.parse(out) as Array<{
+      file: string;
+      convention: { id: string };
+      resume: { verdict: string };
+    }>;
+    expect(reports.map((r) => r.file.slice(dir.length + 1))).toEqual([
+      "mp_rank_00/distrib_optim.pt",
+      "mp_rank_00/model_optim_rng.pt",
+      "mp_rank_01/distrib_optim.pt",
+      "mp_rank_01/model_optim_rng.pt",
+    ]);
+    // The distributed optimizer's shard is training state without weights, not "weights only".
+    expect(reports.map((r) => [r.convention.id, r.resume.verdict])).toEqual([
+      ["optimizer-state", "training-state-only"],
+      ["megatron", "resumable"],
+      ["optimizer-state", "training-state-only"],
+      ["megatron", "resumable"],
+    ]);
+  });
+
   it("a torch_dist iteration directory is judged as Megatron loads it: common.pt's counter, DCP's optimizer", async () => {
     const dir = join(outputs, "megatron_torch_dist", "iter_0000200");
     const report = JSON.parse((await ckpt("inspect", "--json", dir)).out);

@@ -44,6 +44,15 @@ describe("convention and verdict of each framework's files", () => {
     [run("deepspeed_run", "global_step20", "mp_rank_00_model_states.pt"), "deepspeed", "resumable", 20],
     [join(SAMPLES_DIR, "torch2", "state_dict.pt"), "state-dict", "not-a-training-checkpoint", null],
     [join(SAMPLES_DIR, "torch1", "training_checkpoint.pth"), "fvcore", "resumable", 60],
+    // An optimizer saved on its own (the Trainer's optimizer.pt, Megatron's distrib_optim.pt): training
+    // state without the weights, not a file of weights.
+    [run("hf_trainer_run", "checkpoint-6", "optimizer.pt"), "optimizer-state", "training-state-only", 0],
+    [
+      run("megatron_run", "iter_0000100", "mp_rank_00", "distrib_optim.pt"),
+      "optimizer-state",
+      "training-state-only",
+      0,
+    ],
   ];
   for (const [file, convention, verdict, resumeAt] of cases) {
     it(`${file.slice(SAMPLES_DIR.length + 1)}: ${convention}, ${verdict}`, () => {

@@ -224,7 +224,26 @@ async function outcomesFor(
   if (!isDir) return [await inspectFile(target, options)];
   const outcomes: Outcome[] = [];
   for (const path of checkpointFilesIn(target)) outcomes.push(await inspectFile(path, options));
-  return outcomes.filter((o) => !("error" in o && o.error.code === "not-a-checkpoint"));
+  const found = outcomes.filter((o) => !("error" in o && o.error.code === "not-a-checkpoint"));
+  if (found.length > 0) return found;
+  // A Megatron-LM iteration (`iter_0000200/`): one directory per model-parallel rank, each rank's files in it.
+  for (const rank of modelParallelRankDirs(target))
+    for (const path of checkpointFilesIn(rank)) found.push(await inspectFile(path, options));
+  return found.filter((o) => !("error" in o && o.error.code === "not-a-checkpoint"));
+}
+
+/** Megatron's rank directories (`mp_rank_00`, `mp_rank_00_000` with pipeline stages, `_000` more with experts). */
+const RANK_DIR = /^mp_rank_\d{2}(?:_\d{3}){0,2}$/;
+
+function modelParallelRankDirs(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory() && RANK_DIR.test(entry.name))
+      .map((entry) => join(dir, entry.name))
+      .sort();
+  } catch {
+    return [];
+  }
 }
 
 function exitCodeOf(outcome: Outcome, failOn: FailOn): number {

@@ -431,7 +431,9 @@ export function resumeLines(report: InspectReport, style: Style): string[] {
   );
   lines.push(`Resume     ${verdict}: ${parts.join("  ")}`);
   const held = resume.components.flatMap((c) =>
-    c.status === "present" && c.component !== "counter" ? [`${c.component} (${c.key})`] : [],
+    c.status === "present" && c.component !== "counter"
+      ? [`${c.component} (${c.key === "(root)" ? "the whole file" : c.key})`]
+      : [],
   );
   if (held.length > 0) lines.push(`           holds ${held.join(", ")}`);
   for (const c of resume.components) {
@@ -444,7 +446,7 @@ export function resumeLines(report: InspectReport, style: Style): string[] {
     lines.push(
       `           counter ${counter.name} = ${counter.value} (${where})${meaning}; a resume starts at ${counter.name} ${resume.resumeAt ?? 0}`,
     );
-  } else {
+  } else if (resume.components.some((c) => c.component === "counter" && c.status !== "not-saved")) {
     lines.push(`           no counter; a resume starts at 0`);
   }
   if (resume.resets.length > 0) lines.push(`           resets on resume: ${resume.resets.join(", ")}`);

@@ -26,6 +26,7 @@ export type ConventionId =
   | "training-loop"
   | "dcp"
   | "state-dict"
+  | "optimizer-state"
   | "unknown";
 
 export type CounterName = "iteration" | "epoch" | "global_step" | "step";
@@ -580,6 +581,21 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     label: "plain state_dict",
     model: keys([]),
     optimizer: notSaved,
+    scheduler: notSaved,
+    scaler: notSaved,
+    rng: notSaved,
+    ema: notSaved,
+    counters: [],
+    counterInName: undefined,
+  },
+  // An optimizer's state saved on its own: torch.optim's `Optimizer.state_dict()` (the HF Trainer's and
+  // accelerate's optimizer.pt / optimizer.bin), Megatron's distributed-optimizer shard (distrib_optim.pt).
+  // Training state without the weights, which a resume loads from the file saved beside it.
+  "optimizer-state": {
+    id: "optimizer-state",
+    label: "optimizer state",
+    model: notSaved,
+    optimizer: keys([]),
     scheduler: notSaved,
     scaler: notSaved,
     rng: notSaved,

@@ -89,6 +89,13 @@ export function detectFileConvention(root: PyValue, fileName: string): Conventio
   }
   const loop = trainingLoopKeys(k);
   if (loop) return found("training-loop", keyList(...loop));
+  // torch.optim's Optimizer.state_dict() is exactly these two keys.
+  if (has("state", "param_groups") && k.size === 2)
+    return found("optimizer-state", keyList("state", "param_groups"), "torch.optim's Optimizer.state_dict()");
+  // Megatron's DistributedOptimizer.get_parameter_state_dp_zero (distrib_optim.pt), by format.
+  const megatronOptimizer = ["buckets_coalesced", "param_state_sharding_type"].find((n) => k.has(n));
+  if (megatronOptimizer)
+    return found("optimizer-state", keyList(megatronOptimizer), "Megatron's distributed optimizer state");
   if (isStateDict(root)) return found("state-dict", "a dict holding only tensors");
   return found("unknown", k.size > 0 ? `top-level keys ${[...k].slice(0, 8).join(", ")}` : "not a dict");
 }
