@@ -92,6 +92,16 @@ const optional = (...paths: KeyPathSpec[]): ComponentRule => ({ kind: "optional-
 const derived = (why: string): ComponentRule => ({ kind: "derived", why });
 const notSaved: ComponentRule = { kind: "not-saved" };
 
+/** A file that is one part of the state and nothing else (a bare state dict, a bare optimizer state). */
+const ONE_PART_ONLY = {
+  scheduler: notSaved,
+  scaler: notSaved,
+  rng: notSaved,
+  ema: notSaved,
+  counters: [],
+  counterInName: undefined,
+} as const;
+
 const plusOne = (n: number) => n + 1;
 const same = (n: number) => n;
 
@@ -581,12 +591,7 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     label: "plain state_dict",
     model: keys([]),
     optimizer: notSaved,
-    scheduler: notSaved,
-    scaler: notSaved,
-    rng: notSaved,
-    ema: notSaved,
-    counters: [],
-    counterInName: undefined,
+    ...ONE_PART_ONLY,
   },
   // An optimizer's state saved on its own: torch.optim's `Optimizer.state_dict()` (the HF Trainer's and
   // accelerate's optimizer.pt / optimizer.bin), Megatron's distributed-optimizer shard (distrib_optim.pt).
@@ -596,12 +601,7 @@ export const CONVENTIONS: Readonly<Record<ConventionId, ConventionRule>> = {
     label: "optimizer state",
     model: notSaved,
     optimizer: keys([]),
-    scheduler: notSaved,
-    scaler: notSaved,
-    rng: notSaved,
-    ema: notSaved,
-    counters: [],
-    counterInName: undefined,
+    ...ONE_PART_ONLY,
   },
   unknown: {
     id: "unknown",
