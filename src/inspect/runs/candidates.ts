@@ -1,6 +1,6 @@
 import { dictSet, isBoxed, type PyDict, type PyValue, pyDict } from "../../reader/pickle/value.js";
 import { dirname, join, relative } from "../../reader/posixPath.js";
-import { closeSharded } from "../../reader/sharded/index.js";
+import { closeSharded, type ShardedCheckpoint } from "../../reader/sharded/index.js";
 import type { ConventionId, CounterName } from "../resume/conventions.js";
 import { detectFileConvention } from "../resume/fingerprints.js";
 import { lookup } from "../resume/lookup.js";
@@ -16,6 +16,7 @@ import {
 import { type ScanVerdict, scanCheckpoint } from "../security/scan.js";
 import { dcpJudgedState } from "../sharded/state.js";
 import type { TreeFiles } from "../treeFiles.js";
+import { dcpCrcProblem } from "./dcpIntegrity.js";
 import { checkFile, type FileProblem, type FileStatus } from "./integrity.js";
 import type { CandidateRef } from "./layout.js";
 import { megatronDirState } from "./megatron.js";
@@ -274,6 +275,14 @@ const DIR_FILES: Partial<Record<ConventionId, DirFiles>> = {
   },
 };
 
+/** With `verify`, a DCP checkpoint's data files streamed through their CRCs: the first damaged record. */
+async function crcProblemOf(
+  checkpoint: ShardedCheckpoint,
+  options: ExamineOptions,
+): Promise<FileProblem | undefined> {
+  return options.verify && checkpoint.kind === "dcp" ? dcpCrcProblem(checkpoint) : undefined;
+}
+
 /**
  * A checkpoint directory is judged like a file whose top-level keys are its files: each file present and
  * whole counts as that component. Any file that is present but broken makes the directory unusable.
@@ -282,6 +291,8 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
   const root = pyDict();
   let total = 0;
   const broken: FileProblem[] = [];
+  // A record whose CRC disagrees: torch loads it anyway, so the directory is judged and then called corrupt.
+  let damaged: FileProblem | undefined;
   // The key a DCP save's whole state sits under (the PyTorch DCP recipe's `app`): the parts' keys are below it.
   let wrapper: string | null = null;
   const checkInto = async (key: string, name: string | undefined): Promise<PyValue | undefined> => {
@@ -299,6 +310,8 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
         broken.push({ code: opened.problem.code, message: `${name}: ${opened.problem.message}` });
         return undefined;
       }
+      const crc = await crcProblemOf(opened.checkpoint, options);
+      if (crc) damaged ??= { ...crc, message: `${name}: ${crc.message}` };
       const state = shardedState(opened.checkpoint);
       closeSharded(opened.checkpoint);
       dictSet(root, key, state);
@@ -408,6 +421,7 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
     if (!opened.ok)
       return report(ref, { status: opened.status, problem: opened.problem, sizeBytes: opened.sizeBytes });
     total += opened.sizeBytes;
+    damaged ??= await crcProblemOf(opened.checkpoint, options);
     const dcp =
       opened.checkpoint.kind === "dcp" && convention === "dcp"
         ? dcpJudgedState(opened.checkpoint)
@@ -432,7 +446,8 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
   }
   const guess = { convention, evidence: [`directory ${ref.rel}`] };
   const verdict = judgeResume(root, guess, ref.path);
-  return report(ref, { status: "ok", sizeBytes: total, ...fromVerdict(underKey(verdict, wrapper)) });
+  const judged = report(ref, { status: "ok", sizeBytes: total, ...fromVerdict(underKey(verdict, wrapper)) });
+  return damaged ? { ...judged, status: "corrupt", problem: damaged } : judged;
 }
 
 /** Checks one file below the candidate as a load would meet it: its root, or undefined when broken. */

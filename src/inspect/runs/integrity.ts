@@ -87,7 +87,7 @@ function pickleCrcProblem(checkpoint: Checkpoint): FileProblem | undefined {
 }
 
 /** Streams every record through its CRC: stored records on up to two threads, deflated ones here. */
-async function allCrcProblem(archive: ZipArchive): Promise<FileProblem | undefined> {
+export async function allCrcProblem(archive: ZipArchive): Promise<FileProblem | undefined> {
   // CRC 0 on a non-empty record means "not computed" (torch 2.6 can skip it): nothing to check.
   const checked = archive.entries.filter((e) => !(e.crc32 === 0 && e.uncompressedSize > 0));
   const stored = checked.filter((e) => e.method === 0 && !e.encrypted);

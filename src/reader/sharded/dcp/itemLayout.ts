@@ -183,3 +183,40 @@ export class ItemLayouts<T> {
     this.byLength.set(layout.length, [{ layout, value }, ...known].slice(0, LAYOUTS_PER_LENGTH));
   }
 }
+
+/** Where one stored record of an item lies and where the central directory keeps its CRC-32. */
+export interface RecordCheck {
+  readonly name: string;
+  readonly data: number;
+  readonly size: number;
+  /** The CRC-32 field of the record's central header, from the item's first byte. */
+  readonly crcAt: number;
+}
+
+/**
+ * The records of the item in `source` (one archive) for a CRC check, or undefined when a record is not
+ * stored plainly (compressed or encrypted: its CRC covers bytes that must be inflated first). Items laid out
+ * alike (`ItemLayouts`) have their records at the same places, so these serve all of them.
+ */
+export function recordChecksOf(source: ByteSource): RecordCheck[] | undefined {
+  const zip = openZip(source);
+  const cd = source.read(zip.centralDirectoryOffset, zip.centralDirectorySize);
+  const view = new DataView(cd.buffer, cd.byteOffset, cd.byteLength);
+  const checks: RecordCheck[] = [];
+  let at = 0;
+  for (const entry of zip.entries) {
+    if (entry.encrypted || entry.method !== 0 || at + CENTRAL_HEADER_LENGTH > cd.length) return undefined;
+    checks.push({
+      name: entry.name,
+      data: zip.dataOffset(entry),
+      size: entry.compressedSize,
+      crcAt: zip.centralDirectoryOffset + at + 16,
+    });
+    at +=
+      CENTRAL_HEADER_LENGTH +
+      view.getUint16(at + 28, true) +
+      view.getUint16(at + 30, true) +
+      view.getUint16(at + 32, true);
+  }
+  return checks;
+}
