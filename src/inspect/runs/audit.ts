@@ -210,7 +210,10 @@ class SummaryCounts {
     const newest = run.candidates[0];
     if (
       newest &&
-      (newest.status === "truncated" || newest.status === "corrupt" || newest.status === "incomplete-dir")
+      (newest.status === "truncated" ||
+        newest.status === "corrupt" ||
+        newest.status === "incomplete-dir" ||
+        newest.status === "unfinished")
     )
       this.brokenNewest++;
     if (run.findings.some((f) => f.code === "framework-resume-differs")) this.frameworkGoesWrong++;

@@ -1,5 +1,5 @@
 import { dictSet, isBoxed, type PyDict, type PyValue, pyDict } from "../../reader/pickle/value.js";
-import { dirname, join, relative } from "../../reader/posixPath.js";
+import { basename, dirname, join, relative } from "../../reader/posixPath.js";
 import { closeSharded, type ShardedCheckpoint } from "../../reader/sharded/index.js";
 import type { ConventionId, CounterName } from "../resume/conventions.js";
 import { detectFileConvention } from "../resume/fingerprints.js";
@@ -28,7 +28,8 @@ import {
 } from "./shardedDirs.js";
 
 /** One checkpoint a resume could use, checked: whole and loadable, and what it would restore. */
-export type CandidateStatus = FileStatus | "incomplete-dir";
+/** `unfinished`: the writer's own in-progress marker is still beside it (NeMo's `-unfinished`). */
+export type CandidateStatus = FileStatus | "incomplete-dir" | "unfinished";
 
 export interface CandidateReport {
   /** Relative to the run dir. */
@@ -505,5 +506,26 @@ function addTrainerState(fs: TreeFiles, root: PyDict, dir: string): void {
 }
 
 export async function examineCandidate(ref: CandidateRef, options: ExamineOptions): Promise<CandidateReport> {
+  const marker = unfinishedMarker(ref.path);
+  if (options.fs.exists(marker)) {
+    return report(ref, {
+      status: "unfinished",
+      problem: {
+        code: "save-unfinished",
+        message: `${basename(marker)} is beside it: NeMo's ModelCheckpoint writes that marker before a save and removes it after, so this save never finished (NeMo's AutoResume skips it)`,
+      },
+    });
+  }
   return ref.kind === "dir" ? examineDir(ref, options) : examineFile(ref, options);
+}
+
+/**
+ * NeMo's marker of a save in progress (`format_checkpoint_unfinished_marker_path`): the checkpoint's path
+ * without `.nemo`, `.ckpt` and then `-EMA`, plus `-unfinished`; an EMA copy shares its checkpoint's marker.
+ */
+function unfinishedMarker(path: string): string {
+  return `${path
+    .replace(/\.nemo$/, "")
+    .replace(/\.ckpt$/, "")
+    .replace(/-EMA$/, "")}-unfinished`;
 }

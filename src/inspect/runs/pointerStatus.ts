@@ -88,6 +88,7 @@ export function pointerStatus(
     case "truncated":
       return "truncated-target";
     case "incomplete-dir":
+    case "unfinished":
       return "incomplete-target";
     case "corrupt":
       return "corrupt-target";

@@ -1,0 +1,49 @@
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ckpt } from "./helpers/cli.js";
+import { SAMPLES_DIR } from "./helpers/samples.js";
+
+// NeMo's ModelCheckpoint writes `<checkpoint without .nemo/.ckpt/-EMA>-unfinished` before a save and removes it
+// after (format_checkpoint_unfinished_marker_path); AutoResume skips a checkpoint whose marker is still there.
+const scratch = mkdtempSync(join(tmpdir(), "ckpt-unfinished-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+interface Plan {
+  choice: { file: string } | null;
+  candidates: Array<{ file: string; status: string; problem?: { code: string } }>;
+}
+
+function runWithMarker(marker: string): string {
+  const run = join(scratch, marker);
+  cpSync(join(SAMPLES_DIR, "outputs", "lightning_run"), run, { recursive: true });
+  writeFileSync(join(run, "lightning_logs", "version_0", "checkpoints", marker), "");
+  return run;
+}
+
+const checkpoints = "lightning_logs/version_0/checkpoints";
+
+describe("a save's unfinished marker", () => {
+  it("beside last.ckpt: last.ckpt is unfinished and the plan resumes from the newest finished save", async () => {
+    const plan = JSON.parse(
+      (await ckpt("resume-plan", "--json", runWithMarker("last-unfinished"))).out,
+    ) as Plan;
+    const last = plan.candidates.find((c) => c.file === `${checkpoints}/last.ckpt`);
+    expect(last?.status).toBe("unfinished");
+    expect(last?.problem?.code).toBe("save-unfinished");
+    expect(plan.choice?.file).toBe(`${checkpoints}/epoch=1-step=8.ckpt`);
+  });
+
+  it("names its checkpoint without .ckpt: epoch=1-step=8-unfinished marks epoch=1-step=8.ckpt only", async () => {
+    const plan = JSON.parse(
+      (await ckpt("resume-plan", "--json", runWithMarker("epoch=1-step=8-unfinished"))).out,
+    ) as Plan;
+    const status = Object.fromEntries(plan.candidates.map((c) => [c.file, c.status]));
+    expect(status).toEqual({
+      [`${checkpoints}/epoch=1-step=8.ckpt`]: "unfinished",
+      [`${checkpoints}/epoch=0-step=4.ckpt`]: "ok",
+      [`${checkpoints}/last.ckpt`]: "ok",
+    });
+  });
+});
