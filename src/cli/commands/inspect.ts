@@ -2,7 +2,7 @@ import { readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { globFilter, type InspectReport, inspectCheckpoint } from "../../inspect/report.js";
 import { localFiles } from "../../inspect/runs/localFiles.js";
-import { itemScansInParallel, WARM_METADATA_BYTES } from "../../inspect/sharded/parallelScans.js";
+import { itemScansInParallel } from "../../inspect/sharded/parallelScans.js";
 import { inspectSharded, type ShardedInspectReport } from "../../inspect/sharded/report.js";
 import { tensorSha256s } from "../../inspect/tensorHashes.js";
 import { type TreeFiles, treeFiles } from "../../inspect/treeFiles.js";
@@ -79,7 +79,7 @@ async function inspectShardedPath(
 ): Promise<Outcome> {
   let checkpoint: ShardedCheckpoint | undefined;
   // A large local DCP checkpoint: the worker that shares its item scans starts while `.metadata` is decoded.
-  const itemScanner = itemScansInParallel({ warm: !transfer && metadataBytes(path) >= WARM_METADATA_BYTES });
+  const itemScanner = itemScansInParallel(transfer ? {} : { warmFor: path });
   try {
     checkpoint = openSharded(fs.tree, path);
     const filter = options.filter ? globFilter(options.filter) : undefined;
@@ -98,15 +98,6 @@ async function inspectShardedPath(
   } finally {
     itemScanner.dispose();
     if (checkpoint) closeSharded(checkpoint);
-  }
-}
-
-/** The size of `dir/.metadata`, or 0 (no such file, or `dir` is a file). */
-function metadataBytes(dir: string): number {
-  try {
-    return statSync(join(dir, ".metadata"), { throwIfNoEntry: false })?.size ?? 0;
-  } catch {
-    return 0;
   }
 }
 

@@ -112,15 +112,18 @@ function targetsUnder(path: string): ScanTarget[] {
 
 /** One report per file of a DCP directory, each item of a data file scanned on its own bytes. */
 async function dcpReports(dir: string): Promise<ScanOutcome[]> {
-  const checkpoint = openSharded(localFiles().tree, resolve(dir));
-  const helper = itemScansInParallel();
+  // The data files on two threads: a large run has hundreds of thousands of item archives.
+  const helper = itemScansInParallel({ warmFor: dir });
   try {
-    // The data files on two threads: a large run has hundreds of thousands of item archives.
-    const reports = await startShardedScans(checkpoint, "scan", helper).finish();
-    return reports.map((report) => ({ ...report, file: join(dir, report.file) }));
+    const checkpoint = openSharded(localFiles().tree, resolve(dir));
+    try {
+      const reports = await startShardedScans(checkpoint, "scan", helper).finish();
+      return reports.map((report) => ({ ...report, file: join(dir, report.file) }));
+    } finally {
+      closeSharded(checkpoint);
+    }
   } finally {
     helper.dispose();
-    closeSharded(checkpoint);
   }
 }
 

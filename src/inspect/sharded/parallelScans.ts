@@ -1,4 +1,5 @@
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Worker } from "node:worker_threads";
 import { nodeWorkerThreads } from "../../reader/nodeBuiltins.js";
@@ -22,7 +23,16 @@ const WORKER = new URL("./itemScanWorker.js", import.meta.url);
 /** Below this many items a worker (~100 ms to start) costs more than it saves. Overridable for tests. */
 const PARALLEL_MIN_ITEMS = Number(process.env.CKPT_PARALLEL_MIN_ITEMS ?? 20_000);
 /** A `.metadata` this large lists about that many items (~185 bytes each at 4 ranks). */
-export const WARM_METADATA_BYTES = PARALLEL_MIN_ITEMS * 150;
+const WARM_METADATA_BYTES = PARALLEL_MIN_ITEMS * 150;
+
+/** The size of `dir/.metadata`, or 0 (no such file, or `dir` is a file). */
+function metadataBytes(dir: string): number {
+  try {
+    return statSync(join(dir, ".metadata"), { throwIfNoEntry: false })?.size ?? 0;
+  } catch {
+    return 0;
+  }
+}
 
 /** What the worker is posted: each data file by identity instead of its open source. */
 export interface WorkerJob {
@@ -43,11 +53,15 @@ function startWorker(): Worker | undefined {
   return worker;
 }
 
-/** A helper for one checkpoint: `warm` starts its worker now; a job that never comes costs that start only. */
-export function itemScansInParallel(options: { readonly warm?: boolean } = {}): ItemScanHelper & {
+/**
+ * A helper for one checkpoint. With `warmFor` (a local directory), its worker starts now when the directory's
+ * `.metadata` is large enough to be worth one; a job that never comes costs that start only.
+ */
+export function itemScansInParallel(options: { readonly warmFor?: string } = {}): ItemScanHelper & {
   dispose(): void;
 } {
-  let worker = options.warm ? startWorker() : undefined;
+  const warm = options.warmFor !== undefined && metadataBytes(options.warmFor) >= WARM_METADATA_BYTES;
+  let worker = warm ? startWorker() : undefined;
   let used = false;
   return {
     start<K extends FileReportKind>(job: ItemScanJob & { readonly report: K }) {
