@@ -16,7 +16,6 @@ import {
 import { type ScanVerdict, scanCheckpoint } from "../security/scan.js";
 import { dcpJudgedState } from "../sharded/state.js";
 import type { TreeFiles } from "../treeFiles.js";
-import { dcpCrcProblem } from "./dcpIntegrity.js";
 import { checkFile, type FileProblem, type FileStatus } from "./integrity.js";
 import type { CandidateRef } from "./layout.js";
 import { megatronDirState } from "./megatron.js";
@@ -26,6 +25,7 @@ import {
   openShardedCandidate,
   shardedState,
 } from "./shardedDirs.js";
+import { shardedCrcProblem } from "./shardedIntegrity.js";
 
 /** One checkpoint a resume could use, checked: whole and loadable, and what it would restore. */
 /** `unfinished`: the writer's own in-progress marker is still beside it (NeMo's `-unfinished`). */
@@ -276,12 +276,12 @@ const DIR_FILES: Partial<Record<ConventionId, DirFiles>> = {
   },
 };
 
-/** With `verify`, a DCP checkpoint's data files streamed through their CRCs: the first damaged record. */
+/** With `verify`, a sharded checkpoint's bytes streamed through their CRCs: the first damaged record. */
 async function crcProblemOf(
   checkpoint: ShardedCheckpoint,
   options: ExamineOptions,
 ): Promise<FileProblem | undefined> {
-  return options.verify && checkpoint.kind === "dcp" ? dcpCrcProblem(checkpoint) : undefined;
+  return options.verify ? shardedCrcProblem(checkpoint) : undefined;
 }
 
 /**

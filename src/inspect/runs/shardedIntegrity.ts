@@ -7,8 +7,9 @@ import {
   WHOLE_ITEM,
 } from "../../reader/sharded/dcp/itemLayout.js";
 import { ItemWindow } from "../../reader/sharded/dcp/itemWindow.js";
-import { type DcpCheckpoint, RangeSource } from "../../reader/sharded/index.js";
+import { type DcpCheckpoint, RangeSource, type ShardedCheckpoint } from "../../reader/sharded/index.js";
 import { BufferSource } from "../../reader/source.js";
+import { joinPath } from "../../reader/tree.js";
 import { crc32 } from "../../reader/zip/crc32.js";
 import { looksLikeZip, openZip } from "../../reader/zip.js";
 import { closePlans, type DataFilePlan, dataFilePlans, labelsOf } from "../sharded/dataFilePlans.js";
@@ -90,6 +91,30 @@ function recordMismatch(item: Uint8Array, records: readonly RecordCheck[]): stri
     const actual = crc32(item.subarray(data, data + size));
     if (actual !== expected)
       return `record ${name}: CRC ${actual.toString(16)} where the archive says ${expected.toString(16)} (corrupted bytes)`;
+  }
+  return undefined;
+}
+
+/**
+ * With `--verify`, a sharded checkpoint's bytes through their CRCs: a DCP checkpoint's items, a Hugging Face
+ * index's `.bin` shards (torch zips; safetensors shards carry no checksum). DeepSpeed's files are checked
+ * as files (`checkFile`). The first damaged record, prefixed with its file.
+ */
+export async function shardedCrcProblem(checkpoint: ShardedCheckpoint): Promise<FileProblem | undefined> {
+  if (checkpoint.kind === "dcp") return dcpCrcProblem(checkpoint);
+  if (checkpoint.kind !== "hf-index" || checkpoint.format !== "torch") return undefined;
+  for (const shard of checkpoint.shards) {
+    if (!shard.present) continue;
+    const source = checkpoint.tree.open(joinPath(checkpoint.dir, shard.file));
+    try {
+      const problem = await allCrcProblem(openZip(source));
+      if (problem) return { ...problem, message: `${shard.file}: ${problem.message}` };
+    } catch (error) {
+      // A shard that does not open is the completeness checks' finding, not a CRC's.
+      if (!(error instanceof ReaderError)) throw error;
+    } finally {
+      source.close();
+    }
   }
   return undefined;
 }

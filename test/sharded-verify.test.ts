@@ -40,13 +40,18 @@ function flipStorageBit(dir: string, fqn?: string): { file: string; tensor: stri
   } finally {
     closeSharded(checkpoint);
   }
-  const fd = openSync(join(dir, file), "r+");
+  flipBit(join(dir, file), at, 0x10);
+  return { file, tensor };
+}
+
+/** XORs the byte at `at` of `path` with `mask`, in place (the copy under test, never a sample). */
+function flipBit(path: string, at: number, mask: number): void {
+  const fd = openSync(path, "r+");
   const byte = Buffer.alloc(1);
   readSync(fd, byte, 0, 1, at);
-  byte[0] = (byte[0] as number) ^ 0x10;
+  byte[0] = (byte[0] as number) ^ mask;
   writeSync(fd, byte, 0, 1, at);
   closeSync(fd);
-  return { file, tensor };
 }
 
 interface Plan {
@@ -59,7 +64,7 @@ interface Plan {
   }>;
 }
 
-describe("verifying a DCP checkpoint's bytes", () => {
+describe("verifying a sharded checkpoint's bytes", () => {
   it("a flipped bit in step-20's tensor chunk: step-20 is corrupt, the plan resumes from step-10", async () => {
     const run = join(scratch, "flipped");
     cpSync(join(SAMPLES_DIR, "outputs", "dcp_run"), run, { recursive: true });
@@ -91,6 +96,30 @@ describe("verifying a DCP checkpoint's bytes", () => {
     expect(all.choice?.file).toBe("checkpoint/step-20");
     expect(all.candidates.find((c) => c.file === "checkpoint/step-20")?.status).toBe("ok");
     expect(all.candidates.find((c) => c.file === "checkpoint/step-10")?.status).toBe("corrupt");
+  });
+
+  it("a Hugging Face index's .bin shards are torch zips: a flipped bit in one is named with its shard", async () => {
+    const dir = join(scratch, "bin_shards");
+    cpSync(join(SAMPLES_DIR, "sharded", "hf", "bin_shards"), dir, { recursive: true });
+    const shard = "pytorch_model-00002-of-00003.bin";
+    const source = FileSource.open(join(dir, shard));
+    let at: number;
+    try {
+      const zip = openZip(source);
+      const storage = zip.entries.find((e) => /\/data\/\d+$/.test(e.name) && e.uncompressedSize > 0);
+      if (!storage) throw new Error("no storage record");
+      at = zip.dataOffset(storage);
+    } finally {
+      source.close();
+    }
+    const healthy = JSON.parse((await ckpt("resume-plan", "--json", "--verify-all", dir)).out) as Plan;
+    expect(healthy.candidates[0]?.status).toBe("ok");
+    flipBit(join(dir, shard), at, 0x01);
+    const plan = JSON.parse((await ckpt("resume-plan", "--json", "--verify-all", dir)).out) as Plan;
+    expect(plan.candidates[0]?.status).toBe("corrupt");
+    expect(plan.candidates[0]?.problem?.message).toMatch(
+      new RegExp(`^${shard.replaceAll(".", "\\.")}: record `),
+    );
   });
 
   it("accelerate's FSDP directories are verified inside the checkpoint directory", async () => {
