@@ -34,48 +34,57 @@ describe("DCP data files scanned on two threads", () => {
     }
   }
 
-  it("the worker alone answers for every file, as this thread would", async () => {
+  it("the worker alone answers for every file, as this thread would, with both commands' reports", async () => {
     // The build's modules: the worker entry exists only there. Any number of items is worth a worker here.
+    const before = process.env.CKPT_PARALLEL_MIN_ITEMS;
     process.env.CKPT_PARALLEL_MIN_ITEMS = "1";
-    const dist = join(import.meta.dirname, "..", "dist");
-    const { itemScansInParallel } = (await import(
-      join(dist, "inspect", "sharded", "parallelScans.js")
-    )) as typeof import("../src/inspect/sharded/parallelScans.js");
-    const { startShardedScans } = (await import(
-      join(dist, "inspect", "sharded", "scan.js")
-    )) as typeof import("../src/inspect/sharded/scan.js");
-    const { openSharded, closeSharded } = (await import(
-      join(dist, "reader", "sharded", "index.js")
-    )) as typeof import("../src/reader/sharded/index.js");
-    const { localFiles } = (await import(
-      join(dist, "inspect", "runs", "localFiles.js")
-    )) as typeof import("../src/inspect/runs/localFiles.js");
-    for (const dir of DIRS) {
-      const checkpoint = openSharded(localFiles().tree, dir);
-      try {
-        const here = await startShardedScans(checkpoint, "scan").finish();
-        const helper = itemScansInParallel();
-        let answered: ReadonlyMap<number, unknown> | undefined;
-        const pending = startShardedScans(checkpoint, "scan", {
-          start(job) {
-            const started = helper.start(job);
-            expect(started, dir).toBeDefined();
-            // This thread waits for the worker before it takes any file: the worker takes them all.
-            return started?.then((reports) => {
-              answered = reports;
-              return reports;
+    try {
+      const dist = join(import.meta.dirname, "..", "dist");
+      const { itemScansInParallel } = (await import(
+        join(dist, "inspect", "sharded", "parallelScans.js")
+      )) as typeof import("../src/inspect/sharded/parallelScans.js");
+      const { startShardedScans } = (await import(
+        join(dist, "inspect", "sharded", "scan.js")
+      )) as typeof import("../src/inspect/sharded/scan.js");
+      const { openSharded, closeSharded } = (await import(
+        join(dist, "reader", "sharded", "index.js")
+      )) as typeof import("../src/reader/sharded/index.js");
+      const { localFiles } = (await import(
+        join(dist, "inspect", "runs", "localFiles.js")
+      )) as typeof import("../src/inspect/runs/localFiles.js");
+      for (const dir of DIRS) {
+        for (const report of ["scan", "inspect"] as const) {
+          const checkpoint = openSharded(localFiles().tree, dir);
+          try {
+            const here = await startShardedScans(checkpoint, report).finish();
+            const helper = itemScansInParallel();
+            let answered: ReadonlyMap<number, unknown> | undefined;
+            const pending = startShardedScans(checkpoint, report, {
+              start(job) {
+                const started = helper.start(job);
+                expect(started, dir).toBeDefined();
+                return started?.then((reports) => {
+                  answered = reports;
+                  return reports;
+                });
+              },
             });
-          },
-        });
-        // Let the worker finish first: `finish` takes what is left, which is nothing.
-        for (let i = 0; i < 500 && answered === undefined; i++) await new Promise((r) => setTimeout(r, 10));
-        const both = await pending.finish();
-        const dataFiles = here.filter((r) => r.file !== ".metadata").length;
-        expect(answered?.size, dir).toBe(dataFiles);
-        expect(both).toEqual(here);
-      } finally {
-        closeSharded(checkpoint);
+            // Let the worker finish first: `finish` takes what is left, which is nothing.
+            for (let i = 0; i < 500 && answered === undefined; i++)
+              await new Promise((r) => setTimeout(r, 10));
+            const both = await pending.finish();
+            expect(answered?.size, `${report} ${dir}`).toBe(
+              here.filter((r) => r.file !== ".metadata").length,
+            );
+            expect(both).toEqual(here);
+          } finally {
+            closeSharded(checkpoint);
+          }
+        }
       }
+    } finally {
+      if (before === undefined) delete process.env.CKPT_PARALLEL_MIN_ITEMS;
+      else process.env.CKPT_PARALLEL_MIN_ITEMS = before;
     }
   });
 });

@@ -15,33 +15,40 @@ import { SAMPLES_DIR } from "./helpers/samples.js";
 const scratch = mkdtempSync(join(tmpdir(), "ckpt-dcp-verify-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-/** Flips one bit inside the storage record of `fqn`'s first chunk, or of the first tensor with one. */
-function flipStorageBit(dir: string, fqn?: string): { file: string; tensor: string } {
+/**
+ * Flips one bit of the item of `fqn` (a tensor's first chunk or a bytes item; the first stored tensor when
+ * not given): inside its first non-empty storage record, or, with `where: "header"`, in its first byte.
+ */
+function flipItemBit(
+  dir: string,
+  fqn?: string,
+  where: "storage" | "header" = "storage",
+): { file: string; item: string } {
   const checkpoint = openSharded(localFiles().tree, dir);
   let at: number;
-  let file: string;
-  let tensor: string;
+  let info: { relativePath: string; offset: number; length: number } | null | undefined;
+  let item: string;
   try {
     if (checkpoint.kind !== "dcp") throw new Error(`${dir} is not DCP`);
-    const chosen = checkpoint.tensors.find((t) => (fqn ? t.fqn === fqn : t.chunks[0]?.storage));
-    const info = chosen?.chunks[0]?.storage;
-    if (!chosen || !info) throw new Error(`no stored chunk in ${dir}`);
+    const tensor = checkpoint.tensors.find((t) => (fqn ? t.fqn === fqn : t.chunks[0]?.storage));
+    const bytesItem = fqn ? checkpoint.bytesItems.find((b) => b.fqn === fqn) : undefined;
+    info = bytesItem?.storage ?? tensor?.chunks[0]?.storage;
+    item = bytesItem?.fqn ?? tensor?.fqn ?? "";
+    if (!info) throw new Error(`no stored item ${fqn ?? ""} in ${dir}`);
     const source = FileSource.open(join(dir, info.relativePath));
     try {
       const zip = openZip(new RangeSource(source, info.offset, info.length));
-      const storage = zip.entries.find((e) => /\/data\/\d+$/.test(e.name));
+      const storage = zip.entries.find((e) => /\/data\/\d+$/.test(e.name) && e.uncompressedSize > 0);
       if (!storage) throw new Error("no storage record");
-      at = info.offset + zip.dataOffset(storage);
+      at = where === "header" ? info.offset : info.offset + zip.dataOffset(storage);
     } finally {
       source.close();
     }
-    file = info.relativePath;
-    tensor = chosen.fqn;
   } finally {
     closeSharded(checkpoint);
   }
-  flipBit(join(dir, file), at, 0x10);
-  return { file, tensor };
+  flipBit(join(dir, info.relativePath), at, 0x10);
+  return { file: info.relativePath, item };
 }
 
 /** XORs the byte at `at` of `path` with `mask`, in place (the copy under test, never a sample). */
@@ -71,7 +78,7 @@ describe("verifying a sharded checkpoint's bytes", () => {
     const healthy = JSON.parse((await ckpt("resume-plan", "--json", run)).out) as Plan;
     expect(healthy.choice?.file).toBe("checkpoint/step-20");
 
-    const { file, tensor } = flipStorageBit(join(run, "checkpoint", "step-20"));
+    const { file, item: tensor } = flipItemBit(join(run, "checkpoint", "step-20"));
     const plan = JSON.parse((await ckpt("resume-plan", "--json", run)).out) as Plan;
     expect(plan.choice?.file).toBe("checkpoint/step-10");
     const step20 = plan.candidates.find((c) => c.file === "checkpoint/step-20");
@@ -89,13 +96,54 @@ describe("verifying a sharded checkpoint's bytes", () => {
   it("every candidate with --verify-all; the healthy ones stay ok", async () => {
     const run = join(scratch, "older");
     cpSync(join(SAMPLES_DIR, "outputs", "dcp_run"), run, { recursive: true });
-    flipStorageBit(join(run, "checkpoint", "step-10"));
+    flipItemBit(join(run, "checkpoint", "step-10"));
     const chosenOnly = JSON.parse((await ckpt("resume-plan", "--json", run)).out) as Plan;
     expect(chosenOnly.candidates.find((c) => c.file === "checkpoint/step-10")?.status).toBe("ok");
     const all = JSON.parse((await ckpt("resume-plan", "--json", "--verify-all", run)).out) as Plan;
     expect(all.choice?.file).toBe("checkpoint/step-20");
     expect(all.candidates.find((c) => c.file === "checkpoint/step-20")?.status).toBe("ok");
     expect(all.candidates.find((c) => c.file === "checkpoint/step-10")?.status).toBe("corrupt");
+  });
+
+  it("an item laid out as an earlier one is checked by that layout's record places: its flip is found too", async () => {
+    const run = join(scratch, "alike");
+    cpSync(join(SAMPLES_DIR, "outputs", "dcp_run"), run, { recursive: true });
+    // exp_avg's item has fc1.weight's layout (same length and headers, read earlier in the file).
+    const { item } = flipItemBit(join(run, "checkpoint", "step-20"), "optimizer.state.fc1.weight.exp_avg");
+    const plan = JSON.parse((await ckpt("resume-plan", "--json", run)).out) as Plan;
+    const step20 = plan.candidates.find((c) => c.file === "checkpoint/step-20");
+    expect(step20?.status).toBe("corrupt");
+    expect(step20?.problem?.message).toContain(`the item of ${item} at offset`);
+  });
+
+  it("a large item (a bytes item of ~230 KB) is opened as an archive and its records checked", async () => {
+    const dir = join(scratch, "large");
+    cpSync(join(SAMPLES_DIR, "sharded", "dcp", "writer_options", "large_bytes_item"), dir, {
+      recursive: true,
+    });
+    const checkpoint = openSharded(localFiles().tree, dir);
+    const large =
+      checkpoint.kind === "dcp"
+        ? checkpoint.bytesItems.find((b) => (b.storage?.length ?? 0) > 64 * 1024)
+        : undefined;
+    closeSharded(checkpoint);
+    if (!large) throw new Error("no large bytes item");
+    flipItemBit(dir, large.fqn);
+    const plan = JSON.parse((await ckpt("resume-plan", "--json", "--verify-all", dir)).out) as Plan;
+    expect(plan.candidates[0]?.status).toBe("corrupt");
+    expect(plan.candidates[0]?.problem?.code).toBe("zip-crc-mismatch");
+    expect(plan.candidates[0]?.problem?.message).toContain(`the item of ${large.fqn}`);
+  });
+
+  it("an item that is no longer an archive is damage torch.load trips over, not one it loads silently", async () => {
+    const run = join(scratch, "header");
+    cpSync(join(SAMPLES_DIR, "outputs", "dcp_run"), run, { recursive: true });
+    flipItemBit(join(run, "checkpoint", "step-20"), "fc2.bias", "header");
+    const plan = JSON.parse((await ckpt("resume-plan", "--json", run)).out) as Plan;
+    const step20 = plan.candidates.find((c) => c.file === "checkpoint/step-20");
+    expect(step20?.status).toBe("corrupt");
+    expect(step20?.problem?.code).toBe("zip-malformed");
+    expect(plan.choice?.file).toBe("checkpoint/step-10");
   });
 
   it("a Hugging Face index's .bin shards are torch zips: a flipped bit in one is named with its shard", async () => {
@@ -127,7 +175,7 @@ describe("verifying a sharded checkpoint's bytes", () => {
     const source = join(SAMPLES_DIR, "sharded", "dcp", "accelerate");
     cpSync(source, run, { recursive: true });
     const model = join(run, "checkpoints", "checkpoint_0", "pytorch_model_fsdp_0");
-    flipStorageBit(model);
+    flipItemBit(model);
     const plan = JSON.parse((await ckpt("resume-plan", "--json", "--verify-all", run)).out) as Plan;
     const broken = plan.candidates.find((c) => c.file === "checkpoints/checkpoint_0");
     expect(broken?.status).toBe("corrupt");

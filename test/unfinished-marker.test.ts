@@ -46,4 +46,13 @@ describe("a save's unfinished marker", () => {
       [`${checkpoints}/last.ckpt`]: "ok",
     });
   });
+
+  it("beside a checkpoint directory (NeMo 2 saves directories): step-20-unfinished marks step-20/", async () => {
+    const run = join(scratch, "dcp");
+    cpSync(join(SAMPLES_DIR, "outputs", "dcp_run"), run, { recursive: true });
+    writeFileSync(join(run, "checkpoint", "step-20-unfinished"), "");
+    const plan = JSON.parse((await ckpt("resume-plan", "--json", run)).out) as Plan;
+    expect(plan.candidates.find((c) => c.file === "checkpoint/step-20")?.status).toBe("unfinished");
+    expect(plan.choice?.file).toBe("checkpoint/step-10");
+  });
 });

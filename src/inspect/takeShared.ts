@@ -2,27 +2,25 @@ import { ReaderError } from "../reader/errors.js";
 
 /**
  * Work shared by two threads through one counter in shared memory: each takes the next untaken piece until
- * none is left, so the thread that starts first begins at once and the other joins when it is ready. `control`
- * holds the counter at [0], then one flag per piece, set to the taker's `mark` (1 here, 2 on the worker), so
- * that a worker that failed leaves its pieces recognisably unfinished.
+ * none is left, so the thread that starts first begins at once and the other joins when it is ready. A worker
+ * that fails answers for fewer pieces than it took; the caller does the ones without a result itself.
  */
-export function takeShared(
-  control: Int32Array,
-  count: number,
-  mark: 1 | 2,
-  take: (piece: number) => void,
-): void {
+export function takeShared(control: Int32Array, count: number, take: (piece: number) => void): void {
   for (;;) {
     const piece = Atomics.add(control, 0, 1);
     if (piece >= count) return;
-    Atomics.store(control, piece + 1, mark);
     take(piece);
   }
 }
 
-/** The control array for `count` pieces, in memory both threads see. */
-export function sharedControl(count: number): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(4 * (count + 1)));
+/** The counter both threads take pieces from, in memory both see. */
+export function sharedControl(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(4));
+}
+
+/** Stops the sharing: neither thread takes another piece. */
+export function stopShared(control: Int32Array, count: number): void {
+  Atomics.store(control, 0, count);
 }
 
 /** What a worker of shared work answers: each piece it took with its result, or why it stopped. */
@@ -37,7 +35,7 @@ export function fileChanged(path: string): Error {
   return Object.assign(new Error(path), { changed: true });
 }
 
-/** The worker's side: takes pieces (mark 2) and answers with their results, or with why it stopped. */
+/** The worker's side: takes pieces and answers with their results, or with why it stopped. */
 export function sharedAnswer<T>(
   control: Int32Array,
   count: number,
@@ -45,7 +43,7 @@ export function sharedAnswer<T>(
 ): SharedAnswer<T> {
   const results: Array<readonly [number, T]> = [];
   try {
-    takeShared(control, count, 2, (piece) => {
+    takeShared(control, count, (piece) => {
       results.push([piece, take(piece)]);
     });
     return { done: true, results };

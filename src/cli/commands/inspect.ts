@@ -213,14 +213,17 @@ async function outcomesFor(
   const sharded = shardedTarget(target);
   if (sharded !== undefined) return [await inspectShardedPath(target, sharded, options)];
   if (!isDir) return [await inspectFile(target, options)];
-  const outcomes: Outcome[] = [];
-  for (const path of checkpointFilesIn(target)) outcomes.push(await inspectFile(path, options));
-  const found = outcomes.filter((o) => !("error" in o && o.error.code === "not-a-checkpoint"));
+  const found = await checkpointsIn(checkpointFilesIn(target), options);
   if (found.length > 0) return found;
   // A Megatron-LM iteration (`iter_0000200/`): one directory per model-parallel rank, each rank's files in it.
-  for (const rank of modelParallelRankDirs(target))
-    for (const path of checkpointFilesIn(rank)) found.push(await inspectFile(path, options));
-  return found.filter((o) => !("error" in o && o.error.code === "not-a-checkpoint"));
+  return checkpointsIn(modelParallelRankDirs(target).flatMap(checkpointFilesIn), options);
+}
+
+/** Each file's outcome, but those of files that are no checkpoint (logs, configs). */
+async function checkpointsIn(paths: readonly string[], options: InspectCommandOptions): Promise<Outcome[]> {
+  const outcomes: Outcome[] = [];
+  for (const path of paths) outcomes.push(await inspectFile(path, options));
+  return outcomes.filter((o) => !("error" in o && o.error.code === "not-a-checkpoint"));
 }
 
 /** Megatron's rank directories (`mp_rank_00`, `mp_rank_00_000` with pipeline stages, `_000` more with experts). */

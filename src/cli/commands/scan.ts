@@ -116,9 +116,14 @@ async function dcpReports(dir: string): Promise<ScanOutcome[]> {
   const helper = itemScansInParallel({ warmFor: dir });
   try {
     const checkpoint = openSharded(localFiles().tree, resolve(dir));
+    const pending = startShardedScans(checkpoint, "scan", helper);
     try {
-      const reports = await startShardedScans(checkpoint, "scan", helper).finish();
+      const reports = await pending.finish();
       return reports.map((report) => ({ ...report, file: join(dir, report.file) }));
+    } catch (error) {
+      // The worker takes no further file: the error is reported now, not after the rest is scanned.
+      pending.abandon();
+      throw error;
     } finally {
       closeSharded(checkpoint);
     }

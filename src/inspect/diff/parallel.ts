@@ -30,7 +30,7 @@ export interface RangePair {
 
 export interface CompareJob {
   readonly pairs: readonly RangePair[];
-  /** [0]: the next untaken pair; then one flag per pair, set by the thread that took it (1 here, 2 there). */
+  /** The next untaken pair, shared by both threads (`takeShared`). */
   readonly control: Int32Array;
   readonly options: CompareOptions;
 }
@@ -55,7 +55,7 @@ export const compareInParallel: PairComparer = async (pairs, options) => {
     return outcomes as ValueOutcome[];
   }
   // The worker's share first, in the order of the pairs; the others after, on this thread only.
-  const control = sharedControl(shareable.length);
+  const control = sharedControl();
   const job: CompareJob = { pairs: shareable.map((i) => ranged[i] as RangePair), control, options };
   // Required here, not imported: commands that never start this worker skip loading worker_threads.
   const { Worker } = nodeWorkerThreads();
@@ -66,7 +66,7 @@ export const compareInParallel: PairComparer = async (pairs, options) => {
     worker.once("exit", () => resolve({ error: "the worker exited without an answer" }));
   });
   try {
-    takeShared(control, shareable.length, 1, (k) => here(shareable[k] as number));
+    takeShared(control, shareable.length, (k) => here(shareable[k] as number));
     pairs.forEach((_, i) => {
       if (!ranged[i]) here(i);
     });

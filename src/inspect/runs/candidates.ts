@@ -1,3 +1,4 @@
+import { ReaderError } from "../../reader/errors.js";
 import { dictSet, isBoxed, type PyDict, type PyValue, pyDict } from "../../reader/pickle/value.js";
 import { basename, dirname, join, relative } from "../../reader/posixPath.js";
 import { closeSharded, type ShardedCheckpoint } from "../../reader/sharded/index.js";
@@ -281,7 +282,14 @@ async function crcProblemOf(
   checkpoint: ShardedCheckpoint,
   options: ExamineOptions,
 ): Promise<FileProblem | undefined> {
-  return options.verify ? shardedCrcProblem(checkpoint) : undefined;
+  if (!options.verify) return undefined;
+  try {
+    return await shardedCrcProblem(checkpoint);
+  } catch (error) {
+    // A data file that vanished or cannot be read since the checkpoint was opened.
+    if (!(error instanceof ReaderError)) throw error;
+    return { code: error.code, message: error.message };
+  }
 }
 
 /**
@@ -521,10 +529,13 @@ export async function examineCandidate(ref: CandidateRef, options: ExamineOption
 
 /**
  * NeMo's marker of a save in progress (`format_checkpoint_unfinished_marker_path`): the checkpoint's path
- * without `.nemo`, `.ckpt` and then `-EMA`, plus `-unfinished`; an EMA copy shares its checkpoint's marker.
+ * without its model-parallel rank directory (`uninject_model_parallel_rank`: `mp_rank_00/x.ckpt` is `x.ckpt`),
+ * then without `.nemo`, `.ckpt` and `-EMA`, plus `-unfinished`; an EMA copy shares its checkpoint's marker.
  */
 function unfinishedMarker(path: string): string {
-  return `${path
+  const rankDir = /(?:mp_rank|tp_rank|fsdp_shard)/.test(basename(dirname(path)));
+  const uninjected = rankDir ? join(dirname(dirname(path)), basename(path)) : path;
+  return `${uninjected
     .replace(/\.nemo$/, "")
     .replace(/\.ckpt$/, "")
     .replace(/-EMA$/, "")}-unfinished`;

@@ -1,4 +1,5 @@
 import { ReaderError } from "../../reader/errors.js";
+import { looksLikeSafetensors } from "../../reader/safetensors.js";
 import {
   ItemLayouts,
   itemLayoutOf,
@@ -6,83 +7,89 @@ import {
   recordChecksOf,
   WHOLE_ITEM,
 } from "../../reader/sharded/dcp/itemLayout.js";
-import { ItemWindow } from "../../reader/sharded/dcp/itemWindow.js";
-import { type DcpCheckpoint, RangeSource, type ShardedCheckpoint } from "../../reader/sharded/index.js";
-import { BufferSource } from "../../reader/source.js";
+import { ItemReader } from "../../reader/sharded/dcp/itemReader.js";
+import type { DcpCheckpoint, ShardedCheckpoint } from "../../reader/sharded/index.js";
+import type { ByteSource } from "../../reader/source.js";
 import { joinPath } from "../../reader/tree.js";
 import { crc32 } from "../../reader/zip/crc32.js";
-import { looksLikeZip, openZip } from "../../reader/zip.js";
-import { closePlans, type DataFilePlan, dataFilePlans, labelsOf } from "../sharded/dataFilePlans.js";
+import { openZip } from "../../reader/zip.js";
+import { type DataFilePlan, dataFilePlans, labelsOf } from "../sharded/dataFilePlans.js";
 import { allCrcProblem, type FileProblem } from "./integrity.js";
 
 /**
  * A DCP checkpoint's data files streamed through their CRCs, as `--verify` streams a torch file's records:
  * every item is a `torch.save` archive whose records carry CRC-32s, so a flipped bit in a tensor chunk is
- * found before a resume loads it (torch does not check). Small items are read through one window and
- * compared with the layouts already seen, which give where each record and its CRC are; an item of a new
- * layout, or a large one, is opened as an archive. The first damaged record is the answer.
+ * found before a resume loads it (torch does not check). Small items are compared with the layouts already
+ * seen, which give where each record and its CRC are; an item of a new layout, or a large one, is opened as
+ * an archive. An item that does not open is damaged too (torch.load fails on it). The first damage is the
+ * answer.
  */
-export async function dcpCrcProblem(checkpoint: DcpCheckpoint): Promise<FileProblem | undefined> {
-  const plans = dataFilePlans(checkpoint);
-  try {
-    const labels = labelsOf(checkpoint);
-    for (const plan of plans) {
-      const problem = await dataFileCrcProblem(plan, labels);
-      if (problem) return problem;
-    }
-    return undefined;
-  } finally {
-    closePlans(plans);
-  }
-}
-
-async function dataFileCrcProblem(
-  plan: DataFilePlan,
-  labels: readonly string[],
-): Promise<FileProblem | undefined> {
-  const { source, columns } = plan;
-  const window = new ItemWindow(source);
-  const layouts = new ItemLayouts<readonly RecordCheck[] | undefined>();
-  const damaged = (i: number, detail: string): FileProblem => ({
-    code: "zip-crc-mismatch",
-    message: `${plan.file}: the item of ${labels[columns.labels[i] as number]} at offset ${columns.offsets[i]}: ${detail}`,
-    torchLoads: true,
-  });
-  for (let i = 0; i < columns.offsets.length; i++) {
-    const offset = columns.offsets[i] as number;
-    const length = columns.lengths[i] as number;
-    // A SerializationFormat.SAFETENSORS file has no CRCs; an item that does not open is the scan's finding.
-    if (!looksLikeZip(window.view(offset, Math.min(4, source.size - offset)))) continue;
+async function dcpCrcProblem(checkpoint: DcpCheckpoint): Promise<FileProblem | undefined> {
+  const labels = labelsOf(checkpoint);
+  for (const plan of dataFilePlans(checkpoint)) {
+    const source = checkpoint.tree.open(plan.path);
     try {
-      if (length > WHOLE_ITEM) {
-        const problem = await allCrcProblem(openZip(new RangeSource(source, offset, length)));
-        if (problem) return damaged(i, problem.message);
-        continue;
-      }
-      const item = window.view(offset, length);
-      let records = layouts.findBytes(item);
-      if (records === undefined) {
-        const copy = new BufferSource(item.slice(), `${source.name}[${offset}..${offset + length}]`);
-        const layout = itemLayoutOf(copy);
-        records = recordChecksOf(copy);
-        if (layout) layouts.remember(layout, records);
-        if (records === undefined) {
-          const problem = await allCrcProblem(openZip(copy));
-          if (problem) return damaged(i, problem.message);
-          continue;
-        }
-      }
-      const mismatch = recordMismatch(item, records);
-      if (mismatch) return damaged(i, mismatch);
-    } catch (error) {
-      if (!(error instanceof ReaderError)) throw error;
+      const problem = await dataFileCrcProblem(source, plan, labels);
+      if (problem) return problem;
+    } finally {
+      source.close();
     }
   }
   return undefined;
 }
 
-/** The first record of `item` whose bytes do not hash to the CRC its central header keeps, described. */
-function recordMismatch(item: Uint8Array, records: readonly RecordCheck[]): string | undefined {
+async function dataFileCrcProblem(
+  source: ByteSource,
+  plan: DataFilePlan,
+  labels: readonly string[],
+): Promise<FileProblem | undefined> {
+  const { columns } = plan;
+  const reader = new ItemReader(source, columns.offsets.length);
+  const layouts = new ItemLayouts<readonly RecordCheck[] | undefined>();
+  const itemOf = (i: number) =>
+    `${plan.file}: the item of ${labels[columns.labels[i] as number]} at offset ${columns.offsets[i]}`;
+  for (let i = 0; i < columns.offsets.length; i++) {
+    const offset = columns.offsets[i] as number;
+    const length = columns.lengths[i] as number;
+    try {
+      if (!reader.isArchive(offset, length)) {
+        // SerializationFormat.SAFETENSORS: the tensors are one safetensors blob to the end of the file, which
+        // carries no CRCs to check.
+        const rest = source.size - offset;
+        if (looksLikeSafetensors(reader.range(offset, rest).read(0, Math.min(rest, 4096)), rest)) continue;
+        return { code: "zip-malformed", message: `${itemOf(i)} is neither a torch.save archive nor safetensors` };
+      }
+      const problem = await itemCrcProblem(reader, layouts, offset, length);
+      if (problem) return { ...problem, message: `${itemOf(i)}: ${problem.message}` };
+    } catch (error) {
+      if (!(error instanceof ReaderError)) throw error;
+      return { code: error.code, message: `${itemOf(i)} does not open: ${error.message}` };
+    }
+  }
+  return undefined;
+}
+
+/** One item's damage, by the layout of an alike item where one was seen, else by opening it. */
+async function itemCrcProblem(
+  reader: ItemReader,
+  layouts: ItemLayouts<readonly RecordCheck[] | undefined>,
+  offset: number,
+  length: number,
+): Promise<FileProblem | undefined> {
+  if (length > WHOLE_ITEM) return allCrcProblem(openZip(reader.range(offset, length)));
+  const known = layouts.findBytes(reader.small(offset, length));
+  if (known !== undefined) return recordMismatch(reader.small(offset, length), known);
+  const copy = reader.copy(offset, length);
+  const records = recordChecksOf(copy);
+  const layout = itemLayoutOf(copy);
+  if (layout) layouts.remember(layout, records);
+  // Records that are not stored plainly (compressed): the archive's own check inflates them.
+  if (records === undefined) return allCrcProblem(openZip(copy));
+  return recordMismatch(copy.read(0, length), records);
+}
+
+/** The first record of `item` whose bytes do not hash to the CRC its central header keeps. */
+function recordMismatch(item: Uint8Array, records: readonly RecordCheck[]): FileProblem | undefined {
   const view = new DataView(item.buffer, item.byteOffset, item.byteLength);
   for (const { name, data, size, crcAt } of records) {
     const expected = view.getUint32(crcAt, true);
@@ -90,7 +97,11 @@ function recordMismatch(item: Uint8Array, records: readonly RecordCheck[]): stri
     if (expected === 0 && size > 0) continue;
     const actual = crc32(item.subarray(data, data + size));
     if (actual !== expected)
-      return `record ${name}: CRC ${actual.toString(16)} where the archive says ${expected.toString(16)} (corrupted bytes)`;
+      return {
+        code: "zip-crc-mismatch",
+        message: `record ${name}: CRC ${actual.toString(16)} where the archive says ${expected.toString(16)} (corrupted bytes)`,
+        torchLoads: true,
+      };
   }
   return undefined;
 }
@@ -105,15 +116,16 @@ export async function shardedCrcProblem(checkpoint: ShardedCheckpoint): Promise<
   if (checkpoint.kind !== "hf-index" || checkpoint.format !== "torch") return undefined;
   for (const shard of checkpoint.shards) {
     if (!shard.present) continue;
-    const source = checkpoint.tree.open(joinPath(checkpoint.dir, shard.file));
+    let source: ByteSource | undefined;
     try {
+      source = checkpoint.tree.open(joinPath(checkpoint.dir, shard.file));
       const problem = await allCrcProblem(openZip(source));
       if (problem) return { ...problem, message: `${shard.file}: ${problem.message}` };
     } catch (error) {
-      // A shard that does not open is the completeness checks' finding, not a CRC's.
       if (!(error instanceof ReaderError)) throw error;
+      return { code: error.code, message: `${shard.file} does not open: ${error.message}` };
     } finally {
-      source.close();
+      source?.close();
     }
   }
   return undefined;

@@ -4,13 +4,14 @@ import { joinPath } from "../../reader/tree.js";
 import type { DataFileItems } from "./fileScan.js";
 
 /**
- * A DCP checkpoint's data files as columns of their items, each file opened: what the scan (`scan.ts`) and
- * the CRC check (`verify.ts`) walk, in offset order.
+ * A DCP checkpoint's data files as columns of their items, in offset order: what the scan (`scan.ts`) and the
+ * CRC check (`runs/shardedIntegrity.ts`) walk. No file is held open: each is opened while it is read (`withPlan`),
+ * so a run of hundreds of ranks never has hundreds of descriptors open.
  */
 
-/** A data file as this thread scans it: its items, and the file opened. */
+/** A data file's items and its path in the checkpoint's tree. */
 export interface DataFilePlan extends DataFileItems {
-  readonly source: ByteSource;
+  readonly path: string;
 }
 
 /** Items as `storage_data` lists them, per data file, before ordering. */
@@ -67,8 +68,8 @@ function orderItems(gathered: GatheredItems | undefined, size: number): Omit<Dat
     order[i] = i;
     if (i > 0 && (offsets[i] as number) < (offsets[i - 1] as number)) sorted = false;
   }
-  // Writers append items in plan order, which is nearly always offset order already. A typed array's sort
-  // is not stable: ties go by gathering order, as a stable sort would leave them.
+  // Writers append items in plan order, which is nearly always offset order already; ties keep the order
+  // they were gathered in (tensor chunks first), which the choice below relies on.
   if (!sorted) order.sort((a, b) => (offsets[a] as number) - (offsets[b] as number) || a - b);
   const kept = new Uint32Array(count);
   let n = 0;
@@ -98,28 +99,30 @@ function orderItems(gathered: GatheredItems | undefined, size: number): Omit<Dat
   return { columns, hasBytes: bytes.includes(1) };
 }
 
-/** The data files the metadata names that the directory holds, in rank order, each opened. */
+/** The data files the metadata names that the directory holds, in rank order, sized by the listing. */
 export function dataFilePlans(checkpoint: DcpCheckpoint): DataFilePlan[] {
   const gathered = gatherItems(checkpoint);
-  const plans: DataFilePlan[] = [];
+  const sizes = new Map<string, number>();
+  for (const entry of checkpoint.tree.list(checkpoint.dir) ?? [])
+    if (entry.kind === "file") sizes.set(entry.name, entry.size);
+  return checkpoint.files.flatMap(({ name }) => {
+    const size = sizes.get(name);
+    if (size === undefined) return [];
+    const path = joinPath(checkpoint.dir, name);
+    return [{ file: name, path, ...orderItems(gathered.get(name), size) }];
+  });
+}
+
+/** `use` of the data file `plan` names, opened for it and closed after. */
+export function withPlan<T>(
+  checkpoint: DcpCheckpoint,
+  plan: DataFilePlan,
+  use: (source: ByteSource) => T,
+): T {
+  const source = checkpoint.tree.open(plan.path);
   try {
-    for (const file of presentDataFiles(checkpoint)) {
-      const source = checkpoint.tree.open(joinPath(checkpoint.dir, file));
-      plans.push({ file, source, ...orderItems(gathered.get(file), source.size) });
-    }
-    return plans;
-  } catch (error) {
-    closePlans(plans);
-    throw error;
+    return use(source);
+  } finally {
+    source.close();
   }
-}
-
-export function closePlans(plans: readonly DataFilePlan[]): void {
-  for (const plan of plans) plan.source.close();
-}
-
-/** The data files the metadata names that the directory holds, in rank order. */
-function presentDataFiles(checkpoint: DcpCheckpoint): string[] {
-  const present = new Set(checkpoint.tree.list(checkpoint.dir)?.map((e) => e.name) ?? []);
-  return checkpoint.files.filter((file) => present.has(file.name)).map((file) => file.name);
 }

@@ -21,7 +21,7 @@ export interface ShardedSecurityFile {
 }
 
 /** `scan`'s report of a file of a sharded checkpoint (`file` relative to the checkpoint's directory). */
-export type ShardedScanReport = ScanReport & { readonly items: number; readonly loadedBy: string };
+type ShardedScanReport = ScanReport & { readonly items: number; readonly loadedBy: string };
 
 export const FILE_REPORTS = {
   inspect: (s: ShardedFileScan): ShardedSecurityFile => ({

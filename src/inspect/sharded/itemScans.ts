@@ -1,10 +1,7 @@
 import { ReaderError } from "../../reader/errors.js";
-import { dataFileReader } from "../../reader/sharded/dcp/dataFile.js";
 import { ItemLayouts, itemLayoutOf, WHOLE_ITEM } from "../../reader/sharded/dcp/itemLayout.js";
-import { ItemWindow } from "../../reader/sharded/dcp/itemWindow.js";
-import { RangeSource } from "../../reader/sharded/index.js";
-import { BufferSource, type ByteSource } from "../../reader/source.js";
-import { looksLikeZip } from "../../reader/zip.js";
+import { ItemReader } from "../../reader/sharded/dcp/itemReader.js";
+import type { ByteSource } from "../../reader/source.js";
 import { mergeScans } from "../security/mergeScans.js";
 import { type FileScan, scanSource, unopenedScan } from "../security/scan.js";
 import { ScanMemo } from "../security/scanner.js";
@@ -25,9 +22,7 @@ interface ItemScans {
 }
 
 function scanItems(raw: ByteSource, columns: ItemColumns): ItemScans {
-  const window = new ItemWindow(raw);
-  // Large items are read by their headers only, through small cached blocks.
-  let large: ByteSource | undefined;
+  const reader = new ItemReader(raw, columns.offsets.length);
   const memo = new ScanMemo();
   const layouts = new ItemLayouts<number>();
   const scans: FileScan[] = [];
@@ -41,32 +36,25 @@ function scanItems(raw: ByteSource, columns: ItemColumns): ItemScans {
     return at;
   };
   const tensorItemScan = (offset: number, length: number): number => {
-    if (length <= WHOLE_ITEM) {
-      const item = window.view(offset, length);
-      const same = layouts.findBytes(item);
-      if (same !== undefined) return same;
-      // A copy of its own: what the scan keeps (a pickle's bytes values) must outlive the window.
-      return fullScan(new BufferSource(item.slice(), `${raw.name}[${offset}..${offset + length}]`));
-    }
-    large ??= dataFileReader(raw, columns.offsets.length);
-    const range = new RangeSource(large, offset, length);
-    const same = layouts.find(range);
-    return same !== undefined ? same : fullScan(range);
+    if (length <= WHOLE_ITEM)
+      return layouts.findBytes(reader.small(offset, length)) ?? fullScan(reader.copy(offset, length));
+    const range = reader.range(offset, length);
+    return layouts.find(range) ?? fullScan(range);
   };
   for (let i = 0; i < index.length; i++) {
     const offset = columns.offsets[i] as number;
+    const length = columns.lengths[i] as number;
     const bytes = columns.bytes[i] === 1;
     try {
       // With SerializationFormat.SAFETENSORS a tensor's offset is where the file's one safetensors blob
       // starts, and the blob runs to the end of the file.
-      const blob = !bytes && !looksLikeZip(window.view(offset, Math.min(4, raw.size - offset)));
-      if (bytes || blob) {
-        // Deep (every member probed as a pickle) only for bytes items, which torch.load runs unrestricted;
-        // a tensor item's loader reads its data.pkl with weights_only=True and nothing else in it.
-        large ??= dataFileReader(raw, columns.offsets.length);
-        const length = blob ? raw.size - offset : (columns.lengths[i] as number);
-        index[i] = keep(scanSource(new RangeSource(large, offset, length), { deep: bytes, memo }));
-      } else index[i] = tensorItemScan(offset, columns.lengths[i] as number);
+      const blob = !bytes && !reader.isArchive(offset, length);
+      // Deep (every member probed as a pickle) only for bytes items, which torch.load runs unrestricted;
+      // a tensor item's loader reads its data.pkl with weights_only=True and nothing else in it.
+      index[i] =
+        bytes || blob
+          ? keep(scanSource(reader.range(offset, blob ? raw.size - offset : length), { deep: bytes, memo }))
+          : tensorItemScan(offset, length);
     } catch (error) {
       // One damaged item's archive: that item is unscanned, the file's other items are still scanned.
       if (!(error instanceof ReaderError)) throw error;

@@ -16,12 +16,17 @@ import type { ItemScanHelper, ItemScanJob } from "./scan.js";
  * what is left when it gets there. The worker opens each file by path, checking first that it is the file
  * this thread has open, and answers with the file's report, never its scan (a record per item's global).
  *
- * `warm` starts the worker before `.metadata` is decoded (the caller knows a large DCP directory from its
+ * `warmFor` starts the worker before `.metadata` is decoded (the caller knows a large DCP directory from its
  * listing), so that its start-up (~100 ms of loading and compiling) is not on the way.
  */
 const WORKER = new URL("./itemScanWorker.js", import.meta.url);
 /** Below this many items a worker (~100 ms to start) costs more than it saves. Overridable for tests. */
-const PARALLEL_MIN_ITEMS = Number(process.env.CKPT_PARALLEL_MIN_ITEMS ?? 20_000);
+const PARALLEL_MIN_ITEMS = minItems(process.env.CKPT_PARALLEL_MIN_ITEMS);
+
+function minItems(setting: string | undefined): number {
+  const n = Number(setting);
+  return setting !== undefined && setting !== "" && !Number.isNaN(n) ? n : 20_000;
+}
 /** A `.metadata` this large lists about that many items (~185 bytes each at 4 ranks). */
 const WARM_METADATA_BYTES = PARALLEL_MIN_ITEMS * 150;
 
@@ -44,12 +49,28 @@ export interface WorkerJob {
 
 export type WorkerAnswer = SharedAnswer<unknown>;
 
+/** Data file `f`'s identity as this thread opens it (undefined: not a local file, or it does not open). */
+function identityOf(open: ItemScanJob["open"], f: number): FileIdentity | undefined {
+  try {
+    const source = open(f);
+    try {
+      return source.identity?.();
+    } finally {
+      source.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
 /** The worker's start, whether or not a job comes: unreferenced, so an idle one never holds the process. */
 function startWorker(): Worker | undefined {
   if (!existsSync(fileURLToPath(WORKER))) return undefined;
   // Required here, not imported: commands that never start this worker skip loading worker_threads.
   const worker = new (nodeWorkerThreads().Worker)(WORKER);
   worker.unref();
+  // A worker that fails before a job comes (it did not load) only costs the job its second thread.
+  worker.on("error", () => {});
   return worker;
 }
 
@@ -66,8 +87,9 @@ export function itemScansInParallel(options: { readonly warmFor?: string } = {})
   return {
     start<K extends FileReportKind>(job: ItemScanJob & { readonly report: K }) {
       const items = job.files.reduce((n, f) => n + f.columns.offsets.length, 0);
-      const identities = job.files.map((f) => f.source.identity?.());
-      if (items < PARALLEL_MIN_ITEMS || identities.includes(undefined)) return undefined;
+      if (items < PARALLEL_MIN_ITEMS) return undefined;
+      const identities = job.files.map((_, f) => identityOf(job.open, f));
+      if (identities.includes(undefined)) return undefined;
       worker ??= startWorker();
       if (!worker) return undefined;
       used = true;

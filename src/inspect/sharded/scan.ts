@@ -1,10 +1,10 @@
 import { type DcpCheckpoint, joinPath, type ShardedCheckpoint } from "../../reader/sharded/index.js";
 import type { ByteSource } from "../../reader/source.js";
 import { scanParsedPickle, scanSource } from "../security/scan.js";
-import { sharedControl, takeShared } from "../takeShared.js";
-import { closePlans, type DataFilePlan, dataFilePlans, labelsOf } from "./dataFilePlans.js";
+import { sharedControl, stopShared, takeShared } from "../takeShared.js";
+import { type DataFilePlan, dataFilePlans, labelsOf, withPlan } from "./dataFilePlans.js";
 import { FILE_REPORTS, type FileReport, type FileReportKind } from "./fileReports.js";
-import type { DataFileItems, ShardedFileRole, ShardedFileScan } from "./fileScan.js";
+import type { ShardedFileRole, ShardedFileScan } from "./fileScan.js";
 import { scanDataFile } from "./itemScans.js";
 
 export type { ShardedFileRole, ShardedFileScan } from "./fileScan.js";
@@ -35,19 +35,21 @@ function dcpMetadataScan(checkpoint: DcpCheckpoint): ShardedFileScan | undefined
   };
 }
 
-/** What a second thread is given: the data files, each by its open source here, and what to report of each. */
+/** What a second thread is given: the data files, what to report of each, and how to open each here. */
 export interface ItemScanJob {
-  readonly files: ReadonlyArray<DataFileItems & { readonly source: ByteSource }>;
+  readonly files: readonly DataFilePlan[];
   readonly labels: readonly string[];
   readonly report: FileReportKind;
   /** The files, taken one at a time by either thread (`takeShared`). */
   readonly control: Int32Array;
+  /** Data file `f` opened on this thread (the caller closes it): what a helper takes its identity from. */
+  readonly open: (f: number) => ByteSource;
 }
 
 /**
  * A second thread for a DCP checkpoint's data files (Node: `parallelScans.ts`). It takes files from
  * `job.control` as this thread does, reading each by its identity, and resolves with the report of each file
- * it took; it rejects only when a file is not the one this thread has open. Undefined: no second thread.
+ * it took; it rejects only when a file is not the one this thread saw. Undefined: no second thread.
  */
 export interface ItemScanHelper {
   start<K extends FileReportKind>(
@@ -55,72 +57,64 @@ export interface ItemScanHelper {
   ): Promise<ReadonlyMap<number, FileReport<K>>> | undefined;
 }
 
-/** Scans in progress: `finish` joins in and gives every file's report, `abandon` stops and lets go. */
+/** Scans in progress: `finish` joins in and gives every file's report, `abandon` stops the sharing. */
 export interface PendingScans<R> {
   finish(): Promise<R[]>;
   abandon(): void;
 }
 
 /**
- * A DCP checkpoint's scans, reported as `report` says: `.metadata` here, and the data files taken one at a
- * time by this thread and, when `helper` starts one, a second.
+ * One run of a DCP checkpoint's scans, each file's record kept as `reportOf` makes it: `here` scans data file
+ * `f` on this thread, `complete` takes what another thread answered, scans what is still missing, and gives
+ * `.metadata`'s report first, then the data files' in rank order.
  */
+function dcpRun<R>(checkpoint: DcpCheckpoint, reportOf: (s: ShardedFileScan) => R) {
+  const metadata = dcpMetadataScan(checkpoint);
+  const plans = dataFilePlans(checkpoint);
+  const labels = labelsOf(checkpoint);
+  const reports: Array<R | undefined> = plans.map(() => undefined);
+  const here = (f: number) => {
+    const plan = plans[f] as DataFilePlan;
+    reports[f] = reportOf(withPlan(checkpoint, plan, (source) => scanDataFile(source, plan, labels)));
+  };
+  const complete = (theirs: ReadonlyMap<number, R> | undefined): R[] => {
+    for (const [f, done] of theirs ?? []) reports[f] = done;
+    // What a failed helper took and did not answer for, this thread scans.
+    reports.forEach((done, f) => {
+      if (done === undefined) here(f);
+    });
+    const data = reports as R[];
+    return metadata ? [reportOf(metadata), ...data] : data;
+  };
+  return { plans, labels, here, complete };
+}
+
+/** A DCP checkpoint's scans, reported as `report` says, on a second thread too when `helper` starts one. */
 function startDcpScans<K extends FileReportKind>(
   checkpoint: DcpCheckpoint,
   report: K,
   helper: ItemScanHelper | undefined,
 ): PendingScans<FileReport<K>> {
-  const reportOf = FILE_REPORTS[report] as (s: ShardedFileScan) => FileReport<K>;
-  const metadata = dcpMetadataScan(checkpoint);
-  const plans = dataFilePlans(checkpoint);
-  const labels = labelsOf(checkpoint);
-  const control = sharedControl(plans.length);
-  let helped: Promise<ReadonlyMap<number, FileReport<K>>> | undefined;
-  try {
-    helped = helper?.start({ files: plans, labels, report, control });
-  } catch (error) {
-    closePlans(plans);
-    throw error;
-  }
-  const reports: Array<FileReport<K> | undefined> = plans.map(() => undefined);
-  const here = (f: number) => {
-    const plan = plans[f] as DataFilePlan;
-    reports[f] = reportOf(scanDataFile(plan.source, plan, labels));
-  };
+  const run = dcpRun(checkpoint, FILE_REPORTS[report] as (s: ShardedFileScan) => FileReport<K>);
+  const control = sharedControl();
+  const open = (f: number) => checkpoint.tree.open((run.plans[f] as DataFilePlan).path);
+  const helped = helper?.start({ files: run.plans, labels: run.labels, report, control, open });
+  // Whoever waits for it, a helper's failure is never an unhandled rejection.
+  helped?.catch(() => {});
   return {
     async finish() {
-      try {
-        takeShared(control, plans.length, 1, here);
-        for (const [f, done] of (await helped) ?? []) reports[f] = done;
-        // What a failed helper took and did not answer for, this thread scans.
-        reports.forEach((done, f) => {
-          if (done === undefined) here(f);
-        });
-        const data = reports as FileReport<K>[];
-        return metadata ? [reportOf(metadata), ...data] : data;
-      } finally {
-        closePlans(plans);
-      }
+      takeShared(control, run.plans.length, run.here);
+      return run.complete(await helped);
     },
     abandon() {
-      Atomics.store(control, 0, plans.length);
-      helped?.catch(() => {});
-      closePlans(plans);
+      stopShared(control, run.plans.length);
     },
   };
 }
 
 /** Every file's record, scanned on this thread. */
 function dcpScans(checkpoint: DcpCheckpoint): ShardedFileScan[] {
-  const metadata = dcpMetadataScan(checkpoint);
-  const plans = dataFilePlans(checkpoint);
-  try {
-    const labels = labelsOf(checkpoint);
-    const data = plans.map((plan) => scanDataFile(plan.source, plan, labels));
-    return metadata ? [metadata, ...data] : data;
-  } finally {
-    closePlans(plans);
-  }
+  return dcpRun(checkpoint, (s) => s).complete(undefined);
 }
 
 function wholeFileScan(
