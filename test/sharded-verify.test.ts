@@ -146,6 +146,15 @@ describe("verifying a sharded checkpoint's bytes", () => {
     expect(plan.choice?.file).toBe("checkpoint/step-10");
   });
 
+  it("an item written through a storage transform is not an archive until decoded: not called damaged", async () => {
+    // The sample's transform passes bytes through; a real one (zstd) leaves no zip signature, as here.
+    const dir = join(scratch, "transformed");
+    cpSync(join(SAMPLES_DIR, "sharded", "dcp", "transform_descriptors"), dir, { recursive: true });
+    flipItemBit(dir, "w", "header");
+    const plan = JSON.parse((await ckpt("resume-plan", "--json", "--verify-all", dir)).out) as Plan;
+    expect(plan.candidates[0]?.status).toBe("ok");
+  });
+
   it("a Hugging Face index's .bin shards are torch zips: a flipped bit in one is named with its shard", async () => {
     const dir = join(scratch, "bin_shards");
     cpSync(join(SAMPLES_DIR, "sharded", "hf", "bin_shards"), dir, { recursive: true });

@@ -1,3 +1,4 @@
+import type { DcpStorageInfo } from "../../reader/sharded/dcp/metadata.js";
 import type { DcpCheckpoint } from "../../reader/sharded/index.js";
 import type { ByteSource } from "../../reader/source.js";
 import { joinPath } from "../../reader/tree.js";
@@ -20,6 +21,7 @@ interface GatheredItems {
   readonly lengths: number[];
   readonly bytes: number[];
   readonly labels: number[];
+  readonly transformed: number[];
 }
 
 /**
@@ -28,24 +30,24 @@ interface GatheredItems {
  */
 function gatherItems(checkpoint: DcpCheckpoint): Map<string, GatheredItems> {
   const files = new Map<string, GatheredItems>();
-  const add = (file: string, offset: number, length: number, bytes: number, label: number) => {
+  const add = (file: string, info: DcpStorageInfo, bytes: number, label: number) => {
     let items = files.get(file);
     if (!items) {
-      items = { offsets: [], lengths: [], bytes: [], labels: [] };
+      items = { offsets: [], lengths: [], bytes: [], labels: [], transformed: [] };
       files.set(file, items);
     }
-    items.offsets.push(offset);
-    items.lengths.push(length);
+    items.offsets.push(info.offset);
+    items.lengths.push(info.length);
     items.bytes.push(bytes);
     items.labels.push(label);
+    items.transformed.push((info.transformDescriptors?.length ?? 0) > 0 ? 1 : 0);
   };
   checkpoint.tensors.forEach((tensor, t) => {
-    for (const { storage } of tensor.chunks)
-      if (storage) add(storage.relativePath, storage.offset, storage.length, 0, t);
+    for (const { storage } of tensor.chunks) if (storage) add(storage.relativePath, storage, 0, t);
   });
   const first = checkpoint.tensors.length;
   checkpoint.bytesItems.forEach((item, b) => {
-    if (item.storage) add(item.storage.relativePath, item.storage.offset, item.storage.length, 1, first + b);
+    if (item.storage) add(item.storage.relativePath, item.storage, 1, first + b);
   });
   return files;
 }
@@ -60,7 +62,13 @@ export function labelsOf(checkpoint: DcpCheckpoint): string[] {
  * only those that lie inside its `size` bytes.
  */
 function orderItems(gathered: GatheredItems | undefined, size: number): Omit<DataFileItems, "file"> {
-  const { offsets, lengths, bytes, labels } = gathered ?? { offsets: [], lengths: [], bytes: [], labels: [] };
+  const { offsets, lengths, bytes, labels, transformed } = gathered ?? {
+    offsets: [],
+    lengths: [],
+    bytes: [],
+    labels: [],
+    transformed: [],
+  };
   const count = offsets.length;
   const order = new Uint32Array(count);
   let sorted = true;
@@ -88,6 +96,7 @@ function orderItems(gathered: GatheredItems | undefined, size: number): Omit<Dat
     lengths: new Float64Array(n),
     bytes: new Uint8Array(n),
     labels: new Int32Array(n),
+    transformed: new Uint8Array(n),
   };
   for (let j = 0; j < n; j++) {
     const i = kept[j] as number;
@@ -95,6 +104,7 @@ function orderItems(gathered: GatheredItems | undefined, size: number): Omit<Dat
     columns.lengths[j] = lengths[i] as number;
     columns.bytes[j] = bytes[i] as number;
     columns.labels[j] = labels[i] as number;
+    columns.transformed[j] = transformed[i] as number;
   }
   return { columns, hasBytes: bytes.includes(1) };
 }

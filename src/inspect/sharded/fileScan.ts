@@ -32,6 +32,8 @@ export interface ItemColumns {
   readonly bytes: Uint8Array;
   /** Each item's FQN (which names its records in the file's scan), as an index into the job's labels. */
   readonly labels: Int32Array;
+  /** 1 for an item written through storage transforms (`transform_descriptors`: compressed, say). */
+  readonly transformed: Uint8Array;
 }
 
 /** A data file as its scan takes it. */
