@@ -79,7 +79,8 @@ async function inspectShardedPath(
 ): Promise<Outcome> {
   let checkpoint: ShardedCheckpoint | undefined;
   // A large local DCP checkpoint: the worker that shares its item scans starts while `.metadata` is decoded.
-  const itemScanner = itemScansInParallel(transfer ? {} : { warmFor: path });
+  // Local files only: a remote source has no identity a worker could check, and opening it costs a request.
+  const itemScanner = transfer ? undefined : itemScansInParallel({ warmFor: path });
   try {
     checkpoint = openSharded(fs.tree, path);
     const filter = options.filter ? globFilter(options.filter) : undefined;
@@ -89,14 +90,14 @@ async function inspectShardedPath(
       hash: options.hash,
       stats: options.stats,
       ...(filter ? { filter } : {}),
-      itemScanner,
+      ...(itemScanner ? { itemScanner } : {}),
     });
     return { sharded: transfer ? { ...sharded, transfer: transfer() } : sharded };
   } catch (error) {
     if (process.env.CKPT_DEBUG && !(error instanceof ReaderError)) console.error(error);
     return { error: errorReport(target, error) };
   } finally {
-    itemScanner.dispose();
+    itemScanner?.dispose();
     if (checkpoint) closeSharded(checkpoint);
   }
 }
