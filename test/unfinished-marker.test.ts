@@ -56,3 +56,25 @@ describe("a save's unfinished marker", () => {
     expect(plan.choice?.file).toBe("checkpoint/step-10");
   });
 });
+
+describe("the marker's name, as format_checkpoint_unfinished_marker_path makes it", () => {
+  it("drops .nemo, .ckpt and -EMA, and a model-parallel rank directory first", async () => {
+    const { unfinishedMarker } = await import("../src/inspect/runs/nemoMarker.js");
+    expect(unfinishedMarker("/r/checkpoints/gpt--step=9-last.ckpt")).toBe(
+      "/r/checkpoints/gpt--step=9-last-unfinished",
+    );
+    expect(unfinishedMarker("/r/checkpoints/gpt--step=9-EMA.ckpt")).toBe(
+      "/r/checkpoints/gpt--step=9-unfinished",
+    );
+    expect(unfinishedMarker("/r/checkpoints/gpt.nemo")).toBe("/r/checkpoints/gpt-unfinished");
+    expect(unfinishedMarker("/r/checkpoints/gpt--step=9-last")).toBe(
+      "/r/checkpoints/gpt--step=9-last-unfinished",
+    );
+    expect(unfinishedMarker("/r/checkpoints/mp_rank_01/gpt--step=9.ckpt")).toBe(
+      "/r/checkpoints/gpt--step=9-unfinished",
+    );
+    expect(unfinishedMarker("/r/checkpoints/tp_rank_00_pp_rank_001/gpt.ckpt")).toBe(
+      "/r/checkpoints/gpt-unfinished",
+    );
+  });
+});

@@ -20,6 +20,7 @@ import type { TreeFiles } from "../treeFiles.js";
 import { checkFile, type FileProblem, type FileStatus } from "./integrity.js";
 import type { CandidateRef } from "./layout.js";
 import { megatronDirState } from "./megatron.js";
+import { unfinishedMarker } from "./nemoMarker.js";
 import {
   lightningShardedRoot,
   type OpenedSharded,
@@ -525,18 +526,4 @@ export async function examineCandidate(ref: CandidateRef, options: ExamineOption
     });
   }
   return ref.kind === "dir" ? examineDir(ref, options) : examineFile(ref, options);
-}
-
-/**
- * NeMo's marker of a save in progress (`format_checkpoint_unfinished_marker_path`): the checkpoint's path
- * without its model-parallel rank directory (`uninject_model_parallel_rank`: `mp_rank_00/x.ckpt` is `x.ckpt`),
- * then without `.nemo`, `.ckpt` and `-EMA`, plus `-unfinished`; an EMA copy shares its checkpoint's marker.
- */
-function unfinishedMarker(path: string): string {
-  const rankDir = /(?:mp_rank|tp_rank|fsdp_shard)/.test(basename(dirname(path)));
-  const uninjected = rankDir ? join(dirname(dirname(path)), basename(path)) : path;
-  return `${uninjected
-    .replace(/\.nemo$/, "")
-    .replace(/\.ckpt$/, "")
-    .replace(/-EMA$/, "")}-unfinished`;
 }
