@@ -216,9 +216,15 @@ async function outcomesFor(
   if (!isDir) return [await inspectFile(target, options)];
   const found = await checkpointsIn(checkpointFilesIn(target), options);
   if (found.length > 0) return found;
+  // A NeMo 2 checkpoint (`...-last/`): its weights are the sharded checkpoint in `weights/`, beside `context/`.
+  const weights = shardedTarget(join(target, NEMO_WEIGHTS));
+  if (weights !== undefined) return [await inspectShardedPath(join(target, NEMO_WEIGHTS), weights, options)];
   // A Megatron-LM iteration (`iter_0000200/`): one directory per model-parallel rank, each rank's files in it.
   return checkpointsIn(modelParallelRankDirs(target).flatMap(checkpointFilesIn), options);
 }
+
+/** nemo.lightning.ckpt_utils.WEIGHTS_PATH: where a NeMo 2 checkpoint directory keeps its weights. */
+const NEMO_WEIGHTS = "weights";
 
 /** Each file's outcome, but those of files that are no checkpoint (logs, configs). */
 async function checkpointsIn(paths: readonly string[], options: InspectCommandOptions): Promise<Outcome[]> {

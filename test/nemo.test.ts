@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -7,7 +7,7 @@ import { SAMPLES_DIR } from "./helpers/samples.js";
 
 // NeMo's ModelCheckpoint writes `<checkpoint without .nemo/.ckpt/-EMA>-unfinished` before a save and removes it
 // after (format_checkpoint_unfinished_marker_path); AutoResume skips a checkpoint whose marker is still there.
-const scratch = mkdtempSync(join(tmpdir(), "ckpt-unfinished-"));
+const scratch = mkdtempSync(join(tmpdir(), "ckpt-nemo-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 interface Plan {
@@ -76,5 +76,24 @@ describe("the marker's name, as format_checkpoint_unfinished_marker_path makes i
     expect(unfinishedMarker("/r/checkpoints/tp_rank_00_pp_rank_001/gpt.ckpt")).toBe(
       "/r/checkpoints/gpt-unfinished",
     );
+  });
+});
+
+describe("a NeMo 2 checkpoint directory (weights/ and context/)", () => {
+  it("inspect of the checkpoint directory reads the sharded checkpoint in weights/", async () => {
+    const ckptDir = join(scratch, "nemo2", "checkpoints", "gpt--val_loss=1.00-step=9-last");
+    cpSync(join(SAMPLES_DIR, "outputs", "megatron_torch_dist", "iter_0000200"), join(ckptDir, "weights"), {
+      recursive: true,
+    });
+    mkdirSync(join(ckptDir, "context"));
+    writeFileSync(join(ckptDir, "context", "io.json"), "{}");
+    const { code, out } = await ckpt("inspect", "--json", ckptDir);
+    expect(code).not.toBe(2);
+    // One report, of another path than the one given: printed as a list of one, as for a directory's files.
+    const [report] = JSON.parse(out) as Array<{ file: string; format: string; tensors: unknown[] }>;
+    if (!report) throw new Error("no report");
+    expect(report.file).toBe(join(ckptDir, "weights"));
+    expect(report.format).toBe("dcp");
+    expect(report.tensors.length).toBeGreaterThan(0);
   });
 });
