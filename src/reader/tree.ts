@@ -148,3 +148,21 @@ export function existsInTree(tree: TreeSource, path: string): boolean {
 export function listNames(tree: TreeSource, dir: string): string[] {
   return (tree.list(dir) ?? []).map((e) => e.name);
 }
+
+/**
+ * `use` of the file at `path`, opened for it and closed after: when `use` answers a promise, once that
+ * settles (a CRC check streams the file asynchronously).
+ */
+export function withOpened<T>(tree: TreeSource, path: string, use: (source: ByteSource) => T): T {
+  const source = tree.open(path);
+  let result: T;
+  try {
+    result = use(source);
+  } catch (error) {
+    source.close();
+    throw error;
+  }
+  if (result instanceof Promise) return result.finally(() => source.close()) as T;
+  source.close();
+  return result;
+}

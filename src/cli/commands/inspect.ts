@@ -2,6 +2,7 @@ import { readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { globFilter, type InspectReport, inspectCheckpoint } from "../../inspect/report.js";
 import { localFiles } from "../../inspect/runs/localFiles.js";
+import { rankDirs } from "../../inspect/runs/megatron.js";
 import { itemScansInParallel } from "../../inspect/sharded/parallelScans.js";
 import { inspectSharded, type ShardedInspectReport } from "../../inspect/sharded/report.js";
 import { tensorSha256s } from "../../inspect/tensorHashes.js";
@@ -220,7 +221,9 @@ async function outcomesFor(
   const weights = shardedTarget(join(target, NEMO_WEIGHTS));
   if (weights !== undefined) return [await inspectShardedPath(join(target, NEMO_WEIGHTS), weights, options)];
   // A Megatron-LM iteration (`iter_0000200/`): one directory per model-parallel rank, each rank's files in it.
-  return checkpointsIn(modelParallelRankDirs(target).flatMap(checkpointFilesIn), options);
+  // The tree's paths are absolute; the reports keep the path as given.
+  const ranks = rankDirs(localFiles(), resolve(target)).map((rank) => join(target, rank.name));
+  return checkpointsIn(ranks.sort().flatMap(checkpointFilesIn), options);
 }
 
 /** nemo.lightning.ckpt_utils.WEIGHTS_PATH: where a NeMo 2 checkpoint directory keeps its weights. */
@@ -231,20 +234,6 @@ async function checkpointsIn(paths: readonly string[], options: InspectCommandOp
   const outcomes: Outcome[] = [];
   for (const path of paths) outcomes.push(await inspectFile(path, options));
   return outcomes.filter((o) => !("error" in o && o.error.code === "not-a-checkpoint"));
-}
-
-/** Megatron's rank directories (`mp_rank_00`, `mp_rank_00_000` with pipeline stages, `_000` more with experts). */
-const RANK_DIR = /^mp_rank_\d{2}(?:_\d{3}){0,2}$/;
-
-function modelParallelRankDirs(dir: string): string[] {
-  try {
-    return readdirSync(dir, { withFileTypes: true })
-      .filter((entry) => entry.isDirectory() && RANK_DIR.test(entry.name))
-      .map((entry) => join(dir, entry.name))
-      .sort();
-  } catch {
-    return [];
-  }
 }
 
 function exitCodeOf(outcome: Outcome, failOn: FailOn): number {

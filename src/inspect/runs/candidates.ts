@@ -301,7 +301,8 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
   const root = pyDict();
   let total = 0;
   const broken: FileProblem[] = [];
-  // A record whose CRC disagrees: torch loads it anyway, so the directory is judged and then called corrupt.
+  // What the CRC check found damaged (`--verify`): the directory is still judged (torch loads a record whose
+  // CRC disagrees without noticing), then called corrupt.
   let damaged: FileProblem | undefined;
   // The key a DCP save's whole state sits under (the PyTorch DCP recipe's `app`): the parts' keys are below it.
   let wrapper: string | null = null;

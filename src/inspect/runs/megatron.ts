@@ -81,7 +81,8 @@ interface RankDir {
   readonly ranks: readonly number[];
 }
 
-function rankDirs(fs: TreeFiles, dir: string, names: readonly string[]): RankDir[] {
+/** `dir`'s model-parallel rank directories (`mp_rank_TT[_PPP][_EEE]`), with the ranks their names give. */
+export function rankDirs(fs: TreeFiles, dir: string, names: readonly string[] = fs.list(dir)): RankDir[] {
   return names.flatMap((name) => {
     const m = RANK_DIR.exec(name);
     if (!m || !fs.isDirectory(join(dir, name))) return [];

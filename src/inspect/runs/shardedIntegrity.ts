@@ -10,7 +10,7 @@ import {
 import { ItemReader } from "../../reader/sharded/dcp/itemReader.js";
 import type { DcpCheckpoint, ShardedCheckpoint } from "../../reader/sharded/index.js";
 import type { ByteSource } from "../../reader/source.js";
-import { joinPath } from "../../reader/tree.js";
+import { joinPath, withOpened } from "../../reader/tree.js";
 import { crc32 } from "../../reader/zip/crc32.js";
 import { openZip } from "../../reader/zip.js";
 import { type DataFilePlan, dataFilePlans, labelsOf } from "../sharded/dataFilePlans.js";
@@ -27,13 +27,10 @@ import { allCrcProblem, type FileProblem } from "./integrity.js";
 async function dcpCrcProblem(checkpoint: DcpCheckpoint): Promise<FileProblem | undefined> {
   const labels = labelsOf(checkpoint);
   for (const plan of dataFilePlans(checkpoint)) {
-    const source = checkpoint.tree.open(plan.path);
-    try {
-      const problem = await dataFileCrcProblem(source, plan, labels);
-      if (problem) return problem;
-    } finally {
-      source.close();
-    }
+    const problem = await withOpened(checkpoint.tree, plan.path, (source) =>
+      dataFileCrcProblem(source, plan, labels),
+    );
+    if (problem) return problem;
   }
   return undefined;
 }
@@ -121,16 +118,14 @@ export async function shardedCrcProblem(checkpoint: ShardedCheckpoint): Promise<
   if (checkpoint.kind !== "hf-index" || checkpoint.format !== "torch") return undefined;
   for (const shard of checkpoint.shards) {
     if (!shard.present) continue;
-    let source: ByteSource | undefined;
     try {
-      source = checkpoint.tree.open(joinPath(checkpoint.dir, shard.file));
-      const problem = await allCrcProblem(openZip(source));
+      const problem = await withOpened(checkpoint.tree, joinPath(checkpoint.dir, shard.file), (source) =>
+        allCrcProblem(openZip(source)),
+      );
       if (problem) return { ...problem, message: `${shard.file}: ${problem.message}` };
     } catch (error) {
       if (!(error instanceof ReaderError)) throw error;
       return { code: error.code, message: `${shard.file} does not open: ${error.message}` };
-    } finally {
-      source?.close();
     }
   }
   return undefined;

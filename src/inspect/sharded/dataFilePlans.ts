@@ -1,12 +1,11 @@
 import type { DcpStorageInfo } from "../../reader/sharded/dcp/metadata.js";
 import type { DcpCheckpoint } from "../../reader/sharded/index.js";
-import type { ByteSource } from "../../reader/source.js";
 import { joinPath } from "../../reader/tree.js";
 import type { DataFileItems } from "./fileScan.js";
 
 /**
  * A DCP checkpoint's data files as columns of their items, in offset order: what the scan (`scan.ts`) and the
- * CRC check (`runs/shardedIntegrity.ts`) walk. No file is held open: each is opened while it is read (`withPlan`),
+ * CRC check (`runs/shardedIntegrity.ts`) walk. No file is held open: each is opened while it is read (`withOpened`),
  * so a run of hundreds of ranks never has hundreds of descriptors open.
  */
 
@@ -30,11 +29,11 @@ interface GatheredItems {
  */
 function gatherItems(checkpoint: DcpCheckpoint): Map<string, GatheredItems> {
   const files = new Map<string, GatheredItems>();
-  const add = (file: string, info: DcpStorageInfo, bytes: number, label: number) => {
-    let items = files.get(file);
+  const add = (info: DcpStorageInfo, bytes: number, label: number) => {
+    let items = files.get(info.relativePath);
     if (!items) {
       items = { offsets: [], lengths: [], bytes: [], labels: [], transformed: [] };
-      files.set(file, items);
+      files.set(info.relativePath, items);
     }
     items.offsets.push(info.offset);
     items.lengths.push(info.length);
@@ -43,11 +42,11 @@ function gatherItems(checkpoint: DcpCheckpoint): Map<string, GatheredItems> {
     items.transformed.push((info.transformDescriptors?.length ?? 0) > 0 ? 1 : 0);
   };
   checkpoint.tensors.forEach((tensor, t) => {
-    for (const { storage } of tensor.chunks) if (storage) add(storage.relativePath, storage, 0, t);
+    for (const { storage } of tensor.chunks) if (storage) add(storage, 0, t);
   });
   const first = checkpoint.tensors.length;
   checkpoint.bytesItems.forEach((item, b) => {
-    if (item.storage) add(item.storage.relativePath, item.storage, 1, first + b);
+    if (item.storage) add(item.storage, 1, first + b);
   });
   return files;
 }
@@ -121,18 +120,4 @@ export function dataFilePlans(checkpoint: DcpCheckpoint): DataFilePlan[] {
     const path = joinPath(checkpoint.dir, name);
     return [{ file: name, path, ...orderItems(gathered.get(name), size) }];
   });
-}
-
-/** `use` of the data file `plan` names, opened for it and closed after. */
-export function withPlan<T>(
-  checkpoint: DcpCheckpoint,
-  plan: DataFilePlan,
-  use: (source: ByteSource) => T,
-): T {
-  const source = checkpoint.tree.open(plan.path);
-  try {
-    return use(source);
-  } finally {
-    source.close();
-  }
 }

@@ -14,7 +14,8 @@ import type { ItemScanHelper, ItemScanJob } from "./scan.js";
  * and judging their merged scans is most of a second that nothing waits on until the report's security
  * section, so a worker takes files while this thread builds the rest of the report, and this thread takes
  * what is left when it gets there. The worker opens each file by path, checking first that it is the file
- * this thread has open, and answers with the file's report, never its scan (a record per item's global).
+ * this thread saw (its identity when the job was posted), and answers with the file's report, never its scan
+ * (a record per item's global).
  *
  * `warmFor` starts the worker before `.metadata` is decoded (the caller knows a large DCP directory from its
  * listing), so that its start-up (~100 ms of loading and compiling) is not on the way.

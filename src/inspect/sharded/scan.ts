@@ -1,22 +1,14 @@
 import { type DcpCheckpoint, joinPath, type ShardedCheckpoint } from "../../reader/sharded/index.js";
 import type { ByteSource } from "../../reader/source.js";
+import { withOpened } from "../../reader/tree.js";
 import { scanParsedPickle, scanSource } from "../security/scan.js";
 import { sharedControl, stopShared, takeShared } from "../takeShared.js";
-import { type DataFilePlan, dataFilePlans, labelsOf, withPlan } from "./dataFilePlans.js";
+import { type DataFilePlan, dataFilePlans, labelsOf } from "./dataFilePlans.js";
 import { FILE_REPORTS, type FileReport, type FileReportKind } from "./fileReports.js";
 import type { ShardedFileRole, ShardedFileScan } from "./fileScan.js";
 import { scanDataFile } from "./itemScans.js";
 
 export type { ShardedFileRole, ShardedFileScan } from "./fileScan.js";
-
-function withSource<T>(tree: ShardedCheckpoint["tree"], path: string, use: (source: ByteSource) => T): T {
-  const source = tree.open(path);
-  try {
-    return use(source);
-  } finally {
-    source.close();
-  }
-}
 
 /** `.metadata`'s record, when the checkpoint has one. */
 function dcpMetadataScan(checkpoint: DcpCheckpoint): ShardedFileScan | undefined {
@@ -25,7 +17,7 @@ function dcpMetadataScan(checkpoint: DcpCheckpoint): ShardedFileScan | undefined
   const parsed = checkpoint.metadata === null ? undefined : scanParsedPickle(checkpoint.metadata.parse);
   const scan =
     parsed ??
-    withSource(checkpoint.tree, joinPath(checkpoint.dir, checkpoint.metadataFile), (s) => scanSource(s));
+    withOpened(checkpoint.tree, joinPath(checkpoint.dir, checkpoint.metadataFile), (s) => scanSource(s));
   return {
     file: checkpoint.metadataFile,
     role: "metadata",
@@ -75,7 +67,9 @@ function dcpRun<R>(checkpoint: DcpCheckpoint, reportOf: (s: ShardedFileScan) => 
   const reports: Array<R | undefined> = plans.map(() => undefined);
   const here = (f: number) => {
     const plan = plans[f] as DataFilePlan;
-    reports[f] = reportOf(withPlan(checkpoint, plan, (source) => scanDataFile(source, plan, labels)));
+    reports[f] = reportOf(
+      withOpened(checkpoint.tree, plan.path, (source) => scanDataFile(source, plan, labels)),
+    );
   };
   const complete = (theirs: ReadonlyMap<number, R> | undefined): R[] => {
     for (const [f, done] of theirs ?? []) reports[f] = done;
@@ -124,7 +118,7 @@ function wholeFileScan(
   role: ShardedFileRole,
   loadedBy: string,
 ): ShardedFileScan {
-  const scan = withSource(checkpoint.tree, joinPath(dir, file), (s) => scanSource(s, { deep: true }));
+  const scan = withOpened(checkpoint.tree, joinPath(dir, file), (s) => scanSource(s, { deep: true }));
   return { file, role, items: 1, loadedBy, scan };
 }
 

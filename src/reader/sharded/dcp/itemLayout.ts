@@ -1,7 +1,7 @@
 import { bytesEqual } from "../../bytes.js";
 import { ReaderError } from "../../errors.js";
 import type { ByteSource } from "../../source.js";
-import { openZip } from "../../zip.js";
+import { openZip, type ZipArchive } from "../../zip.js";
 
 /**
  * What the scan of a DCP tensor item reads, to recognise the next item that would scan the same. A tensor
@@ -68,18 +68,9 @@ export function itemLayoutOf(source: ByteSource, alsoCompared?: RegExp): ItemLay
         skipped.push([crc, crc + 4]);
       }
     }
-    // Central headers in order: 46 bytes, then the name, extra field and comment whose lengths they give.
-    const cd = source.read(zip.centralDirectoryOffset, zip.centralDirectorySize);
-    const view = new DataView(cd.buffer, cd.byteOffset, cd.byteLength);
-    let at = 0;
-    for (let i = 0; i < zip.entryCount; i++) {
-      if (at + CENTRAL_HEADER_LENGTH > cd.length) return undefined;
-      skipped.push([zip.centralDirectoryOffset + at + 16, zip.centralDirectoryOffset + at + 20]);
-      const nameLength = view.getUint16(at + 28, true);
-      const extraLength = view.getUint16(at + 30, true);
-      const commentLength = view.getUint16(at + 32, true);
-      at += CENTRAL_HEADER_LENGTH + nameLength + extraLength + commentLength;
-    }
+    const headers = centralHeaders(source, zip);
+    if (headers === undefined) return undefined;
+    for (const at of headers) skipped.push([at + 16, at + 20]); // CRC-32
     skipped.sort((a, b) => a[0] - b[0]);
     const segments: Array<{ start: number; bytes: Uint8Array }> = [];
     let from = 0;
@@ -200,23 +191,33 @@ export interface RecordCheck {
  */
 export function recordChecksOf(source: ByteSource): RecordCheck[] | undefined {
   const zip = openZip(source);
+  const headers = centralHeaders(source, zip);
+  if (headers === undefined || zip.entries.some((e) => e.encrypted || e.method !== 0)) return undefined;
+  return zip.entries.map((entry, i) => ({
+    name: entry.name,
+    data: zip.dataOffset(entry),
+    size: entry.compressedSize,
+    crcAt: (headers[i] as number) + 16,
+  }));
+}
+
+/**
+ * Where each central header starts, from the item's first byte, in order: 46 bytes each, then the name,
+ * extra field and comment whose lengths they give. Undefined when they run past the central directory.
+ */
+function centralHeaders(source: ByteSource, zip: ZipArchive): number[] | undefined {
   const cd = source.read(zip.centralDirectoryOffset, zip.centralDirectorySize);
   const view = new DataView(cd.buffer, cd.byteOffset, cd.byteLength);
-  const checks: RecordCheck[] = [];
+  const starts: number[] = [];
   let at = 0;
-  for (const entry of zip.entries) {
-    if (entry.encrypted || entry.method !== 0 || at + CENTRAL_HEADER_LENGTH > cd.length) return undefined;
-    checks.push({
-      name: entry.name,
-      data: zip.dataOffset(entry),
-      size: entry.compressedSize,
-      crcAt: zip.centralDirectoryOffset + at + 16,
-    });
+  for (let i = 0; i < zip.entryCount; i++) {
+    if (at + CENTRAL_HEADER_LENGTH > cd.length) return undefined;
+    starts.push(zip.centralDirectoryOffset + at);
     at +=
       CENTRAL_HEADER_LENGTH +
       view.getUint16(at + 28, true) +
       view.getUint16(at + 30, true) +
       view.getUint16(at + 32, true);
   }
-  return checks;
+  return starts;
 }
