@@ -11,6 +11,7 @@ import {
   type TorchStorage,
   type TorchTensor,
 } from "../pickle/value.js";
+import { DimsCache } from "./dims.js";
 import { dtypeFromGlobal, elementSize, storageClassDtype } from "./dtypes.js";
 
 /**
@@ -91,8 +92,9 @@ function asFloat(value: PyValue | undefined): number | undefined {
 export function asIntTuple(value: PyValue | undefined): number[] | undefined {
   if (!isBoxed(value, "tuple") && !isBoxed(value, "list")) return undefined;
   // Sizes and strides are small ints: share the tuple's items rather than copy them (one array per tensor
-  // fewer, which a 200,000-tensor state dict notices).
-  if (value.items.every(Number.isInteger)) return value.items as number[];
+  // fewer, which a 200,000-tensor state dict notices). A list is copied: a later APPEND could still grow it.
+  if (value.items.every(Number.isInteger))
+    return value.kind === "tuple" ? (value.items as number[]) : [...(value.items as number[])];
   const out: number[] = [];
   for (const item of value.items) {
     const n = asInt(item);
@@ -180,6 +182,7 @@ function tensor(parts: TensorParts): TorchTensor {
 
 /** `_rebuild_tensor` / `_v2` / `_v3` / `_rebuild_qtensor` share (storage, offset, size, stride, ...). */
 function stridedTensor(
+  dims: DimsCache,
   name: string,
   args: PyValue[],
   dtypeOverride?: string,
@@ -197,8 +200,8 @@ function stridedTensor(
   return {
     kind: "tensor",
     dtype: dtypeOverride ?? storage.dtype,
-    shape,
-    stride,
+    shape: dims.intern(shape),
+    stride: dims.intern(stride),
     offset,
     storage,
     requiresGrad: args[requiresGradAt] === true,
@@ -274,20 +277,28 @@ function sparseTensor(
 }
 
 /** Models one call; `undefined` means "not a torch function we model": the caller keeps an inert object. */
-function callTorch(callable: PyGlobal, args: PyValue[], via: CallVia, offset: number): PyValue | undefined {
+function callTorch(
+  dims: DimsCache,
+  callable: PyGlobal,
+  args: PyValue[],
+  via: CallVia,
+  offset: number,
+): PyValue | undefined {
   const name = qualifiedName(callable);
   switch (name) {
     case "torch._utils._rebuild_tensor":
-      return stridedTensor(name, args, undefined, undefined, 99);
+      return stridedTensor(dims, name, args, undefined, undefined, 99);
     case "torch._utils._rebuild_tensor_v2":
-      return stridedTensor(name, args);
+      return stridedTensor(dims, name, args);
     case "torch._utils._rebuild_tensor_v3": {
       const dtype = dtypeArg(args[6]);
-      return dtype === undefined ? undefined : stridedTensor(name, args, dtype);
+      return dtype === undefined ? undefined : stridedTensor(dims, name, args, dtype);
     }
     case "torch._utils._rebuild_qtensor": {
       const quantization = quantizationOf(args[4]);
-      return quantization === undefined ? undefined : stridedTensor(name, args, undefined, quantization, 5);
+      return quantization === undefined
+        ? undefined
+        : stridedTensor(dims, name, args, undefined, quantization, 5);
     }
     case "torch._utils._rebuild_parameter":
     case "torch._utils._rebuild_parameter_with_state": {
@@ -360,7 +371,7 @@ function callTorch(callable: PyGlobal, args: PyValue[], via: CallVia, offset: nu
       // (func, new_type, args, state): the tensor is func(*args); new_type says which Python class wraps it.
       const [func, newType, innerArgs, state] = args;
       if (!isBoxed(func, "global") || !isBoxed(innerArgs, "tuple")) return undefined;
-      const inner = callTorch(func, innerArgs.items, via, offset);
+      const inner = callTorch(dims, func, innerArgs.items, via, offset);
       if (!isBoxed(inner, "tensor")) return undefined;
       if (isBoxed(newType, "global")) {
         const typeName = qualifiedName(newType);
@@ -415,6 +426,7 @@ export function torchPickleHooks(
   foreignIds: number[] = [],
   options: { readonly legacy?: boolean } = {},
 ): PickleHooks {
+  const dims = new DimsCache();
   return {
     persistentLoad(pid: PyValue, offset: number): PyValue {
       if (isBoxed(pid, "tuple")) {
@@ -447,7 +459,7 @@ export function torchPickleHooks(
       }
       return slowPersistentLoad(pid, offset);
     },
-    call: callTorch,
+    call: (callable, args, via, offset) => callTorch(dims, callable, args, via, offset),
   };
 
   function slowPersistentLoad(pid: PyValue, offset: number): PyValue {

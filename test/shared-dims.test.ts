@@ -1,0 +1,47 @@
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { findTensors } from "../src/inspect/walk.js";
+import { hasTensors } from "../src/reader/checkpoint.js";
+import { openCheckpoint } from "../src/reader/open.js";
+import { DimsCache } from "../src/reader/torch/dims.js";
+import { SAMPLES_DIR } from "./helpers/samples.js";
+
+describe("sizes and strides shared between tensors", () => {
+  it("hands out one array per value, whatever the number of dimensions", () => {
+    const dims = new DimsCache();
+    const cases = [[], [7], [4, 4], [4, 5], [2, 3, 4], [2, 3, 5], [0, 0]];
+    const first = cases.map((c) => dims.intern([...c]));
+    const again = cases.map((c) => dims.intern([...c]));
+    first.forEach((array, i) => {
+      expect(again[i]).toBe(array);
+      expect(array).toEqual(cases[i]);
+    });
+    expect(new Set(first).size).toBe(cases.length);
+  });
+
+  it("a real state dict's tensors of one shape share its array, and keep torch's values", () => {
+    // nanoGPT's blocks repeat their shapes layer after layer: torch pickles a new tuple for each.
+    const checkpoint = openCheckpoint(join(SAMPLES_DIR, "torch2", "nanogpt_ckpt.pt"));
+    if (!hasTensors(checkpoint)) throw new Error("expected tensors");
+    const tensors = findTensors(checkpoint.root).tensors.map(({ tensor }) => tensor);
+    const byText = new Map<string, number[]>();
+    let shared = 0;
+    for (const { shape } of tensors) {
+      const known = byText.get(shape.join(","));
+      if (known === undefined) byText.set(shape.join(","), shape);
+      else {
+        expect(shape).toBe(known);
+        shared++;
+      }
+    }
+    expect(shared).toBeGreaterThan(0);
+    for (const { shape, stride } of tensors) {
+      // Contiguous, as torch.save wrote them: the shared arrays still pair each size with its own stride.
+      let step = 1;
+      for (let d = shape.length - 1; d >= 0; d--) {
+        expect(stride[d]).toBe(step);
+        step *= shape[d] as number;
+      }
+    }
+  });
+});
