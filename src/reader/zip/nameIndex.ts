@@ -25,7 +25,7 @@ export class NameIndex {
       for (let i = 0; i < columns.count; i++) {
         const start = columns.nameStart[i] as number;
         const end = start + (columns.nameLength[i] as number);
-        let slot = mix(hashBytes(columns.cd, start, end)) & this.mask;
+        let slot = mix(hashBytes(columns.names, start, end)) & this.mask;
         for (;;) {
           const held = this.table[slot] as number;
           if (held === 0) {
@@ -61,7 +61,7 @@ export class NameIndex {
       if (code >= 0x80) return -1; // every name here is ASCII
       hash = Math.imul(hash ^ code, FNV_PRIME);
     }
-    const { cd, nameStart, nameLength } = this.columns;
+    const { names, nameStart, nameLength } = this.columns;
     for (let slot = mix(hash) & this.mask; ; slot = (slot + 1) & this.mask) {
       const held = table[slot] as number;
       if (held === 0) return -1;
@@ -70,7 +70,7 @@ export class NameIndex {
       const start = nameStart[index] as number;
       let same = true;
       for (let i = 0; i < name.length; i++) {
-        if (cd[start + i] !== name.charCodeAt(i)) {
+        if (names[start + i] !== name.charCodeAt(i)) {
           same = false;
           break;
         }
@@ -80,10 +80,10 @@ export class NameIndex {
   }
 
   private sameBytes(index: number, start: number, end: number): boolean {
-    const { cd, nameStart, nameLength } = this.columns;
+    const { names, nameStart, nameLength } = this.columns;
     if (nameLength[index] !== end - start) return false;
     const other = nameStart[index] as number;
-    for (let i = 0; i < end - start; i++) if (cd[other + i] !== cd[start + i]) return false;
+    for (let i = 0; i < end - start; i++) if (names[other + i] !== names[start + i]) return false;
     return true;
   }
 }
