@@ -3,6 +3,7 @@ import type { TorchTensor } from "../reader/pickle/value.js";
 import { elementCount, smallTensorValues } from "../reader/tensorData.js";
 import { elementSize } from "../reader/torch/dtypes.js";
 import { type Finding, type FindingReport, findingReport } from "./findings.js";
+import { ItemList } from "./itemList.js";
 import { firstOccurrences, type PartSummary, summarizeParts } from "./parts.js";
 import { CONVENTIONS, type ConventionId } from "./resume/conventions.js";
 import { judgeFile } from "./resume/judgeFile.js";
@@ -197,6 +198,25 @@ function tensorReport(
   return report;
 }
 
+function tensorReports(
+  checkpoint: TensorCheckpoint,
+  listed: readonly TensorAt[],
+  options: InspectOptions,
+): ItemList<TensorReport> {
+  const report = (index: number): TensorReport => {
+    const { path, tensor } = listed[index] as TensorAt;
+    return tensorReport(checkpoint, path, tensor, options);
+  };
+  const readsBytes =
+    options.hash || options.stats || listed.some(({ tensor }) => quantizedPerChannel(tensor));
+  if (!readsBytes) return new ItemList(listed.length, report);
+  return ItemList.of(Array.from({ length: listed.length }, (_, i) => report(i)));
+}
+
+function quantizedPerChannel(tensor: TorchTensor): boolean {
+  return tensor.quantization !== undefined && "scales" in tensor.quantization;
+}
+
 function summarize(tensors: readonly TensorAt[], verdict?: ResumeVerdict): SummaryReport {
   const firstAt = firstOccurrences(tensors);
   const seenStorages = new Set<object>();
@@ -278,6 +298,23 @@ export function inspectCheckpoint(
   file: string,
   options: InspectOptions = {},
 ): InspectReport {
+  const report = inspectCheckpointLazily(checkpoint, file, options);
+  return { ...report, tensors: report.tensors.toJSON() };
+}
+
+/** An inspect report whose tensors are made as they are asked for (`ItemList`). */
+export type LazyInspectReport = Omit<InspectReport, "tensors"> & { readonly tensors: ItemList<TensorReport> };
+
+/**
+ * The report of `inspectCheckpoint`, its tensors' reports made when they are asked for, from the tree alone:
+ * they read no byte of the file, which may be closed by then. With `hash` or `stats`, or a tensor quantized
+ * per channel (its scales are read), they are made here, while the file is open.
+ */
+export function inspectCheckpointLazily(
+  checkpoint: Checkpoint,
+  file: string,
+  options: InspectOptions = {},
+): LazyInspectReport {
   const findings: Finding[] = [...checkpoint.notes];
   const base = {
     schema: "ckpt.inspect/1" as const,
@@ -290,7 +327,7 @@ export function inspectCheckpoint(
     findings.push({ code: "pointer-file", target: checkpoint.target, exists: checkpoint.targetExists });
     return {
       ...base,
-      tensors: [],
+      tensors: ItemList.of([]),
       summary: summarize([]),
       tree: null,
       findings: findings.map(findingReport),
@@ -336,9 +373,7 @@ export function inspectCheckpoint(
   if (size) findings.push(...sizeFindings(size));
 
   const listed = options.filter ? walk.tensors.filter(({ path }) => options.filter?.(path)) : walk.tensors;
-  const tensors = hasTensors(checkpoint)
-    ? listed.map(({ path, tensor }) => tensorReport(checkpoint, path, tensor, options))
-    : [];
+  const tensors = hasTensors(checkpoint) ? tensorReports(checkpoint, listed, options) : ItemList.of([]);
   return {
     ...base,
     tensors,

@@ -1,6 +1,6 @@
 import { readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { globFilter, type InspectReport, inspectCheckpoint } from "../../inspect/report.js";
+import { globFilter, inspectCheckpointLazily, type LazyInspectReport } from "../../inspect/report.js";
 import { localFiles } from "../../inspect/runs/localFiles.js";
 import { rankDirs } from "../../inspect/runs/megatron.js";
 import { itemScansInParallel } from "../../inspect/sharded/parallelScans.js";
@@ -42,8 +42,11 @@ export interface InspectCommandOptions {
   readonly failOn: FailOn;
 }
 
-/** A remote input's report says what reading it moved (`transfer`); a local one's is unchanged. */
-type Report = InspectReport & { readonly transfer?: Readonly<Transfer> };
+/**
+ * A remote input's report says what reading it moved (`transfer`); a local one's is unchanged. Its tensors'
+ * reports are made as they are written (`inspectCheckpointLazily`), from the tree alone.
+ */
+type Report = LazyInspectReport & { readonly transfer?: Readonly<Transfer> };
 type Outcome =
   | { readonly report: Report }
   | { readonly sharded: ShardedInspectReport & { readonly transfer?: Readonly<Transfer> } }
@@ -117,7 +120,7 @@ async function inspectFile(
     // A remote file's companions are looked for where it is: by a listing, or a probe per name over HTTP.
     neighbours = isRemotePath(path) ? remoteNeighbours(path) : undefined;
     const filter = options.filter ? globFilter(options.filter) : undefined;
-    const report = inspectCheckpoint(checkpoint, path, {
+    const report = inspectCheckpointLazily(checkpoint, path, {
       neighbours: neighbours
         ? { fs: treeFiles(neighbours.tree), path: neighbours.file }
         : { fs: localFiles(), path: resolve(path) },
@@ -278,7 +281,7 @@ export async function runInspect(
       else if ("sharded" in o) io.out(`${i > 0 ? "\n" : ""}${renderShardedText(o.sharded, textOptions)}`);
       else
         io.out(
-          `${i > 0 ? "\n" : ""}${renderInspectText(o.report, { style: io.style, all: options.all, filtered: options.filter !== undefined })}`,
+          `${i > 0 ? "\n" : ""}${renderInspectText({ ...o.report, tensors: o.report.tensors.toJSON() }, textOptions)}`,
         );
     });
     const transfer = addTransfers([

@@ -1,3 +1,5 @@
+import { ItemList } from "../../inspect/itemList.js";
+
 /**
  * JSON as every command prints it: what `JSON.stringify(value, null, 2)` prints, except that the items of
  * arrays under the keys in `oneLineItems` are written compact, one per line. A report of 200,000 tensors is
@@ -104,6 +106,10 @@ function jsonWriter(write: (text: string) => void, oneLineItems: readonly string
         return;
       }
     }
+    if (compactItems && (node instanceof ItemList || Array.isArray(node))) {
+      writeItems(node instanceof ItemList ? node : ItemList.of(node), indent);
+      return;
+    }
     if (Array.isArray(node)) {
       if (node.length === 0) {
         emit("[]");
@@ -113,8 +119,7 @@ function jsonWriter(write: (text: string) => void, oneLineItems: readonly string
       emit("[");
       node.forEach((item, i) => {
         emit(i === 0 ? `\n${inner}` : `,\n${inner}`);
-        if (compactItems) emit(compactText(item));
-        else visit(item ?? null, inner, false, depth + 1);
+        visit(item ?? null, inner, false, depth + 1);
       });
       emit(`\n${indent}]`);
       return;
@@ -135,6 +140,21 @@ function jsonWriter(write: (text: string) => void, oneLineItems: readonly string
       return;
     }
     emit(nativeText(node, indent));
+  };
+
+  /** A one-line array made item by item: each item is written, then dropped, before the next is made. */
+  const writeItems = (list: ItemList<unknown>, indent: string): void => {
+    if (list.length === 0) {
+      emit("[]");
+      return;
+    }
+    const inner = `${indent}  `;
+    emit("[");
+    for (let i = 0; i < list.length; i++) {
+      emit(i === 0 ? `\n${inner}` : `,\n${inner}`);
+      emit(compactText(list.item(i)));
+    }
+    emit(`\n${indent}]`);
   };
 
   return { emit, flush, visit };
@@ -262,7 +282,7 @@ function holdsKey(node: object, keys: ReadonlySet<string>, depth: number): boole
   }
   if ("toJSON" in node) return false;
   for (const [key, value] of Object.entries(node)) {
-    if (keys.has(key) && Array.isArray(value)) return true;
+    if (keys.has(key) && (Array.isArray(value) || value instanceof ItemList)) return true;
     if (typeof value === "object" && value !== null && holdsKey(value, keys, depth + 1)) return true;
   }
   return false;
