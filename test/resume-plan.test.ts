@@ -1,9 +1,12 @@
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { planResume } from "../src/inspect/runs/node.js";
-import type { ResumePlan } from "../src/inspect/runs/plan.js";
+import { planRun, type ResumePlan } from "../src/inspect/runs/plan.js";
+import { treeFiles } from "../src/inspect/treeFiles.js";
+import { NodeTree } from "../src/reader/nodeTree.js";
+import { CountingTree } from "../src/reader/tree.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 
 /**
@@ -106,5 +109,23 @@ describe("the Trainer's resume from a checkpoint-N without trainer_state.json", 
     expect([...(plan.framework?.restores ?? [])].sort()).toEqual(["model", "optimizer", "rng", "scheduler"]);
     expect(plan.framework?.resets).toEqual(["counter"]);
     expect(plan.choice?.file).toBe("checkpoint-3");
+  });
+});
+
+describe("verifying what the plan trusts", () => {
+  it("a pointer target that is also the choice has its bytes streamed through their CRCs once", async () => {
+    const run = join(SAMPLES_DIR, "outputs", "fvcore_healthy");
+    const target = join(run, "model_0000019.pth");
+    const read = async (verify: "chosen" | "none") => {
+      const tree = new CountingTree(new NodeTree("/"));
+      const plan = await planRun(run, { fs: treeFiles(tree), verify });
+      expect(plan.choice?.file).toBe("model_0000019.pth");
+      // The tree is rooted at "/", and names its files without it.
+      return tree.bytesByFile().get(target.slice(1)) ?? 0;
+    };
+    const extra = (await read("chosen")) - (await read("none"));
+    // One verification reads the file through its CRCs and loads it again: twice its size. It was four times.
+    expect(extra).toBeGreaterThanOrEqual(statSync(target).size);
+    expect(extra).toBeLessThan(3 * statSync(target).size);
   });
 });

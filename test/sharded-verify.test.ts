@@ -1,10 +1,26 @@
-import { closeSync, cpSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  cpSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { CrcPlans } from "../src/inspect/runs/crcPlans.js";
 import { localFiles } from "../src/inspect/runs/localFiles.js";
+import { planRun } from "../src/inspect/runs/plan.js";
+import { dcpCrcPlan } from "../src/inspect/runs/shardedIntegrity.js";
+import { treeFiles } from "../src/inspect/treeFiles.js";
 import { FileSource } from "../src/reader/fileSource.js";
+import { NodeTree } from "../src/reader/nodeTree.js";
 import { closeSharded, openSharded, RangeSource } from "../src/reader/sharded/index.js";
+import { CountingTree } from "../src/reader/tree.js";
 import { openZip } from "../src/reader/zip.js";
 import { ckpt } from "./helpers/cli.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
@@ -189,5 +205,57 @@ describe("verifying a sharded checkpoint's bytes", () => {
     const broken = plan.candidates.find((c) => c.file === "checkpoints/checkpoint_0");
     expect(broken?.status).toBe("corrupt");
     expect(broken?.problem?.message).toMatch(/^pytorch_model_fsdp_0: /);
+  });
+});
+
+describe("resume-plan verifies the DCP step it chooses without decoding its .metadata again", () => {
+  /** The plan of `run` through a tree that counts the bytes read of each file. */
+  async function countedPlan(run: string) {
+    const tree = new CountingTree(new NodeTree("/"));
+    const plan = await planRun(run, { fs: treeFiles(tree), verify: "chosen" });
+    const metadataReads = (step: string) =>
+      // The tree is rooted at "/", and names its files without it.
+      tree.bytesByFile().get(join(run, "checkpoint", step, ".metadata").slice(1)) ?? 0;
+    return { plan, metadataReads };
+  }
+
+  it("each step's .metadata is read once; a flipped bit in the chosen step is still found", async () => {
+    const run = join(scratch, "once");
+    cpSync(join(SAMPLES_DIR, "outputs", "dcp_run"), run, { recursive: true });
+    const size = (step: string) => statSync(join(run, "checkpoint", step, ".metadata")).size;
+    const healthy = await countedPlan(run);
+    expect(healthy.plan.choice?.file).toBe("checkpoint/step-20");
+    expect(healthy.metadataReads("step-20")).toBe(size("step-20"));
+    expect(healthy.metadataReads("step-10")).toBe(size("step-10"));
+
+    const { file, item } = flipItemBit(join(run, "checkpoint", "step-20"));
+    const flipped = await countedPlan(run);
+    expect(flipped.plan.choice?.file).toBe("checkpoint/step-10");
+    const step20 = flipped.plan.candidates.find((c) => c.file === "checkpoint/step-20");
+    expect(step20?.status).toBe("corrupt");
+    expect(step20?.problem?.message).toContain(`${file}: the item of ${item}`);
+    expect(flipped.metadataReads("step-20")).toBe(size("step-20"));
+  });
+
+  it("a step whose files changed after it was judged is decoded again, not checked by a stale plan", async () => {
+    const run = join(scratch, "changed");
+    cpSync(join(SAMPLES_DIR, "outputs", "dcp_run"), run, { recursive: true });
+    const step = join(run, "checkpoint", "step-20");
+    const plans = new CrcPlans();
+    const checkpoint = openSharded(localFiles().tree, step);
+    if (checkpoint.kind !== "dcp") throw new Error("expected DCP");
+    plans.keep(step, dcpCrcPlan(checkpoint));
+    closeSharded(checkpoint);
+    const metadata = join(step, ".metadata");
+    const { mtime } = statSync(metadata);
+    utimesSync(metadata, mtime, new Date(mtime.getTime() + 5000));
+    expect(plans.take(step)).toBeUndefined();
+    // Kept and unchanged, it is handed out once.
+    const again = openSharded(localFiles().tree, step);
+    if (again.kind !== "dcp") throw new Error("expected DCP");
+    plans.keep(step, dcpCrcPlan(again));
+    closeSharded(again);
+    expect(plans.take(step)?.items).toBeGreaterThan(0);
+    expect(plans.take(step)).toBeUndefined();
   });
 });

@@ -17,6 +17,7 @@ import {
 import { type ScanVerdict, scanCheckpoint } from "../security/scan.js";
 import { dcpJudgedState } from "../sharded/state.js";
 import type { TreeFiles } from "../treeFiles.js";
+import type { CrcPlans } from "./crcPlans.js";
 import { checkFile, type FileProblem, type FileStatus } from "./integrity.js";
 import type { CandidateRef } from "./layout.js";
 import { megatronDirState } from "./megatron.js";
@@ -27,7 +28,7 @@ import {
   openShardedCandidate,
   shardedState,
 } from "./shardedDirs.js";
-import { shardedCrcProblem } from "./shardedIntegrity.js";
+import { crcPlanProblem, dcpCrcPlan, shardedCrcProblem } from "./shardedIntegrity.js";
 
 /** One checkpoint a resume could use, checked: whole and loadable, and what it would restore. */
 /** `unfinished`: the writer's own in-progress marker is still beside it (NeMo's `-unfinished`). */
@@ -67,6 +68,8 @@ export interface ExamineOptions {
   readonly fs: TreeFiles;
   /** The sharded checkpoint at the candidate's path, when the caller has it open already. */
   readonly opened?: OpenedSharded;
+  /** Where a DCP step judged without `verify` leaves what verifying it later takes (`verifyCandidate`). */
+  readonly crcPlans?: CrcPlans;
 }
 
 function report(
@@ -284,13 +287,34 @@ async function crcProblemOf(
   options: ExamineOptions,
 ): Promise<FileProblem | undefined> {
   if (!options.verify) return undefined;
+  return readProblem(() => shardedCrcProblem(checkpoint));
+}
+
+/** What `check` finds, or the reader's error as the problem: a data file that vanished or cannot be read. */
+async function readProblem(check: () => Promise<FileProblem | undefined>): Promise<FileProblem | undefined> {
   try {
-    return await shardedCrcProblem(checkpoint);
+    return await check();
   } catch (error) {
-    // A data file that vanished or cannot be read since the checkpoint was opened.
     if (!(error instanceof ReaderError)) throw error;
     return { code: error.code, message: error.message };
   }
+}
+
+/**
+ * A candidate judged without `verify`, judged with it: a DCP step whose CRC plan `options.crcPlans` kept has
+ * only its items checked (what `examineDir` would add: the same verdict, corrupt when an item is damaged);
+ * any other is examined again, streaming its bytes.
+ */
+export async function verifyCandidate(
+  candidate: CandidateReport,
+  ref: CandidateRef,
+  options: ExamineOptions,
+): Promise<CandidateReport> {
+  if (candidate.status !== "ok") return candidate;
+  const kept = options.crcPlans?.take(ref.path);
+  if (!kept) return examineCandidate(ref, { ...options, verify: true });
+  const damaged = await readProblem(() => crcPlanProblem(kept));
+  return damaged ? { ...candidate, status: "corrupt", problem: damaged } : candidate;
 }
 
 /**
@@ -433,6 +457,9 @@ async function examineDir(ref: CandidateRef, options: ExamineOptions): Promise<C
       return report(ref, { status: opened.status, problem: opened.problem, sizeBytes: opened.sizeBytes });
     total += opened.sizeBytes;
     damaged ??= await crcProblemOf(opened.checkpoint, options);
+    // Lightning's sharded save has meta.pt beside the items, which a verification reads as well.
+    if (!options.verify && opened.checkpoint.kind === "dcp" && convention !== "lightning")
+      options.crcPlans?.keep(ref.path, dcpCrcPlan(opened.checkpoint));
     const dcp =
       opened.checkpoint.kind === "dcp" && convention === "dcp"
         ? dcpJudgedState(opened.checkpoint)

@@ -3,9 +3,10 @@ import { basename, isAbsolute, normalize, relative } from "../../reader/posixPat
 import { type FindingReport, findingReport } from "../findings.js";
 import { CONVENTIONS, type ConventionId, counterInName } from "../resume/conventions.js";
 import type { TreeFiles } from "../treeFiles.js";
-import { type CandidateReport, examineCandidate } from "./candidates.js";
+import { type CandidateReport, examineCandidate, verifyCandidate } from "./candidates.js";
 import { type Choice, choiceOf, choose, newestFirst } from "./choice.js";
 import { findRunConfig, readTrainingConfig, type TrainingConfig } from "./config.js";
+import { CrcPlans } from "./crcPlans.js";
 import { type FrameworkResume, predictFrameworkResume } from "./frameworkResume.js";
 import {
   type CandidateRef,
@@ -76,17 +77,6 @@ export interface RunPlanOptions extends PlanOptions {
   readonly fs: TreeFiles;
   /** The run directory as the user wrote it, for the fix command they will paste (default: `runDir`). */
   readonly displayDir?: string;
-}
-
-/** Re-checks a candidate with every record's CRC (streams its bytes). */
-async function verified(
-  candidate: CandidateReport,
-  ref: CandidateRef,
-  runConvention: ConventionId,
-  fs: TreeFiles,
-): Promise<CandidateReport> {
-  if (candidate.status !== "ok") return candidate;
-  return examineCandidate(ref, { verify: true, runConvention, fs });
 }
 
 function pointerTargetRef(
@@ -224,14 +214,18 @@ export async function planRun(runDirInput: string, options: RunPlanOptions): Pro
   const layout = detectRunLayout(runDir, fs);
   const refs = new Map(layout.candidates.map((c) => [c.rel, c]));
   const targetRef = pointerTargetRef(layout, refs, fs);
+  // Judged without verifying, a DCP step keeps what verifying it takes: the one chosen is not decoded again.
+  const crcPlans = options.verify === "chosen" ? new CrcPlans() : undefined;
+  const examine = (ref: CandidateRef, runConvention: ConventionId) =>
+    examineCandidate(ref, {
+      verify: options.verify === "all",
+      runConvention,
+      fs,
+      ...(crcPlans ? { crcPlans } : {}),
+    });
   const examineAll = async (runConvention: ConventionId) => {
     const reports = new Map<string, CandidateReport>();
-    for (const ref of refs.values()) {
-      reports.set(
-        ref.rel,
-        await examineCandidate(ref, { verify: options.verify === "all", runConvention, fs }),
-      );
-    }
+    for (const ref of refs.values()) reports.set(ref.rel, await examine(ref, runConvention));
     return reports;
   };
   let runConvention: ConventionId = layout.convention;
@@ -242,28 +236,32 @@ export async function planRun(runDirInput: string, options: RunPlanOptions): Pro
     runConvention = "trackron";
     for (const ref of refs.values()) {
       if (reports.get(ref.rel)?.convention !== "fvcore") continue;
-      reports.set(
-        ref.rel,
-        await examineCandidate(ref, { verify: options.verify === "all", runConvention, fs }),
-      );
+      reports.set(ref.rel, await examine(ref, runConvention));
     }
   }
 
   // Before trusting a checkpoint with hours of GPU time, stream it through its CRCs: the pointer target, then
-  // the chosen one (and, if that one is corrupt, the next choice).
-  if (options.verify === "chosen" && targetRef) {
-    reports.set(
-      targetRef.rel,
-      await verified(reports.get(targetRef.rel) as CandidateReport, targetRef, runConvention, fs),
-    );
-  }
+  // the chosen one (and, if that one is corrupt, the next choice). Each once: the target is often the choice.
+  const verifiedFiles = new Set<string>();
+  const verify = async (ref: CandidateRef): Promise<CandidateReport> => {
+    const report = reports.get(ref.rel) as CandidateReport;
+    if (verifiedFiles.has(ref.rel)) return report;
+    verifiedFiles.add(ref.rel);
+    const checked = await verifyCandidate(report, ref, {
+      verify: true,
+      runConvention,
+      fs,
+      ...(crcPlans ? { crcPlans } : {}),
+    });
+    reports.set(ref.rel, checked);
+    return checked;
+  };
+  if (options.verify === "chosen" && targetRef) await verify(targetRef);
   let ordered = newestFirst([...reports.values()], refs, targetRef?.rel, layout.preferred);
   let chosen = choose(ordered);
   while (options.verify === "chosen" && chosen) {
-    const ref = refs.get(chosen.file) as CandidateRef;
-    const checked = await verified(chosen, ref, runConvention, fs);
+    const checked = await verify(refs.get(chosen.file) as CandidateRef);
     if (checked.status === "ok") break;
-    reports.set(chosen.file, checked);
     ordered = newestFirst([...reports.values()], refs, targetRef?.rel, layout.preferred);
     chosen = choose(ordered);
   }
