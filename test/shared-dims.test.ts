@@ -2,7 +2,9 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { findTensors } from "../src/inspect/walk.js";
 import { hasTensors } from "../src/reader/checkpoint.js";
+import { NodeTree } from "../src/reader/nodeTree.js";
 import { openCheckpoint } from "../src/reader/open.js";
+import { closeSharded, openSharded } from "../src/reader/sharded/index.js";
 import { DimsCache } from "../src/reader/torch/dims.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 
@@ -43,5 +45,26 @@ describe("sizes and strides shared between tensors", () => {
         step *= shape[d] as number;
       }
     }
+  });
+
+  it("a DCP checkpoint's chunks of one size share its array, each keeping its own offsets", () => {
+    // FSDP2 on 4 ranks cuts every parameter into 4 row blocks: the blocks' sizes repeat, their offsets differ.
+    const checkpoint = openSharded(new NodeTree(join(SAMPLES_DIR, "sharded", "dcp", "fsdp2_4ranks")));
+    if (checkpoint.kind !== "dcp") throw new Error("expected DCP");
+    const bySizes = new Map<string, readonly number[]>();
+    let shared = 0;
+    for (const tensor of checkpoint.tensors)
+      for (const chunk of tensor.chunks) {
+        const known = bySizes.get(chunk.sizes.join(","));
+        if (known === undefined) bySizes.set(chunk.sizes.join(","), chunk.sizes);
+        else if (chunk.sizes === known) shared++;
+        else throw new Error(`${tensor.fqn}: an equal sizes array that is not shared`);
+      }
+    expect(shared).toBeGreaterThan(0);
+    for (const tensor of checkpoint.tensors) {
+      const starts = tensor.chunks.map((c) => c.offsets.join(","));
+      expect(new Set(starts).size, tensor.fqn).toBe(starts.length);
+    }
+    closeSharded(checkpoint);
   });
 });

@@ -4,6 +4,7 @@ import { decodeLong } from "../../pickle/ints.js";
 import { DEFAULT_PICKLE_LIMITS, type GlobalReference } from "../../pickle/machine.js";
 import { findMemoReads, type MemoReads } from "../../pickle/memoReads.js";
 import { decodeUtf8Range } from "../../pickle/text.js";
+import { DimsCache } from "../../torch/dims.js";
 import {
   decodeAtBuild,
   itemsOf,
@@ -117,6 +118,7 @@ class Lane {
   private readonly opcodes = new Uint8Array(256);
   private readonly globals: GlobalReference[] = [];
   private readonly interned = new Map<string, Global>();
+  private readonly dims = new DimsCache();
 
   constructor(
     private readonly bytes: Uint8Array,
@@ -490,7 +492,7 @@ class Lane {
     const target = this.top();
     if (!(target instanceof Instance) || target.built) throw DECLINE;
     target.built = true;
-    const decoded = decodeAtBuild(target.cls.name, state);
+    const decoded = decodeAtBuild(target.cls.name, state, this.dims);
     if (decoded === undefined) target.state = state;
     else target.decoded = decoded;
   }
