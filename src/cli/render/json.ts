@@ -95,6 +95,7 @@ function jsonWriter(write: (text: string) => void, oneLineItems: readonly string
     pendingLength = 0;
   };
   const oneLine = new Set(oneLineItems);
+  const intsTexts = new IntsTexts();
 
   const visit = (node: unknown, indent: string, compactItems: boolean, depth: number): void => {
     // Below the first levels, a subtree that holds none of the one-line arrays is what V8's own serializer
@@ -152,7 +153,7 @@ function jsonWriter(write: (text: string) => void, oneLineItems: readonly string
     emit("[");
     for (let i = 0; i < list.length; i++) {
       emit(i === 0 ? `\n${inner}` : `,\n${inner}`);
-      emit(compactText(list.item(i)));
+      emit(compactText(list.item(i), intsTexts));
     }
     emit(`\n${indent}]`);
   };
@@ -170,8 +171,8 @@ const CHUNK_CHARS = 1 << 16;
 const NATIVE_DEPTH = 2;
 
 /** `JSON.stringify(item)`. */
-function compactText(item: unknown): string {
-  return tensorLine(item) ?? JSON.stringify(item) ?? "null";
+function compactText(item: unknown, intsTexts: IntsTexts): string {
+  return tensorLine(item, intsTexts) ?? JSON.stringify(item) ?? "null";
 }
 
 /** The fields of an inspect report's tensor, in the order the report builds them, when it has no others. */
@@ -195,7 +196,7 @@ const PLAIN = /^[\w .:/+-]*$/;
  * faster for the 200,000 lines of a large state dict. Anything else (other fields, another key order,
  * numbers that are not safe integers, strings that need escaping) is left to `JSON.stringify`: undefined.
  */
-function tensorLine(item: unknown): string | undefined {
+function tensorLine(item: unknown, intsTexts: IntsTexts): string | undefined {
   if (typeof item !== "object" || item === null || !hasKeys(item, TENSOR_KEYS)) return undefined;
   const t = item as Record<(typeof TENSOR_KEYS)[number], unknown>;
   const { storage } = t;
@@ -207,8 +208,8 @@ function tensorLine(item: unknown): string | undefined {
       storageText = `{"key":"${key}","device":"${device}","sizeBytes":${sizeBytes}}`;
   }
   const path = pathText(t.path);
-  const shape = intsText(t.shape);
-  const stride = intsText(t.stride);
+  const shape = intsTexts.of(t.shape);
+  const stride = intsTexts.of(t.stride);
   if (
     storageText === undefined ||
     path === undefined ||
@@ -247,6 +248,23 @@ function intsText(value: unknown): string | undefined {
   if (!Array.isArray(value)) return undefined;
   for (const n of value) if (!Number.isSafeInteger(n) || Object.is(n, -0)) return undefined;
   return `[${value.join(",")}]`;
+}
+
+/**
+ * `intsText` of each array once per write: tensors of one shape share their size and stride arrays (the
+ * readers intern them), so a 200,000-tensor report has a few dozen to write. Kept by one `writeJson` call
+ * only, during which nothing changes the report.
+ */
+class IntsTexts {
+  private readonly texts = new WeakMap<object, string | undefined>();
+
+  of(value: unknown): string | undefined {
+    if (!Array.isArray(value)) return undefined;
+    if (this.texts.has(value)) return this.texts.get(value);
+    const text = intsText(value);
+    this.texts.set(value, text);
+    return text;
+  }
 }
 
 function pathText(value: unknown): string | undefined {
