@@ -4,6 +4,7 @@ import { ReaderError } from "../reader/errors.js";
 import { parsePickle } from "../reader/pickle/machine.js";
 import { dictGet, isBoxed, type PyDict, type PyValue } from "../reader/pickle/value.js";
 import { cachingStorageResolver, torchPickleHooks } from "../reader/torch/rebuild.js";
+import { StorageTable } from "../reader/torch/storageTable.js";
 
 /**
  * Edits a checkpoint's pickle by splicing its bytes: everything not edited stays byte for byte, so what torch
@@ -47,7 +48,7 @@ export function trace(bytes: Uint8Array): Traced {
   const persistentIds: Traced["persistentIds"] = [];
   const result = parsePickle(bytes, {
     // The same models of torch's rebuild functions as the reader: tensors must look like tensors here too.
-    hooks: torchPickleHooks(cachingStorageResolver(new Map())),
+    hooks: torchPickleHooks(cachingStorageResolver(new StorageTable())),
     trace: {
       onDictItems: (dict, spans) => {
         const list = items.get(dict) ?? [];

@@ -8,6 +8,7 @@ import { parsePickle } from "../reader/pickle/machine.js";
 import type { TorchStorage } from "../reader/pickle/value.js";
 import type { ByteSource } from "../reader/source.js";
 import { cachingStorageResolver, torchPickleHooks } from "../reader/torch/rebuild.js";
+import { StorageTable } from "../reader/torch/storageTable.js";
 import { writeFileAtomicWith } from "./atomicWrite.js";
 import { type CompactPlan, compactPickle, type StoragePiece } from "./compact.js";
 import { gatheredChunks } from "./gather.js";
@@ -66,8 +67,8 @@ export function assertNotInput(input: string, output: string): void {
 }
 
 /** The storage keys the pickle references, with the size each must have. */
-function referencedStorages(pickle: Uint8Array): Map<string, TorchStorage> {
-  const storages = new Map<string, TorchStorage>();
+function referencedStorages(pickle: Uint8Array): StorageTable {
+  const storages = new StorageTable();
   parsePickle(pickle, { hooks: torchPickleHooks(cachingStorageResolver(storages)) });
   return storages;
 }

@@ -5,6 +5,7 @@ import { dictGet, isBoxed, type TorchStorage } from "../pickle/value.js";
 import type { ByteSource } from "../source.js";
 import { elementSize } from "./dtypes.js";
 import { cachingStorageResolver, type StorageResolver, torchPickleHooks } from "./rebuild.js";
+import { StorageTable } from "./storageTable.js";
 
 /**
  * The pre-1.6 "magic number" stream (`torch.save(..., _use_new_zipfile_serialization=False)`): five pickles
@@ -96,7 +97,7 @@ export function loadLegacy(source: ByteSource): TorchLegacyCheckpoint {
 
   // Each root storage once: views of it (torch <= 0.4) are resolved to storages of their own.
   const roots = new Map<string, { dtype: string; numel: number }>();
-  const cache = cachingStorageResolver(new Map<string, TorchStorage>());
+  const cache = cachingStorageResolver(new StorageTable());
   const resolver: StorageResolver = (request) => {
     if (!roots.has(request.key)) roots.set(request.key, { dtype: request.dtype, numel: request.numel });
     return cache(request);

@@ -13,6 +13,7 @@ import {
 } from "../pickle/value.js";
 import { DimsCache } from "./dims.js";
 import { dtypeFromGlobal, elementSize, storageClassDtype } from "./dtypes.js";
+import type { StorageTable } from "./storageTable.js";
 
 /**
  * torch's rebuild functions (`torch/_utils.py`, `torch/_tensor.py`) modelled as data: each takes the arguments
@@ -38,7 +39,7 @@ export type StorageResolver = (request: StorageRequest) => TorchStorage;
  * The usual resolver: one `TorchStorage` per key (views of one storage share the object, as in torch), its key
  * prefixed with `keyPrefix` (TorchScript's `constants/` namespace). `storages` collects them for later checks.
  */
-export function cachingStorageResolver(storages: Map<string, TorchStorage>, keyPrefix = ""): StorageResolver {
+export function cachingStorageResolver(storages: StorageTable, keyPrefix = ""): StorageResolver {
   return (request) => {
     const { view } = request;
     const id = view ? `${request.key}/${view.key}` : request.key;
@@ -64,7 +65,7 @@ export function cachingStorageResolver(storages: Map<string, TorchStorage>, keyP
           numel,
           sizeBytes: numel * elementSize(request.dtype),
         };
-    storages.set(id, storage);
+    storages.add(id, storage);
     return storage;
   };
 }

@@ -13,6 +13,7 @@ import type { ByteSource } from "../source.js";
 import { crc32 } from "../zip/crc32.js";
 import type { ZipArchive } from "../zip.js";
 import { cachingStorageResolver, torchPickleHooks } from "./rebuild.js";
+import { StorageTable } from "./storageTable.js";
 
 /** Small text records worth reporting; each costs one local-header read and one data read. */
 const TEXT_RECORDS = [
@@ -28,7 +29,7 @@ const MAX_PICKLE_BYTES = 2 ** 31 - 1;
 interface LoadedPickle {
   readonly value: PyValue;
   readonly info: PickleInfo;
-  readonly storages: Map<string, TorchStorage>;
+  readonly storages: StorageTable;
 }
 
 /**
@@ -46,7 +47,7 @@ function loadArchivePickle(
     throw new ReaderError("zip-entry-missing", `the archive has no ${archive.prefix}/${record} record`);
   }
   const bytes = archive.readEntry(entry, MAX_PICKLE_BYTES);
-  const storages = new Map<string, TorchStorage>();
+  const storages = new StorageTable();
   const foreignPersistentIds: number[] = [];
   const resolver = cachingStorageResolver(storages, storageDir === "data/" ? "" : storageDir);
   const hooks = torchPickleHooks(resolver, foreignPersistentIds);
@@ -86,12 +87,7 @@ function readTextRecords(archive: ZipArchive): Record<string, string> {
 }
 
 /** Checks each storage against its record: present, and as large as the persistent id says. */
-function checkStorages(
-  archive: ZipArchive,
-  storageDir: string,
-  storages: Map<string, TorchStorage>,
-  notes: ReaderNote[],
-) {
+function checkStorages(archive: ZipArchive, storageDir: string, storages: StorageTable, notes: ReaderNote[]) {
   for (const [key, storage] of storages) {
     const size = archive.uncompressedSizeOf(storageDir + key);
     if (size < 0) notes.push({ code: "storage-record-missing", key: storage.key, record: storageDir + key });

@@ -4,6 +4,7 @@ import { parsePickle } from "../../pickle/machine.js";
 import { isBoxed, type PyDict, type PyValue } from "../../pickle/value.js";
 import { dtypeFromGlobal } from "../../torch/dtypes.js";
 import { asInt, asIntTuple, cachingStorageResolver, torchPickleHooks } from "../../torch/rebuild.js";
+import { StorageTable } from "../../torch/storageTable.js";
 import {
   asBool,
   asString,
@@ -112,7 +113,7 @@ export function decodeDcpMetadataGraph(bytes: Uint8Array): DcpMetadata {
 
 /** torch's own rebuild models turn torch.Size into tuples and _get_layout into its argument; no persistent ids. */
 function parseMetadataPickle(bytes: Uint8Array, foreignPersistentIds: number[]) {
-  const hooks = torchPickleHooks(cachingStorageResolver(new Map()), foreignPersistentIds);
+  const hooks = torchPickleHooks(cachingStorageResolver(new StorageTable()), foreignPersistentIds);
   return parsePickle(bytes, { hooks });
 }
 
