@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { TorchStorage } from "../src/reader/pickle/value.js";
-import { StorageTable } from "../src/reader/torch/storageTable.js";
+import { StorageTable } from "../src/reader/torch/idMap.js";
 
 const storage = (key: string): TorchStorage => ({
   kind: "storage",

@@ -1,6 +1,7 @@
 import type { TorchStorage, TorchTensor } from "../reader/pickle/value.js";
 import { elementCount } from "../reader/tensorData.js";
 import { elementSize } from "../reader/torch/dtypes.js";
+import { IdMap } from "../reader/torch/idMap.js";
 import type { Finding } from "./findings.js";
 import { type PartName, partClassifier } from "./parts.js";
 import type { ResumeVerdict } from "./resume/verdict.js";
@@ -119,7 +120,7 @@ const PART_BIT: Record<PartName, number> = { model: 1, ema: 2, optimizer: 4, oth
  * 200,000 of them, with four arrays each, and the report's peak memory noticed).
  */
 class StorageSlots {
-  readonly slotOf = new Map<string, number>();
+  readonly slotOf = new IdMap<number>();
   readonly storages: TorchStorage[] = [];
   /** Per slot: the index in `tensors` of its first strided tensor, -1 while none. */
   readonly first: Int32Array;
@@ -136,7 +137,7 @@ class StorageSlots {
     const known = this.slotOf.get(storage.key);
     if (known !== undefined) return known;
     const slot = this.storages.length;
-    this.slotOf.set(storage.key, slot);
+    this.slotOf.add(storage.key, slot);
     this.storages.push(storage);
     this.first[slot] = -1;
     return slot;

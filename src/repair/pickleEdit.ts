@@ -3,8 +3,8 @@ import { modelStateDict } from "../inspect/resume/sanity.js";
 import { ReaderError } from "../reader/errors.js";
 import { parsePickle } from "../reader/pickle/machine.js";
 import { dictGet, isBoxed, type PyDict, type PyValue } from "../reader/pickle/value.js";
+import { StorageTable } from "../reader/torch/idMap.js";
 import { cachingStorageResolver, torchPickleHooks } from "../reader/torch/rebuild.js";
-import { StorageTable } from "../reader/torch/storageTable.js";
 
 /**
  * Edits a checkpoint's pickle by splicing its bytes: everything not edited stays byte for byte, so what torch

@@ -1,6 +1,6 @@
 import { isBoxed, type PyValue } from "../../reader/pickle/value.js";
 import { type ConventionId, FVCORE_NAME } from "./conventions.js";
-import { topLevelKeys } from "./lookup.js";
+import { type TopLevelKeys, topLevelKeys } from "./lookup.js";
 
 /**
  * Recognises the convention that wrote one checkpoint file, from its top-level keys and its name
@@ -104,7 +104,7 @@ export function detectFileConvention(root: PyValue, fileName: string): Conventio
  * The keys that make a dict a hand-written loop's checkpoint (the PyTorch tutorial's general checkpoint and
  * its variants): a model with an optimizer or a counter, or training state alone (optimizer and counter).
  */
-function trainingLoopKeys(k: ReadonlySet<string>): string[] | undefined {
+function trainingLoopKeys(k: TopLevelKeys): string[] | undefined {
   const model = LOOP_MODEL_KEYS.find((n) => k.has(n));
   const optimizer = LOOP_OPTIMIZER_KEYS.find((n) => k.has(n));
   const counter = LOOP_COUNTER_KEYS.find((n) => k.has(n));

@@ -38,8 +38,23 @@ export function intValue(value: PyValue | undefined): number | undefined {
   return undefined;
 }
 
-/** The string keys of a dict root, for convention fingerprints. */
-export function topLevelKeys(root: PyValue): Set<string> {
-  if (!isBoxed(root, "dict")) return new Set();
-  return new Set(root.keys.filter((k): k is string => typeof k === "string"));
+/** A dict root's string keys, as convention fingerprints ask about them. */
+export interface TopLevelKeys extends Iterable<string> {
+  has(key: string): boolean;
+  readonly size: number;
+}
+
+/**
+ * The string keys of a dict root, for convention fingerprints: asked of the dict's own index, since a plain
+ * state dict's keys are its 200,000 tensor names, which a Set of them would hash again.
+ */
+export function topLevelKeys(root: PyValue): TopLevelKeys {
+  if (!isBoxed(root, "dict")) return new Set<string>();
+  let size = 0;
+  for (const key of root.keys) if (typeof key === "string") size++;
+  return {
+    has: (key) => dictGet(root, key) !== undefined,
+    size,
+    [Symbol.iterator]: () => root.keys.filter((k): k is string => typeof k === "string")[Symbol.iterator](),
+  };
 }

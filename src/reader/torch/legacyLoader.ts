@@ -4,8 +4,8 @@ import { type PickleHooks, type PickleResult, parsePickle } from "../pickle/mach
 import { dictGet, isBoxed, type TorchStorage } from "../pickle/value.js";
 import type { ByteSource } from "../source.js";
 import { elementSize } from "./dtypes.js";
+import { StorageTable } from "./idMap.js";
 import { cachingStorageResolver, type StorageResolver, torchPickleHooks } from "./rebuild.js";
-import { StorageTable } from "./storageTable.js";
 
 /**
  * The pre-1.6 "magic number" stream (`torch.save(..., _use_new_zipfile_serialization=False)`): five pickles

@@ -13,7 +13,7 @@ import {
 } from "../pickle/value.js";
 import { DimsCache } from "./dims.js";
 import { dtypeFromGlobal, elementSize, storageClassDtype } from "./dtypes.js";
-import type { StorageTable } from "./storageTable.js";
+import type { StorageTable } from "./idMap.js";
 
 /**
  * torch's rebuild functions (`torch/_utils.py`, `torch/_tensor.py`) modelled as data: each takes the arguments

@@ -12,8 +12,8 @@ import type { PyValue, TorchStorage } from "../pickle/value.js";
 import type { ByteSource } from "../source.js";
 import { crc32 } from "../zip/crc32.js";
 import type { ZipArchive } from "../zip.js";
+import { StorageTable } from "./idMap.js";
 import { cachingStorageResolver, torchPickleHooks } from "./rebuild.js";
-import { StorageTable } from "./storageTable.js";
 
 /** Small text records worth reporting; each costs one local-header read and one data read. */
 const TEXT_RECORDS = [

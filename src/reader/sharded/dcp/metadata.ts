@@ -3,8 +3,8 @@ import { ReaderError } from "../../errors.js";
 import { parsePickle } from "../../pickle/machine.js";
 import { isBoxed, type PyDict, type PyValue } from "../../pickle/value.js";
 import { dtypeFromGlobal } from "../../torch/dtypes.js";
+import { StorageTable } from "../../torch/idMap.js";
 import { asInt, asIntTuple, cachingStorageResolver, torchPickleHooks } from "../../torch/rebuild.js";
-import { StorageTable } from "../../torch/storageTable.js";
 import {
   asBool,
   asString,
