@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { isReaderError, type ReaderError } from "../src/reader/errors.js";
 import { FileSource } from "../src/reader/fileSource.js";
 import { BufferSource, CountingSource } from "../src/reader/source.js";
+import { idNumber } from "../src/reader/torch/idMap.js";
 import { parseCentralDirectory } from "../src/reader/zip/centralDirectory.js";
 import { crc32Portable } from "../src/reader/zip/crc32.js";
 import { decodeCp437 } from "../src/reader/zip/text.js";
@@ -834,5 +835,35 @@ describe("files on disk: torch samples (when generated) and synthetic archives",
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }
+  });
+});
+
+describe("records found by number", () => {
+  it("numberedSizes(folder)(n) is uncompressedSizeOf(folder + n), for every name a key could take", () => {
+    const names = [
+      "data/0",
+      "data/1",
+      "data/01",
+      "data/2",
+      "data/2",
+      "data/1234567",
+      "data/12345678",
+      "data/x",
+    ];
+    const specs = names.map((name, i) => ({ name: `archive/${name}`, data: "x".repeat(i + 1) }));
+    const zip = openZip(
+      new BufferSource(buildZip([{ name: "archive/data.pkl", data: "p" }, ...specs]).bytes),
+    );
+    const sizeOf = zip.numberedSizes("data/");
+    for (const n of [0, 1, 2, 3, 1234567])
+      expect(sizeOf(n), `data/${n}`).toBe(zip.uncompressedSizeOf(`data/${n}`));
+    // The first of a repeated name, as torch reads it; a leading zero is another name.
+    expect(sizeOf(2)).toBe(4);
+    expect(sizeOf(1)).toBe(2);
+    expect(sizeOf(3)).toBe(-1);
+    // Eight digits are past what an id's number can be (idNumber): such a key is looked up by its name.
+    expect(sizeOf(12345678)).toBe(-1);
+    expect(idNumber("12345678")).toBe(-1);
+    expect(zip.uncompressedSizeOf("data/12345678")).toBe(7);
   });
 });

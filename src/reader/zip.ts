@@ -170,6 +170,25 @@ export class ZipArchive {
     return index < 0 ? -1 : (this.columns.uncompressedSize[index] as number);
   }
 
+  /**
+   * `uncompressedSizeOf(folder + n)` for decimal numbers `n`, as one function: the archive's names are read
+   * once for the records `prefix/folder<n>` (no leading zero, at most seven digits; the first of each name),
+   * so that 200,000 storage records are found by their keys' numbers rather than each name hashed. Archives
+   * with names that are not all ASCII are looked up by name.
+   */
+  numberedSizes(folder: string): (n: number) => number {
+    if (!this.columns.asciiNames) return (n) => this.uncompressedSizeOf(`${folder}${n}`);
+    const lead = new TextEncoder().encode(this.prefix === "" ? folder : `${this.prefix}/${folder}`);
+    const { names, nameStart, nameLength, uncompressedSize } = this.columns;
+    const sizes: number[] = [];
+    for (let i = 0; i < this.entryCount; i++) {
+      const start = nameStart[i] as number;
+      const n = numberAfter(names, start, start + (nameLength[i] as number), lead);
+      if (n >= 0 && sizes[n] === undefined) sizes[n] = uncompressedSize[i] as number;
+    }
+    return (n) => sizes[n] ?? -1;
+  }
+
   /** Whether any entry's flags say it is encrypted. */
   hasEncrypted(): boolean {
     for (let i = 0; i < this.entryCount; i++)
@@ -446,4 +465,26 @@ function* readRange(
   for (let done = 0; done < length; done += chunkSize) {
     yield source.read(offset + done, Math.min(chunkSize, length - done));
   }
+}
+
+/** Digits that decimal numbers below 10^7 have at most (`numberedSizes`). */
+const MAX_NUMBER_DIGITS = 7;
+
+/**
+ * The number that `names[start, end)` is `lead` followed by, -1 when it is not one (another name, a sign, a
+ * leading zero, more than seven digits).
+ */
+function numberAfter(names: Uint8Array, start: number, end: number, lead: Uint8Array): number {
+  const digits = end - start - lead.length;
+  if (digits < 1 || digits > MAX_NUMBER_DIGITS) return -1;
+  for (let i = 0; i < lead.length; i++) if (names[start + i] !== lead[i]) return -1;
+  const first = start + lead.length;
+  if (digits > 1 && names[first] === 0x30) return -1;
+  let n = 0;
+  for (let i = first; i < end; i++) {
+    const digit = (names[i] as number) - 0x30;
+    if (digit < 0 || digit > 9) return -1;
+    n = n * 10 + digit;
+  }
+  return n;
 }

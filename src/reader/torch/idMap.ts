@@ -16,13 +16,13 @@ export class IdMap<V> {
   }
 
   get(id: string): V | undefined {
-    const index = smallIndex(id);
+    const index = idNumber(id);
     return index < 0 ? this.named.get(id) : this.numbered[index];
   }
 
   /** Adds the value of an id not yet in the map. */
   add(id: string, value: V): void {
-    const index = smallIndex(id);
+    const index = idNumber(id);
     if (index < 0) this.named.set(id, value);
     else this.numbered[index] = value;
     this.ids.push(id);
@@ -49,7 +49,7 @@ export class StorageTable extends IdMap<TorchStorage> {}
 const MAX_DIGITS = 7;
 
 /** `id` as an index when it is a decimal number without sign or leading zero, of at most `MAX_DIGITS`; else -1. */
-function smallIndex(id: string): number {
+export function idNumber(id: string): number {
   const { length } = id;
   if (length === 0 || length > MAX_DIGITS || (length > 1 && id.charCodeAt(0) === 48)) return -1;
   let n = 0;

@@ -12,7 +12,7 @@ import type { PyValue, TorchStorage } from "../pickle/value.js";
 import type { ByteSource } from "../source.js";
 import { crc32 } from "../zip/crc32.js";
 import type { ZipArchive } from "../zip.js";
-import { StorageTable } from "./idMap.js";
+import { idNumber, StorageTable } from "./idMap.js";
 import { cachingStorageResolver, torchPickleHooks } from "./rebuild.js";
 
 /** Small text records worth reporting; each costs one local-header read and one data read. */
@@ -88,8 +88,10 @@ function readTextRecords(archive: ZipArchive): Record<string, string> {
 
 /** Checks each storage against its record: present, and as large as the persistent id says. */
 function checkStorages(archive: ZipArchive, storageDir: string, storages: StorageTable, notes: ReaderNote[]) {
+  const numbered = archive.numberedSizes(storageDir);
   for (const [key, storage] of storages) {
-    const size = archive.uncompressedSizeOf(storageDir + key);
+    const n = idNumber(key);
+    const size = n < 0 ? archive.uncompressedSizeOf(storageDir + key) : numbered(n);
     if (size < 0) notes.push({ code: "storage-record-missing", key: storage.key, record: storageDir + key });
     else if (size !== storage.sizeBytes) {
       notes.push({
