@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parsePickle } from "../src/reader/pickle/machine.js";
 import { dictGet, isBoxed, objectListItems, type PyValue } from "../src/reader/pickle/value.js";
@@ -57,5 +58,32 @@ describe("dicts built by SETITEMS", () => {
     expect(root.keys).toEqual(keys);
     expect(keys.map((k) => dictGet(root, k))).toEqual(keys.map((_, i) => 100 + i));
     expect(root.stringIndex?.size).toBe(12);
+  });
+
+  it("batches of SETITEMS with repeated keys give what a Python dict gives, past the index too", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.nat(255)), { maxLength: 30 }), {
+          maxLength: 6,
+        }),
+        (batches) => {
+          const model = new Map<string, number>();
+          const ops = batches.map((batch) => {
+            for (const [k, v] of batch) model.set(`k${k}`, v);
+            return bytes(
+              "(",
+              batch.flatMap(([k, v]) => [...str(`k${k}`), ...int(v)]),
+              "u",
+            );
+          });
+          const root = parsePickle(bytes(PROTO2, "}", ...ops, ".")).value;
+          if (!isBoxed(root, "dict")) return expect.fail("not a dict");
+          expect(root.keys).toEqual([...model.keys()]);
+          expect(root.values).toEqual([...model.values()]);
+          for (const [k, v] of model) expect(dictGet(root, k)).toBe(v);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
