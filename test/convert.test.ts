@@ -34,11 +34,11 @@ const sample = (name: string) => join(SAMPLES_DIR, "torch2", name);
 const out = (name: string) => join(scratch, name);
 const sha = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
-function tensorDigests(path: string): Map<string, { dtype: string; shape: number[]; sha: string }> {
+function tensorDigests(path: string): Map<string, { dtype: string; shape: readonly number[]; sha: string }> {
   const checkpoint = openCheckpoint(path);
   try {
     if (!hasTensors(checkpoint)) throw new Error(`${path} holds no tensors`);
-    const digests = new Map<string, { dtype: string; shape: number[]; sha: string }>();
+    const digests = new Map<string, { dtype: string; shape: readonly number[]; sha: string }>();
     for (const { path: at, tensor } of findTensors(checkpoint.root).tensors) {
       const hash = createHash("sha256");
       for (const chunk of tensorBytes(checkpoint, tensor)) hash.update(chunk);

@@ -4,8 +4,10 @@ import { findTensors } from "../src/inspect/walk.js";
 import { hasTensors } from "../src/reader/checkpoint.js";
 import { NodeTree } from "../src/reader/nodeTree.js";
 import { openCheckpoint } from "../src/reader/open.js";
+import { pyList, pyTuple } from "../src/reader/pickle/value.js";
 import { closeSharded, openSharded } from "../src/reader/sharded/index.js";
 import { DimsCache } from "../src/reader/torch/dims.js";
+import { asIntTuple } from "../src/reader/torch/rebuild.js";
 import { SAMPLES_DIR } from "./helpers/samples.js";
 
 describe("sizes and strides shared between tensors", () => {
@@ -21,12 +23,21 @@ describe("sizes and strides shared between tensors", () => {
     expect(new Set(first).size).toBe(cases.length);
   });
 
+  it("a list given as a size is copied: a later APPEND to it could not change a tensor's shape", () => {
+    const list = pyList([4, 4]);
+    const tuple = pyTuple([4, 4]);
+    expect(asIntTuple(list)).not.toBe(list.items);
+    expect(asIntTuple(list)).toEqual([4, 4]);
+    // A tuple cannot change: its items are used as they are.
+    expect(asIntTuple(tuple)).toBe(tuple.items);
+  });
+
   it("a real state dict's tensors of one shape share its array, and keep torch's values", () => {
     // nanoGPT's blocks repeat their shapes layer after layer: torch pickles a new tuple for each.
     const checkpoint = openCheckpoint(join(SAMPLES_DIR, "torch2", "nanogpt_ckpt.pt"));
     if (!hasTensors(checkpoint)) throw new Error("expected tensors");
     const tensors = findTensors(checkpoint.root).tensors.map(({ tensor }) => tensor);
-    const byText = new Map<string, number[]>();
+    const byText = new Map<string, readonly number[]>();
     let shared = 0;
     for (const { shape } of tensors) {
       const known = byText.get(shape.join(","));

@@ -60,8 +60,8 @@ export interface ContainerReport {
 
 export interface TensorDescription {
   readonly dtype: string;
-  readonly shape: number[];
-  readonly stride: number[];
+  readonly shape: readonly number[];
+  readonly stride: readonly number[];
   readonly offset: number;
   readonly storage: { readonly key: string; readonly device: string; readonly sizeBytes: number } | null;
   sha256?: string;
@@ -142,13 +142,19 @@ function sha256Of(
   return tensorSha256(checkpoint, tensor);
 }
 
+/** A tensor's quantization when it is per tensor (a scale and a zero point in the pickle): nothing to read. */
+function perTensorQuantization(tensor: TorchTensor): QuantizationReport | undefined {
+  const q = tensor.quantization;
+  return q && "scale" in q ? { scheme: q.scheme, scale: q.scale, zeroPoint: q.zeroPoint } : undefined;
+}
+
+/** Its quantization; per channel, the scales and zero points are read when they are small. */
 function quantizationReport(
   checkpoint: TensorCheckpoint,
   tensor: TorchTensor,
 ): QuantizationReport | undefined {
   const q = tensor.quantization;
-  if (!q) return undefined;
-  if ("scale" in q) return { scheme: q.scheme, scale: q.scale, zeroPoint: q.zeroPoint };
+  if (!q || "scale" in q) return perTensorQuantization(tensor);
   return {
     scheme: q.scheme,
     axis: q.axis,
@@ -157,16 +163,14 @@ function quantizationReport(
   };
 }
 
-function tensorReport(
-  checkpoint: TensorCheckpoint,
+/** What the tree says of a tensor, nothing read from the file; `quantization` as the caller read it. */
+function describedTensorReport(
   path: KeyPath,
   tensor: TorchTensor,
-  options: InspectOptions,
-): TensorReport {
+  quantization = perTensorQuantization(tensor),
+): { -readonly [K in keyof TensorReport]: TensorReport[K] } {
   // Built field by field rather than by spreading: a state dict can list hundreds of thousands of tensors.
-  const report: {
-    -readonly [K in keyof TensorReport]: TensorReport[K];
-  } = {
+  const report: { -readonly [K in keyof TensorReport]: TensorReport[K] } = {
     path,
     dtype: tensor.dtype,
     shape: tensor.shape,
@@ -177,7 +181,6 @@ function tensorReport(
     parameter: tensor.parameter,
     layout: tensor.layout,
   };
-  const quantization = quantizationReport(checkpoint, tensor);
   if (quantization) report.quantization = quantization;
   if (tensor.sparse)
     report.sparse = {
@@ -185,6 +188,16 @@ function tensorReport(
       values: describeTensor(tensor.sparse.values),
     };
   if (tensor.subclass) report.subclass = tensor.subclass;
+  return report;
+}
+
+function tensorReport(
+  checkpoint: TensorCheckpoint,
+  path: KeyPath,
+  tensor: TorchTensor,
+  options: InspectOptions,
+): TensorReport {
+  const report = describedTensorReport(path, tensor, quantizationReport(checkpoint, tensor));
   if (options.hash) {
     if (tensor.sparse && report.sparse) {
       report.sparse.indices.sha256 = sha256Of(checkpoint, tensor.sparse.indices, options.sha256);
@@ -203,14 +216,22 @@ function tensorReports(
   listed: readonly TensorAt[],
   options: InspectOptions,
 ): ItemList<TensorReport> {
-  const report = (index: number): TensorReport => {
-    const { path, tensor } = listed[index] as TensorAt;
-    return tensorReport(checkpoint, path, tensor, options);
-  };
   const readsBytes =
     options.hash || options.stats || listed.some(({ tensor }) => quantizedPerChannel(tensor));
-  if (!readsBytes) return new ItemList(listed.length, report);
-  return ItemList.of(Array.from({ length: listed.length }, (_, i) => report(i)));
+  if (!readsBytes) return treeTensorReports(listed);
+  return ItemList.of(listed.map(({ path, tensor }) => tensorReport(checkpoint, path, tensor, options)));
+}
+
+/**
+ * Reports made from the tree as they are asked for. A function of its own so that the list holds the
+ * tensors and not the checkpoint (its root, its zip directory): `inspect --json DIR` keeps every file's list
+ * until it writes them.
+ */
+function treeTensorReports(listed: readonly TensorAt[]): ItemList<TensorReport> {
+  return new ItemList(listed.length, (index) => {
+    const { path, tensor } = listed[index] as TensorAt;
+    return describedTensorReport(path, tensor);
+  });
 }
 
 function quantizedPerChannel(tensor: TorchTensor): boolean {

@@ -20,7 +20,12 @@ export type TreeNode =
   | { readonly type: "float"; readonly value: number | string }
   | { readonly type: "str"; readonly value: string; readonly length: number }
   | { readonly type: "bytes"; readonly length: number; readonly mutable: boolean }
-  | { readonly type: "tensor"; readonly dtype: string; readonly shape: number[]; readonly parameter: boolean }
+  | {
+      readonly type: "tensor";
+      readonly dtype: string;
+      readonly shape: readonly number[];
+      readonly parameter: boolean;
+    }
   | { readonly type: "ndarray"; readonly dtype: string; readonly shape: number[] }
   | { readonly type: "numpy-scalar"; readonly dtype: string; readonly value?: number | string }
   | ({

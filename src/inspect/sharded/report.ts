@@ -83,7 +83,7 @@ export interface BytesItemReport {
   readonly tensors?: ReadonlyArray<{
     readonly path: KeyPath;
     readonly dtype: string;
-    readonly shape: number[];
+    readonly shape: readonly number[];
     /** With `--hash`: sha256 of its row-major bytes, as for a logical tensor. */
     readonly sha256?: string;
     readonly stats?: TensorStats;

@@ -145,8 +145,8 @@ export interface TorchTensor {
   readonly kind: "tensor";
   /** torch's dtype name without `torch.`. */
   readonly dtype: string;
-  readonly shape: number[];
-  readonly stride: number[];
+  readonly shape: readonly number[];
+  readonly stride: readonly number[];
   /** Storage offset in elements of `dtype`. */
   readonly offset: number;
   /** `null` for tensors saved without data (meta device, wrapper subclasses) and for sparse tensors. */

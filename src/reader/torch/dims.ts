@@ -4,8 +4,8 @@
  * as they come, the sizes and strides of a 200,000-tensor checkpoint are 400,000 arrays (38 MB of its
  * heap, all promoted to the old generation), shared they are a few dozen.
  *
- * The arrays handed out are shared between tensors, so nothing may change them (nothing does: a tensor's
- * `shape` and `stride` are read-only data). Lookups key on the numbers themselves, up to two dimensions,
+ * The arrays handed out are shared between tensors, so nothing may change them: a tensor's `shape` and
+ * `stride` are typed `readonly number[]`. Lookups key on the numbers themselves, up to two dimensions,
  * so the common case builds no string.
  */
 export class DimsCache {
@@ -15,7 +15,7 @@ export class DimsCache {
   private readonly more = new Map<string, number[]>();
 
   /** The shared array equal to `dims` (which is kept as that array when it is the first of its value). */
-  intern(dims: number[]): number[] {
+  intern(dims: number[]): readonly number[] {
     switch (dims.length) {
       case 0:
         return this.empty;
