@@ -146,4 +146,19 @@ describe("writeJson", () => {
       expect(chunk.length).toBeLessThan(2 ** 16 + 200);
     }
   });
+
+  it("tensor lines whose arrays are all new print as JSON.stringify prints them, past the texts' trial", () => {
+    const tensors = Array.from({ length: 3000 }, (_, i) => ({
+      path: [`t${i}`],
+      dtype: "float32",
+      shape: [i, 2],
+      stride: [2, 1],
+      offset: 0,
+      storage: { key: String(i), device: "cpu", sizeBytes: 8 * i },
+      requiresGrad: false,
+      parameter: false,
+      layout: "strided",
+    }));
+    expect(printed({ tensors }, ["tensors"])).toBe(printedNatively({ tensors }, "tensors"));
+  });
 });

@@ -11,6 +11,7 @@ import { dictSet, pyDict, type TorchStorage, type TorchTensor } from "./pickle/v
 import { isPointerName, type PathStyle, POSIX_PATHS, readPointer, resolvePointerTarget } from "./pointer.js";
 import { looksLikeSafetensors, readSafetensorsHeader, type SafetensorsTensor } from "./safetensors.js";
 import type { ByteSource } from "./source.js";
+import { DimsCache } from "./torch/dims.js";
 import { loadLegacy, looksLikeLegacy } from "./torch/legacyLoader.js";
 import { namesStorage } from "./torch/rebuild.js";
 import { loadTorchArchive } from "./torch/zipLoader.js";
@@ -125,6 +126,8 @@ function readSafetensors(source: ByteSource): SafetensorsCheckpoint {
   const header = readSafetensorsHeader(source);
   const root = pyDict();
   const ranges = new Map<TorchStorage, { offset: number; length: number }>();
+  // Shared between tensors of one shape, as the torch reader shares them (`DimsCache`).
+  const dims = new DimsCache();
   for (const entry of header.tensors) {
     const storage: TorchStorage = {
       kind: "storage",
@@ -135,8 +138,8 @@ function readSafetensors(source: ByteSource): SafetensorsCheckpoint {
       sizeBytes: entry.end - entry.begin,
     };
     ranges.set(storage, { offset: entry.begin, length: entry.end - entry.begin });
-    const shape = torchShape(entry);
-    const stride = contiguousStride(shape);
+    const shape = dims.intern(torchShape(entry));
+    const stride = dims.intern(contiguousStride(shape));
     const tensor: TorchTensor = {
       kind: "tensor",
       dtype: entry.dtype,
@@ -169,7 +172,7 @@ function readSafetensors(source: ByteSource): SafetensorsCheckpoint {
   };
 }
 
-export function contiguousStride(shape: number[]): number[] {
+export function contiguousStride(shape: readonly number[]): number[] {
   const stride = new Array<number>(shape.length);
   let step = 1;
   for (let i = shape.length - 1; i >= 0; i--) {

@@ -251,21 +251,33 @@ function intsText(value: unknown): string | undefined {
 }
 
 /**
- * `intsText` of each array once per write: tensors of one shape share their size and stride arrays (the
- * readers intern them), so a 200,000-tensor report has a few dozen to write. Kept by one `writeJson` call
- * only, during which nothing changes the report.
+ * `intsText` of each array once per write: the readers share size and stride arrays between tensors of one
+ * shape (`DimsCache`), so a 200,000-tensor report has a few dozen to write. Kept by one `writeJson` call
+ * only, during which nothing changes the report. Arrays that are not shared (a report built by hand) would
+ * only pay for the lookups: once `TRIAL` arrays were new to it and fewer than half as many were found
+ * again, it stops keeping texts.
  */
 class IntsTexts {
-  private readonly texts = new WeakMap<object, string | undefined>();
+  private texts: WeakMap<object, string | undefined> | undefined = new WeakMap();
+  private asked = 0;
+  private found = 0;
 
   of(value: unknown): string | undefined {
-    if (!Array.isArray(value)) return undefined;
-    if (this.texts.has(value)) return this.texts.get(value);
+    const { texts } = this;
+    if (texts === undefined || !Array.isArray(value)) return intsText(value);
+    if (texts.has(value)) {
+      this.found++;
+      return texts.get(value);
+    }
+    if (++this.asked === TRIAL && this.found < TRIAL / 2) this.texts = undefined;
     const text = intsText(value);
-    this.texts.set(value, text);
+    texts.set(value, text);
     return text;
   }
 }
+
+/** New arrays `IntsTexts` meets before it judges whether keeping their texts pays. */
+const TRIAL = 1024;
 
 function pathText(value: unknown): string | undefined {
   if (!Array.isArray(value)) return undefined;

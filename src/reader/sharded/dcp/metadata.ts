@@ -2,6 +2,7 @@ import { barePickleInfo } from "../../checkpoint.js";
 import { ReaderError } from "../../errors.js";
 import { parsePickle } from "../../pickle/machine.js";
 import { isBoxed, type PyDict, type PyValue } from "../../pickle/value.js";
+import { DimsCache } from "../../torch/dims.js";
 import { dtypeFromGlobal } from "../../torch/dtypes.js";
 import { StorageTable } from "../../torch/idMap.js";
 import { asInt, asIntTuple, cachingStorageResolver, torchPickleHooks } from "../../torch/rebuild.js";
@@ -124,26 +125,29 @@ function describeKind(value: PyValue): string {
 
 function decodeItems(dict: PyDict): Map<string, DcpItemMetadata> {
   const out = new Map<string, DcpItemMetadata>();
+  // Shared between chunks and tensors of one value, as the lane shares them.
+  const dims = new DimsCache();
   dict.keys.forEach((key, i) => {
     if (typeof key !== "string") throw malformed("a state_dict_metadata key is not a string");
-    out.set(key, decodeItem(key, dict.values[i] as PyValue));
+    out.set(key, decodeItem(key, dict.values[i] as PyValue, dims));
   });
   return out;
 }
 
-function decodeItem(fqn: string, value: PyValue): DcpItemMetadata {
+function decodeItem(fqn: string, value: PyValue, dims: DimsCache): DcpItemMetadata {
   const name = classNameOf(value);
   if (name === "BytesStorageMetadata") return { kind: "bytes" };
   if (name !== "TensorStorageMetadata")
     throw malformed(`${fqn} is described by ${classOf(value) ?? "no class"}`);
-  const size = asIntTuple(field(value, "size"));
+  const tupleSize = asIntTuple(field(value, "size"));
+  const size = tupleSize && dims.intern(tupleSize);
   const chunkItems = itemsOf(field(value, "chunks"));
   if (!size || !chunkItems) throw malformed(`${fqn} has no size or chunks`);
   const chunks = chunkItems.map((chunk) => {
     const offsets = asIntTuple(field(chunk, "offsets"));
     const sizes = asIntTuple(field(chunk, "sizes"));
     if (!offsets || !sizes) throw malformed(`a chunk of ${fqn} has no offsets or sizes`);
-    return { offsets, sizes };
+    return { offsets: dims.intern(offsets), sizes: dims.intern(sizes) };
   });
   return { kind: "tensor", properties: decodeProperties(fqn, field(value, "properties")), size, chunks };
 }
