@@ -4,10 +4,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { crc32 as zlibCrc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
+import { decimalId } from "../src/reader/decimalId.js";
 import { isReaderError, type ReaderError } from "../src/reader/errors.js";
 import { FileSource } from "../src/reader/fileSource.js";
 import { BufferSource, CountingSource } from "../src/reader/source.js";
-import { idNumber } from "../src/reader/torch/idMap.js";
 import { parseCentralDirectory } from "../src/reader/zip/centralDirectory.js";
 import { crc32Portable } from "../src/reader/zip/crc32.js";
 import { decodeCp437 } from "../src/reader/zip/text.js";
@@ -861,9 +861,20 @@ describe("records found by number", () => {
     expect(sizeOf(2)).toBe(4);
     expect(sizeOf(1)).toBe(2);
     expect(sizeOf(3)).toBe(-1);
-    // Eight digits are past what an id's number can be (idNumber): such a key is looked up by its name.
+    // Eight digits are past what an id's number can be (decimalId): such a key is looked up by its name.
     expect(sizeOf(12345678)).toBe(-1);
-    expect(idNumber("12345678")).toBe(-1);
+    expect(decimalId("12345678")).toBe(-1);
     expect(zip.uncompressedSizeOf("data/12345678")).toBe(7);
+  });
+
+  it("in an archive whose names are not all ASCII, looks them up by name and answers the same", () => {
+    const specs = [
+      { name: "archive/data.pkl", data: "p" },
+      { name: "archive/données", data: "é", utf8: true },
+      { name: "archive/data/3", data: "xyz" },
+    ];
+    const zip = openZip(new BufferSource(buildZip(specs).bytes));
+    const sizeOf = zip.numberedSizes("data/");
+    expect([sizeOf(3), sizeOf(4)]).toEqual([3, -1]);
   });
 });

@@ -1,5 +1,6 @@
 import { bytesEqual } from "./bytes.js";
 import { codecs, InflateError } from "./codecs.js";
+import { decimalIdInBytes } from "./decimalId.js";
 import { isReaderError, type ReaderError } from "./errors.js";
 import type { ByteSource } from "./source.js";
 import { type CentralColumns, entryOf, parseCentralColumns, type ZipEntry } from "./zip/centralDirectory.js";
@@ -467,24 +468,9 @@ function* readRange(
   }
 }
 
-/** Digits that decimal numbers below 10^7 have at most (`numberedSizes`). */
-const MAX_NUMBER_DIGITS = 7;
-
-/**
- * The number that `names[start, end)` is `lead` followed by, -1 when it is not one (another name, a sign, a
- * leading zero, more than seven digits).
- */
+/** The number that `names[start, end)` is `lead` followed by (`decimalIdInBytes`), -1 when it is none. */
 function numberAfter(names: Uint8Array, start: number, end: number, lead: Uint8Array): number {
-  const digits = end - start - lead.length;
-  if (digits < 1 || digits > MAX_NUMBER_DIGITS) return -1;
+  if (end - start <= lead.length) return -1;
   for (let i = 0; i < lead.length; i++) if (names[start + i] !== lead[i]) return -1;
-  const first = start + lead.length;
-  if (digits > 1 && names[first] === 0x30) return -1;
-  let n = 0;
-  for (let i = first; i < end; i++) {
-    const digit = (names[i] as number) - 0x30;
-    if (digit < 0 || digit > 9) return -1;
-    n = n * 10 + digit;
-  }
-  return n;
+  return decimalIdInBytes(names, start + lead.length, end);
 }

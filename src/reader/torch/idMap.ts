@@ -1,3 +1,4 @@
+import { decimalId } from "../decimalId.js";
 import type { TorchStorage } from "../pickle/value.js";
 
 /**
@@ -16,13 +17,13 @@ export class IdMap<V> {
   }
 
   get(id: string): V | undefined {
-    const index = idNumber(id);
+    const index = decimalId(id);
     return index < 0 ? this.named.get(id) : this.numbered[index];
   }
 
   /** Adds the value of an id not yet in the map. */
   add(id: string, value: V): void {
-    const index = idNumber(id);
+    const index = decimalId(id);
     if (index < 0) this.named.set(id, value);
     else this.numbered[index] = value;
     this.ids.push(id);
@@ -44,19 +45,3 @@ export class IdMap<V> {
 
 /** The storages one pickle names, by id (its key; `key/viewKey` for a legacy view), first named first. */
 export class StorageTable extends IdMap<TorchStorage> {}
-
-/** Ids up to seven digits are indices (an array of that many slots at worst, dense when torch wrote them). */
-const MAX_DIGITS = 7;
-
-/** `id` as an index when it is a decimal number without sign or leading zero, of at most `MAX_DIGITS`; else -1. */
-export function idNumber(id: string): number {
-  const { length } = id;
-  if (length === 0 || length > MAX_DIGITS || (length > 1 && id.charCodeAt(0) === 48)) return -1;
-  let n = 0;
-  for (let i = 0; i < length; i++) {
-    const digit = id.charCodeAt(i) - 48;
-    if (digit < 0 || digit > 9) return -1;
-    n = n * 10 + digit;
-  }
-  return n;
-}

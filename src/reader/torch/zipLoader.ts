@@ -6,13 +6,14 @@ import type {
   TorchScriptCheckpoint,
   TorchZipCheckpoint,
 } from "../checkpoint.js";
+import { decimalId } from "../decimalId.js";
 import { ReaderError } from "../errors.js";
 import { parsePickle } from "../pickle/machine.js";
 import type { PyValue, TorchStorage } from "../pickle/value.js";
 import type { ByteSource } from "../source.js";
 import { crc32 } from "../zip/crc32.js";
 import type { ZipArchive } from "../zip.js";
-import { idNumber, StorageTable } from "./idMap.js";
+import { StorageTable } from "./idMap.js";
 import { cachingStorageResolver, torchPickleHooks } from "./rebuild.js";
 
 /** Small text records worth reporting; each costs one local-header read and one data read. */
@@ -90,7 +91,7 @@ function readTextRecords(archive: ZipArchive): Record<string, string> {
 function checkStorages(archive: ZipArchive, storageDir: string, storages: StorageTable, notes: ReaderNote[]) {
   const numbered = archive.numberedSizes(storageDir);
   for (const [key, storage] of storages) {
-    const n = idNumber(key);
+    const n = decimalId(key);
     const size = n < 0 ? archive.uncompressedSizeOf(storageDir + key) : numbered(n);
     if (size < 0) notes.push({ code: "storage-record-missing", key: storage.key, record: storageDir + key });
     else if (size !== storage.sizeBytes) {
