@@ -255,7 +255,30 @@ describe("resume-plan verifies the DCP step it chooses without decoding its .met
     if (again.kind !== "dcp") throw new Error("expected DCP");
     plans.keep(step, dcpCrcPlan(again));
     closeSharded(again);
-    expect(plans.take(step)?.items).toBeGreaterThan(0);
+    expect(plans.take(step)?.bytes).toBeGreaterThan(0);
     expect(plans.take(step)).toBeUndefined();
+  });
+
+  it("keeps the newest plans within its bound, and none larger than it", () => {
+    const run = join(scratch, "bound");
+    cpSync(join(SAMPLES_DIR, "outputs", "dcp_run"), run, { recursive: true });
+    const planOf = (step: string) => {
+      const checkpoint = openSharded(localFiles().tree, join(run, "checkpoint", step));
+      if (checkpoint.kind !== "dcp") throw new Error("expected DCP");
+      const plan = dcpCrcPlan(checkpoint);
+      closeSharded(checkpoint);
+      return plan;
+    };
+    const [ten, twenty] = [planOf("step-10"), planOf("step-20")];
+    // Room for one: the second kept pushes the first out.
+    const one = new CrcPlans(Math.max(ten.bytes, twenty.bytes));
+    one.keep("step-10", ten);
+    one.keep("step-20", twenty);
+    expect(one.take("step-10")).toBeUndefined();
+    expect(one.take("step-20")).toBe(twenty);
+    const none = new CrcPlans(Math.min(ten.bytes, twenty.bytes) - 1);
+    none.keep("step-10", ten);
+    none.keep("step-20", twenty);
+    expect([none.take("step-10"), none.take("step-20")]).toEqual([undefined, undefined]);
   });
 });

@@ -1,10 +1,11 @@
 import { crcPlanIsCurrent, type DcpCrcPlan } from "./shardedIntegrity.js";
 
 /**
- * Items kept at most, over all plans: about 22 bytes each in columns, so ~25 MB, five steps of a 50,000-tensor
- * model saved by four ranks. Judged oldest first, a run's newest steps are the ones kept.
+ * What the kept plans may cost together (`DcpCrcPlan.bytes`): ~32 MB, four steps of a 50,000-tensor model
+ * saved by four ranks (200,000 items and 50,000 labels, 7.1 MB, each). Judged oldest first, a run's newest steps are the
+ * ones kept. The bound is one plan's (`planRun`); an audit planning runs on N workers keeps up to N times it.
  */
-const MAX_KEPT_ITEMS = 1_000_000;
+const MAX_KEPT_BYTES = 32 * 1024 * 1024;
 
 /**
  * The CRC plans of the DCP steps `resume-plan` judged (`DcpCrcPlan`), by path, kept for the one it then
@@ -13,15 +14,20 @@ const MAX_KEPT_ITEMS = 1_000_000;
  */
 export class CrcPlans {
   private readonly plans = new Map<string, DcpCrcPlan>();
-  private items = 0;
+  private bytes = 0;
+  private readonly maxBytes: number;
+
+  constructor(maxBytes = MAX_KEPT_BYTES) {
+    this.maxBytes = maxBytes;
+  }
 
   keep(path: string, plan: DcpCrcPlan): void {
     this.drop(path);
-    if (plan.items > MAX_KEPT_ITEMS) return;
+    if (plan.bytes > this.maxBytes) return;
     this.plans.set(path, plan);
-    this.items += plan.items;
+    this.bytes += plan.bytes;
     for (const oldest of this.plans.keys()) {
-      if (this.items <= MAX_KEPT_ITEMS) break;
+      if (this.bytes <= this.maxBytes) break;
       this.drop(oldest);
     }
   }
@@ -37,6 +43,6 @@ export class CrcPlans {
     const plan = this.plans.get(path);
     if (!plan) return;
     this.plans.delete(path);
-    this.items -= plan.items;
+    this.bytes -= plan.bytes;
   }
 }

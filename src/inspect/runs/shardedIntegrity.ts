@@ -39,26 +39,38 @@ export interface DcpCrcPlan {
   readonly files: readonly DataFilePlan[];
   readonly labels: readonly string[];
   readonly stamps: ReadonlyArray<{ readonly path: string; readonly size: number; readonly mtimeMs?: number }>;
-  /** Items in all files, what keeping the plan costs. */
-  readonly items: number;
+  /** About what keeping the plan costs: its items' columns and its labels' strings. */
+  readonly bytes: number;
 }
 
 export function dcpCrcPlan(checkpoint: DcpCheckpoint): DcpCrcPlan {
   const files = dataFilePlans(checkpoint);
   const { tree } = checkpoint;
   const paths = [joinPath(checkpoint.dir, ".metadata"), ...files.map((f) => f.path)];
+  const labels = labelsOf(checkpoint);
   return {
     tree,
     files,
-    labels: labelsOf(checkpoint),
+    labels,
     stamps: paths.flatMap((path) => {
       const stat = tree.stat(path);
       return stat
         ? [{ path, size: stat.size, ...(stat.mtimeMs === undefined ? {} : { mtimeMs: stat.mtimeMs }) }]
         : [];
     }),
-    items: files.reduce((sum, f) => sum + f.columns.offsets.length, 0),
+    bytes: planBytes(files, labels),
   };
+}
+
+/**
+ * An item's columns are 22 bytes (two doubles, an int, two bytes); a label, the FQN string the decoded
+ * `.metadata` would otherwise free with itself, its characters and a string's header.
+ */
+function planBytes(files: readonly DataFilePlan[], labels: readonly string[]): number {
+  let bytes = 0;
+  for (const file of files) bytes += 22 * file.columns.offsets.length;
+  for (const label of labels) bytes += 24 + label.length;
+  return bytes;
 }
 
 /** Whether every file the plan was made from is as it was then (a save may have replaced the step since). */
