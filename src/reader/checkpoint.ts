@@ -54,7 +54,7 @@ export interface PickleInfo {
 
 /** What a bare pickle's parse (not a zip record's) leaves for the security scan to adopt. */
 export function barePickleInfo(
-  result: PickleResult,
+  result: Pick<PickleResult, "protocol" | "globals" | "opcodes">,
   sizeBytes: number,
   foreignPersistentIds: readonly number[],
 ): PickleInfo {

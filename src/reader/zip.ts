@@ -287,13 +287,14 @@ export class ZipArchive {
 
   /**
    * The whole record, uncompressed: for small records (`data.pkl`, `version`, `byteorder`). Stored records are
-   * one read and may share memory with the source. The CRC is not checked (torch does not either; see
+   * one read and may share memory with the source, unless `owned`: then they are read into a buffer of their
+   * own, which the caller may give up (`releaseBuffer`). The CRC is not checked (torch does not either; see
    * `verifyCrc`).
    * @throws ReaderError `zip-limit` when the record is larger than `maxBytes`, `zip-unsupported` for encrypted
    * records and methods other than stored/deflate, `zip-malformed` for corrupt deflate data or sizes that
    * disagree with the central directory, and what `localHeader` throws.
    */
-  readEntry(entry: ZipEntry, maxBytes = DEFAULT_MAX_ENTRY_BYTES): Uint8Array {
+  readEntry(entry: ZipEntry, maxBytes = DEFAULT_MAX_ENTRY_BYTES, owned = false): Uint8Array {
     this.checkReadable(entry);
     const largest = Math.max(entry.compressedSize, entry.uncompressedSize);
     if (largest > maxBytes) {
@@ -306,6 +307,8 @@ export class ZipArchive {
       );
     }
     const dataOffset = this.dataOffset(entry);
+    if (owned && entry.method === METHOD_STORED)
+      return this.source.readInto(new Uint8Array(entry.compressedSize), dataOffset);
     const data = this.source.read(dataOffset, entry.compressedSize);
     if (entry.method === METHOD_STORED) return data;
     let inflated: Uint8Array;

@@ -62,6 +62,7 @@ export function parsePickle(bytes: Uint8Array, options: PickleOptions = {}): Pic
         globals: m.globals,
         opcodes,
         frameIssues: m.frameIssues,
+        inputViews: m.inputViews,
       };
     }
     if (trace) m.syncItemStarts();

@@ -47,6 +47,8 @@ export class MachineState {
   /** `frames: "file"`: end of the bytes the C unpickler holds in its buffer; -1: it reads the file directly. */
   bufferEnd = -1;
   readonly frameIssues: FrameIssue[] = [];
+  /** Payloads handed out as views of `bytes` (`PickleResult.inputViews`). */
+  inputViews = 0;
 
   /**
    * Every MARK frame's items in one array, as the C unpickler keeps them: `fence` is where the current
@@ -126,6 +128,7 @@ export class MachineState {
    */
   takePayload(n: number, what: string): Uint8Array {
     if (this.pos + n > this.edge) readAcrossEdge(this, n, what, true);
+    this.inputViews++;
     const out = this.bytes.subarray(this.pos, this.pos + n);
     this.pos += n;
     return out;

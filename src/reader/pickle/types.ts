@@ -85,6 +85,8 @@ export interface PickleResult {
   readonly opcodes: Uint8Array;
   /** Frames the bytes do not honour, in stream order (empty for everything CPython's pickler writes). */
   readonly frameIssues: FrameIssue[];
+  /** Bytes values that are views of the input: while any is kept, so must the input be. */
+  readonly inputViews: number;
 }
 
 /** Where in the byte stream things came from: what `src/repair` needs to splice a pickle minimally. */

@@ -1,4 +1,4 @@
-import { latin1 } from "../bytes.js";
+import { latin1, releaseBuffer } from "../bytes.js";
 import type {
   PickleInfo,
   ReaderNote,
@@ -47,7 +47,7 @@ function loadArchivePickle(
   if (!entry) {
     throw new ReaderError("zip-entry-missing", `the archive has no ${archive.prefix}/${record} record`);
   }
-  const bytes = archive.readEntry(entry, MAX_PICKLE_BYTES);
+  const bytes = archive.readEntry(entry, MAX_PICKLE_BYTES, true);
   const storages = new StorageTable();
   const foreignPersistentIds: number[] = [];
   const resolver = cachingStorageResolver(storages, storageDir === "data/" ? "" : storageDir);
@@ -61,19 +61,18 @@ function loadArchivePickle(
   }
   if (result.end < bytes.length)
     notes.push({ code: "pickle-trailing-bytes", record, count: bytes.length - result.end });
-  return {
-    value: result.value,
-    info: {
-      record,
-      protocol: result.protocol,
-      globals: result.globals,
-      sizeBytes: bytes.length,
-      opcodes: result.opcodes,
-      foreignPersistentIds,
-      ...(entry.crc32 !== 0 ? { crc: { expected: entry.crc32, actual: crc32(bytes) } } : {}),
-    },
-    storages,
+  const info: PickleInfo = {
+    record,
+    protocol: result.protocol,
+    globals: result.globals,
+    sizeBytes: bytes.length,
+    opcodes: result.opcodes,
+    foreignPersistentIds,
+    ...(entry.crc32 !== 0 ? { crc: { expected: entry.crc32, actual: crc32(bytes) } } : {}),
   };
+  // Read into a buffer of its own, and kept by no bytes value of the graph: nothing needs it any more.
+  if (result.inputViews === 0) releaseBuffer(bytes);
+  return { value: result.value, info, storages };
 }
 
 function readTextRecords(archive: ZipArchive): Record<string, string> {

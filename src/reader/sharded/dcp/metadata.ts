@@ -69,7 +69,7 @@ export function decodeDcpMetadata(bytes: Uint8Array): DcpMetadata {
 /** The lane's fields with the parse it saw; the graph, when a scan needs it, comes from the machine. */
 function fromLane(bytes: Uint8Array, lane: LaneResult): DcpMetadata {
   const { protocol, globals, opcodes, end } = lane;
-  const seen = { value: null, end, protocol, globals, opcodes, frameIssues: [] };
+  const seen = { protocol, globals, opcodes };
   return {
     ...lane.fields,
     pickleProtocol: protocol,
