@@ -154,15 +154,15 @@ export interface TorchTensor {
   requiresGrad: boolean;
   parameter: boolean;
   readonly layout: TensorLayout;
-  readonly quantization: Quantization | undefined;
+  readonly quantization?: Quantization | undefined;
   /** Sparse COO: the indices and values tensors. */
-  readonly sparse: { readonly indices: TorchTensor; readonly values: TorchTensor } | undefined;
+  readonly sparse?: { readonly indices: TorchTensor; readonly values: TorchTensor } | undefined;
   /** The rebuild function torch would call, e.g. `torch._utils._rebuild_tensor_v2`. */
   readonly rebuild: string;
   /** Python-level state attached to the tensor (Parameter subclasses, tensor subclasses). */
-  pythonState: PyValue | undefined;
+  pythonState?: PyValue | undefined;
   /** The Python class when the tensor is a subclass (`torch._tensor._rebuild_from_type_v2`). */
-  subclass: string | undefined;
+  subclass?: string | undefined;
 }
 
 export function pyFloat(value: number): PyFloat {

@@ -197,8 +197,9 @@ function stridedTensor(
   if (!isBoxed(storage, "storage") || offset === undefined || shape === undefined || stride === undefined) {
     return undefined;
   }
-  // The common case of every state dict, built directly (no parts object): one object per tensor.
-  return {
+  // The common case of every state dict, built directly (no parts object): one object per tensor, with none
+  // of the fields rare tensors add (a quantized tensor's are added below, the Python state's by the callers).
+  const tensor: TorchTensor = {
     kind: "tensor",
     dtype: dtypeOverride ?? storage.dtype,
     shape: dims.intern(shape),
@@ -208,12 +209,9 @@ function stridedTensor(
     requiresGrad: args[requiresGradAt] === true,
     parameter: false,
     layout: "strided",
-    quantization,
-    sparse: undefined,
     rebuild: name,
-    pythonState: undefined,
-    subclass: undefined,
   };
+  return quantization ? { ...tensor, quantization } : tensor;
 }
 
 function quantizationOf(params: PyValue | undefined): Quantization | undefined {
