@@ -282,3 +282,33 @@ describe("resume-plan verifies the DCP step it chooses without decoding its .met
     expect([none.take("step-10"), none.take("step-20")]).toEqual([undefined, undefined]);
   });
 });
+
+describe("a Lightning sharded step keeps no CRC plan: what verifying it reads besides its items", () => {
+  it("a flipped bit in its meta.pt is still found by the default verification of the chosen step", async () => {
+    const run = join(scratch, "lightning-meta");
+    cpSync(join(SAMPLES_DIR, "sharded", "dcp", "lightning"), run, { recursive: true });
+    const step = join(run, "checkpoints", "epoch=0-step=4.ckpt");
+    const healthy = await planRun(run, { fs: localFiles(), verify: "chosen" });
+    expect(healthy.choice?.file).toBe("checkpoints/epoch=0-step=4.ckpt");
+    // Inside meta.pt's one tensor record: the file still loads (torch checks no CRC); only verifying sees it.
+    const source = FileSource.open(join(step, "meta.pt"));
+    let at: number;
+    try {
+      const zip = openZip(source);
+      const storage = zip.entries.find((e) => /\/data\/\d+$/.test(e.name) && e.uncompressedSize > 0);
+      if (!storage) throw new Error("meta.pt holds no storage record");
+      at = zip.dataOffset(storage);
+    } finally {
+      source.close();
+    }
+    flipBit(join(step, "meta.pt"), at, 0x01);
+    const plan = await planRun(run, { fs: localFiles(), verify: "chosen" });
+    const candidate = plan.candidates.find((c) => c.file === "checkpoints/epoch=0-step=4.ckpt");
+    expect(candidate?.status).toBe("corrupt");
+    expect(candidate?.problem?.code).toBe("zip-crc-mismatch");
+    expect(candidate?.problem?.message).toMatch(/^meta\.pt: /);
+    // Without verifying, the step is judged whole.
+    const unverified = await planRun(run, { fs: localFiles(), verify: "none" });
+    expect(unverified.candidates.find((c) => c.file === candidate?.file)?.status).toBe("ok");
+  });
+});
