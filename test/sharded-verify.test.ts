@@ -51,20 +51,28 @@ function flipItemBit(
     info = bytesItem?.storage ?? tensor?.chunks[0]?.storage;
     item = bytesItem?.fqn ?? tensor?.fqn ?? "";
     if (!info) throw new Error(`no stored item ${fqn ?? ""} in ${dir}`);
-    const source = FileSource.open(join(dir, info.relativePath));
-    try {
-      const zip = openZip(new RangeSource(source, info.offset, info.length));
-      const storage = zip.entries.find((e) => /\/data\/\d+$/.test(e.name) && e.uncompressedSize > 0);
-      if (!storage) throw new Error("no storage record");
-      at = where === "header" ? info.offset : info.offset + zip.dataOffset(storage);
-    } finally {
-      source.close();
-    }
+    at = where === "header" ? info.offset : info.offset + firstStorageAt(join(dir, info.relativePath), info);
   } finally {
     closeSharded(checkpoint);
   }
   flipBit(join(dir, info.relativePath), at, 0x10);
   return { file: info.relativePath, item };
+}
+
+/**
+ * Where the bytes of the first non-empty storage record of a torch zip lie: the file `path`, or its item at
+ * `range` (a DCP data file's), relative to the item.
+ */
+function firstStorageAt(path: string, range?: { offset: number; length: number }): number {
+  const source = FileSource.open(path);
+  try {
+    const zip = openZip(range ? new RangeSource(source, range.offset, range.length) : source);
+    const storage = zip.entries.find((e) => /\/data\/\d+$/.test(e.name) && e.uncompressedSize > 0);
+    if (!storage) throw new Error(`${path}: no storage record`);
+    return zip.dataOffset(storage);
+  } finally {
+    source.close();
+  }
 }
 
 /** XORs the byte at `at` of `path` with `mask`, in place (the copy under test, never a sample). */
@@ -175,16 +183,7 @@ describe("verifying a sharded checkpoint's bytes", () => {
     const dir = join(scratch, "bin_shards");
     cpSync(join(SAMPLES_DIR, "sharded", "hf", "bin_shards"), dir, { recursive: true });
     const shard = "pytorch_model-00002-of-00003.bin";
-    const source = FileSource.open(join(dir, shard));
-    let at: number;
-    try {
-      const zip = openZip(source);
-      const storage = zip.entries.find((e) => /\/data\/\d+$/.test(e.name) && e.uncompressedSize > 0);
-      if (!storage) throw new Error("no storage record");
-      at = zip.dataOffset(storage);
-    } finally {
-      source.close();
-    }
+    const at = firstStorageAt(join(dir, shard));
     const healthy = JSON.parse((await ckpt("resume-plan", "--json", "--verify-all", dir)).out) as Plan;
     expect(healthy.candidates[0]?.status).toBe("ok");
     flipBit(join(dir, shard), at, 0x01);
@@ -291,17 +290,7 @@ describe("a Lightning sharded step keeps no CRC plan: what verifying it reads be
     const healthy = await planRun(run, { fs: localFiles(), verify: "chosen" });
     expect(healthy.choice?.file).toBe("checkpoints/epoch=0-step=4.ckpt");
     // Inside meta.pt's one tensor record: the file still loads (torch checks no CRC); only verifying sees it.
-    const source = FileSource.open(join(step, "meta.pt"));
-    let at: number;
-    try {
-      const zip = openZip(source);
-      const storage = zip.entries.find((e) => /\/data\/\d+$/.test(e.name) && e.uncompressedSize > 0);
-      if (!storage) throw new Error("meta.pt holds no storage record");
-      at = zip.dataOffset(storage);
-    } finally {
-      source.close();
-    }
-    flipBit(join(step, "meta.pt"), at, 0x01);
+    flipBit(join(step, "meta.pt"), firstStorageAt(join(step, "meta.pt")), 0x01);
     const plan = await planRun(run, { fs: localFiles(), verify: "chosen" });
     const candidate = plan.candidates.find((c) => c.file === "checkpoints/epoch=0-step=4.ckpt");
     expect(candidate?.status).toBe("corrupt");
