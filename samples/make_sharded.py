@@ -2106,6 +2106,124 @@ def build_torch_save_to_dcp():
 
 
 # ----------------------------------------------------------------------------------------------
+# HuggingFaceStorageWriter with every rank saving: safetensors shards, DCP_SHARDING_INFO, no .metadata
+# ----------------------------------------------------------------------------------------------
+
+HF_WRITER_FILES = {"head": 2}
+
+
+def hf_writer_index(state):
+    """fqn_to_index_mapping: the head in model file 2, the rest in file 1 (as torchtitan maps HF names)."""
+    return {k: HF_WRITER_FILES.get(k.split(".")[0], 1) for k in state}
+
+
+def rank_hf_writer(rank, world_size, out, consolidate):
+    torch = _torch()
+    import torch.distributed.checkpoint as dcp
+
+    model = fsdp2_model(world_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.01)
+    train_steps(model, opt, rank, 1)
+    state = model.state_dict()
+    writer = dcp.HuggingFaceStorageWriter(
+        path=out, save_distributed=True, enable_consolidation=consolidate, fqn_to_index_mapping=hf_writer_index(state)
+    )
+    dcp.save(state, storage_writer=writer)
+
+
+def hf_writer_truth(d, sharded, producer, damage=None):
+    """The structure from the shards' headers (as HuggingFaceStorageReader.read_metadata builds it), the
+    values from torch's own consolidate_safetensors_files of the shards, loaded with safetensors."""
+    torch = _torch()
+    from safetensors.torch import load_file
+    from torch.distributed.checkpoint._consolidate_hf_safetensors import consolidate_safetensors_files
+    from torch.distributed.checkpoint.hf_storage import HuggingFaceStorageReader
+
+    reader = HuggingFaceStorageReader(sharded)
+    # read_metadata walks fs.ls (os.listdir order): in name order, as ckpt lists the shards (rank, then file).
+    listing = reader.fs.ls
+    reader.fs.ls = lambda path: sorted(listing(path))
+    md = reader.read_metadata()
+    storage = {(i.fqn, tuple(i.offset)): info for i, info in md.storage_data.items()}
+    values = {}
+    if damage is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            consolidate_safetensors_files(sharded, tmp, {k: 1 for k in md.state_dict_metadata})
+            for f in sorted(os.listdir(tmp)):
+                if f.endswith(".safetensors"):
+                    values.update(load_file(os.path.join(tmp, f)))
+    doc = truth_head(d, "dcp", producer + "; saved with " + TORCH_DCP_REF % torch.__version__)
+    doc["files"] = file_list(d)
+    tensors = []
+    for fqn, m in md.state_dict_metadata.items():
+        value = values.get(fqn)
+        if value is not None:
+            assert list(value.shape) == list(m.size) and value.dtype == m.properties.dtype, fqn
+        tensors.append(
+            collections.OrderedDict(
+                name=fqn,
+                shape=list(m.size),
+                dtype=dtype_name(m.properties.dtype),
+                requiresGrad=bool(m.properties.requires_grad),
+                chunks=[hf_writer_chunk(c, storage[(fqn, tuple(c.offsets))]) for c in m.chunks],
+                sha256=None if value is None else tensor_sha256(value),
+            )
+        )
+    doc["consolidatedBy"] = (
+        None if damage else "torch.distributed.checkpoint._consolidate_hf_safetensors.consolidate_safetensors_files, "
+        "then safetensors.torch.load_file"
+    )
+    doc["metadata"] = None
+    doc["tensors"] = tensors
+    doc["bytes"] = []
+    doc["step"] = None
+    if damage:
+        doc["damage"] = damage
+    write_truth(d, doc)
+
+
+def hf_writer_chunk(c, info):
+    """A chunk, and where its bytes are: the whole shard file is one safetensors blob (offset 0), the chunk
+    its numel * element_size bytes (_HFStorageInfo gives the file, the shape and the dtype)."""
+    torch = _torch()
+    nbytes = math.prod(info.shape) * torch.empty((), dtype=info.dtype).element_size()
+    return collections.OrderedDict(
+        offsets=list(c.offsets), sizes=list(c.sizes), file=os.path.basename(info.relative_path), offset=0, length=nbytes
+    )
+
+
+def build_hf_writer():
+    d = fresh_dir("dcp", "hf_writer_2ranks")
+    spawn("rank_hf_writer", 2, d, False)
+    hf_writer_truth(
+        d,
+        d,
+        "FSDP2 model.state_dict() over 2 CPU ranks, dcp.save with HuggingFaceStorageWriter(save_distributed=True, "
+        "fqn_to_index_mapping) without consolidation: per-rank safetensors shards, no .metadata",
+    )
+    d = fresh_dir("dcp", "hf_writer_consolidated")
+    spawn("rank_hf_writer", 2, d, True)
+    hf_writer_truth(
+        os.path.join(d, "sharded"),
+        os.path.join(d, "sharded"),
+        "the sharded/ folder of HuggingFaceStorageWriter(save_distributed=True, enable_consolidation=True) over "
+        "2 CPU ranks (torchtitan's HF save); the consolidated shards and their index are beside it",
+    )
+
+
+def build_damaged_hf_writer():
+    d = copy_sample(("dcp", "hf_writer_2ranks"), "dcp_hf_writer_missing_shard")
+    gone = "shard-00001-model-00001-of-00002.safetensors"
+    os.remove(os.path.join(d, gone))
+    hf_writer_truth(
+        d,
+        d,
+        "dcp/hf_writer_2ranks with %s (rank 0's part of model file 1) deleted" % gone,
+        damage=collections.OrderedDict(kind="rank-file-missing", file=gone, rank=0),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
 # main
 # ----------------------------------------------------------------------------------------------
 
@@ -2140,6 +2258,8 @@ BUILDERS = collections.OrderedDict(
     torch_save_to_dcp=build_torch_save_to_dcp,
     recipe=build_recipe,
     large_bytes_item=build_large_bytes_item,
+    hf_writer=build_hf_writer,
+    damaged_hf_writer=build_damaged_hf_writer,
 )
 
 

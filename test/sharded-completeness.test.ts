@@ -315,3 +315,91 @@ describe("finding a chunk's storage_data entry", () => {
     expect(find("missing", null)).toBeNull();
   });
 });
+
+/** A safetensors file with its `__metadata__` edited, the header padded with spaces to its old length. */
+function editShardMetadata(tree: MemoryTree, path: string, edit: (metadata: Record<string, string>) => void) {
+  const bytes = tree.files.get(path) as Uint8Array;
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  edit(header.__metadata__);
+  const text = new TextEncoder().encode(JSON.stringify(header));
+  expect(text.length).toBeLessThanOrEqual(n);
+  const out = bytes.slice();
+  out.fill(0x20, 8, 8 + n);
+  out.set(text, 8);
+  tree.files.set(path, out);
+}
+
+describe("DCP from HuggingFaceStorageWriter: completeness from the shards' headers", () => {
+  const FILE = "shard-00002-model-00001-of-00002.safetensors";
+
+  it("every shard read, the global shapes rebuilt, nothing missing", () => {
+    const checkpoint = openSharded(sample("dcp", "hf_writer_2ranks"));
+    if (checkpoint.kind !== "dcp") throw new Error("not DCP");
+    expect(checkpoint.writer).toBe("huggingface");
+    expect(checkpoint.files.map((f) => [f.rank, f.index])).toEqual([
+      [0, 1],
+      [0, 2],
+      [1, 1],
+      [1, 2],
+    ]);
+    expect(checkpoint.tensors.find((t) => t.fqn === "fc1.weight")?.shape).toEqual([8, 6]);
+    expect(findings(checkpoint)).toEqual([]);
+  });
+
+  it("a shard cut short is shard-unreadable, and the gap it leaves is a gap (the file is there: not missing)", () => {
+    const tree = sample("dcp", "hf_writer_2ranks");
+    const first = "shard-00001-model-00001-of-00002.safetensors";
+    tree.files.set(first, (tree.files.get(first) as Uint8Array).subarray(0, 300));
+    const found = findings(openSharded(tree));
+    expect(found[0]).toMatchObject({ code: "shard-unreadable", file: first, error: "safetensors-truncated" });
+    expect(found).toContainEqual(expect.objectContaining({ code: "chunk-gap", fqn: "fc1.weight" }));
+    expect(found.some((f) => f.code === "file-missing")).toBe(false);
+  });
+
+  it("a lost shard is named with its rank from the gap it leaves", () => {
+    const tree = sample("dcp", "hf_writer_2ranks");
+    const first = "shard-00001-model-00001-of-00002.safetensors";
+    tree.files.delete(first);
+    const found = findings(openSharded(tree));
+    const missing = found[0];
+    if (missing?.code !== "file-missing") throw new Error(`first finding: ${missing?.code}`);
+    expect(missing).toMatchObject({ file: first, rank: 0 });
+    expect(missing.items).toContain("fc1.weight");
+  });
+
+  it("a tensor DCP_SHARDING_INFO does not place is the shard's error (torch's read_metadata fails on it)", () => {
+    const tree = sample("dcp", "hf_writer_2ranks");
+    editShardMetadata(tree, FILE, (metadata) => {
+      const info = JSON.parse(metadata.DCP_SHARDING_INFO as string);
+      delete info["fc1.weight"];
+      metadata.DCP_SHARDING_INFO = JSON.stringify(info);
+    });
+    const found = findings(openSharded(tree));
+    expect(found[0]).toMatchObject({ code: "shard-unreadable", file: FILE, error: "safetensors-malformed" });
+    const unreadable = found[0];
+    if (unreadable?.code !== "shard-unreadable") throw new Error(`first finding: ${unreadable?.code}`);
+    expect(unreadable.message).toContain("no saved_offsets for fc1.weight");
+  });
+
+  it("a shard whose chunk overlaps another rank's is an overlap, not a larger tensor", () => {
+    const tree = sample("dcp", "hf_writer_2ranks");
+    editShardMetadata(tree, FILE, (metadata) => {
+      const info = JSON.parse(metadata.DCP_SHARDING_INFO as string);
+      info["fc1.weight"].saved_offsets = [2, 0];
+      metadata.DCP_SHARDING_INFO = JSON.stringify(info);
+    });
+    const found = findings(openSharded(tree));
+    expect(found).toContainEqual(expect.objectContaining({ code: "chunk-overlap", fqn: "fc1.weight" }));
+  });
+
+  it("is told from a directory of unrelated safetensors files by the writer's names", () => {
+    const tree = sample("dcp", "hf_writer_2ranks");
+    expect(detectSharded(tree)).toBe("dcp");
+    for (const name of [...tree.files.keys()]) {
+      tree.files.set(name.replace(/^shard-/, "part-"), tree.files.get(name) as Uint8Array);
+      tree.files.delete(name);
+    }
+    expect(detectSharded(tree)).toBeUndefined();
+  });
+});

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { NodeTree } from "../src/reader/nodeTree.js";
@@ -25,9 +25,12 @@ function openCounted(dir: string): { tree: CountingTree; checkpoint: ShardedChec
   return { tree, checkpoint: openSharded(tree) };
 }
 
-const dcpSamples = findShardedTruths<{ kind: string; damage?: unknown }>().filter(
+const healthyDcp = findShardedTruths<{ kind: string; damage?: unknown }>().filter(
   (s) => s.truth.kind === "dcp" && !s.truth.damage,
 );
+/** FileSystemWriter saves (`.metadata`); HuggingFaceStorageWriter's have safetensors shards and no `.metadata`. */
+const dcpSamples = healthyDcp.filter((s) => existsSync(join(s.dir, ".metadata")));
+const hfWriterSamples = healthyDcp.filter((s) => !existsSync(join(s.dir, ".metadata")));
 
 /** The DCP sample with the most bytes on disk: the one whose laziness says the most. */
 function biggestDcp(): string {
@@ -65,6 +68,21 @@ describe("sharded structure is read lazily", () => {
     expect(tree.bytesRead - structure).toBeLessThanOrEqual(2 * chunkBytes + 1024 * tensor.chunks.length);
     expect(tree.bytesRead - structure).toBeLessThan(data / 4);
     closeSharded(checkpoint);
+  });
+
+  it("DCP from HuggingFaceStorageWriter: each shard's 8 + N header bytes, nothing more", () => {
+    expect(hfWriterSamples.length).toBeGreaterThanOrEqual(2);
+    for (const { dir, name } of hfWriterSamples) {
+      const { tree, checkpoint } = openCounted(dir);
+      if (checkpoint.kind !== "dcp") throw new Error(`${name}: not DCP`);
+      expect(checkpoint.writer, name).toBe("huggingface");
+      const expected = checkpoint.files.map((f) => {
+        const head = readFileSync(join(dir, f.name)).subarray(0, 8);
+        return [f.name, 8 + Number(new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true))];
+      });
+      expect([...tree.bytesByFile()].sort(), name).toEqual(expected.sort());
+      closeSharded(checkpoint);
+    }
   });
 
   it("HF safetensors: the index and each shard's 8 + N header bytes, nothing more", () => {

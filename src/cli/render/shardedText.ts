@@ -25,6 +25,8 @@ function layoutLine(report: ShardedInspectReport): string {
     case "dcp": {
       const files = (l.files as Array<{ rank: number | null }>) ?? [];
       const ranks = new Set(files.map((f) => f.rank)).size;
+      if (l.writer === "huggingface")
+        return `${FORMAT_LABEL.dcp} (HuggingFaceStorageWriter): ${files.length} safetensors shard${files.length === 1 ? "" : "s"} from ${ranks} rank${ranks === 1 ? "" : "s"}, the sharding read from their headers (it writes no .metadata)`;
       return `${FORMAT_LABEL.dcp}: ${files.length} data file${files.length === 1 ? "" : "s"} from ${ranks} rank${ranks === 1 ? "" : "s"}, ${l.metadataFile === null ? "no .metadata" : `.metadata version ${l.version ?? "?"}`}`;
     }
     case "deepspeed":

@@ -1,5 +1,5 @@
 import { dirname, isAbsolute, join, normalize, relative, resolve } from "../../reader/posixPath.js";
-import { detectSharded } from "../../reader/sharded/index.js";
+import { detectSharded, looksLikeDcpHfShards } from "../../reader/sharded/index.js";
 import type { Companion } from "../resume/companions.js";
 import { CONVENTIONS, type ConventionId, counterInName } from "../resume/conventions.js";
 import type { TreeFiles } from "../treeFiles.js";
@@ -235,7 +235,13 @@ function singleShardedLayout(fs: TreeFiles, runDir: string): RunLayout | undefin
       /step=(\d+)/,
     );
   if (kind === "dcp")
-    return one("dcp", "a torch.distributed.checkpoint directory (.metadata, *.distcp)", /step-(\d+)$/);
+    return one(
+      "dcp",
+      looksLikeDcpHfShards(fs.tree.list(runDir) ?? [])
+        ? "a torch.distributed.checkpoint directory of HuggingFaceStorageWriter shards (shard-*-model-*.safetensors)"
+        : "a torch.distributed.checkpoint directory (.metadata, *.distcp)",
+      /step-(\d+)$/,
+    );
   if (kind === "deepspeed")
     return one("deepspeed", "a DeepSpeed checkpoint tag directory", /global_step(\d+)$/);
   return one("state-dict", "a sharded model directory (*.index.json and its shards)");

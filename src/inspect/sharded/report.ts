@@ -205,6 +205,7 @@ function layoutOf(checkpoint: ShardedCheckpoint): Record<string, unknown> {
     case "dcp":
       return {
         kind: "dcp",
+        writer: checkpoint.writer,
         metadataFile: checkpoint.metadataFile,
         version: checkpoint.metadata?.version ?? null,
         files: checkpoint.files,

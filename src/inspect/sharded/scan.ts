@@ -122,10 +122,23 @@ function wholeFileScan(
   return { file, role, items: 1, loadedBy, scan };
 }
 
+/** A HuggingFaceStorageWriter save: safetensors shards, which hold no pickle, each scanned whole. */
+function hfWriterScans(checkpoint: DcpCheckpoint): ShardedFileScan[] {
+  return checkpoint.files.map((f) =>
+    wholeFileScan(
+      checkpoint,
+      checkpoint.dir,
+      f.name,
+      "data",
+      "dcp.load(HuggingFaceStorageReader): safetensors",
+    ),
+  );
+}
+
 export function scanSharded(checkpoint: ShardedCheckpoint): ShardedFileScan[] {
   switch (checkpoint.kind) {
     case "dcp":
-      return dcpScans(checkpoint);
+      return checkpoint.writer === "huggingface" ? hfWriterScans(checkpoint) : dcpScans(checkpoint);
     case "deepspeed": {
       const tagDir = checkpoint.tag === null ? checkpoint.dir : joinPath(checkpoint.dir, checkpoint.tag);
       const present = new Set(checkpoint.tree.list(tagDir)?.map((e) => e.name) ?? []);
@@ -159,7 +172,8 @@ export function startShardedScans<K extends FileReportKind>(
   report: K,
   helper?: ItemScanHelper,
 ): PendingScans<FileReport<K>> {
-  if (checkpoint.kind === "dcp") return startDcpScans(checkpoint, report, helper);
+  if (checkpoint.kind === "dcp" && checkpoint.writer === "filesystem")
+    return startDcpScans(checkpoint, report, helper);
   const reportOf = FILE_REPORTS[report] as (s: ShardedFileScan) => FileReport<K>;
   return { finish: async () => scanSharded(checkpoint).map(reportOf), abandon() {} };
 }

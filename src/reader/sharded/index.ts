@@ -19,6 +19,7 @@ export {
 export { type AssembleOptions, assembleRowMajor, type Piece } from "./assemble.js";
 export { float32Reader } from "./convert.js";
 export { bytesItemFindings } from "./dcp/bytesItemCheck.js";
+export { looksLikeDcpHfShards } from "./dcp/hfShards.js";
 export { dcpPieces, dcpTensorBytes, openDcpItem, readDcpBytesItem } from "./dcp/items.js";
 export {
   type DcpChunkMetadata,

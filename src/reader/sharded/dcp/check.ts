@@ -16,7 +16,9 @@ type Structure = Omit<DcpCheckpoint, "findings">;
 export function checkDcp(checkpoint: Structure, entries: readonly TreeEntry[]): ShardedFinding[] {
   const findings: ShardedFinding[] = [];
   const { metadata } = checkpoint;
-  if (!metadata) return findings;
+  // Without `.metadata` a FileSystemWriter save has no tensors to check (`metadata-missing` says why); a
+  // HuggingFaceStorageWriter save has none by design, its chunks read from the shards' headers.
+  if (!metadata && checkpoint.writer === "filesystem") return findings;
   const used = new Set<DcpStorageInfo>();
   // The bytes each file must hold; which items a file holds is gathered only for a file found at fault.
   const needed = new Map<string, number>();
@@ -84,7 +86,7 @@ export function checkDcp(checkpoint: Structure, entries: readonly TreeEntry[]): 
         offsets: null,
       });
   }
-  for (const { index, info } of metadata.storage) {
+  for (const { index, info } of metadata?.storage ?? []) {
     if (!used.has(info))
       findings.push({
         code: "storage-undeclared",

@@ -20,5 +20,29 @@ export function dataFileNumbers(name: string): { readonly rank: number; readonly
 }
 
 export function rankOfFile(name: string): number | null {
-  return dataFileNumbers(name)?.rank ?? null;
+  return dataFileNumbers(name)?.rank ?? hfShardNumbers(name)?.rank ?? null;
+}
+
+/**
+ * `shard-<shard>-model-<k>-of-<n>.safetensors`, which `HuggingFaceStorageWriter` names each rank's files when
+ * every rank saves (`_gen_file_name`: `shard_index` counts plans from 1, so rank r writes shard r + 1).
+ */
+const HF_SHARD_FILE = /^shard-(\d{5,})-model-(\d{5,})-of-(\d{5,})\.safetensors$/;
+
+/**
+ * The rank, the model file's number and the number of model files a `HuggingFaceStorageWriter` shard's name
+ * encodes, or null for another name.
+ */
+export function hfShardNumbers(
+  name: string,
+): { readonly rank: number; readonly index: number; readonly total: number } | null {
+  const match = HF_SHARD_FILE.exec(name);
+  const shard = match ? Number(match[1]) : 0;
+  return match && shard >= 1 ? { rank: shard - 1, index: Number(match[2]), total: Number(match[3]) } : null;
+}
+
+/** The name `_gen_file_name` gives rank `rank`'s part of model file `index` of `total` (numbers `zfill(5)`). */
+export function hfShardName(rank: number, index: number, total: number): string {
+  const pad = (n: number) => String(n).padStart(5, "0");
+  return `shard-${pad(rank + 1)}-model-${pad(index)}-of-${pad(total)}.safetensors`;
 }

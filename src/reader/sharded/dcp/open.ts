@@ -2,6 +2,7 @@ import { ReaderError } from "../../errors.js";
 import { joinPath, type TreeEntry, type TreeSource } from "../../tree.js";
 import type { ShardedFinding } from "../findings.js";
 import { checkDcp } from "./check.js";
+import { looksLikeDcpHfShards, openDcpHfShards } from "./hfShards.js";
 import {
   type DcpMetadata,
   type DcpStorageInfo,
@@ -48,6 +49,12 @@ export interface DcpBytesItem {
 
 export interface DcpCheckpoint {
   readonly kind: "dcp";
+  /**
+   * Which storage writer saved it: `filesystem` (`FileSystemWriter`: `.metadata` and `__<rank>_<n>.distcp`)
+   * or `huggingface` (`HuggingFaceStorageWriter` with every rank saving: safetensors shards whose headers
+   * carry the sharding, and no `.metadata`; see `hfShards.ts`).
+   */
+  readonly writer: "filesystem" | "huggingface";
   readonly tree: TreeSource;
   /** The checkpoint directory within the tree. */
   readonly dir: string;
@@ -61,9 +68,15 @@ export interface DcpCheckpoint {
   readonly findings: readonly ShardedFinding[];
 }
 
-/** `.metadata` or a data file: what makes a directory a DCP checkpoint (finished or not). */
+/**
+ * `.metadata` or a data file: what makes a directory a DCP checkpoint (finished or not); or the safetensors
+ * shards `HuggingFaceStorageWriter` writes when every rank saves.
+ */
 export function looksLikeDcp(entries: readonly TreeEntry[]): boolean {
-  return entries.some((e) => e.kind === "file" && (e.name === DCP_METADATA_FILE || isDcpDataFile(e.name)));
+  return (
+    entries.some((e) => e.kind === "file" && (e.name === DCP_METADATA_FILE || isDcpDataFile(e.name))) ||
+    looksLikeDcpHfShards(entries)
+  );
 }
 
 function dataFiles(entries: readonly TreeEntry[]): DcpDataFile[] {
@@ -131,6 +144,8 @@ export function openDcp(tree: TreeSource, dir: string): DcpCheckpoint {
   const entries = tree.list(dir) ?? [];
   const files = dataFiles(entries);
   const hasMetadata = entries.some((e) => e.kind === "file" && e.name === DCP_METADATA_FILE);
+  if (!hasMetadata && files.length === 0 && looksLikeDcpHfShards(entries))
+    return openDcpHfShards(tree, dir, entries);
   if (!hasMetadata) {
     const partial = entries.filter((e) => isPartialMetadata(e.name)).map((e) => e.name);
     const finding: ShardedFinding = {
@@ -142,6 +157,7 @@ export function openDcp(tree: TreeSource, dir: string): DcpCheckpoint {
     };
     return {
       kind: "dcp",
+      writer: "filesystem",
       tree,
       dir,
       metadataFile: null,
@@ -189,6 +205,7 @@ export function openDcp(tree: TreeSource, dir: string): DcpCheckpoint {
   }
   const partial = {
     kind: "dcp",
+    writer: "filesystem",
     tree,
     dir,
     metadataFile: DCP_METADATA_FILE,
