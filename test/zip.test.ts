@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { decimalId } from "../src/reader/decimalId.js";
 import { isReaderError, type ReaderError } from "../src/reader/errors.js";
 import { FileSource } from "../src/reader/fileSource.js";
+import { readCheckpoint } from "../src/reader/read.js";
 import { BufferSource, CountingSource } from "../src/reader/source.js";
 import { parseCentralDirectory } from "../src/reader/zip/centralDirectory.js";
 import { crc32Portable } from "../src/reader/zip/crc32.js";
@@ -877,4 +878,34 @@ describe("records found by number", () => {
     const sizeOf = zip.numberedSizes("data/");
     expect([sizeOf(3), sizeOf(4)]).toEqual([3, -1]);
   });
+});
+
+describe("zip archives torch.save did not write", () => {
+  // The records of each kind as torch 2.13 writes them (a PT2 archive from torch.export.save has .data/version).
+  const kinds: Array<[string, string[], RegExp]> = [
+    [
+      "PT2 (torch.export.save)",
+      ["m/archive_format", "m/archive_version", "m/.data/version", "m/models/model.json", "m/byteorder"],
+      /^a torch\.export program \(PT2 archive/,
+    ],
+    [
+      "torch.package",
+      ["p/.data/version", "p/.data/extern_modules", "p/mod/__init__.py"],
+      /^a torch\.package archive/,
+    ],
+    ["TorchScript <= 1.2", ["t/model.json", "t/tensors/0"], /^a TorchScript archive from torch <= 1\.2/],
+  ];
+  for (const [label, names, message] of kinds) {
+    it(`${label} is named as what it is, unsupported-format`, () => {
+      const { bytes } = buildZip(names.map((name) => ({ name, data: "x" })));
+      let thrown: unknown;
+      try {
+        readCheckpoint(new BufferSource(bytes, "archive.zip"));
+      } catch (error) {
+        thrown = error;
+      }
+      expect(isReaderError(thrown) && thrown.code).toBe("unsupported-format");
+      expect((thrown as ReaderError).message).toMatch(message);
+    });
+  }
 });

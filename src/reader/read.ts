@@ -95,15 +95,17 @@ function looksLikeTar(head: Uint8Array): boolean {
 function readZipCheckpoint(source: ByteSource, archive: ZipArchive): Checkpoint {
   if (archive.get("data.pkl")) return loadTorchArchive(source, archive);
   const names = new Set(archive.entries.map((e) => archive.recordName(e)));
-  const kind = names.has(".data/version")
-    ? "a torch.package archive"
-    : names.has("archive_format") || names.has("serialized_exported_program.json")
-      ? "a torch.export program"
-      : names.has("model.json")
-        ? "a TorchScript archive from torch <= 1.2"
-        : names.has("bytecode.pkl")
-          ? "a mobile (lite interpreter) archive"
-          : undefined;
+  // A PT2 archive (torch.export.save, AOTInductor's package) has `.data/version` too: `archive_format` first.
+  const kind =
+    names.has("archive_format") || names.has("serialized_exported_program.json")
+      ? "a torch.export program (PT2 archive: torch.export.save or an AOTInductor package)"
+      : names.has(".data/version")
+        ? "a torch.package archive"
+        : names.has("model.json")
+          ? "a TorchScript archive from torch <= 1.2"
+          : names.has("bytecode.pkl")
+            ? "a mobile (lite interpreter) archive"
+            : undefined;
   if (kind) throw new ReaderError("unsupported-format", `${kind}, which ckpt does not read yet`);
   throw new ReaderError(
     "not-a-checkpoint",
