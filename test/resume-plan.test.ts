@@ -1,4 +1,14 @@
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -127,5 +137,21 @@ describe("verifying what the plan trusts", () => {
     // One verification reads the file through its CRCs and loads it again: twice its size. It was four times.
     expect(extra).toBeGreaterThanOrEqual(statSync(target).size);
     expect(extra).toBeLessThan(3 * statSync(target).size);
+  });
+});
+
+describe("Lightning checkpoints a ModelCheckpoint(dirpath=...) wrote, outside lightning_logs", () => {
+  it('ckpt_path="last" is predicted to load the newest last*.ckpt by time, not to start over', async () => {
+    const dir = join(scratch, "lightning-dirpath");
+    const sample = join(SAMPLES_DIR, "torch2", "lightning_no_scheduler.ckpt");
+    mkdirSync(dir);
+    for (const name of ["epoch=0-step=2.ckpt", "last-v1.ckpt", "last.ckpt"]) cpSync(sample, join(dir, name));
+    // last.ckpt is older than last-v1.ckpt: Lightning takes the newest by mtime, whatever the name.
+    utimesSync(join(dir, "last.ckpt"), new Date(2026, 0, 1), new Date(2026, 0, 1));
+    const plan = await planResume(dir, { verify: "chosen" });
+    expect(plan.convention).toBe("lightning");
+    expect(plan.framework?.outcome).toBe("resumes");
+    expect(plan.framework?.file).toBe("last-v1.ckpt");
+    expect(plan.framework?.why).toMatch(/ModelCheckpoint\(dirpath=/);
   });
 });

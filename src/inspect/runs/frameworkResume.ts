@@ -185,6 +185,20 @@ const RULES: Partial<Record<ConventionId, (inputs: FrameworkInputs) => Framework
     ),
   lightning: (i) => {
     const pointer = i.layout.pointer;
+    // No lightning_logs: the files are where a ModelCheckpoint(dirpath=...) put them, and ckpt_path="last"
+    // takes the newest last*.ckpt in that dirpath (`_find_last_checkpoints`: the stem matches ^last, then
+    // the latest mtime), provided the script still passes that callback.
+    const lasts = pointer ? [] : i.candidates.filter((c) => /(?:^|\/)last[^/]*\.ckpt$/.test(c.file));
+    const newestLast = lasts.reduce<CandidateReport | undefined>(
+      (best, c) => (best === undefined || i.modifiedMs(c.file) > i.modifiedMs(best.file) ? c : best),
+      undefined,
+    );
+    if (newestLast)
+      return loadOutcome(
+        newestLast,
+        i.maxIter,
+        `ckpt_path="last" with the run's ModelCheckpoint(dirpath=...) finds the newest last*.ckpt, and loads`,
+      );
     if (!pointer?.exists) {
       return startsOver(
         `ckpt_path="last" finds no last.ckpt in the current logger version (${pointer?.file ?? "none"}): Lightning warns and trains from scratch`,
