@@ -142,9 +142,9 @@ describe("verifying what the plan trusts", () => {
 
 describe("Lightning checkpoints a ModelCheckpoint(dirpath=...) wrote, outside lightning_logs", () => {
   it('ckpt_path="last" is predicted to load the newest last*.ckpt by time, not to start over', async () => {
-    const dir = join(scratch, "lightning-dirpath");
+    const dir = join(scratch, "lightning-run", "ckpts");
     const sample = join(SAMPLES_DIR, "torch2", "lightning_no_scheduler.ckpt");
-    mkdirSync(dir);
+    mkdirSync(dir, { recursive: true });
     for (const name of ["epoch=0-step=2.ckpt", "last-v1.ckpt", "last.ckpt"]) cpSync(sample, join(dir, name));
     // last.ckpt is older than last-v1.ckpt: Lightning takes the newest by mtime, whatever the name.
     utimesSync(join(dir, "last.ckpt"), new Date(2026, 0, 1), new Date(2026, 0, 1));
@@ -153,5 +153,19 @@ describe("Lightning checkpoints a ModelCheckpoint(dirpath=...) wrote, outside li
     expect(plan.framework?.outcome).toBe("resumes");
     expect(plan.framework?.file).toBe("last-v1.ckpt");
     expect(plan.framework?.why).toMatch(/ModelCheckpoint\(dirpath=/);
+  });
+
+  it("the run's folder above them: no checkpoint here, and the finding names the run below", async () => {
+    // Made by the test before; run alone, this one makes it.
+    const dir = join(scratch, "lightning-run", "ckpts");
+    if (!existsSync(dir)) {
+      mkdirSync(dir, { recursive: true });
+      for (const name of ["epoch=0-step=2.ckpt", "last.ckpt"])
+        cpSync(join(SAMPLES_DIR, "torch2", "lightning_no_scheduler.ckpt"), join(dir, name));
+    }
+    const plan = await planResume(join(scratch, "lightning-run"), { verify: "chosen" });
+    expect(plan.choice).toBeNull();
+    const finding = plan.findings.find((f) => f.code === "no-usable-checkpoint");
+    expect(finding?.message).toMatch(/a run is below it: ckpts\. Run resume-plan on it/);
   });
 });

@@ -62,6 +62,8 @@ export type Finding =
       readonly candidates: number;
       /** Candidates that load but hold weights only (a model directory, a `save_pretrained` output). */
       readonly weightsOnly?: number;
+      /** With no candidate here: the runs below, relative to this directory (`runDirs.ts`), nearest first. */
+      readonly below?: readonly string[];
     }
   | { readonly code: "candidate-unreadable"; readonly file: string; readonly detail: string }
   | { readonly code: "resume-loses-state"; readonly file: string; readonly resets: Component[] }
@@ -242,7 +244,9 @@ export const FINDING_INFO: { readonly [C in FindingCode]: FindingInfo<C> } = {
     severity: "error",
     message: (f) =>
       f.candidates === 0
-        ? "no checkpoint was found in this directory: is it the run's output directory (OUTPUT_DIR, work_dir, output_dir)?"
+        ? f.below && f.below.length > 0
+          ? `no checkpoint is in this directory itself, but ${f.below.length === 1 ? "a run is" : `${f.below.length} runs are`} below it: ${f.below.slice(0, 5).join(", ")}${f.below.length > 5 ? ", ..." : ""}. Run resume-plan on ${f.below.length === 1 ? "it" : "one of them"}, or audit this directory for all`
+          : "no checkpoint was found in this directory: is it the run's output directory (OUTPUT_DIR, work_dir, output_dir)?"
         : f.weightsOnly === f.candidates
           ? `the ${f.candidates === 1 ? "checkpoint here holds" : `${f.candidates} checkpoints here hold`} weights only (no optimizer, no counter): they load as a model, but a resume from them starts training over`
           : `none of the ${f.candidates} checkpoints in this run can be loaded: training would start from scratch`,

@@ -4,23 +4,13 @@ import { atLeast, type Severity } from "../findings.js";
 import { judgeFile } from "../resume/judgeFile.js";
 import type { TreeFiles } from "../treeFiles.js";
 import { checkFile } from "./integrity.js";
-import { detectRunLayout } from "./layout.js";
 import { planRun, type ResumePlan, type VerifyMode } from "./plan.js";
+import { isRunDir, SKIPPED_DIRS } from "./runDirs.js";
 
 /**
  * `ckpt audit DIR...`: every run in an outputs tree, judged like `resume-plan`, plus every loose checkpoint
  * file, over any tree. The walk follows symlinks once (no loops) and skips trees that never hold runs.
  */
-const SKIPPED_DIRS = new Set([
-  ".git",
-  "node_modules",
-  "__pycache__",
-  ".venv",
-  "venv",
-  ".mypy_cache",
-  ".cache",
-  "wandb",
-]);
 const CHECKPOINT_FILE = /\.(pt|pth|ckpt|bin|safetensors|pth\.tar)$/;
 
 export interface LooseFile {
@@ -90,13 +80,6 @@ export interface Found {
   readonly files: string[];
 }
 
-/** A directory is a run when its layout is a framework's, or its checkpoints carry a counter in their names. */
-function isRun(dir: string, fs: TreeFiles): boolean {
-  const layout = detectRunLayout(dir, fs);
-  if (layout.convention !== "unknown") return layout.candidates.length > 0 || layout.pointer?.exists === true;
-  return layout.candidates.filter((c) => c.counterFromName !== undefined).length >= 2;
-}
-
 /** Runs and loose checkpoint files under `roots`, absolute paths in `fs`'s tree. */
 export function findRunsIn(roots: readonly string[], fs: TreeFiles): Found {
   const runs: string[] = [];
@@ -106,7 +89,7 @@ export function findRunsIn(roots: readonly string[], fs: TreeFiles): Found {
     const real = fs.realpath(dir);
     if (visited.has(real)) return; // a symlink back into the tree
     visited.add(real);
-    if (isRun(dir, fs)) {
+    if (isRunDir(dir, fs)) {
       runs.push(dir);
       return;
     }

@@ -9,6 +9,7 @@ import type { TrainingConfig } from "./config.js";
 import type { FrameworkResume } from "./frameworkResume.js";
 import type { RunLayout } from "./layout.js";
 import type { PointerStatus } from "./pointerStatus.js";
+import { runsBelow } from "./runDirs.js";
 
 /** Whether the framework's own resume, on the directory as it is, resumes from the plan's choice at its point. */
 export function frameworkAgrees(framework: FrameworkResume, choice: Choice): boolean {
@@ -78,10 +79,12 @@ export function planFindings(i: FindingInputs): Finding[] {
       const weightsOnly = i.ordered.filter(
         (c) => c.status === "ok" && c.verdict === "not-a-training-checkpoint",
       ).length;
+      const below = i.ordered.length === 0 ? runsBelow(i.runDir, i.fs) : [];
       findings.push({
         code: "no-usable-checkpoint",
         candidates: i.ordered.length,
         ...(weightsOnly > 0 ? { weightsOnly } : {}),
+        ...(below.length > 0 ? { below } : {}),
       });
     }
   } else if (i.choice.verdict !== "resumable") {
