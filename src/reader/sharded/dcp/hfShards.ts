@@ -5,7 +5,7 @@ import { joinPath, type TreeEntry, type TreeSource, withOpened } from "../../tre
 import type { ShardedFinding } from "../findings.js";
 import { checkDcp } from "./check.js";
 import type { DcpTensorProperties } from "./metadataTypes.js";
-import { hfShardName, hfShardNumbers } from "./names.js";
+import { filesNamed, hfShardName, hfShardNumbers } from "./names.js";
 import type { DcpCheckpoint, DcpChunk, DcpDataFile, DcpTensor } from "./open.js";
 
 /**
@@ -29,17 +29,6 @@ const SHARDING_INFO = "DCP_SHARDING_INFO";
 /** Whether `entries` hold files `HuggingFaceStorageWriter` names when each rank saves its own shards. */
 export function looksLikeDcpHfShards(entries: readonly TreeEntry[]): boolean {
   return entries.some((e) => e.kind === "file" && hfShardNumbers(e.name) !== null);
-}
-
-function shardFiles(entries: readonly TreeEntry[]): DcpDataFile[] {
-  const out: DcpDataFile[] = [];
-  for (const entry of entries) {
-    const numbers = entry.kind === "file" ? hfShardNumbers(entry.name) : null;
-    if (numbers) out.push({ name: entry.name, rank: numbers.rank, index: numbers.index, size: entry.size });
-  }
-  return out.sort(
-    (a, b) => (a.rank as number) - (b.rank as number) || (a.index as number) - (b.index as number),
-  );
 }
 
 /** `TensorProperties(dtype=...)`: what `read_metadata` gives every tensor. */
@@ -144,7 +133,7 @@ function addFile(
  * cannot be read is a `shard-unreadable` finding, and its chunks are missing from the tiling.
  */
 export function openDcpHfShards(tree: TreeSource, dir: string, entries: readonly TreeEntry[]): DcpCheckpoint {
-  const files = shardFiles(entries);
+  const files = filesNamed(entries, hfShardNumbers);
   const byName = new Map<string, Building>();
   const unreadable: ShardedFinding[] = [];
   const dims = new DimsCache();

@@ -1,3 +1,6 @@
+import type { TreeEntry } from "../../tree.js";
+import type { DcpDataFile } from "./open.js";
+
 /** The file `FileSystemWriter.finish` writes last (`_metadata_fn`): its presence marks a finished save. */
 export const DCP_METADATA_FILE = ".metadata";
 /** `__<rank>_<n>.distcp`; torch 1.13 dev builds wrote the same names without the suffix. */
@@ -45,4 +48,19 @@ export function hfShardNumbers(
 export function hfShardName(rank: number, index: number, total: number): string {
   const pad = (n: number) => String(n).padStart(5, "0");
   return `shard-${pad(rank + 1)}-model-${pad(index)}-of-${pad(total)}.safetensors`;
+}
+
+/** The files of `entries` whose names `numbersOf` reads (a rank and a file number), in rank, then number order. */
+export function filesNamed(
+  entries: readonly TreeEntry[],
+  numbersOf: (name: string) => { readonly rank: number; readonly index: number } | null,
+): DcpDataFile[] {
+  const out: DcpDataFile[] = [];
+  for (const entry of entries) {
+    const numbers = entry.kind === "file" ? numbersOf(entry.name) : null;
+    if (numbers) out.push({ name: entry.name, rank: numbers.rank, index: numbers.index, size: entry.size });
+  }
+  return out.sort(
+    (a, b) => (a.rank as number) - (b.rank as number) || (a.index as number) - (b.index as number),
+  );
 }

@@ -9,7 +9,14 @@ import {
   type DcpTensorProperties,
   decodeDcpMetadata,
 } from "./metadata.js";
-import { DCP_METADATA_FILE, dataFileNumbers, isDcpDataFile, isPartialMetadata, rankOfFile } from "./names.js";
+import {
+  DCP_METADATA_FILE,
+  dataFileNumbers,
+  filesNamed,
+  isDcpDataFile,
+  isPartialMetadata,
+  rankOfFile,
+} from "./names.js";
 
 /** A data file of the directory, with the rank and file counter its name encodes. */
 export interface DcpDataFile {
@@ -79,17 +86,6 @@ export function looksLikeDcp(entries: readonly TreeEntry[]): boolean {
   );
 }
 
-function dataFiles(entries: readonly TreeEntry[]): DcpDataFile[] {
-  const out: DcpDataFile[] = [];
-  for (const entry of entries) {
-    const numbers = entry.kind === "file" ? dataFileNumbers(entry.name) : null;
-    if (numbers) out.push({ name: entry.name, ...numbers, size: entry.size });
-  }
-  return out.sort(
-    (a, b) => (a.rank as number) - (b.rank as number) || (a.index as number) - (b.index as number),
-  );
-}
-
 /**
  * `storage_data` by FQN, then chunk offsets (null: a bytes item), as the `MetadataIndex` dict keys it; a
  * later equal key wins, as in the dict. A tensor's few entries are compared rather than keyed by a string per
@@ -142,7 +138,7 @@ function sameOffsets(a: readonly number[] | null, b: readonly number[] | null): 
  */
 export function openDcp(tree: TreeSource, dir: string): DcpCheckpoint {
   const entries = tree.list(dir) ?? [];
-  const files = dataFiles(entries);
+  const files = filesNamed(entries, dataFileNumbers);
   const hasMetadata = entries.some((e) => e.kind === "file" && e.name === DCP_METADATA_FILE);
   if (!hasMetadata && files.length === 0 && looksLikeDcpHfShards(entries))
     return openDcpHfShards(tree, dir, entries);
